@@ -1,0 +1,22 @@
+# Generates a C source holding each Lua script (prelude + operation) as a
+# string with its SHA1, so the library can EVALSHA without loading first.
+# Usage: cmake -DLUA_DIR=... -DOUT=... -DOPS=acquire,complete,... -P embed_lua.cmake
+file(READ "${LUA_DIR}/prelude.lua" prelude)
+set(body "/* Generated from lib/lua by cmake/embed_lua.cmake: do not edit. */\n")
+string(APPEND body "#include \"scripts.h\"\n\n")
+set(table "const tkm__script tkm__scripts[TKM__SCRIPT_COUNT] = {\n")
+string(REPLACE "," ";" OPS "${OPS}")
+foreach(op IN LISTS OPS)
+  file(READ "${LUA_DIR}/${op}.lua" text)
+  set(text "${prelude}\n${text}")
+  string(SHA1 sha "${text}")
+  string(REPLACE "\\" "\\\\" esc "${text}")
+  string(REPLACE "\"" "\\\"" esc "${esc}")
+  string(REPLACE "\n" "\\n\"\n\"" esc "${esc}")
+  string(APPEND body "static const char script_${op}[] =\n\"${esc}\";\n\n")
+  string(APPEND table "    {\"${op}\", \"${sha}\", script_${op}},\n")
+endforeach()
+string(APPEND table "};\n")
+file(WRITE "${OUT}.tmp" "${body}${table}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")
+file(REMOVE "${OUT}.tmp")

@@ -1,0 +1,260 @@
+/*
+ * The bucket operations: each one is one script run inside Redis.  This file
+ * only marshals arguments and replies; the policy is in lib/lua.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define NKEYS 3
+#define NPOLICY 10
+#define MAX_OP_ARGS 4
+#define NUM_LEN 24
+
+/* Keys, policy and operation arguments, as the scripts read them. */
+typedef struct script_args {
+    const char *argv[NKEYS + NPOLICY + MAX_OP_ARGS];
+    char num[NPOLICY + MAX_OP_ARGS][NUM_LEN];
+    int argc;
+} script_args;
+
+static void push_int(script_args *a, int64_t v)
+{
+    char *slot = a->num[a->argc - NKEYS];
+
+    snprintf(slot, NUM_LEN, "%lld", (long long)v);
+    a->argv[a->argc++] = slot;
+}
+
+static void push_str(script_args *a, const char *s) { a->argv[a->argc++] = s; }
+
+static void args_init(script_args *a, const tkm_client *c)
+{
+    const tkm_bucket_options *b = &c->opts.bucket;
+
+    a->argc = 0;
+    push_str(a, c->key_bucket);
+    push_str(a, c->key_leases);
+    push_str(a, c->key_expiry);
+    push_int(a, b->capacity);
+    push_int(a, b->min_start_balance);
+    push_int(a, b->soft_floor);
+    push_int(a, b->recharge_target);
+    push_int(a, b->low_cost_max);
+    push_int(a, b->low_cost_target);
+    push_int(a, b->recharge_timeout_s * 1000);
+    push_int(a, b->max_deficit);
+    push_int(a, b->lease_ttl_s * 1000);
+    push_int(a, b->refill_period_ms);
+}
+
+/* Run with the reply checked to hold exactly `want` elements. */
+static tkm_code run(tkm_client *c, tkm__script_id id, script_args *a,
+                    tkm__value *out, int want)
+{
+    int n = 0;
+    tkm_code rc;
+
+    if (c->open_status != TKM_OK)
+        return c->open_status;
+    rc = tkm__script_run(c, id, NKEYS, a->argv, a->argc, out, want, &n);
+    if (rc == TKM_OK && n != want)
+        rc = tkm__fail(c, TKM_EPROTO,
+                       "the %s script answered %d values, expected %d",
+                       tkm__scripts[id].name, n, want);
+    return rc;
+}
+
+static int valid_grant_id(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+
+    if (n == 0 || n > TKM_GRANT_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!((id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static tkm_reason reason_from(const char *s)
+{
+    static const tkm_reason all[] = {
+        TKM_REASON_OK, TKM_REASON_RECHARGING, TKM_REASON_INSUFFICIENT,
+        TKM_REASON_DEFICIT_LIMIT, TKM_REASON_NEED_SYNC,
+        TKM_REASON_WAIT_TOO_LONG};
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (strcmp(tkm_reason_str(all[i]), s) == 0)
+            return all[i];
+    }
+    return TKM_REASON_INSUFFICIENT;
+}
+
+TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost,
+                                    tkm_grant *g)
+{
+    script_args a;
+    tkm__value v[7];
+    tkm_code rc;
+
+    memset(g, 0, sizeof(*g));
+    if (cost < 0)
+        return tkm__fail(c, TKM_EINVAL, "cost %lld is negative",
+                         (long long)cost);
+    args_init(&a, c);
+    push_int(&a, cost);
+    push_str(&a, c->opts.worker_id);
+    rc = run(c, TKM__SCRIPT_ACQUIRE, &a, v, 7);
+    if (rc != TKM_OK)
+        return rc;
+    g->granted = v[0].i != 0;
+    tkm__copy(g->id, sizeof(g->id), v[1].s);
+    g->tokens = v[2].i;
+    g->reason = reason_from(v[3].s);
+    g->retry_after_ms = v[4].i < 0 ? TKM_RETRY_NEVER : v[4].i;
+    g->recharge_mode = v[5].i != 0;
+    g->recharge_expired = v[6].i != 0;
+    return TKM_OK;
+}
+
+static tkm_code reconcile_reply(tkm_client *c, tkm__script_id id,
+                                script_args *a, tkm_reconcile *out)
+{
+    tkm__value v[3];
+    tkm_code rc = run(c, id, a, v, 3);
+
+    if (rc == TKM_OK && out != NULL) {
+        out->tokens = v[0].i;
+        out->report_applied = v[1].i != 0;
+        out->report_stale = v[2].i != 0;
+    }
+    return rc;
+}
+
+static tkm_code check_grant_id(tkm_client *c, const char *id)
+{
+    if (!valid_grant_id(id))
+        return tkm__fail(c, TKM_ENOGRANT,
+                         "'%.40s' is not a grant id (digits and '-', as "
+                         "acquire prints them)",
+                         id ? id : "(null)");
+    return TKM_OK;
+}
+
+TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
+                                 int64_t consumed, const tkm_report *report,
+                                 tkm_reconcile *out)
+{
+    script_args a;
+
+    if (check_grant_id(c, grant_id) != TKM_OK)
+        return TKM_ENOGRANT;
+    if (consumed < 0)
+        return tkm__fail(c, TKM_EINVAL, "consumed %lld is negative",
+                         (long long)consumed);
+    args_init(&a, c);
+    push_str(&a, grant_id);
+    push_int(&a, consumed);
+    if (report != NULL) {
+        push_int(&a, report->tokens_left);
+        push_int(&a, report->timestamp_ms);
+    } else {
+        push_str(&a, "");
+        push_str(&a, "");
+    }
+    return reconcile_reply(c, TKM__SCRIPT_COMPLETE, &a, out);
+}
+
+TKM_EXPORT tkm_code tkm_release(tkm_client *c, const char *grant_id,
+                                tkm_reconcile *out)
+{
+    script_args a;
+
+    if (check_grant_id(c, grant_id) != TKM_OK)
+        return TKM_ENOGRANT;
+    args_init(&a, c);
+    push_str(&a, grant_id);
+    return reconcile_reply(c, TKM__SCRIPT_RELEASE, &a, out);
+}
+
+TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
+                             tkm_reconcile *out)
+{
+    script_args a;
+
+    if (info->rate < 0)
+        return tkm__fail(c, TKM_EINVAL, "refill rate %lld is negative",
+                         (long long)info->rate);
+    if (info->refill_in_ms > c->opts.bucket.refill_period_ms)
+        return tkm__fail(c, TKM_EINVAL,
+                         "refill_in_ms %lld is longer than the refill period "
+                         "%lld ms",
+                         (long long)info->refill_in_ms,
+                         (long long)c->opts.bucket.refill_period_ms);
+    args_init(&a, c);
+    push_int(&a, info->tokens);
+    push_int(&a, info->rate);
+    if (info->refill_in_ms >= 0)
+        push_int(&a, info->refill_in_ms);
+    else
+        push_str(&a, "");
+    if (info->timestamp_ms >= 0)
+        push_int(&a, info->timestamp_ms);
+    else
+        push_str(&a, "");
+    return reconcile_reply(c, TKM__SCRIPT_SYNC, &a, out);
+}
+
+TKM_EXPORT tkm_code tkm_status(tkm_client *c, tkm_pool_status *st)
+{
+    script_args a;
+    tkm__value v[13];
+    tkm_code rc;
+
+    memset(st, 0, sizeof(*st));
+    args_init(&a, c);
+    rc = run(c, TKM__SCRIPT_STATUS, &a, v, 13);
+    if (rc != TKM_OK)
+        return rc;
+    st->synced = v[0].i != 0;
+    st->tokens = v[1].i;
+    st->capacity = v[2].i;
+    st->refill_rate = v[3].i;
+    st->refill_period_ms = v[4].i;
+    st->refill_in_ms = v[5].i;
+    st->recharge_mode = v[6].i != 0;
+    st->recharge_since_ms = v[7].i;
+    st->recharge_target = v[8].i;
+    st->inflight = v[9].i;
+    st->inflight_tokens = v[10].i;
+    st->last_sync_age_ms = v[11].i;
+    st->now_ms = v[12].i;
+    return TKM_OK;
+}
+
+TKM_EXPORT tkm_code tkm_recharge(tkm_client *c, int on)
+{
+    script_args a;
+    tkm__value v[1];
+
+    args_init(&a, c);
+    push_str(&a, on ? "1" : "0");
+    return run(c, TKM__SCRIPT_RECHARGE, &a, v, 1);
+}
+
+TKM_EXPORT tkm_code tkm_reset(tkm_client *c, int64_t *deleted)
+{
+    script_args a;
+    tkm__value v[1];
+    tkm_code rc;
+
+    args_init(&a, c);
+    push_str(&a, c->key_pattern);
+    rc = run(c, TKM__SCRIPT_RESET, &a, v, 1);
+    if (rc == TKM_OK && deleted != NULL)
+        *deleted = v[0].i;
+    return rc;
+}

@@ -1,0 +1,456 @@
+/*
+ * tokenmgr: the command-line tool.  Built on the public header only, as
+ * collectdctl is built on libcollectdclient.  Exit codes (CONTRACT.md):
+ * 0 ok, 64 usage, 69 Redis unavailable, 75 denied for now, 78 configuration,
+ * 1 anything else.  Errors are one line on stderr.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenmgr.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_OTHER = 1,
+    EXIT_USAGE = 64,
+    EXIT_UNAVAILABLE = 69,
+    EXIT_DENIED = 75,
+    EXIT_CONFIG = 78
+};
+
+#define TOKENS_MAX INT64_C(1000000000000)
+
+static const char usage_text[] =
+    "usage: tokenmgr [--config FILE] [--pool NAME] [--redis URL] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  status [--json]                        the pool's state, refill projected to now\n"
+    "  sync --tokens N --rate R [--refill-in MS] [--timestamp MS]\n"
+    "                                         set the balance the API reported\n"
+    "  acquire COST [--json]                  reserve COST tokens (never sleeps)\n"
+    "  complete GRANT --consumed N [--tokens-left N --timestamp MS]\n"
+    "                                         the call was made: reconcile\n"
+    "  release GRANT                          the call was not made: give back\n"
+    "  recharge on|off                        force recharge mode\n"
+    "  reset                                  delete this pool's keys\n"
+    "\n"
+    "The configuration file is --config, else $TOKENMGR_CONFIG; $TOKENMGR_REDIS_URL\n"
+    "overrides its Redis URL, and --pool/--redis override both.\n"
+    "Exit: 0 ok, 64 usage, 69 Redis unavailable, 75 denied for now,\n"
+    "78 configuration error, 1 other.\n";
+
+static int fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("tokenmgr: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+static int usage(const char *fmt, const char *arg)
+{
+    fputs("tokenmgr: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs(" (tokenmgr --help for usage)\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Exit status for a library failure, with its message. */
+static int lib_fail(tkm_client *c, tkm_code rc, const char *what)
+{
+    int code = EXIT_OTHER;
+
+    if (rc == TKM_EREDIS)
+        code = EXIT_UNAVAILABLE;
+    else if (rc == TKM_ECONFIG)
+        code = EXIT_CONFIG;
+    return fail(code, "%s: %s", what,
+                c && tkm_errstr(c)[0] ? tkm_errstr(c) : tkm_strerror(rc));
+}
+
+/* A numeric argument: whole-string integer in range, else exit 64. */
+static int number(const char *flag, const char *text, int64_t min, int64_t max,
+                  int64_t *out)
+{
+    if (text == NULL)
+        return usage("%s needs a value", flag);
+    if (tkm_parse_int(text, min, max, out) != TKM_OK) {
+        fprintf(stderr,
+                "tokenmgr: %s: '%s' is not an integer in %lld..%lld\n", flag,
+                text, (long long)min, (long long)max);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+typedef struct cmd_args {
+    int argc;
+    char **argv;
+    int json;
+} cmd_args;
+
+/* Print a nullable integer or seconds value as JSON. */
+static void json_int_or_null(const char *key, int64_t v, int is_null,
+                             const char *sep)
+{
+    if (is_null)
+        printf("\"%s\":null%s", key, sep);
+    else
+        printf("\"%s\":%lld%s", key, (long long)v, sep);
+}
+
+static void json_secs_or_null(const char *key, int64_t ms, const char *sep)
+{
+    if (ms < 0)
+        printf("\"%s\":null%s", key, sep);
+    else
+        printf("\"%s\":%.3f%s", key, (double)ms / 1000.0, sep);
+}
+
+static int cmd_status(tkm_client *c, cmd_args *a)
+{
+    const tkm_options *o = tkm_client_options(c);
+    tkm_pool_status st;
+    tkm_code rc = tkm_status(c, &st);
+    int ns = !st.synced;
+
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "status");
+    if (a->json) {
+        printf("{\"pool\":\"%s\",", o->pool);
+        json_int_or_null("tokens", st.tokens, ns, ",");
+        json_int_or_null("capacity", st.capacity, ns, ",");
+        json_int_or_null("refill_rate", st.refill_rate, ns, ",");
+        printf("\"refill_period_ms\":%lld,", (long long)st.refill_period_ms);
+        json_int_or_null("refill_in_ms", st.refill_in_ms, ns, ",");
+        printf("\"recharge_mode\":%s,", st.recharge_mode ? "true" : "false");
+        json_int_or_null("recharge_since_ms", st.recharge_since_ms,
+                         !st.recharge_mode, ",");
+        json_int_or_null("recharge_target", st.recharge_target, ns, ",");
+        printf("\"inflight\":%lld,\"inflight_tokens\":%lld,",
+               (long long)st.inflight, (long long)st.inflight_tokens);
+        printf("\"synced\":%s,", st.synced ? "true" : "false");
+        json_secs_or_null("last_sync_age_s", st.last_sync_age_ms, "");
+        printf("}\n");
+        return EXIT_OK;
+    }
+    printf("pool       %s\n", o->pool);
+    if (!st.synced) {
+        printf("state      none: no sync yet (run tokenmgr sync)\n");
+        return EXIT_OK;
+    }
+    printf("tokens     %lld / %lld\n", (long long)st.tokens,
+           (long long)st.capacity);
+    printf("refill     %lld per %lld ms, next in %lld ms\n",
+           (long long)st.refill_rate, (long long)st.refill_period_ms,
+           (long long)st.refill_in_ms);
+    if (st.recharge_mode)
+        printf("recharge   on for %.1f s (target %lld)\n",
+               (double)(st.now_ms - st.recharge_since_ms) / 1000.0,
+               (long long)st.recharge_target);
+    else
+        printf("recharge   off\n");
+    printf("inflight   %lld reservations, %lld tokens\n",
+           (long long)st.inflight, (long long)st.inflight_tokens);
+    printf("last sync  %.1f s ago\n", (double)st.last_sync_age_ms / 1000.0);
+    return EXIT_OK;
+}
+
+static int cmd_sync(tkm_client *c, cmd_args *a)
+{
+    tkm_sync_info in = {.tokens = 0, .rate = -1, .refill_in_ms = -1,
+                        .timestamp_ms = -1};
+    int have_tokens = 0;
+    tkm_reconcile out;
+    tkm_code rc;
+    int e;
+
+    for (int i = 0; i < a->argc; i++) {
+        const char *f = a->argv[i];
+        const char *v = i + 1 < a->argc ? a->argv[i + 1] : NULL;
+        if (strcmp(f, "--tokens") == 0) {
+            e = number(f, v, -TOKENS_MAX, TOKENS_MAX, &in.tokens);
+            have_tokens = 1;
+        } else if (strcmp(f, "--rate") == 0) {
+            e = number(f, v, 0, TOKENS_MAX, &in.rate);
+        } else if (strcmp(f, "--refill-in") == 0) {
+            e = number(f, v, 0, INT64_C(86400000), &in.refill_in_ms);
+        } else if (strcmp(f, "--timestamp") == 0) {
+            e = number(f, v, 0, INT64_MAX / 2, &in.timestamp_ms);
+        } else {
+            return usage("sync: unknown argument '%s'", f);
+        }
+        if (e != EXIT_OK)
+            return e;
+        i++;
+    }
+    if (!have_tokens || in.rate < 0)
+        return usage("%s", "sync needs --tokens N and --rate R");
+    rc = tkm_sync(c, &in, &out);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "sync");
+    if (out.report_stale)
+        printf("stale report ignored (older than the last applied); balance "
+               "%lld\n",
+               (long long)out.tokens);
+    else
+        printf("synced; balance %lld\n", (long long)out.tokens);
+    return EXIT_OK;
+}
+
+static int cmd_acquire(tkm_client *c, cmd_args *a)
+{
+    const char *cost_text = NULL;
+    int64_t cost;
+    tkm_grant g;
+    tkm_code rc;
+    int e;
+
+    for (int i = 0; i < a->argc; i++) {
+        if (a->argv[i][0] == '-' && a->argv[i][1] == '-')
+            return usage("acquire: unknown argument '%s'", a->argv[i]);
+        if (cost_text != NULL)
+            return usage("acquire: unexpected argument '%s'", a->argv[i]);
+        cost_text = a->argv[i];
+    }
+    if (cost_text == NULL)
+        return usage("%s", "acquire needs COST");
+    e = number("COST", cost_text, 0, TOKENS_MAX, &cost);
+    if (e != EXIT_OK)
+        return e;
+    rc = tkm_try_acquire(c, cost, &g);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "acquire");
+    if (a->json) {
+        printf("{\"granted\":%s,", g.granted ? "true" : "false");
+        if (g.granted)
+            printf("\"grant\":\"%s\",", g.id);
+        else
+            printf("\"grant\":null,");
+        printf("\"tokens\":%lld,\"reason\":\"%s\",\"retry_after_ms\":%lld,"
+               "\"recharge_mode\":%s}\n",
+               (long long)g.tokens, tkm_reason_str(g.reason),
+               (long long)g.retry_after_ms, g.recharge_mode ? "true" : "false");
+    } else if (g.granted) {
+        printf("%s\n", g.id);
+    }
+    if (g.granted)
+        return EXIT_OK;
+    if (!a->json) {
+        if (g.retry_after_ms == TKM_RETRY_NEVER)
+            return fail(EXIT_DENIED,
+                        "acquire %lld: denied (%s), balance %lld; refill "
+                        "cannot cure it (rate 0 or no sync)",
+                        (long long)cost, tkm_reason_str(g.reason),
+                        (long long)g.tokens);
+        return fail(EXIT_DENIED,
+                    "acquire %lld: denied (%s), balance %lld; retry in "
+                    "%lld ms",
+                    (long long)cost, tkm_reason_str(g.reason),
+                    (long long)g.tokens, (long long)g.retry_after_ms);
+    }
+    return EXIT_DENIED;
+}
+
+static int cmd_complete(tkm_client *c, cmd_args *a)
+{
+    const char *grant = NULL;
+    int64_t consumed = -1;
+    tkm_report rep = {0, -1};
+    int have_left = 0;
+    tkm_reconcile out;
+    tkm_code rc;
+    int e = EXIT_OK;
+
+    for (int i = 0; i < a->argc; i++) {
+        const char *f = a->argv[i];
+        const char *v = i + 1 < a->argc ? a->argv[i + 1] : NULL;
+        if (strcmp(f, "--consumed") == 0)
+            e = number(f, v, 0, TOKENS_MAX, &consumed), i++;
+        else if (strcmp(f, "--tokens-left") == 0)
+            e = number(f, v, -TOKENS_MAX, TOKENS_MAX, &rep.tokens_left),
+            have_left = 1, i++;
+        else if (strcmp(f, "--timestamp") == 0)
+            e = number(f, v, 0, INT64_MAX / 2, &rep.timestamp_ms), i++;
+        else if (f[0] == '-' && f[1] == '-')
+            return usage("complete: unknown argument '%s'", f);
+        else if (grant == NULL)
+            grant = f;
+        else
+            return usage("complete: unexpected argument '%s'", f);
+        if (e != EXIT_OK)
+            return e;
+    }
+    if (grant == NULL || consumed < 0)
+        return usage("%s", "complete needs GRANT and --consumed N");
+    if (have_left != (rep.timestamp_ms >= 0))
+        return usage("%s", "complete: --tokens-left and --timestamp go together");
+    rc = tkm_complete(c, grant, consumed, have_left ? &rep : NULL, &out);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "complete");
+    printf("completed %s; balance %lld%s\n", grant, (long long)out.tokens,
+           out.report_stale ? " (stale report ignored)"
+           : out.report_applied ? " (from the report)"
+                                : "");
+    return EXIT_OK;
+}
+
+static int cmd_release(tkm_client *c, cmd_args *a)
+{
+    tkm_reconcile out;
+    tkm_code rc;
+
+    if (a->argc != 1 || a->argv[0][0] == '-')
+        return usage("%s", "release needs exactly one GRANT");
+    rc = tkm_release(c, a->argv[0], &out);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "release");
+    printf("released %s; balance %lld\n", a->argv[0], (long long)out.tokens);
+    return EXIT_OK;
+}
+
+static int cmd_recharge(tkm_client *c, cmd_args *a)
+{
+    int on;
+    tkm_code rc;
+
+    if (a->argc != 1 ||
+        (strcmp(a->argv[0], "on") != 0 && strcmp(a->argv[0], "off") != 0))
+        return usage("%s", "recharge needs 'on' or 'off'");
+    on = strcmp(a->argv[0], "on") == 0;
+    rc = tkm_recharge(c, on);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "recharge");
+    printf("recharge mode %s\n", on ? "on" : "off");
+    return EXIT_OK;
+}
+
+static int cmd_reset(tkm_client *c, cmd_args *a)
+{
+    int64_t n = 0;
+    tkm_code rc;
+
+    if (a->argc != 0)
+        return usage("reset: unexpected argument '%s'", a->argv[0]);
+    rc = tkm_reset(c, &n);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "reset");
+    printf("deleted %lld keys of pool %s\n", (long long)n,
+           tkm_client_options(c)->pool);
+    return EXIT_OK;
+}
+
+typedef struct command {
+    const char *name;
+    int (*run)(tkm_client *c, cmd_args *a);
+    int takes_json;
+} command;
+
+static const command commands[] = {
+    {"status", cmd_status, 1},   {"sync", cmd_sync, 0},
+    {"acquire", cmd_acquire, 1}, {"complete", cmd_complete, 0},
+    {"release", cmd_release, 0}, {"recharge", cmd_recharge, 0},
+    {"reset", cmd_reset, 0},
+};
+
+/* Defaults, then the YAML file, the environment, and the flags. */
+static int load_options(tkm_options *o, const char *config, const char *pool,
+                        const char *redis)
+{
+    char err[1024];
+
+    tkm_options_init(o);
+    if (config == NULL)
+        config = getenv("TOKENMGR_CONFIG");
+    if (config != NULL && config[0] != '\0') {
+        tkm_code rc = tkm_config_load_file(config, o, err, sizeof(err));
+        if (rc != TKM_OK)
+            return fail(EXIT_CONFIG, "%s", err);
+    }
+    if (tkm_options_from_env(o, err, sizeof(err)) != TKM_OK)
+        return fail(EXIT_CONFIG, "%s", err);
+    if (pool != NULL && snprintf(o->pool, sizeof(o->pool), "%s", pool) >=
+                            (int)sizeof(o->pool))
+        return fail(EXIT_CONFIG, "--pool '%.70s...' is longer than %d bytes",
+                    pool, TKM_POOL_MAX);
+    if (redis != NULL && snprintf(o->redis_url, sizeof(o->redis_url), "%s",
+                                  redis) >= (int)sizeof(o->redis_url))
+        return fail(EXIT_CONFIG, "--redis is longer than %d bytes",
+                    TKM_URL_MAX);
+    if (tkm_options_validate(o, err, sizeof(err)) != TKM_OK)
+        return fail(EXIT_CONFIG, "%s", err);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL, *pool = NULL, *redis = NULL;
+    const command *cmd = NULL;
+    cmd_args a = {0, NULL, 0};
+    tkm_options opts;
+    tkm_client *c = NULL;
+    tkm_code rc;
+    int i, e;
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        const char *f = argv[i];
+        const char **slot = NULL;
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
+        if (strcmp(f, "--version") == 0) {
+            printf("tokenmgr %s\n", tkm_version());
+            return EXIT_OK;
+        }
+        if (strcmp(f, "--config") == 0)
+            slot = &config;
+        else if (strcmp(f, "--pool") == 0)
+            slot = &pool;
+        else if (strcmp(f, "--redis") == 0)
+            slot = &redis;
+        else
+            return usage("unknown option '%s'", f);
+        if (i + 1 >= argc)
+            return usage("%s needs a value", f);
+        *slot = argv[++i];
+    }
+    if (i >= argc)
+        return usage("%s", "no command given");
+    for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
+        if (strcmp(commands[k].name, argv[i]) == 0)
+            cmd = &commands[k];
+    }
+    if (cmd == NULL)
+        return usage("unknown command '%s'", argv[i]);
+    /* --json is accepted anywhere after the command; the rest is the command's. */
+    a.argv = calloc((size_t)argc, sizeof(*a.argv));
+    if (a.argv == NULL)
+        return fail(EXIT_OTHER, "out of memory");
+    for (int k = i + 1; k < argc; k++) {
+        if (cmd->takes_json && strcmp(argv[k], "--json") == 0)
+            a.json = 1;
+        else
+            a.argv[a.argc++] = argv[k];
+    }
+    e = load_options(&opts, config, pool, redis);
+    if (e == EXIT_OK) {
+        rc = tkm_client_open(&opts, &c);
+        if (rc != TKM_OK)
+            e = lib_fail(c, rc, "cannot create the client");
+        else
+            e = cmd->run(c, &a);
+    }
+    tkm_client_free(c);
+    free(a.argv);
+    return e;
+}

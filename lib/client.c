@@ -1,0 +1,74 @@
+/* The client handle: options, key names, lifetime. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* "<hostname>:<pid>", with characters a worker id may not hold replaced. */
+static void default_worker_id(char *buf, size_t len)
+{
+    char host[TKM_WORKER_ID_MAX];
+
+    if (gethostname(host, sizeof(host)) != 0)
+        strcpy(host, "localhost");
+    host[sizeof(host) - 1] = '\0';
+    for (char *p = host; *p; p++) {
+        if (!tkm__worker_id_valid((char[]){*p, '\0'}))
+            *p = '_';
+    }
+    tkm__fmt(buf, len, "%.100s:%ld", host[0] ? host : "localhost",
+             (long)getpid());
+}
+
+TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
+{
+    tkm_client *c;
+    char why[TKM__ERR_MAX];
+
+    *out = NULL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return TKM_ENOMEM;
+    *out = c;
+    c->opts = *opts;
+    if (tkm_options_validate(&c->opts, why, sizeof(why)) != TKM_OK) {
+        c->open_status = tkm__fail(c, TKM_ECONFIG, "%s", why);
+        return TKM_ECONFIG;
+    }
+    tkm__url_parse(c->opts.redis_url, &c->url, NULL, 0);
+    if (c->opts.worker_id[0] == '\0')
+        default_worker_id(c->opts.worker_id, sizeof(c->opts.worker_id));
+    snprintf(c->key_bucket, sizeof(c->key_bucket), "tokenmgr:{%s}:bucket",
+             c->opts.pool);
+    snprintf(c->key_leases, sizeof(c->key_leases), "tokenmgr:{%s}:leases",
+             c->opts.pool);
+    snprintf(c->key_expiry, sizeof(c->key_expiry), "tokenmgr:{%s}:lease_expiry",
+             c->opts.pool);
+    snprintf(c->key_pattern, sizeof(c->key_pattern), "tokenmgr:{%s}:*",
+             c->opts.pool);
+    return TKM_OK;
+}
+
+TKM_EXPORT void tkm_client_free(tkm_client *c)
+{
+    if (c == NULL)
+        return;
+    tkm__redis_close(c);
+    /* The options may hold a Redis password. */
+    memset(c, 0, sizeof(*c));
+    free(c);
+}
+
+TKM_EXPORT const char *tkm_errstr(const tkm_client *c)
+{
+    if (c == NULL)
+        return "no client";
+    return c->err;
+}
+
+TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *c)
+{
+    return &c->opts;
+}

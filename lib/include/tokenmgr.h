@@ -1,0 +1,270 @@
+/*
+ * tokenmgr.h: the one public header of libtokenmgr.
+ *
+ * libtokenmgr shares one rate-limited API budget (a Keepa-style token bucket)
+ * across many worker processes on many hosts.  Every decision is one atomic
+ * Lua script inside Redis, on Redis' clock; this header is the whole public
+ * API.
+ *
+ * Thread safety: a tkm_client is NOT thread-safe.  Use one client per thread
+ * (they may all point at the same pool).  Functions that take no client are
+ * thread-safe.
+ *
+ * Ownership: every object returned through an out-parameter by a function
+ * named *_open is freed with the matching *_free, which accepts NULL.
+ * Strings returned as `const char *` belong to the library and stay valid
+ * until the next call on the same handle (or forever, for tkm_strerror and
+ * tkm_reason_str).
+ */
+#ifndef TOKENMGR_H
+#define TOKENMGR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TKM_BUILDING_LIBRARY)
+#define TKM_EXPORT __attribute__((visibility("default")))
+#else
+#define TKM_EXPORT
+#endif
+
+/* The version, defined once: CMake reads it from here. */
+#define TKM_VERSION_MAJOR 0
+#define TKM_VERSION_MINOR 1
+#define TKM_VERSION_PATCH 0
+#define TKM_VERSION "0.1.0"
+
+/* Return the library's version string ("MAJOR.MINOR.PATCH"). */
+TKM_EXPORT const char *tkm_version(void);
+
+/*
+ * Status codes returned by every fallible function.  0 is success; the list
+ * only grows (new codes are appended, none is renumbered).
+ */
+typedef enum tkm_code {
+    TKM_OK = 0,
+    TKM_EINVAL = 1,   /* an argument was invalid (negative cost, bad id...) */
+    TKM_ECONFIG = 2,  /* configuration invalid (file, key, value) */
+    TKM_EREDIS = 3,   /* Redis unreachable, timed out or failed: fail closed */
+    TKM_EPROTO = 4,   /* Redis answered something this library cannot read */
+    TKM_ESTATE = 5,   /* the pool's state in Redis holds garbage; nothing written */
+    TKM_ENOGRANT = 6, /* no such reservation (never granted, already ended, expired) */
+    TKM_ENOMEM = 7,   /* out of memory */
+    TKM_EIO = 8       /* a file could not be read */
+} tkm_code;
+
+/* A static, one-line description of a status code.  Never NULL. */
+TKM_EXPORT const char *tkm_strerror(tkm_code code);
+
+/* ------------------------------------------------------------------------
+ * Options and configuration
+ * ---------------------------------------------------------------------- */
+
+#define TKM_POOL_MAX 64      /* pool names: [A-Za-z0-9_.-]{1,64} */
+#define TKM_WORKER_ID_MAX 128 /* worker ids: [A-Za-z0-9_.:@-]{1,128} */
+#define TKM_URL_MAX 1024
+
+/* The bucket policy (YAML section `bucket:`); see conf/tokenmgr.yaml. */
+typedef struct tkm_bucket_options {
+    int64_t refill_period_ms;   /* one refill tick per period (60000) */
+    int64_t capacity;           /* 0 = 60 x refill rate */
+    int64_t min_start_balance;  /* a call starts only at >= this balance (1) */
+    int64_t soft_floor;         /* a grant leaving less turns recharge on (20) */
+    int64_t recharge_target;    /* recharge ends at this balance (50) */
+    int64_t low_cost_max;       /* calls costing at most this... (10) */
+    int64_t low_cost_target;    /* ...may leave recharge at this balance (20) */
+    int64_t recharge_timeout_s; /* recharge cleared after this long (3600) */
+    int64_t max_deficit;        /* no grant takes the balance below this (-180) */
+    int64_t lease_ttl_s;        /* reservations expire after this (120) */
+    int64_t max_wait_s;         /* blocking acquires refuse longer waits (60) */
+} tkm_bucket_options;
+
+/* Everything a client needs.  Fill with tkm_options_init(), then override. */
+typedef struct tkm_options {
+    char pool[TKM_POOL_MAX + 1];           /* "keepa" */
+    char redis_url[TKM_URL_MAX + 1];       /* "redis://127.0.0.1:6379/0" */
+    int64_t timeout_ms;                    /* bound of every Redis call (500) */
+    char worker_id[TKM_WORKER_ID_MAX + 1]; /* "" = "<hostname>:<pid>" */
+    tkm_bucket_options bucket;
+} tkm_options;
+
+/* Fill *opts with the documented defaults.  Thread-safe. */
+TKM_EXPORT void tkm_options_init(tkm_options *opts);
+
+/*
+ * Load a YAML configuration file over *opts (keys absent from the file keep
+ * their current value).  Unknown keys, wrong types and out-of-range values are
+ * rejected; the one-line message in errbuf names the file, line and column.
+ * The result is validated as tkm_options_validate() does.  On failure *opts
+ * may be partly updated.  Returns TKM_OK, TKM_EIO (unreadable file) or
+ * TKM_ECONFIG.  errbuf may be NULL.  Thread-safe.
+ */
+TKM_EXPORT tkm_code tkm_config_load_file(const char *path, tkm_options *opts,
+                                         char *errbuf, size_t errlen);
+
+/*
+ * Check every field of *opts: pool name, Redis URL, ranges, and the relations
+ * between them (max_deficit <= soft_floor <= recharge_target, ...).  Returns
+ * TKM_OK or TKM_ECONFIG with a one-line message naming the field in errbuf.
+ */
+TKM_EXPORT tkm_code tkm_options_validate(const tkm_options *opts, char *errbuf,
+                                         size_t errlen);
+
+/*
+ * Apply the environment: TOKENMGR_REDIS_URL replaces opts->redis_url.
+ * Returns TKM_OK or TKM_ECONFIG (value too long).
+ */
+TKM_EXPORT tkm_code tkm_options_from_env(tkm_options *opts, char *errbuf,
+                                         size_t errlen);
+
+/*
+ * The one checked integer parser: the whole of `text` (optional sign, decimal
+ * digits, no spaces) must be an integer within [min, max].  Returns TKM_OK or
+ * TKM_EINVAL; *out is written only on success.  Thread-safe.
+ */
+TKM_EXPORT tkm_code tkm_parse_int(const char *text, int64_t min, int64_t max,
+                                  int64_t *out);
+
+/* ------------------------------------------------------------------------
+ * The client
+ * ---------------------------------------------------------------------- */
+
+typedef struct tkm_client tkm_client;
+
+/*
+ * Create a client for opts->pool (the options are copied).  Connects lazily:
+ * the first call that needs Redis connects, and any broken connection is
+ * replaced on the next call.  Like hiredis' redisConnect, a handle is handed
+ * out even when the options are invalid (so tkm_errstr() can say why); only
+ * TKM_ENOMEM leaves *out NULL.  The caller frees *out with tkm_client_free().
+ */
+TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out);
+
+/* Close the connection and free the client.  NULL is fine. */
+TKM_EXPORT void tkm_client_free(tkm_client *client);
+
+/* One line that says what the last failed call on this client did wrong. */
+TKM_EXPORT const char *tkm_errstr(const tkm_client *client);
+
+/* The options the client runs with (worker_id filled in). */
+TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *client);
+
+/* Why an acquire was (or was not) granted. */
+typedef enum tkm_reason {
+    TKM_REASON_OK = 0,
+    TKM_REASON_RECHARGING = 1,    /* recharge mode: waiting for the target */
+    TKM_REASON_INSUFFICIENT = 2,  /* balance below min_start_balance */
+    TKM_REASON_DEFICIT_LIMIT = 3, /* the grant would pass max_deficit */
+    TKM_REASON_NEED_SYNC = 4,     /* the pool has no state: sync first */
+    TKM_REASON_WAIT_TOO_LONG = 5  /* a blocking wait would exceed max_wait */
+} tkm_reason;
+
+/* "ok", "recharging", "insufficient", "deficit_limit", "need_sync",
+ * "wait_too_long" (the JSON names of CONTRACT.md).  Never NULL. */
+TKM_EXPORT const char *tkm_reason_str(tkm_reason reason);
+
+#define TKM_GRANT_ID_MAX 32
+#define TKM_RETRY_NEVER INT64_C(-1) /* retry_after_ms: refill cannot cure it */
+
+/* The answer to an acquire. */
+typedef struct tkm_grant {
+    int granted;                   /* 1 when the reservation was made */
+    char id[TKM_GRANT_ID_MAX + 1]; /* grant id when granted, else "" */
+    int64_t tokens;                /* balance after the decision */
+    tkm_reason reason;
+    int64_t retry_after_ms; /* denial: when refill may cure it; TKM_RETRY_NEVER */
+    int recharge_mode;      /* recharge mode after the decision */
+    int recharge_expired;   /* 1 when this call cleared a timed-out recharge */
+} tkm_grant;
+
+/*
+ * Try to reserve `cost` tokens, never sleeping.  One round trip.  A denial
+ * (grant->granted == 0) is not an error: it returns TKM_OK with the reason
+ * and retry_after_ms, and writes nothing except recharge transitions.
+ * A cost that no balance could ever allow (above capacity - max_deficit) is
+ * TKM_EINVAL.  A grant is a lease: end it with tkm_complete() or
+ * tkm_release() within lease_ttl_s, or it expires keeping its cost.
+ */
+TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *client, int64_t cost,
+                                    tkm_grant *grant);
+
+/* What the API reported with a response (KEEPA.md: tokensLeft, timestamp). */
+typedef struct tkm_report {
+    int64_t tokens_left;
+    int64_t timestamp_ms;
+} tkm_report;
+
+/* The outcome of a complete, release or sync. */
+typedef struct tkm_reconcile {
+    int64_t tokens;        /* balance after */
+    int report_applied;    /* 1 when the report set the balance */
+    int report_stale;      /* 1 when the report was older than the last applied */
+} tkm_reconcile;
+
+/*
+ * The call of `grant_id` was made and cost `consumed`.  With a report newer
+ * than the last one applied, the balance becomes report->tokens_left minus
+ * the estimates of reservations still outstanding; otherwise the difference
+ * between estimate and consumed is applied.  report may be NULL; out may be
+ * NULL.  TKM_ENOGRANT when the id is unknown, ended or expired.
+ */
+TKM_EXPORT tkm_code tkm_complete(tkm_client *client, const char *grant_id,
+                                 int64_t consumed, const tkm_report *report,
+                                 tkm_reconcile *out);
+
+/* The call of `grant_id` was not made: return its estimate.  out may be NULL. */
+TKM_EXPORT tkm_code tkm_release(tkm_client *client, const char *grant_id,
+                                tkm_reconcile *out);
+
+/* An authoritative balance, as the API reported it. */
+typedef struct tkm_sync_info {
+    int64_t tokens;       /* tokensLeft (may be negative) */
+    int64_t rate;         /* refillRate, tokens per period (>= 0) */
+    int64_t refill_in_ms; /* refillIn, or -1 when unknown */
+    int64_t timestamp_ms; /* the API's timestamp, or -1: Redis' now */
+} tkm_sync_info;
+
+/*
+ * Set the pool's balance, rate and refill phase from an API report.  The
+ * balance becomes tokens minus the estimates still in flight; a report older
+ * than the last one applied is ignored (out->report_stale).  out may be NULL.
+ */
+TKM_EXPORT tkm_code tkm_sync(tkm_client *client, const tkm_sync_info *info,
+                             tkm_reconcile *out);
+
+/* A pool's state, refill projected to now; nothing consumed or written. */
+typedef struct tkm_pool_status {
+    int synced;                 /* 0: no state yet (other fields 0 / -1) */
+    int64_t tokens;
+    int64_t capacity;
+    int64_t refill_rate;
+    int64_t refill_period_ms;
+    int64_t refill_in_ms;
+    int recharge_mode;
+    int64_t recharge_since_ms;  /* Redis time (Unix ms), -1 when off */
+    int64_t recharge_target;    /* effective: clamped to capacity */
+    int64_t inflight;           /* outstanding reservations */
+    int64_t inflight_tokens;    /* their estimates */
+    int64_t last_sync_age_ms;   /* -1 when never synced */
+    int64_t now_ms;             /* Redis' clock at the read */
+} tkm_pool_status;
+
+/* Read the pool's state in one round trip. */
+TKM_EXPORT tkm_code tkm_status(tkm_client *client, tkm_pool_status *out);
+
+/* Force recharge mode on (1) or off (0). */
+TKM_EXPORT tkm_code tkm_recharge(tkm_client *client, int on);
+
+/* Delete every key of this pool (tokenmgr:{pool}:*) and nothing else.
+ * *deleted (may be NULL) receives the number of keys removed. */
+TKM_EXPORT tkm_code tkm_reset(tkm_client *client, int64_t *deleted);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TOKENMGR_H */

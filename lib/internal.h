@@ -1,0 +1,69 @@
+/* Private declarations shared by the files of libtokenmgr. */
+#ifndef TKM_INTERNAL_H
+#define TKM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scripts.h"
+#include "tokenmgr.h"
+
+#define TKM__ERR_MAX 512
+#define TKM__KEY_MAX (TKM_POOL_MAX + 32)
+
+/* A parsed Redis URL (url.c). */
+typedef struct tkm__url {
+    int unix_socket;    /* 1: path is set; 0: host and port */
+    char host[256];
+    int port;
+    char path[512];
+    int64_t db;         /* SELECT db when > 0 */
+    char user[128];     /* AUTH user password when user[0] */
+    char password[256]; /* AUTH password when password[0]; never logged */
+} tkm__url;
+
+struct tkm_client {
+    tkm_options opts;
+    tkm__url url;
+    void *redis;          /* redisContext *, owned by redis.c */
+    tkm_code open_status; /* TKM_OK unless the options were invalid */
+    char key_bucket[TKM__KEY_MAX];
+    char key_leases[TKM__KEY_MAX];
+    char key_expiry[TKM__KEY_MAX];
+    char key_pattern[TKM__KEY_MAX];
+    char err[TKM__ERR_MAX];
+};
+
+/* util.c */
+void tkm__fmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+tkm_code tkm__fail(tkm_client *c, tkm_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int tkm__pool_name_valid(const char *name);
+int tkm__worker_id_valid(const char *id);
+int tkm__copy(char *dst, size_t dstlen, const char *src);
+
+/* url.c: parse and check a Redis URL; errbuf gets a one-line reason. */
+tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
+                        size_t errlen);
+
+/* redis.c: the only file that talks to hiredis. */
+#define TKM__VALUE_STR_MAX 256
+typedef struct tkm__value {
+    int is_int;
+    int64_t i;
+    char s[TKM__VALUE_STR_MAX];
+} tkm__value;
+
+/*
+ * Run one script as EVALSHA (EVAL on NOSCRIPT) with keys/argv; the flat
+ * array reply is copied into out[0..*nout).  Errors from the script are
+ * mapped by their prefix (TKMSTATE, TKMNOGRANT, TKMCOST) and recorded in c.
+ */
+tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
+                         const char *const *args, int nargs, tkm__value *out,
+                         int maxout, int *nout);
+void tkm__redis_close(tkm_client *c);
+
+#endif

@@ -1,0 +1,72 @@
+-- acquire: ARGV[11] cost, ARGV[12] worker id.
+-- Reply: {granted, id, tokens, reason, retry_after_ms, recharge_mode,
+--         recharge_expired}
+local cost = tonumber(ARGV[11])
+local worker = ARGV[12]
+
+local s, err = load()
+if err then
+  return redis.error_reply(err)
+end
+if not s then
+  return {0, '', 0, 'need_sync', -1, 0, 0}
+end
+refill(s)
+expire(s)
+
+local cap = capacity(s)
+if cost > cap - cfg.max_deficit then
+  return redis.error_reply('TKMCOST cost ' .. cost .. ' can never be granted: capacity ' ..
+                           cap .. ' minus max_deficit ' .. cfg.max_deficit .. ' allows at most ' ..
+                           (cap - cfg.max_deficit))
+end
+
+local expired_now = 0
+if recharge_timed_out(s) then
+  -- A recharge transition: written even though the call may be denied.
+  s.recharge_since_ms = nil
+  redis.call('HDEL', B, 'recharge_since_ms')
+  expired_now = 1
+end
+
+local function deny(reason, needed)
+  local wait = wait_for(s, needed)
+  if reason == 'recharging' then
+    local left = s.recharge_since_ms + cfg.recharge_timeout_ms - now
+    if wait < 0 or left < wait then
+      wait = math.max(left, 1)
+    end
+  end
+  return {0, '', s.tokens, reason, wait, recharge_on(s) and 1 or 0, expired_now}
+end
+
+if s.tokens < cfg.min_start then
+  return deny('insufficient', cfg.min_start)
+end
+if recharge_on(s) then
+  local target = cfg.recharge_target
+  if cost <= cfg.low_cost_max then
+    target = cfg.low_cost_target
+  end
+  target = math.min(target, cap)
+  if s.tokens < target then
+    return deny('recharging', target)
+  end
+  s.recharge_since_ms = nil -- target reached: recharge ends, written below
+end
+if s.tokens - cost < cfg.max_deficit then
+  return deny('deficit_limit', cfg.max_deficit + cost)
+end
+
+s.tokens = s.tokens - cost
+if s.tokens < cfg.soft_floor and not recharge_on(s) then
+  -- This grant proceeds; recharge starts for the calls after it.
+  s.recharge_since_ms = now
+end
+local seq = redis.call('HINCRBY', B, 'seq', 1)
+local id = seq .. '-' .. now
+s.inflight_tokens = s.inflight_tokens + cost
+persist(s)
+redis.call('HSET', L, id, cost .. '|' .. worker)
+redis.call('ZADD', E, now + cfg.lease_ttl_ms, id)
+return {1, id, s.tokens, 'ok', 0, recharge_on(s) and 1 or 0, expired_now}

@@ -1,0 +1,183 @@
+-- Shared by every tokenmgr script: reading the pool's state, the refill
+-- schedule, lease expiry and persistence.  The bucket policy lives here and
+-- in the per-operation scripts, nowhere else.
+--
+-- KEYS[1] bucket hash, KEYS[2] leases hash (id -> "estimate|worker"),
+-- KEYS[3] lease expiry sorted set (id -> expiry, Unix ms on Redis' clock).
+-- ARGV[1..10] the policy: capacity (0 = 60 x rate), min_start_balance,
+-- soft_floor, recharge_target, low_cost_max, low_cost_target,
+-- recharge_timeout_ms, max_deficit, lease_ttl_ms, refill_period_ms.
+-- ARGV[11..] belong to the operation.
+local B, L, E = KEYS[1], KEYS[2], KEYS[3]
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local cfg = {
+  capacity = tonumber(ARGV[1]),
+  min_start = tonumber(ARGV[2]),
+  soft_floor = tonumber(ARGV[3]),
+  recharge_target = tonumber(ARGV[4]),
+  low_cost_max = tonumber(ARGV[5]),
+  low_cost_target = tonumber(ARGV[6]),
+  recharge_timeout_ms = tonumber(ARGV[7]),
+  max_deficit = tonumber(ARGV[8]),
+  lease_ttl_ms = tonumber(ARGV[9]),
+  period_ms = tonumber(ARGV[10]),
+}
+
+-- An integer as this library writes it: optional minus, at most 16 digits.
+local function int_or_nil(v)
+  if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') or #v > 17 then
+    return nil
+  end
+  return tonumber(v)
+end
+
+local FIELDS = {'tokens', 'rate', 'period_ms', 'anchor_ms', 'report_ts',
+                'sync_ms', 'recharge_since_ms', 'inflight_tokens'}
+local REQUIRED = {tokens = true, rate = true, period_ms = true, anchor_ms = true}
+
+-- Returns state, nil; or nil, nil (no state); or nil, error text.
+local function load()
+  local raw = redis.call('HMGET', B, unpack(FIELDS))
+  if not raw[1] then
+    return nil, nil
+  end
+  local s = {}
+  for i, name in ipairs(FIELDS) do
+    local v = raw[i]
+    if v then
+      local n = int_or_nil(v)
+      if n == nil then
+        return nil, "TKMSTATE field '" .. name .. "' of " .. B ..
+                    " holds '" .. string.sub(v, 1, 40) .. "', not an integer"
+      end
+      s[name] = n
+    elseif REQUIRED[name] then
+      return nil, "TKMSTATE field '" .. name .. "' of " .. B .. ' is missing'
+    end
+  end
+  if s.rate < 0 or s.period_ms <= 0 then
+    return nil, 'TKMSTATE ' .. B .. ' holds an impossible rate ' .. s.rate ..
+                ' or period ' .. s.period_ms
+  end
+  s.inflight_tokens = s.inflight_tokens or 0
+  return s, nil
+end
+
+local function capacity(s)
+  if cfg.capacity > 0 then
+    return cfg.capacity
+  end
+  return 60 * s.rate
+end
+
+-- Keepa's discrete refill: one tick of `rate` tokens per period, aligned to
+-- anchor_ms (the last tick applied), never above capacity through refill.
+local function refill(s)
+  local n = math.floor((now - s.anchor_ms) / s.period_ms)
+  if n > 0 then
+    local cap = capacity(s)
+    if s.tokens < cap then
+      s.tokens = math.min(cap, s.tokens + n * s.rate)
+    end
+    s.anchor_ms = s.anchor_ms + n * s.period_ms
+  end
+end
+
+local function refill_in(s)
+  local r = s.anchor_ms + s.period_ms - now
+  if r < 1 then r = 1 end
+  if r > s.period_ms then r = s.period_ms end
+  return r
+end
+
+-- Milliseconds until refill brings the balance to `needed`; -1 never.
+local function wait_for(s, needed)
+  if s.tokens >= needed then
+    return 0
+  end
+  if s.rate <= 0 or needed > math.max(capacity(s), s.tokens) then
+    return -1
+  end
+  local ticks = math.ceil((needed - s.tokens) / s.rate)
+  return s.anchor_ms + ticks * s.period_ms - now
+end
+
+-- Leases past their expiry keep their cost but are no longer in flight.
+-- Computed in memory; persist() removes them when the script writes.
+local function expire(s)
+  s.expired = redis.call('ZRANGEBYSCORE', E, '-inf', now, 'LIMIT', 0, 1000)
+  s.is_expired = {}
+  if #s.expired > 0 then
+    local vals = redis.call('HMGET', L, unpack(s.expired))
+    for i, id in ipairs(s.expired) do
+      s.is_expired[id] = true
+      if vals[i] then
+        local est = int_or_nil(string.match(vals[i], '^([^|]*)'))
+        if est then
+          s.inflight_tokens = s.inflight_tokens - est
+        end
+      end
+    end
+  end
+end
+
+local function recharge_on(s)
+  return s.recharge_since_ms ~= nil
+end
+
+-- Recharge older than its timeout is over (the livelock guard).
+local function recharge_timed_out(s)
+  return recharge_on(s) and now - s.recharge_since_ms >= cfg.recharge_timeout_ms
+end
+
+local function persist(s)
+  redis.call('HSET', B, 'tokens', s.tokens, 'rate', s.rate,
+             'period_ms', s.period_ms, 'anchor_ms', s.anchor_ms,
+             'inflight_tokens', s.inflight_tokens)
+  if s.report_ts then redis.call('HSET', B, 'report_ts', s.report_ts) end
+  if s.sync_ms then redis.call('HSET', B, 'sync_ms', s.sync_ms) end
+  if s.recharge_since_ms then
+    redis.call('HSET', B, 'recharge_since_ms', s.recharge_since_ms)
+  else
+    redis.call('HDEL', B, 'recharge_since_ms')
+  end
+  if s.expired and #s.expired > 0 then
+    redis.call('HDEL', L, unpack(s.expired))
+    redis.call('ZREM', E, unpack(s.expired))
+  end
+end
+
+-- Find a live lease: estimate, or nil when unknown, ended or expired.
+local function lease(s, id)
+  if s.is_expired[id] then
+    return nil
+  end
+  local v = redis.call('HGET', L, id)
+  if not v then
+    return nil
+  end
+  return int_or_nil(string.match(v, '^([^|]*)'))
+end
+
+local function end_lease(s, id, est)
+  redis.call('HDEL', L, id)
+  redis.call('ZREM', E, id)
+  s.inflight_tokens = s.inflight_tokens - est
+end
+
+-- An optional integer argument: '' means absent.
+local function opt_arg(v)
+  if v == nil or v == '' then
+    return nil
+  end
+  return tonumber(v)
+end
+
+local function no_grant(id)
+  return redis.error_reply('TKMNOGRANT no reservation ' .. id .. ' in pool ' ..
+                           string.match(B, '{(.-)}') ..
+                           ' (never granted, already ended or expired)')
+end

@@ -1,0 +1,24 @@
+-- status (read-only): Reply {synced, tokens, capacity, rate, period_ms,
+-- refill_in_ms, recharge_mode, recharge_since_ms, recharge_target, inflight,
+-- inflight_tokens, last_sync_age_ms, now}
+local s, err = load()
+if err then
+  return redis.error_reply(err)
+end
+if not s then
+  return {0, 0, 0, 0, cfg.period_ms, -1, 0, -1, 0, 0, 0, -1, now}
+end
+refill(s)
+expire(s)
+if recharge_timed_out(s) then
+  s.recharge_since_ms = nil
+end
+local cap = capacity(s)
+local inflight = redis.call('ZCOUNT', E, '(' .. now, '+inf')
+local age = -1
+if s.sync_ms then
+  age = now - s.sync_ms
+end
+return {1, s.tokens, cap, s.rate, s.period_ms, refill_in(s),
+        recharge_on(s) and 1 or 0, s.recharge_since_ms or -1,
+        math.min(cfg.recharge_target, cap), inflight, s.inflight_tokens, age, now}

@@ -1,0 +1,42 @@
+-- sync: ARGV[11] tokens, ARGV[12] rate, ARGV[13] refill_in_ms or '',
+-- ARGV[14] report timestamp (ms) or '' (Redis' now).
+-- Reply: {tokens, report_applied, report_stale}
+local tokens = tonumber(ARGV[11])
+local rate = tonumber(ARGV[12])
+local rin = opt_arg(ARGV[13])
+local ts = opt_arg(ARGV[14]) or now
+
+local s, err = load()
+if err then
+  return redis.error_reply(err)
+end
+if s then
+  refill(s)
+  expire(s)
+  if s.report_ts and ts < s.report_ts then
+    return {s.tokens, 0, 1}
+  end
+else
+  -- A pool without state may still have leases (its hash deleted by hand):
+  -- expire() subtracted the expired ones, the sum below adds all of them.
+  s = {inflight_tokens = 0}
+  expire(s)
+  local live = redis.call('HVALS', L)
+  for _, v in ipairs(live) do
+    s.inflight_tokens = s.inflight_tokens + (int_or_nil(string.match(v, '^([^|]*)')) or 0)
+  end
+end
+
+s.rate = rate
+s.period_ms = cfg.period_ms
+if rin then
+  s.anchor_ms = now + rin - cfg.period_ms -- the next tick is at now + refillIn
+else
+  s.anchor_ms = now
+end
+-- Reservations still in flight are not in the API's balance yet.
+s.tokens = tokens - s.inflight_tokens
+s.report_ts = ts
+s.sync_ms = now
+persist(s)
+return {s.tokens, 1, 0}

@@ -1,0 +1,133 @@
+/* Small shared helpers: messages, name checks, the checked number parser. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+TKM_EXPORT const char *tkm_version(void) { return TKM_VERSION; }
+
+TKM_EXPORT const char *tkm_strerror(tkm_code code)
+{
+    switch (code) {
+    case TKM_OK:
+        return "success";
+    case TKM_EINVAL:
+        return "invalid argument";
+    case TKM_ECONFIG:
+        return "configuration error";
+    case TKM_EREDIS:
+        return "Redis unavailable";
+    case TKM_EPROTO:
+        return "unexpected reply from Redis";
+    case TKM_ESTATE:
+        return "pool state in Redis is corrupt";
+    case TKM_ENOGRANT:
+        return "no such reservation";
+    case TKM_ENOMEM:
+        return "out of memory";
+    case TKM_EIO:
+        return "file could not be read";
+    }
+    return "unknown status code";
+}
+
+TKM_EXPORT const char *tkm_reason_str(tkm_reason reason)
+{
+    switch (reason) {
+    case TKM_REASON_OK:
+        return "ok";
+    case TKM_REASON_RECHARGING:
+        return "recharging";
+    case TKM_REASON_INSUFFICIENT:
+        return "insufficient";
+    case TKM_REASON_DEFICIT_LIMIT:
+        return "deficit_limit";
+    case TKM_REASON_NEED_SYNC:
+        return "need_sync";
+    case TKM_REASON_WAIT_TOO_LONG:
+        return "wait_too_long";
+    }
+    return "unknown";
+}
+
+void tkm__fmt(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf == NULL || len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+tkm_code tkm__fail(tkm_client *c, tkm_code code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int tkm__copy(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= dstlen)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static int name_valid(const char *s, size_t max, const char *extra)
+{
+    size_t n = 0;
+
+    for (; s[n] != '\0'; n++) {
+        unsigned char ch = (unsigned char)s[n];
+        if (!isalnum(ch) && strchr(extra, ch) == NULL)
+            return 0;
+        if (n >= max)
+            return 0;
+    }
+    return n > 0 && n <= max;
+}
+
+int tkm__pool_name_valid(const char *name)
+{
+    return name_valid(name, TKM_POOL_MAX, "_.-");
+}
+
+int tkm__worker_id_valid(const char *id)
+{
+    return name_valid(id, TKM_WORKER_ID_MAX, "_.:@-");
+}
+
+TKM_EXPORT tkm_code tkm_parse_int(const char *text, int64_t min, int64_t max,
+                                  int64_t *out)
+{
+    char *end = NULL;
+    long long v;
+    const char *p = text;
+
+    if (text == NULL || out == NULL)
+        return TKM_EINVAL;
+    /* strtoll skips leading spaces and takes "+": we want the bare number. */
+    if (*p == '-')
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return TKM_EINVAL;
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0')
+        return TKM_EINVAL;
+    if (v < min || v > max)
+        return TKM_EINVAL;
+    *out = (int64_t)v;
+    return TKM_OK;
+}
