@@ -151,17 +151,21 @@ static tkm_code script_error(tkm_client *c, const redisReply *r,
     static const struct {
         const char *prefix;
         tkm_code code;
+        const char *lead;
     } map[] = {
-        {"TKMSTATE ", TKM_ESTATE},
-        {"TKMNOGRANT ", TKM_ENOGRANT},
-        {"TKMCOST ", TKM_EINVAL},
+        {"TKMSTATE ", TKM_ESTATE, ""},
+        {"TKMNOGRANT ", TKM_ENOGRANT, ""},
+        {"TKMCOST ", TKM_EINVAL, ""},
+        {"WRONGTYPE ", TKM_ESTATE,
+         "a key of this pool (tokenmgr:{pool}:*) was written by something "
+         "else: "},
     };
     const char *msg = r->str;
 
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         const char *hit = strstr(msg, map[i].prefix);
         if (hit != NULL)
-            return tkm__fail(c, map[i].code, "%s",
+            return tkm__fail(c, map[i].code, "%s%s", map[i].lead,
                              hit + strlen(map[i].prefix));
     }
     return tkm__fail(c, TKM_EREDIS, "Redis refused the %s script: %.300s",

@@ -344,7 +344,7 @@ static int cmd_reset(tkm_client *c, cmd_args *a)
     rc = tkm_reset(c, &n);
     if (rc != TKM_OK)
         return lib_fail(c, rc, "reset");
-    printf("deleted %lld keys of pool %s\n", (long long)n,
+    printf("deleted %lld key%s of pool %s\n", (long long)n, n == 1 ? "" : "s",
            tkm_client_options(c)->pool);
     return EXIT_OK;
 }

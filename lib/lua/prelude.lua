@@ -51,7 +51,8 @@ local function load()
       local n = int_or_nil(v)
       if n == nil then
         return nil, "TKMSTATE field '" .. name .. "' of " .. B ..
-                    " holds '" .. string.sub(v, 1, 40) .. "', not an integer"
+                    " holds '" .. string.sub(v, 1, 40) ..
+                    "', not an integer (nothing was changed; `tokenmgr reset` starts the pool over)"
       end
       s[name] = n
     elseif REQUIRED[name] then

@@ -1,0 +1,238 @@
+/* The tokenmgr command as scripts use it: exit codes, one-line errors and
+ * the JSON keys of CONTRACT.md, against a real redis-server. */
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tkt.h"
+
+extern char **environ;
+
+typedef struct run_result {
+    int status;
+    char out[8192];
+    char err[4096];
+} run_result;
+
+static void slurp(const char *path, char *buf, size_t len)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(buf, 1, len - 1, fp) : 0;
+
+    buf[n] = '\0';
+    if (fp)
+        fclose(fp);
+}
+
+/* Run the CLI with argv (NULL-terminated), stdout/stderr captured. */
+static run_result run_cli(const char *first, ...)
+{
+    static run_result r;
+    const char *argv[32] = {TKM_CLI};
+    char outp[] = "/tmp/tkm-cli-out-XXXXXX", errp[] = "/tmp/tkm-cli-err-XXXXXX";
+    int outfd = mkstemp(outp), errfd = mkstemp(errp);
+    posix_spawn_file_actions_t fa;
+    va_list ap;
+    pid_t pid;
+    int n = 1;
+
+    va_start(ap, first);
+    for (const char *a = first; a != NULL && n < 31; a = va_arg(ap, const char *))
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, outfd, 1);
+    posix_spawn_file_actions_adddup2(&fa, errfd, 2);
+    ck_assert_int_eq(posix_spawn(&pid, TKM_CLI, &fa, NULL, (char **)argv,
+                                 environ),
+                     0);
+    waitpid(pid, &r.status, 0);
+    r.status = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
+    posix_spawn_file_actions_destroy(&fa);
+    close(outfd);
+    close(errfd);
+    slurp(outp, r.out, sizeof(r.out));
+    slurp(errp, r.err, sizeof(r.err));
+    unlink(outp);
+    unlink(errp);
+    return r;
+}
+
+/* Errors are one line on stderr, prefixed by the program's name. */
+static void expect_fail(run_result r, int status, const char *words)
+{
+    ck_assert_msg(r.status == status, "exit %d, expected %d; stderr: %s",
+                  r.status, status, r.err);
+    ck_assert_msg(strncmp(r.err, "tokenmgr: ", 10) == 0, "stderr: %s", r.err);
+    ck_assert_msg(strchr(r.err, '\n') == r.err + strlen(r.err) - 1,
+                  "not one line: %s", r.err);
+    ck_assert_msg(strstr(r.err, words) != NULL, "'%s' lacks '%s'", r.err,
+                  words);
+}
+
+static void use_server(void)
+{
+    tkt_flush();
+    setenv("TOKENMGR_REDIS_URL", tkt_server.url, 1);
+    unsetenv("TOKENMGR_CONFIG");
+}
+
+START_TEST(test_usage_errors)
+{
+    ck_assert_int_eq(run_cli("--help", NULL).status, 0);
+    ck_assert_ptr_nonnull(strstr(run_cli("--version", NULL).out, TKM_VERSION));
+    expect_fail(run_cli(NULL), 64, "no command");
+    expect_fail(run_cli("frobnicate", NULL), 64, "unknown command 'frobnicate'");
+    expect_fail(run_cli("--colour", "status", NULL), 64, "unknown option");
+    expect_fail(run_cli("--pool", NULL), 64, "--pool needs a value");
+    expect_fail(run_cli("acquire", "abc", NULL), 64, "'abc' is not an integer");
+    expect_fail(run_cli("acquire", "-3", NULL), 64, "'-3'");
+    expect_fail(run_cli("acquire", "5x", NULL), 64, "'5x'");
+    expect_fail(run_cli("acquire", NULL), 64, "needs COST");
+    expect_fail(run_cli("acquire", "5", "--bogus", NULL), 64, "--bogus");
+    expect_fail(run_cli("sync", "--tokens", "ten", "--rate", "5", NULL), 64,
+                "--tokens: 'ten'");
+    expect_fail(run_cli("sync", "--tokens", "10", NULL), 64, "--rate");
+    expect_fail(run_cli("sync", "--tokens", "10", "--rate", "-1", NULL), 64,
+                "--rate: '-1'");
+    expect_fail(run_cli("complete", "1-2", NULL), 64, "--consumed");
+    expect_fail(run_cli("complete", "1-2", "--consumed", "1", "--tokens-left",
+                        "5", NULL),
+                64, "go together");
+    expect_fail(run_cli("recharge", "maybe", NULL), 64, "'on' or 'off'");
+    expect_fail(run_cli("release", NULL), 64, "GRANT");
+}
+END_TEST
+
+START_TEST(test_config_errors)
+{
+    char path[] = "/tmp/tkm-cli-yaml-XXXXXX";
+    int fd = mkstemp(path);
+
+    ck_assert_int_eq(write(fd, "bucket:\n  floor: 3\n", 19), 19);
+    close(fd);
+    expect_fail(run_cli("--config", path, "status", NULL), 78,
+                ":2:3: unknown key 'bucket.floor'");
+    setenv("TOKENMGR_CONFIG", path, 1);
+    expect_fail(run_cli("status", NULL), 78, "bucket.floor");
+    unsetenv("TOKENMGR_CONFIG");
+    unlink(path);
+    expect_fail(run_cli("--pool", "my pool", "status", NULL), 78,
+                "pool name 'my pool'");
+    expect_fail(run_cli("--redis", "http://x", "status", NULL), 78,
+                "Redis URL");
+    expect_fail(run_cli("--config", "/nonexistent.yaml", "status", NULL), 78,
+                "/nonexistent.yaml: cannot open");
+}
+END_TEST
+
+START_TEST(test_redis_down_is_69)
+{
+    unsetenv("TOKENMGR_REDIS_URL");
+    expect_fail(run_cli("--redis", "unix:///nonexistent/r.sock", "status", NULL),
+                69, "cannot connect to Redis");
+    setenv("TOKENMGR_REDIS_URL", "unix:///nonexistent/r.sock", 1);
+    expect_fail(run_cli("acquire", "1", NULL), 69, "cannot connect");
+    unsetenv("TOKENMGR_REDIS_URL");
+}
+END_TEST
+
+START_TEST(test_status_json_keys)
+{
+    static const char *keys[] = {
+        "\"pool\":\"keepa\"", "\"tokens\":100", "\"capacity\":300",
+        "\"refill_rate\":5", "\"refill_period_ms\":60000",
+        "\"refill_in_ms\":", "\"recharge_mode\":false",
+        "\"recharge_since_ms\":null", "\"recharge_target\":50",
+        "\"inflight\":0", "\"inflight_tokens\":0", "\"synced\":true",
+        "\"last_sync_age_s\":"};
+    run_result r;
+
+    use_server();
+    r = run_cli("status", "--json", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"synced\":false"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"tokens\":null"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"last_sync_age_s\":null"));
+    ck_assert_int_eq(
+        run_cli("sync", "--tokens", "100", "--rate", "5", NULL).status, 0);
+    r = run_cli("status", "--json", NULL);
+    ck_assert_int_eq(r.status, 0);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_msg(strstr(r.out, keys[i]) != NULL, "%s lacks %s", r.out,
+                      keys[i]);
+    r = run_cli("status", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "100 / 300"));
+}
+END_TEST
+
+START_TEST(test_acquire_complete_release)
+{
+    run_result r;
+    char grant[64];
+
+    use_server();
+    r = run_cli("acquire", "5", "--json", NULL);
+    ck_assert_int_eq(r.status, 75);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"reason\":\"need_sync\""));
+    run_cli("--pool", "p", "sync", "--tokens", "30", "--rate", "5",
+            "--refill-in", "30000", "--timestamp", "1000", NULL);
+    r = run_cli("--pool", "p", "acquire", "15", NULL);
+    ck_assert_int_eq(r.status, 0);
+    snprintf(grant, sizeof(grant), "%.*s", (int)strcspn(r.out, "\n"), r.out);
+    r = run_cli("--pool", "p", "acquire", "11", "--json", NULL);
+    ck_assert_int_eq(r.status, 75);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"granted\":false"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"grant\":null"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"tokens\":15"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"reason\":\"recharging\""));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"recharge_mode\":true"));
+    expect_fail(run_cli("--pool", "p", "acquire", "11", NULL), 75,
+                "denied (recharging), balance 15; retry in");
+    r = run_cli("--pool", "p", "complete", grant, "--consumed", "20",
+                "--tokens-left", "8", "--timestamp", "2000", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "balance 8"));
+    expect_fail(run_cli("--pool", "p", "release", grant, NULL), 1,
+                "no reservation");
+    expect_fail(run_cli("--pool", "p", "acquire", "100000", NULL), 1,
+                "can never be granted");
+    ck_assert_int_eq(run_cli("--pool", "p", "recharge", "off", NULL).status, 0);
+    r = run_cli("--pool", "p", "reset", NULL);
+    ck_assert_int_eq(r.status, 0);
+    /* Ended leases left no keys behind: only the bucket remained. */
+    ck_assert_ptr_nonnull(strstr(r.out, "deleted 1 key of pool p"));
+    ck_assert_ptr_nonnull(
+        strstr(run_cli("--pool", "p", "status", NULL).out, "no sync yet"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *args = tcase_create("arguments");
+    TCase *cmds = tcase_create("commands");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(args, test_usage_errors);
+    tcase_add_test(args, test_config_errors);
+    tcase_add_test(args, test_redis_down_is_69);
+    tcase_add_unchecked_fixture(cmds, tkt_redis_setup, tkt_redis_teardown);
+    tcase_set_timeout(cmds, 30);
+    tcase_add_test(cmds, test_status_json_keys);
+    tcase_add_test(cmds, test_acquire_complete_release);
+    suite_add_tcase(s, args);
+    suite_add_tcase(s, cmds);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,109 @@
+#include "tkt.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+tkt_redis tkt_server;
+
+void tkt_redis_setup(void)
+{
+    if (tkt_redis_start(&tkt_server) != 0) {
+        fprintf(stderr, "cannot start redis-server for the tests\n");
+        _exit(2);
+    }
+}
+
+void tkt_redis_teardown(void) { tkt_redis_stop(&tkt_server); }
+
+void tkt_flush(void)
+{
+    redisContext *r = tkt_raw();
+    freeReplyObject(tkt_cmd(r, "FLUSHALL"));
+    redisFree(r);
+}
+
+tkm_options tkt_options(void)
+{
+    tkm_options o;
+
+    tkm_options_init(&o);
+    snprintf(o.redis_url, sizeof(o.redis_url), "%s", tkt_server.url);
+    snprintf(o.pool, sizeof(o.pool), "t");
+    return o;
+}
+
+tkm_client *tkt_open(const tkm_options *o)
+{
+    tkm_client *c = NULL;
+    tkm_code rc = tkm_client_open(o, &c);
+
+    ck_assert_msg(rc == TKM_OK, "open: %s", tkm_errstr(c));
+    return c;
+}
+
+void tkt_sync(tkm_client *c, int64_t tokens, int64_t rate, int64_t refill_in,
+              int64_t ts)
+{
+    tkm_sync_info in = {tokens, rate, refill_in, ts};
+    tkm_code rc = tkm_sync(c, &in, NULL);
+
+    ck_assert_msg(rc == TKM_OK, "sync: %s", tkm_errstr(c));
+}
+
+tkm_pool_status tkt_status(tkm_client *c)
+{
+    tkm_pool_status st;
+    tkm_code rc = tkm_status(c, &st);
+
+    ck_assert_msg(rc == TKM_OK, "status: %s", tkm_errstr(c));
+    return st;
+}
+
+tkm_grant tkt_acquire(tkm_client *c, int64_t cost)
+{
+    tkm_grant g;
+    tkm_code rc = tkm_try_acquire(c, cost, &g);
+
+    ck_assert_msg(rc == TKM_OK, "acquire: %s", tkm_errstr(c));
+    return g;
+}
+
+redisContext *tkt_raw(void)
+{
+    redisContext *r = redisConnectUnix(tkt_server.sock);
+
+    ck_assert_msg(r != NULL && !r->err, "raw connect to %s", tkt_server.sock);
+    return r;
+}
+
+redisReply *tkt_cmd(redisContext *r, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *reply;
+
+    va_start(ap, fmt);
+    reply = redisvCommand(r, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(reply != NULL, "raw command %s failed", fmt);
+    return reply;
+}
+
+int64_t tkt_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tkt_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
