@@ -7,10 +7,10 @@
 
 #include "internal.h"
 
-#define NKEYS 3
-#define NPOLICY 10
+#define NKEYS       3
+#define NPOLICY     10
 #define MAX_OP_ARGS 4
-#define NUM_LEN 24
+#define NUM_LEN     24
 
 /* Keys, policy and operation arguments, as the scripts read them. */
 typedef struct script_args {
@@ -27,7 +27,10 @@ static void push_int(script_args *a, int64_t v)
     a->argv[a->argc++] = slot;
 }
 
-static void push_str(script_args *a, const char *s) { a->argv[a->argc++] = s; }
+static void push_str(script_args *a, const char *s)
+{
+    a->argv[a->argc++] = s;
+}
 
 static void args_init(script_args *a, const tkm_client *c)
 {
@@ -82,9 +85,9 @@ static int valid_grant_id(const char *id)
 static tkm_reason reason_from(const char *s)
 {
     static const tkm_reason all[] = {
-        TKM_REASON_OK, TKM_REASON_RECHARGING, TKM_REASON_INSUFFICIENT,
-        TKM_REASON_DEFICIT_LIMIT, TKM_REASON_NEED_SYNC,
-        TKM_REASON_WAIT_TOO_LONG};
+        TKM_REASON_OK,           TKM_REASON_RECHARGING,
+        TKM_REASON_INSUFFICIENT, TKM_REASON_DEFICIT_LIMIT,
+        TKM_REASON_NEED_SYNC,    TKM_REASON_WAIT_TOO_LONG};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (strcmp(tkm_reason_str(all[i]), s) == 0)
@@ -93,8 +96,7 @@ static tkm_reason reason_from(const char *s)
     return TKM_REASON_INSUFFICIENT;
 }
 
-TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost,
-                                    tkm_grant *g)
+TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
 {
     script_args a;
     tkm__value v[7];

@@ -32,8 +32,7 @@ static const int_key int_keys[] = {
     {"bucket", "recharge_target", OPT(bucket.recharge_target), -BIG, BIG},
     {"bucket", "low_cost_max", OPT(bucket.low_cost_max), 0, BIG},
     {"bucket", "low_cost_target", OPT(bucket.low_cost_target), -BIG, BIG},
-    {"bucket", "recharge_timeout_s", OPT(bucket.recharge_timeout_s), 1,
-     604800},
+    {"bucket", "recharge_timeout_s", OPT(bucket.recharge_timeout_s), 1, 604800},
     {"bucket", "max_deficit", OPT(bucket.max_deficit), -BIG, 0},
     {"bucket", "lease_ttl_s", OPT(bucket.lease_ttl_s), 1, 86400},
     {"bucket", "max_wait_s", OPT(bucket.max_wait_s), 0, 86400},
@@ -197,11 +196,11 @@ static tkm_code set_int(loader *ld, const yaml_node_t *v, const int_key *k)
         v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
         tkm_parse_int(scalar(v), INT64_MIN, INT64_MAX, &n) != TKM_OK)
         return at(ld, v, "%s.%s must be an integer, not '%.40s'", k->section,
-                  k->name, v->type == YAML_SCALAR_NODE ? scalar(v) : "(a collection)");
+                  k->name,
+                  v->type == YAML_SCALAR_NODE ? scalar(v) : "(a collection)");
     if (n < k->min || n > k->max)
         return at(ld, v, "%s.%s is %lld, outside %lld..%lld", k->section,
-                  k->name, (long long)n, (long long)k->min,
-                  (long long)k->max);
+                  k->name, (long long)n, (long long)k->min, (long long)k->max);
     *int_field(ld->opts, k) = n;
     return TKM_OK;
 }
@@ -249,8 +248,8 @@ static tkm_code section_pair(loader *ld, const char *section,
         tkm__url url;
         tkm_code rc = set_string(ld, v, "redis.url", ld->opts->redis_url,
                                  sizeof(ld->opts->redis_url));
-        if (rc == TKM_OK &&
-            tkm__url_parse(ld->opts->redis_url, &url, why, sizeof(why)) != TKM_OK)
+        if (rc == TKM_OK && tkm__url_parse(ld->opts->redis_url, &url, why,
+                                           sizeof(why)) != TKM_OK)
             return at(ld, v, "redis.url: %s", why);
         return rc;
     }
@@ -272,8 +271,9 @@ static tkm_code top_pair(loader *ld, const char *section, const yaml_node_t *k,
     if (strcmp(name, "pool") == 0) {
         rc = set_string(ld, v, "pool", ld->opts->pool, sizeof(ld->opts->pool));
         if (rc == TKM_OK && !tkm__pool_name_valid(ld->opts->pool))
-            return at(ld, v, "pool name '%s' is invalid: it must match "
-                             "[A-Za-z0-9_.-]{1,64}",
+            return at(ld, v,
+                      "pool name '%s' is invalid: it must match "
+                      "[A-Za-z0-9_.-]{1,64}",
                       ld->opts->pool);
         return rc;
     }

@@ -14,7 +14,7 @@
 
 /* A parsed Redis URL (url.c). */
 typedef struct tkm__url {
-    int unix_socket;    /* 1: path is set; 0: host and port */
+    int unix_socket; /* 1: path is set; 0: host and port */
     char host[256];
     int port;
     char path[512];

@@ -47,8 +47,8 @@ static tkm_code conn_failed(tkm_client *c, const char *what)
 {
     redisContext *ctx = c->redis;
     char where[600];
-    int timed_out = ctx->err == REDIS_ERR_IO &&
-                    (errno == EAGAIN || errno == EWOULDBLOCK);
+    int timed_out =
+        ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
 
     endpoint(c, where, sizeof(where));
     if (timed_out)
@@ -130,9 +130,8 @@ static tkm_code ensure_connected(tkm_client *c)
     if (c->url.password[0] != '\0') {
         const char *auth_user[] = {"AUTH", c->url.user, c->url.password};
         const char *auth[] = {"AUTH", c->url.password};
-        tkm_code rc = c->url.user[0]
-                          ? setup_command(c, 3, auth_user, "AUTH")
-                          : setup_command(c, 2, auth, "AUTH");
+        tkm_code rc = c->url.user[0] ? setup_command(c, 3, auth_user, "AUTH")
+                                     : setup_command(c, 2, auth, "AUTH");
         if (rc != TKM_OK)
             return rc;
     }
@@ -168,8 +167,8 @@ static tkm_code script_error(tkm_client *c, const redisReply *r,
             return tkm__fail(c, map[i].code, "%s%s", map[i].lead,
                              hit + strlen(map[i].prefix));
     }
-    return tkm__fail(c, TKM_EREDIS, "Redis refused the %s script: %.300s",
-                     name, msg);
+    return tkm__fail(c, TKM_EREDIS, "Redis refused the %s script: %.300s", name,
+                     msg);
 }
 
 static tkm_code copy_reply(tkm_client *c, const redisReply *r, tkm__value *out,

@@ -19,7 +19,8 @@ typedef struct tkm__script {
     const char *text;
 } tkm__script;
 
-/* Indexed by tkm__script_id; the order matches TKM_LUA_OPS in CMakeLists.txt. */
+/* Indexed by tkm__script_id; the order matches TKM_LUA_OPS in CMakeLists.txt.
+ */
 extern const tkm__script tkm__scripts[TKM__SCRIPT_COUNT];
 
 #endif

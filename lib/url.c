@@ -101,7 +101,8 @@ static tkm_code parse_tcp(const char *url, const char *rest, tkm__url *out,
 
     redact(url, shown, sizeof(shown));
     if (at != NULL) {
-        /* Credentials may contain '@' and ':'; the host starts after the last '@'. */
+        /* Credentials may contain '@' and ':'; the host starts after the last
+         * '@'. */
         const char *last = at;
         const char *p;
         while ((p = memchr(last + 1, '@', hostlen - (size_t)(last + 1 - rest))))
@@ -163,9 +164,10 @@ tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
         return parse_unix(text, text + 7, out, errbuf, errlen);
     if (strncmp(text, "redis://", 8) == 0)
         return parse_tcp(text, text + 8, out, errbuf, errlen);
-    tkm__fmt(errbuf, errlen,
-             "Redis URL '%.60s' is not redis://[[user]:password@]host[:port][/db] "
-             "or unix:///path/to/redis.sock[?db=N]",
-             strchr(text, '@') ? "(redacted)" : text);
+    tkm__fmt(
+        errbuf, errlen,
+        "Redis URL '%.60s' is not redis://[[user]:password@]host[:port][/db] "
+        "or unix:///path/to/redis.sock[?db=N]",
+        strchr(text, '@') ? "(redacted)" : text);
     return TKM_ECONFIG;
 }

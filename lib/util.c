@@ -7,7 +7,10 @@
 
 #include "internal.h"
 
-TKM_EXPORT const char *tkm_version(void) { return TKM_VERSION; }
+TKM_EXPORT const char *tkm_version(void)
+{
+    return TKM_VERSION;
+}
 
 TKM_EXPORT const char *tkm_strerror(tkm_code code)
 {

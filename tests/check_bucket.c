@@ -21,8 +21,8 @@ static char *snapshot(void)
         redisReply *rep = tkt_cmd(r, "DUMP %s", keys[k]);
         len += (size_t)snprintf(out + len, cap - len, "%s=%zu:", keys[k],
                                 rep->type == REDIS_REPLY_STRING ? rep->len : 0);
-        for (size_t i = 0; rep->type == REDIS_REPLY_STRING && i < rep->len &&
-                           len + 3 < cap;
+        for (size_t i = 0;
+             rep->type == REDIS_REPLY_STRING && i < rep->len && len + 3 < cap;
              i++)
             len += (size_t)snprintf(out + len, cap - len, "%02x",
                                     (unsigned char)rep->str[i]);
@@ -485,7 +485,8 @@ START_TEST(test_lease_expires_keeping_cost)
 }
 END_TEST
 
-/* ---- admin ---------------------------------------------------------------- */
+/* ---- admin ----------------------------------------------------------------
+ */
 
 START_TEST(test_recharge_on_off)
 {

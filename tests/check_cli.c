@@ -42,16 +42,16 @@ static run_result run_cli(const char *first, ...)
     int n = 1;
 
     va_start(ap, first);
-    for (const char *a = first; a != NULL && n < 31; a = va_arg(ap, const char *))
+    for (const char *a = first; a != NULL && n < 31;
+         a = va_arg(ap, const char *))
         argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, outfd, 1);
     posix_spawn_file_actions_adddup2(&fa, errfd, 2);
-    ck_assert_int_eq(posix_spawn(&pid, TKM_CLI, &fa, NULL, (char **)argv,
-                                 environ),
-                     0);
+    ck_assert_int_eq(
+        posix_spawn(&pid, TKM_CLI, &fa, NULL, (char **)argv, environ), 0);
     waitpid(pid, &r.status, 0);
     r.status = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
     posix_spawn_file_actions_destroy(&fa);
@@ -88,7 +88,8 @@ START_TEST(test_usage_errors)
     ck_assert_int_eq(run_cli("--help", NULL).status, 0);
     ck_assert_ptr_nonnull(strstr(run_cli("--version", NULL).out, TKM_VERSION));
     expect_fail(run_cli(NULL), 64, "no command");
-    expect_fail(run_cli("frobnicate", NULL), 64, "unknown command 'frobnicate'");
+    expect_fail(run_cli("frobnicate", NULL), 64,
+                "unknown command 'frobnicate'");
     expect_fail(run_cli("--colour", "status", NULL), 64, "unknown option");
     expect_fail(run_cli("--pool", NULL), 64, "--pool needs a value");
     expect_fail(run_cli("acquire", "abc", NULL), 64, "'abc' is not an integer");
@@ -135,8 +136,9 @@ END_TEST
 START_TEST(test_redis_down_is_69)
 {
     unsetenv("TOKENMGR_REDIS_URL");
-    expect_fail(run_cli("--redis", "unix:///nonexistent/r.sock", "status", NULL),
-                69, "cannot connect to Redis");
+    expect_fail(
+        run_cli("--redis", "unix:///nonexistent/r.sock", "status", NULL), 69,
+        "cannot connect to Redis");
     setenv("TOKENMGR_REDIS_URL", "unix:///nonexistent/r.sock", 1);
     expect_fail(run_cli("acquire", "1", NULL), 69, "cannot connect");
     unsetenv("TOKENMGR_REDIS_URL");
@@ -146,11 +148,12 @@ END_TEST
 START_TEST(test_status_json_keys)
 {
     static const char *keys[] = {
-        "\"pool\":\"keepa\"", "\"tokens\":100", "\"capacity\":300",
-        "\"refill_rate\":5", "\"refill_period_ms\":60000",
-        "\"refill_in_ms\":", "\"recharge_mode\":false",
-        "\"recharge_since_ms\":null", "\"recharge_target\":50",
-        "\"inflight\":0", "\"inflight_tokens\":0", "\"synced\":true",
+        "\"pool\":\"keepa\"",         "\"tokens\":100",
+        "\"capacity\":300",           "\"refill_rate\":5",
+        "\"refill_period_ms\":60000", "\"refill_in_ms\":",
+        "\"recharge_mode\":false",    "\"recharge_since_ms\":null",
+        "\"recharge_target\":50",     "\"inflight\":0",
+        "\"inflight_tokens\":0",      "\"synced\":true",
         "\"last_sync_age_s\":"};
     run_result r;
 

@@ -215,11 +215,9 @@ static void expect_garbage(const char *field, const char *value)
     tkm_sync_info in = {100, 5, -1, -1};
 
     tkt_sync(c, 100, 5, 30000, -1);
-    freeReplyObject(
-        tkt_cmd(r, "HSET tokenmgr:{t}:bucket %s %s", field, value));
+    freeReplyObject(tkt_cmd(r, "HSET tokenmgr:{t}:bucket %s %s", field, value));
     ck_assert_int_eq(tkm_try_acquire(c, 1, &g), TKM_ESTATE);
-    ck_assert_msg(strstr(tkm_errstr(c), field) != NULL, "%s",
-                  tkm_errstr(c));
+    ck_assert_msg(strstr(tkm_errstr(c), field) != NULL, "%s", tkm_errstr(c));
     ck_assert_int_eq(tkm_status(c, &st), TKM_ESTATE);
     ck_assert_int_eq(tkm_sync(c, &in, NULL), TKM_ESTATE);
     /* Nothing overwritten. */

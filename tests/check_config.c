@@ -41,8 +41,7 @@ static tkm_code load(const char *text, tkm_options *o, char *err, size_t len)
     return rc;
 }
 
-static void expect_error(const char *text, const char *where,
-                         const char *words)
+static void expect_error(const char *text, const char *where, const char *words)
 {
     tkm_options o;
     char err[512];
@@ -75,8 +74,8 @@ START_TEST(test_shipped_example_loads)
     char err[512];
 
     tkm_options_init(&o);
-    ck_assert_msg(tkm_config_load_file(TKM_SOURCE_DIR "/conf/tokenmgr.yaml",
-                                       &o, err, sizeof(err)) == TKM_OK,
+    ck_assert_msg(tkm_config_load_file(TKM_SOURCE_DIR "/conf/tokenmgr.yaml", &o,
+                                       err, sizeof(err)) == TKM_OK,
                   "%s", err);
     ck_assert_str_eq(o.pool, "keepa");
     ck_assert_int_eq(o.bucket.soft_floor, 20);
@@ -114,16 +113,16 @@ END_TEST
 
 START_TEST(test_unknown_key)
 {
-    expect_error("pool: keepa\nbucket:\n  capacty: 300\n", ":3:3:",
-                 "unknown key 'bucket.capacty'");
+    expect_error("pool: keepa\nbucket:\n  capacty: 300\n",
+                 ":3:3:", "unknown key 'bucket.capacty'");
     expect_error("pools: keepa\n", ":1:1:", "unknown key 'pools'");
 }
 END_TEST
 
 START_TEST(test_wrong_types)
 {
-    expect_error("bucket:\n  capacity: lots\n", ":2:13:",
-                 "bucket.capacity must be an integer");
+    expect_error("bucket:\n  capacity: lots\n",
+                 ":2:13:", "bucket.capacity must be an integer");
     expect_error("bucket:\n  capacity: \"300\"\n", ":2:", "must be an integer");
     expect_error("bucket:\n  soft_floor: 2.5\n", ":2:", "must be an integer");
     expect_error("bucket: 5\n", ":1:9:", "bucket section must be a mapping");
@@ -134,19 +133,20 @@ END_TEST
 
 START_TEST(test_out_of_range)
 {
-    expect_error("bucket:\n  capacity: -300\n", ":2:13:",
-                 "bucket.capacity is -300, outside 0..");
+    expect_error("bucket:\n  capacity: -300\n",
+                 ":2:13:", "bucket.capacity is -300, outside 0..");
     expect_error("bucket:\n  max_deficit: 5\n", ":2:", "outside");
     expect_error("redis:\n  timeout_ms: 0\n", ":2:", "redis.timeout_ms");
-    expect_error("bucket:\n  capacity: 99999999999999999999\n", ":2:",
-                 "must be an integer");
+    expect_error("bucket:\n  capacity: 99999999999999999999\n",
+                 ":2:", "must be an integer");
 }
 END_TEST
 
 START_TEST(test_relations)
 {
-    expect_error("bucket:\n  soft_floor: 60\n", "", "soft_floor 60 is above "
-                                                    "bucket.recharge_target 50");
+    expect_error("bucket:\n  soft_floor: 60\n", "",
+                 "soft_floor 60 is above "
+                 "bucket.recharge_target 50");
     expect_error("bucket:\n  max_deficit: -10\n  soft_floor: -20\n", "",
                  "below bucket.max_deficit");
     expect_error("bucket:\n  low_cost_target: 70\n", "",
@@ -198,8 +198,8 @@ static void expect_url(const char *url, tkm_code want, const char *words)
 
     tkm_options_init(&o);
     snprintf(o.redis_url, sizeof(o.redis_url), "%s", url);
-    ck_assert_msg(tkm_options_validate(&o, err, sizeof(err)) == want,
-                  "%s: %s", url, err);
+    ck_assert_msg(tkm_options_validate(&o, err, sizeof(err)) == want, "%s: %s",
+                  url, err);
     if (words != NULL)
         ck_assert_msg(strstr(err, words) != NULL, "%s: '%s' lacks '%s'", url,
                       err, words);
@@ -262,9 +262,9 @@ START_TEST(test_parse_int)
     ck_assert_int_eq(tkm_parse_int("4x", 0, 100, &v), TKM_EINVAL);
     ck_assert_int_eq(tkm_parse_int("0x10", 0, 100, &v), TKM_EINVAL);
     ck_assert_int_eq(tkm_parse_int("101", 0, 100, &v), TKM_EINVAL);
-    ck_assert_int_eq(tkm_parse_int("99999999999999999999", INT64_MIN,
-                                   INT64_MAX, &v),
-                     TKM_EINVAL);
+    ck_assert_int_eq(
+        tkm_parse_int("99999999999999999999", INT64_MIN, INT64_MAX, &v),
+        TKM_EINVAL);
     ck_assert_int_eq(v, -180); /* untouched by failures */
 }
 END_TEST
@@ -275,8 +275,7 @@ START_TEST(test_strerror_and_reasons)
     ck_assert_str_eq(tkm_strerror(TKM_EREDIS), "Redis unavailable");
     ck_assert_str_eq(tkm_strerror((tkm_code)999), "unknown status code");
     ck_assert_str_eq(tkm_reason_str(TKM_REASON_DEFICIT_LIMIT), "deficit_limit");
-    ck_assert_str_eq(tkm_reason_str(TKM_REASON_WAIT_TOO_LONG),
-                     "wait_too_long");
+    ck_assert_str_eq(tkm_reason_str(TKM_REASON_WAIT_TOO_LONG), "wait_too_long");
     ck_assert_str_eq(tkm_version(), TKM_VERSION);
 }
 END_TEST

@@ -24,9 +24,12 @@ static int accepts(const char *path)
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     int ok;
 
-    if (fd < 0)
+    if (fd < 0 || strlen(path) >= sizeof(sa.sun_path)) {
+        if (fd >= 0)
+            close(fd);
         return 0;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
     ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     close(fd);
     return ok;
@@ -47,8 +50,8 @@ static int spawn(tkt_redis *r)
     if (r->pid == 0) {
         execlp(bin, bin, "--port", "0", "--unixsocket", r->sock,
                "--unixsocketperm", "700", "--dir", r->dir, "--save", "",
-               "--appendonly", "no", "--logfile", logfile, "--daemonize",
-               "no", (char *)NULL);
+               "--appendonly", "no", "--logfile", logfile, "--daemonize", "no",
+               (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
@@ -56,8 +59,7 @@ static int spawn(tkt_redis *r)
         if (accepts(r->sock))
             return 0;
         if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-            fprintf(stderr, "redis-server exited at start (see %s)\n",
-                    logfile);
+            fprintf(stderr, "redis-server exited at start (see %s)\n", logfile);
             r->pid = 0;
             return -1;
         }

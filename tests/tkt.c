@@ -17,7 +17,10 @@ void tkt_redis_setup(void)
     }
 }
 
-void tkt_redis_teardown(void) { tkt_redis_stop(&tkt_server); }
+void tkt_redis_teardown(void)
+{
+    tkt_redis_stop(&tkt_server);
+}
 
 void tkt_flush(void)
 {

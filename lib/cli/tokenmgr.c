@@ -23,20 +23,26 @@ enum {
 #define TOKENS_MAX INT64_C(1000000000000)
 
 static const char usage_text[] =
-    "usage: tokenmgr [--config FILE] [--pool NAME] [--redis URL] COMMAND [ARGS]\n"
+    "usage: tokenmgr [--config FILE] [--pool NAME] [--redis URL] COMMAND "
+    "[ARGS]\n"
     "\n"
     "commands:\n"
-    "  status [--json]                        the pool's state, refill projected to now\n"
+    "  status [--json]                        the pool's state, refill "
+    "projected to now\n"
     "  sync --tokens N --rate R [--refill-in MS] [--timestamp MS]\n"
-    "                                         set the balance the API reported\n"
-    "  acquire COST [--json]                  reserve COST tokens (never sleeps)\n"
+    "                                         set the balance the API "
+    "reported\n"
+    "  acquire COST [--json]                  reserve COST tokens (never "
+    "sleeps)\n"
     "  complete GRANT --consumed N [--tokens-left N --timestamp MS]\n"
     "                                         the call was made: reconcile\n"
-    "  release GRANT                          the call was not made: give back\n"
+    "  release GRANT                          the call was not made: give "
+    "back\n"
     "  recharge on|off                        force recharge mode\n"
     "  reset                                  delete this pool's keys\n"
     "\n"
-    "The configuration file is --config, else $TOKENMGR_CONFIG; $TOKENMGR_REDIS_URL\n"
+    "The configuration file is --config, else $TOKENMGR_CONFIG; "
+    "$TOKENMGR_REDIS_URL\n"
     "overrides its Redis URL, and --pool/--redis override both.\n"
     "Exit: 0 ok, 64 usage, 69 Redis unavailable, 75 denied for now,\n"
     "78 configuration error, 1 other.\n";
@@ -84,9 +90,8 @@ static int number(const char *flag, const char *text, int64_t min, int64_t max,
     if (text == NULL)
         return usage("%s needs a value", flag);
     if (tkm_parse_int(text, min, max, out) != TKM_OK) {
-        fprintf(stderr,
-                "tokenmgr: %s: '%s' is not an integer in %lld..%lld\n", flag,
-                text, (long long)min, (long long)max);
+        fprintf(stderr, "tokenmgr: %s: '%s' is not an integer in %lld..%lld\n",
+                flag, text, (long long)min, (long long)max);
         return EXIT_USAGE;
     }
     return EXIT_OK;
@@ -167,8 +172,8 @@ static int cmd_status(tkm_client *c, cmd_args *a)
 
 static int cmd_sync(tkm_client *c, cmd_args *a)
 {
-    tkm_sync_info in = {.tokens = 0, .rate = -1, .refill_in_ms = -1,
-                        .timestamp_ms = -1};
+    tkm_sync_info in = {
+        .tokens = 0, .rate = -1, .refill_in_ms = -1, .timestamp_ms = -1};
     int have_tokens = 0;
     tkm_reconcile out;
     tkm_code rc;
@@ -293,12 +298,13 @@ static int cmd_complete(tkm_client *c, cmd_args *a)
     if (grant == NULL || consumed < 0)
         return usage("%s", "complete needs GRANT and --consumed N");
     if (have_left != (rep.timestamp_ms >= 0))
-        return usage("%s", "complete: --tokens-left and --timestamp go together");
+        return usage("%s",
+                     "complete: --tokens-left and --timestamp go together");
     rc = tkm_complete(c, grant, consumed, have_left ? &rep : NULL, &out);
     if (rc != TKM_OK)
         return lib_fail(c, rc, "complete");
     printf("completed %s; balance %lld%s\n", grant, (long long)out.tokens,
-           out.report_stale ? " (stale report ignored)"
+           out.report_stale     ? " (stale report ignored)"
            : out.report_applied ? " (from the report)"
                                 : "");
     return EXIT_OK;
@@ -378,8 +384,8 @@ static int load_options(tkm_options *o, const char *config, const char *pool,
     }
     if (tkm_options_from_env(o, err, sizeof(err)) != TKM_OK)
         return fail(EXIT_CONFIG, "%s", err);
-    if (pool != NULL && snprintf(o->pool, sizeof(o->pool), "%s", pool) >=
-                            (int)sizeof(o->pool))
+    if (pool != NULL &&
+        snprintf(o->pool, sizeof(o->pool), "%s", pool) >= (int)sizeof(o->pool))
         return fail(EXIT_CONFIG, "--pool '%.70s...' is longer than %d bytes",
                     pool, TKM_POOL_MAX);
     if (redis != NULL && snprintf(o->redis_url, sizeof(o->redis_url), "%s",
@@ -432,7 +438,8 @@ int main(int argc, char **argv)
     }
     if (cmd == NULL)
         return usage("unknown command '%s'", argv[i]);
-    /* --json is accepted anywhere after the command; the rest is the command's. */
+    /* --json is accepted anywhere after the command; the rest is the command's.
+     */
     a.argv = calloc((size_t)argc, sizeof(*a.argv));
     if (a.argv == NULL)
         return fail(EXIT_OTHER, "out of memory");

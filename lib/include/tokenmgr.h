@@ -36,7 +36,7 @@ extern "C" {
 #define TKM_VERSION_MAJOR 0
 #define TKM_VERSION_MINOR 1
 #define TKM_VERSION_PATCH 0
-#define TKM_VERSION "0.1.0"
+#define TKM_VERSION       "0.1.0"
 
 /* Return the library's version string ("MAJOR.MINOR.PATCH"). */
 TKM_EXPORT const char *tkm_version(void);
@@ -47,14 +47,16 @@ TKM_EXPORT const char *tkm_version(void);
  */
 typedef enum tkm_code {
     TKM_OK = 0,
-    TKM_EINVAL = 1,   /* an argument was invalid (negative cost, bad id...) */
-    TKM_ECONFIG = 2,  /* configuration invalid (file, key, value) */
-    TKM_EREDIS = 3,   /* Redis unreachable, timed out or failed: fail closed */
-    TKM_EPROTO = 4,   /* Redis answered something this library cannot read */
-    TKM_ESTATE = 5,   /* the pool's state in Redis holds garbage; nothing written */
-    TKM_ENOGRANT = 6, /* no such reservation (never granted, already ended, expired) */
-    TKM_ENOMEM = 7,   /* out of memory */
-    TKM_EIO = 8       /* a file could not be read */
+    TKM_EINVAL = 1,  /* an argument was invalid (negative cost, bad id...) */
+    TKM_ECONFIG = 2, /* configuration invalid (file, key, value) */
+    TKM_EREDIS = 3,  /* Redis unreachable, timed out or failed: fail closed */
+    TKM_EPROTO = 4,  /* Redis answered something this library cannot read */
+    TKM_ESTATE =
+        5, /* the pool's state in Redis holds garbage; nothing written */
+    TKM_ENOGRANT =
+        6, /* no such reservation (never granted, already ended, expired) */
+    TKM_ENOMEM = 7, /* out of memory */
+    TKM_EIO = 8     /* a file could not be read */
 } tkm_code;
 
 /* A static, one-line description of a status code.  Never NULL. */
@@ -64,23 +66,23 @@ TKM_EXPORT const char *tkm_strerror(tkm_code code);
  * Options and configuration
  * ---------------------------------------------------------------------- */
 
-#define TKM_POOL_MAX 64      /* pool names: [A-Za-z0-9_.-]{1,64} */
+#define TKM_POOL_MAX      64  /* pool names: [A-Za-z0-9_.-]{1,64} */
 #define TKM_WORKER_ID_MAX 128 /* worker ids: [A-Za-z0-9_.:@-]{1,128} */
-#define TKM_URL_MAX 1024
+#define TKM_URL_MAX       1024
 
 /* The bucket policy (YAML section `bucket:`); see conf/tokenmgr.yaml. */
 typedef struct tkm_bucket_options {
-    int64_t refill_period_ms;   /* one refill tick per period (60000) */
-    int64_t capacity;           /* 0 = 60 x refill rate */
-    int64_t min_start_balance;  /* a call starts only at >= this balance (1) */
-    int64_t soft_floor;         /* a grant leaving less turns recharge on (20) */
-    int64_t recharge_target;    /* recharge ends at this balance (50) */
-    int64_t low_cost_max;       /* calls costing at most this... (10) */
-    int64_t low_cost_target;    /* ...may leave recharge at this balance (20) */
+    int64_t refill_period_ms;  /* one refill tick per period (60000) */
+    int64_t capacity;          /* 0 = 60 x refill rate */
+    int64_t min_start_balance; /* a call starts only at >= this balance (1) */
+    int64_t soft_floor;        /* a grant leaving less turns recharge on (20) */
+    int64_t recharge_target;   /* recharge ends at this balance (50) */
+    int64_t low_cost_max;      /* calls costing at most this... (10) */
+    int64_t low_cost_target;   /* ...may leave recharge at this balance (20) */
     int64_t recharge_timeout_s; /* recharge cleared after this long (3600) */
-    int64_t max_deficit;        /* no grant takes the balance below this (-180) */
-    int64_t lease_ttl_s;        /* reservations expire after this (120) */
-    int64_t max_wait_s;         /* blocking acquires refuse longer waits (60) */
+    int64_t max_deficit; /* no grant takes the balance below this (-180) */
+    int64_t lease_ttl_s; /* reservations expire after this (120) */
+    int64_t max_wait_s;  /* blocking acquires refuse longer waits (60) */
 } tkm_bucket_options;
 
 /* Everything a client needs.  Fill with tkm_options_init(), then override. */
@@ -168,7 +170,8 @@ typedef enum tkm_reason {
 TKM_EXPORT const char *tkm_reason_str(tkm_reason reason);
 
 #define TKM_GRANT_ID_MAX 32
-#define TKM_RETRY_NEVER INT64_C(-1) /* retry_after_ms: refill cannot cure it */
+#define TKM_RETRY_NEVER  INT64_C(-1) /* retry_after_ms: refill cannot cure it  \
+                                      */
 
 /* The answer to an acquire. */
 typedef struct tkm_grant {
@@ -176,9 +179,10 @@ typedef struct tkm_grant {
     char id[TKM_GRANT_ID_MAX + 1]; /* grant id when granted, else "" */
     int64_t tokens;                /* balance after the decision */
     tkm_reason reason;
-    int64_t retry_after_ms; /* denial: when refill may cure it; TKM_RETRY_NEVER */
-    int recharge_mode;      /* recharge mode after the decision */
-    int recharge_expired;   /* 1 when this call cleared a timed-out recharge */
+    int64_t
+        retry_after_ms;   /* denial: when refill may cure it; TKM_RETRY_NEVER */
+    int recharge_mode;    /* recharge mode after the decision */
+    int recharge_expired; /* 1 when this call cleared a timed-out recharge */
 } tkm_grant;
 
 /*
@@ -200,9 +204,9 @@ typedef struct tkm_report {
 
 /* The outcome of a complete, release or sync. */
 typedef struct tkm_reconcile {
-    int64_t tokens;        /* balance after */
-    int report_applied;    /* 1 when the report set the balance */
-    int report_stale;      /* 1 when the report was older than the last applied */
+    int64_t tokens;     /* balance after */
+    int report_applied; /* 1 when the report set the balance */
+    int report_stale;   /* 1 when the report was older than the last applied */
 } tkm_reconcile;
 
 /*
@@ -216,7 +220,8 @@ TKM_EXPORT tkm_code tkm_complete(tkm_client *client, const char *grant_id,
                                  int64_t consumed, const tkm_report *report,
                                  tkm_reconcile *out);
 
-/* The call of `grant_id` was not made: return its estimate.  out may be NULL. */
+/* The call of `grant_id` was not made: return its estimate.  out may be NULL.
+ */
 TKM_EXPORT tkm_code tkm_release(tkm_client *client, const char *grant_id,
                                 tkm_reconcile *out);
 
@@ -238,19 +243,19 @@ TKM_EXPORT tkm_code tkm_sync(tkm_client *client, const tkm_sync_info *info,
 
 /* A pool's state, refill projected to now; nothing consumed or written. */
 typedef struct tkm_pool_status {
-    int synced;                 /* 0: no state yet (other fields 0 / -1) */
+    int synced; /* 0: no state yet (other fields 0 / -1) */
     int64_t tokens;
     int64_t capacity;
     int64_t refill_rate;
     int64_t refill_period_ms;
     int64_t refill_in_ms;
     int recharge_mode;
-    int64_t recharge_since_ms;  /* Redis time (Unix ms), -1 when off */
-    int64_t recharge_target;    /* effective: clamped to capacity */
-    int64_t inflight;           /* outstanding reservations */
-    int64_t inflight_tokens;    /* their estimates */
-    int64_t last_sync_age_ms;   /* -1 when never synced */
-    int64_t now_ms;             /* Redis' clock at the read */
+    int64_t recharge_since_ms; /* Redis time (Unix ms), -1 when off */
+    int64_t recharge_target;   /* effective: clamped to capacity */
+    int64_t inflight;          /* outstanding reservations */
+    int64_t inflight_tokens;   /* their estimates */
+    int64_t last_sync_age_ms;  /* -1 when never synced */
+    int64_t now_ms;            /* Redis' clock at the read */
 } tkm_pool_status;
 
 /* Read the pool's state in one round trip. */

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# tokenmgr's one entry point for developers and CI.
+#
+#   ./dev.sh demo            install what is missing, build, run the demo
+#   ./dev.sh test [--asan]   install what is missing, build (-Wall -Wextra
+#                            -Werror), run every test through CTest
+#   ./dev.sh build [--asan]  install and build only
+#   ./dev.sh format [--check] clang-format the C sources (or only check)
+#
+# Dependencies come from Debian packages, installed with apt-get as root or
+# through sudo.  Builds go to build/ (build-asan/ with --asan).
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$top"
+
+packages=(build-essential cmake pkg-config libhiredis-dev libyaml-dev check
+          redis-server redis-tools)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+[ -t 2 ] || say() { printf '==> %s\n' "$*" >&2; }
+
+install_missing() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing ${missing[*]}"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || {
+            echo "dev.sh: need root or sudo to install: ${missing[*]}" >&2
+            exit 1
+        }
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+builddir=build
+cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+
+parse_flavour() {
+    for a in "$@"; do
+        case "$a" in
+        --asan)
+            builddir=build-asan
+            cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTKM_SANITIZE=ON)
+            ;;
+        *)
+            echo "dev.sh: unknown option '$a'" >&2
+            exit 64
+            ;;
+        esac
+    done
+}
+
+build() {
+    install_missing "${packages[@]}"
+    say "building in $builddir/"
+    cmake -S . -B "$builddir" "${cmake_args[@]}" >/dev/null
+    cmake --build "$builddir" -j "$(nproc)"
+}
+
+run_tests() {
+    build
+    say "running the tests"
+    if [ "$builddir" = build-asan ]; then
+        # Check forks each test; leaks are reported per process.
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    fi
+    ctest --test-dir "$builddir" --output-on-failure -j 2
+}
+
+format() {
+    local files
+    files=$(git ls-files '*.c' '*.h')
+    if [ "${1:-}" = --check ]; then
+        install_missing clang-format
+        clang-format --dry-run -Werror $files
+        say "clang-format: $(echo "$files" | wc -w) files clean"
+    else
+        clang-format -i $files
+    fi
+}
+
+demo() {
+    build
+    exec bash "$top/tests/demo/demo.sh" "$top/$builddir"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+test) parse_flavour "$@"; run_tests ;;
+build) parse_flavour "$@"; build ;;
+demo) demo "$@" ;;
+format) format "$@" ;;
+*)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    [ -z "$cmd" ] || exit 64
+    ;;
+esac
