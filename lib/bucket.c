@@ -7,66 +7,70 @@
 
 #include "internal.h"
 
-#define NKEYS       3
-#define NPOLICY     10
-#define MAX_OP_ARGS 4
-#define NUM_LEN     24
-
-/* Keys, policy and operation arguments, as the scripts read them. */
-typedef struct script_args {
-    const char *argv[NKEYS + NPOLICY + MAX_OP_ARGS];
-    char num[NPOLICY + MAX_OP_ARGS][NUM_LEN];
-    int argc;
-} script_args;
-
-static void push_int(script_args *a, int64_t v)
+static void push_int_slot(tkm__args *a, int64_t v, char *slot)
 {
-    char *slot = a->num[a->argc - NKEYS];
-
-    snprintf(slot, NUM_LEN, "%lld", (long long)v);
+    snprintf(slot, TKM__NUM_LEN, "%lld", (long long)v);
     a->argv[a->argc++] = slot;
 }
 
-static void push_str(script_args *a, const char *s)
+void tkm__push_int(tkm__args *a, int64_t v)
+{
+    push_int_slot(a, v, a->num[a->argc - TKM__NKEYS]);
+}
+
+void tkm__push_str(tkm__args *a, const char *s)
 {
     a->argv[a->argc++] = s;
 }
 
-static void args_init(script_args *a, const tkm_client *c)
+void tkm__args_init(tkm__args *a, const tkm_client *c)
 {
     const tkm_bucket_options *b = &c->opts.bucket;
+    const tkm_heartbeat_options *h = &c->opts.heartbeat;
 
     a->argc = 0;
-    push_str(a, c->key_bucket);
-    push_str(a, c->key_leases);
-    push_str(a, c->key_expiry);
-    push_int(a, b->capacity);
-    push_int(a, b->min_start_balance);
-    push_int(a, b->soft_floor);
-    push_int(a, b->recharge_target);
-    push_int(a, b->low_cost_max);
-    push_int(a, b->low_cost_target);
-    push_int(a, b->recharge_timeout_s * 1000);
-    push_int(a, b->max_deficit);
-    push_int(a, b->lease_ttl_s * 1000);
-    push_int(a, b->refill_period_ms);
+    tkm__push_str(a, c->key_bucket);
+    tkm__push_str(a, c->key_leases);
+    tkm__push_str(a, c->key_expiry);
+    tkm__push_str(a, c->key_heartbeats);
+    tkm__push_str(a, c->key_workers);
+    tkm__push_int(a, b->capacity);
+    tkm__push_int(a, b->min_start_balance);
+    tkm__push_int(a, b->soft_floor);
+    tkm__push_int(a, b->recharge_target);
+    tkm__push_int(a, b->low_cost_max);
+    tkm__push_int(a, b->low_cost_target);
+    tkm__push_int(a, b->recharge_timeout_s * 1000);
+    tkm__push_int(a, b->max_deficit);
+    tkm__push_int(a, b->lease_ttl_s * 1000);
+    tkm__push_int(a, b->refill_period_ms);
+    tkm__push_int(a, h->stale_after_s * 1000);
+    tkm__push_int(a, h->retention_s * 1000);
 }
 
-/* Run with the reply checked to hold exactly `want` elements. */
-static tkm_code run(tkm_client *c, tkm__script_id id, script_args *a,
-                    tkm__value *out, int want)
+tkm_code tkm__run(tkm_client *c, tkm__script_id id, tkm__args *a,
+                  tkm__value *out, int want, int *nout)
 {
+    int max = want < 0 ? -want : want;
     int n = 0;
     tkm_code rc;
 
     if (c->open_status != TKM_OK)
         return c->open_status;
-    rc = tkm__script_run(c, id, NKEYS, a->argv, a->argc, out, want, &n);
-    if (rc == TKM_OK && n != want)
+    rc = tkm__script_run(c, id, TKM__NKEYS, a->argv, a->argc, out, max, &n);
+    if (rc == TKM_OK && want >= 0 && n != want)
         rc = tkm__fail(c, TKM_EPROTO,
                        "the %s script answered %d values, expected %d",
                        tkm__scripts[id].name, n, want);
+    if (nout != NULL)
+        *nout = n;
     return rc;
+}
+
+static tkm_code run(tkm_client *c, tkm__script_id id, tkm__args *a,
+                    tkm__value *out, int want)
+{
+    return tkm__run(c, id, a, out, want, NULL);
 }
 
 static int valid_grant_id(const char *id)
@@ -98,7 +102,7 @@ static tkm_reason reason_from(const char *s)
 
 TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
 {
-    script_args a;
+    tkm__args a;
     tkm__value v[7];
     tkm_code rc;
 
@@ -106,9 +110,9 @@ TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
     if (cost < 0)
         return tkm__fail(c, TKM_EINVAL, "cost %lld is negative",
                          (long long)cost);
-    args_init(&a, c);
-    push_int(&a, cost);
-    push_str(&a, c->opts.worker_id);
+    tkm__args_init(&a, c);
+    tkm__push_int(&a, cost);
+    tkm__push_str(&a, c->opts.worker_id);
     rc = run(c, TKM__SCRIPT_ACQUIRE, &a, v, 7);
     if (rc != TKM_OK)
         return rc;
@@ -122,8 +126,8 @@ TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
     return TKM_OK;
 }
 
-static tkm_code reconcile_reply(tkm_client *c, tkm__script_id id,
-                                script_args *a, tkm_reconcile *out)
+static tkm_code reconcile_reply(tkm_client *c, tkm__script_id id, tkm__args *a,
+                                tkm_reconcile *out)
 {
     tkm__value v[3];
     tkm_code rc = run(c, id, a, v, 3);
@@ -150,22 +154,22 @@ TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
                                  int64_t consumed, const tkm_report *report,
                                  tkm_reconcile *out)
 {
-    script_args a;
+    tkm__args a;
 
     if (check_grant_id(c, grant_id) != TKM_OK)
         return TKM_ENOGRANT;
     if (consumed < 0)
         return tkm__fail(c, TKM_EINVAL, "consumed %lld is negative",
                          (long long)consumed);
-    args_init(&a, c);
-    push_str(&a, grant_id);
-    push_int(&a, consumed);
+    tkm__args_init(&a, c);
+    tkm__push_str(&a, grant_id);
+    tkm__push_int(&a, consumed);
     if (report != NULL) {
-        push_int(&a, report->tokens_left);
-        push_int(&a, report->timestamp_ms);
+        tkm__push_int(&a, report->tokens_left);
+        tkm__push_int(&a, report->timestamp_ms);
     } else {
-        push_str(&a, "");
-        push_str(&a, "");
+        tkm__push_str(&a, "");
+        tkm__push_str(&a, "");
     }
     return reconcile_reply(c, TKM__SCRIPT_COMPLETE, &a, out);
 }
@@ -173,19 +177,19 @@ TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
 TKM_EXPORT tkm_code tkm_release(tkm_client *c, const char *grant_id,
                                 tkm_reconcile *out)
 {
-    script_args a;
+    tkm__args a;
 
     if (check_grant_id(c, grant_id) != TKM_OK)
         return TKM_ENOGRANT;
-    args_init(&a, c);
-    push_str(&a, grant_id);
+    tkm__args_init(&a, c);
+    tkm__push_str(&a, grant_id);
     return reconcile_reply(c, TKM__SCRIPT_RELEASE, &a, out);
 }
 
 TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
                              tkm_reconcile *out)
 {
-    script_args a;
+    tkm__args a;
 
     if (info->rate < 0)
         return tkm__fail(c, TKM_EINVAL, "refill rate %lld is negative",
@@ -196,29 +200,29 @@ TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
                          "%lld ms",
                          (long long)info->refill_in_ms,
                          (long long)c->opts.bucket.refill_period_ms);
-    args_init(&a, c);
-    push_int(&a, info->tokens);
-    push_int(&a, info->rate);
+    tkm__args_init(&a, c);
+    tkm__push_int(&a, info->tokens);
+    tkm__push_int(&a, info->rate);
     if (info->refill_in_ms >= 0)
-        push_int(&a, info->refill_in_ms);
+        tkm__push_int(&a, info->refill_in_ms);
     else
-        push_str(&a, "");
+        tkm__push_str(&a, "");
     if (info->timestamp_ms >= 0)
-        push_int(&a, info->timestamp_ms);
+        tkm__push_int(&a, info->timestamp_ms);
     else
-        push_str(&a, "");
+        tkm__push_str(&a, "");
     return reconcile_reply(c, TKM__SCRIPT_SYNC, &a, out);
 }
 
 TKM_EXPORT tkm_code tkm_status(tkm_client *c, tkm_pool_status *st)
 {
-    script_args a;
-    tkm__value v[13];
+    tkm__args a;
+    tkm__value v[16];
     tkm_code rc;
 
     memset(st, 0, sizeof(*st));
-    args_init(&a, c);
-    rc = run(c, TKM__SCRIPT_STATUS, &a, v, 13);
+    tkm__args_init(&a, c);
+    rc = run(c, TKM__SCRIPT_STATUS, &a, v, 16);
     if (rc != TKM_OK)
         return rc;
     st->synced = v[0].i != 0;
@@ -234,27 +238,30 @@ TKM_EXPORT tkm_code tkm_status(tkm_client *c, tkm_pool_status *st)
     st->inflight_tokens = v[10].i;
     st->last_sync_age_ms = v[11].i;
     st->now_ms = v[12].i;
+    st->workers_total = v[13].i;
+    st->workers_alive = v[14].i;
+    st->heartbeat_age_ms = v[15].i;
     return TKM_OK;
 }
 
 TKM_EXPORT tkm_code tkm_recharge(tkm_client *c, int on)
 {
-    script_args a;
+    tkm__args a;
     tkm__value v[1];
 
-    args_init(&a, c);
-    push_str(&a, on ? "1" : "0");
+    tkm__args_init(&a, c);
+    tkm__push_str(&a, on ? "1" : "0");
     return run(c, TKM__SCRIPT_RECHARGE, &a, v, 1);
 }
 
 TKM_EXPORT tkm_code tkm_reset(tkm_client *c, int64_t *deleted)
 {
-    script_args a;
+    tkm__args a;
     tkm__value v[1];
     tkm_code rc;
 
-    args_init(&a, c);
-    push_str(&a, c->key_pattern);
+    tkm__args_init(&a, c);
+    tkm__push_str(&a, c->key_pattern);
     rc = run(c, TKM__SCRIPT_RESET, &a, v, 1);
     if (rc == TKM_OK && deleted != NULL)
         *deleted = v[0].i;

@@ -1,4 +1,5 @@
 /* The client handle: options, key names, lifetime. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,11 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
         return TKM_ENOMEM;
     *out = c;
     c->opts = *opts;
+    c->last_heartbeat_ms = -1;
+    /* Waiters on many hosts must not wake in step: seed per process and
+     * per client. */
+    c->jitter_seed = (unsigned int)getpid() ^ (unsigned int)(uintptr_t)c ^
+                     (unsigned int)tkm__monotonic_ms();
     if (tkm_options_validate(&c->opts, why, sizeof(why)) != TKM_OK) {
         c->open_status = tkm__fail(c, TKM_ECONFIG, "%s", why);
         return TKM_ECONFIG;
@@ -45,6 +51,10 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
     snprintf(c->key_leases, sizeof(c->key_leases), "tokenmgr:{%s}:leases",
              c->opts.pool);
     snprintf(c->key_expiry, sizeof(c->key_expiry), "tokenmgr:{%s}:lease_expiry",
+             c->opts.pool);
+    snprintf(c->key_heartbeats, sizeof(c->key_heartbeats),
+             "tokenmgr:{%s}:heartbeats", c->opts.pool);
+    snprintf(c->key_workers, sizeof(c->key_workers), "tokenmgr:{%s}:workers",
              c->opts.pool);
     snprintf(c->key_pattern, sizeof(c->key_pattern), "tokenmgr:{%s}:*",
              c->opts.pool);
@@ -71,4 +81,9 @@ TKM_EXPORT const char *tkm_errstr(const tkm_client *c)
 TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *c)
 {
     return &c->opts;
+}
+
+TKM_EXPORT int64_t tkm_client_round_trips(const tkm_client *c)
+{
+    return c->round_trips;
 }

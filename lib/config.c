@@ -36,6 +36,11 @@ static const int_key int_keys[] = {
     {"bucket", "max_deficit", OPT(bucket.max_deficit), -BIG, 0},
     {"bucket", "lease_ttl_s", OPT(bucket.lease_ttl_s), 1, 86400},
     {"bucket", "max_wait_s", OPT(bucket.max_wait_s), 0, 86400},
+    {"heartbeat", "min_interval_ms", OPT(heartbeat.min_interval_ms), 0,
+     3600000},
+    {"heartbeat", "stale_after_s", OPT(heartbeat.stale_after_s), 1, 604800},
+    {"heartbeat", "retention_s", OPT(heartbeat.retention_s), 60, 2592000},
+    {"heartbeat", "wait_slice_ms", OPT(heartbeat.wait_slice_ms), 10, 60000},
 };
 #define N_INT_KEYS (sizeof(int_keys) / sizeof(int_keys[0]))
 
@@ -66,6 +71,10 @@ TKM_EXPORT void tkm_options_init(tkm_options *o)
     o->bucket.max_deficit = -180;
     o->bucket.lease_ttl_s = 120;
     o->bucket.max_wait_s = 60;
+    o->heartbeat.min_interval_ms = 1000;
+    o->heartbeat.stale_after_s = 900;
+    o->heartbeat.retention_s = 86400;
+    o->heartbeat.wait_slice_ms = 2000;
 }
 
 /* `where` prefixes messages ("file:line:col: " or ""). */
@@ -86,6 +95,15 @@ static tkm_code check_relations(const tkm_options *o, const char *where,
                  "%lld: recharge would end below the floor that starts it",
                  where, (long long)b->soft_floor,
                  (long long)b->recharge_target);
+        return TKM_ECONFIG;
+    }
+    if (o->heartbeat.stale_after_s > o->heartbeat.retention_s) {
+        tkm__fmt(errbuf, errlen,
+                 "%sheartbeat.stale_after_s %lld is above "
+                 "heartbeat.retention_s %lld: records would vanish while "
+                 "still judged",
+                 where, (long long)o->heartbeat.stale_after_s,
+                 (long long)o->heartbeat.retention_s);
         return TKM_ECONFIG;
     }
     if (b->low_cost_target > b->recharge_target) {
@@ -277,7 +295,8 @@ static tkm_code top_pair(loader *ld, const char *section, const yaml_node_t *k,
                       ld->opts->pool);
         return rc;
     }
-    if (strcmp(name, "redis") == 0 || strcmp(name, "bucket") == 0)
+    if (strcmp(name, "redis") == 0 || strcmp(name, "bucket") == 0 ||
+        strcmp(name, "heartbeat") == 0)
         return each_pair(ld, v, name, section_pair);
     return at(ld, k, "unknown key '%s'", name);
 }

@@ -31,7 +31,12 @@ struct tkm_client {
     char key_bucket[TKM__KEY_MAX];
     char key_leases[TKM__KEY_MAX];
     char key_expiry[TKM__KEY_MAX];
+    char key_heartbeats[TKM__KEY_MAX];
+    char key_workers[TKM__KEY_MAX];
     char key_pattern[TKM__KEY_MAX];
+    int64_t round_trips;
+    int64_t last_heartbeat_ms; /* monotonic; -1 before the first */
+    unsigned int jitter_seed;
     char err[TKM__ERR_MAX];
 };
 
@@ -48,13 +53,36 @@ int tkm__copy(char *dst, size_t dstlen, const char *src);
 tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
                         size_t errlen);
 
-/* redis.c: the only file that talks to hiredis. */
+/* A value of a script's flat reply. */
 #define TKM__VALUE_STR_MAX 256
 typedef struct tkm__value {
     int is_int;
     int64_t i;
     char s[TKM__VALUE_STR_MAX];
 } tkm__value;
+
+/* bucket.c: the arguments every script takes (keys, policy, op[]). */
+#define TKM__NKEYS       5
+#define TKM__NPOLICY     12
+#define TKM__MAX_OP_ARGS 4
+#define TKM__NUM_LEN     24
+typedef struct tkm__args {
+    const char *argv[TKM__NKEYS + TKM__NPOLICY + TKM__MAX_OP_ARGS];
+    char num[TKM__NPOLICY + TKM__MAX_OP_ARGS][TKM__NUM_LEN];
+    int argc;
+} tkm__args;
+void tkm__args_init(tkm__args *a, const tkm_client *c);
+void tkm__push_int(tkm__args *a, int64_t v);
+void tkm__push_str(tkm__args *a, const char *s);
+/* Run a script whose reply must hold exactly `want` values (or, with
+ * want < 0, at most -want). */
+tkm_code tkm__run(tkm_client *c, tkm__script_id id, tkm__args *a,
+                  tkm__value *out, int want, int *nout);
+
+/* wait.c / heartbeat.c */
+int64_t tkm__monotonic_ms(void);
+
+/* redis.c: the only file that talks to hiredis. */
 
 /*
  * Run one script as EVALSHA (EVAL on NOSCRIPT) with keys/argv; the flat
@@ -64,6 +92,10 @@ typedef struct tkm__value {
 tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
                          const char *const *args, int nargs, tkm__value *out,
                          int maxout, int *nout);
+/* The same, with the values allocated to fit (caller frees *out). */
+tkm_code tkm__script_run_alloc(tkm_client *c, tkm__script_id id, int nkeys,
+                               const char *const *args, int nargs,
+                               tkm__value **out, int *nout);
 void tkm__redis_close(tkm_client *c);
 
 #endif

@@ -174,10 +174,11 @@ static tkm_code script_error(tkm_client *c, const redisReply *r,
 static tkm_code copy_reply(tkm_client *c, const redisReply *r, tkm__value *out,
                            int maxout, int *nout)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements > (size_t)maxout)
+    if (r->elements > (size_t)maxout)
         return tkm__fail(c, TKM_EPROTO,
-                         "unexpected reply type %d from a tokenmgr script",
-                         r->type);
+                         "a tokenmgr script answered %zu values, at most %d "
+                         "expected",
+                         r->elements, maxout);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
         tkm__value *v = &out[i];
@@ -198,9 +199,10 @@ static tkm_code copy_reply(tkm_client *c, const redisReply *r, tkm__value *out,
     return TKM_OK;
 }
 
-tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
-                         const char *const *args, int nargs, tkm__value *out,
-                         int maxout, int *nout)
+/* Send the script; on success *reply holds an array reply (caller frees). */
+static tkm_code send_script(tkm_client *c, tkm__script_id id, int nkeys,
+                            const char *const *args, int nargs,
+                            redisReply **reply)
 {
     const tkm__script *s = &tkm__scripts[id];
     const char *argv[MAX_ARGS];
@@ -208,12 +210,14 @@ tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
     redisReply *r;
     tkm_code rc;
 
+    *reply = NULL;
     if (nargs + 3 > MAX_ARGS)
         return tkm__fail(c, TKM_EINVAL, "too many script arguments");
     rc = ensure_connected(c);
     if (rc != TKM_OK)
         return rc;
     snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
+    c->round_trips++;
     argv[0] = "EVALSHA";
     argv[1] = s->sha1;
     argv[2] = numkeys;
@@ -223,16 +227,58 @@ tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
         strncmp(r->str, "NOSCRIPT", 8) == 0) {
         /* First use on this server (or it restarted): send the text once. */
         freeReplyObject(r);
+        c->round_trips++;
         argv[0] = "EVAL";
         argv[1] = s->text;
         r = redisCommandArgv(c->redis, nargs + 3, argv, NULL);
     }
     if (r == NULL)
         return conn_failed(c, s->name);
-    if (r->type == REDIS_REPLY_ERROR)
+    if (r->type == REDIS_REPLY_ERROR) {
         rc = script_error(c, r, s->name);
+        freeReplyObject(r);
+        return rc;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return tkm__fail(c, TKM_EPROTO,
+                         "unexpected reply type %d from the %s script", r->type,
+                         s->name);
+    }
+    *reply = r;
+    return TKM_OK;
+}
+
+tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
+                         const char *const *args, int nargs, tkm__value *out,
+                         int maxout, int *nout)
+{
+    redisReply *r;
+    tkm_code rc = send_script(c, id, nkeys, args, nargs, &r);
+
+    if (rc != TKM_OK)
+        return rc;
+    rc = copy_reply(c, r, out, maxout, nout);
+    freeReplyObject(r);
+    return rc;
+}
+
+tkm_code tkm__script_run_alloc(tkm_client *c, tkm__script_id id, int nkeys,
+                               const char *const *args, int nargs,
+                               tkm__value **out, int *nout)
+{
+    redisReply *r;
+    tkm_code rc = send_script(c, id, nkeys, args, nargs, &r);
+
+    *out = NULL;
+    *nout = 0;
+    if (rc != TKM_OK)
+        return rc;
+    *out = calloc(r->elements ? r->elements : 1, sizeof(**out));
+    if (*out == NULL)
+        rc = tkm__fail(c, TKM_ENOMEM, "out of memory reading a reply");
     else
-        rc = copy_reply(c, r, out, maxout, nout);
+        rc = copy_reply(c, r, *out, (int)r->elements, nout);
     freeReplyObject(r);
     return rc;
 }

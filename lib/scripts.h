@@ -10,6 +10,8 @@ typedef enum tkm__script_id {
     TKM__SCRIPT_STATUS,
     TKM__SCRIPT_RECHARGE,
     TKM__SCRIPT_RESET,
+    TKM__SCRIPT_HEARTBEAT,
+    TKM__SCRIPT_WORKERS,
     TKM__SCRIPT_COUNT
 } tkm__script_id;
 

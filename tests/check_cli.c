@@ -154,7 +154,8 @@ START_TEST(test_status_json_keys)
         "\"recharge_mode\":false",    "\"recharge_since_ms\":null",
         "\"recharge_target\":50",     "\"inflight\":0",
         "\"inflight_tokens\":0",      "\"synced\":true",
-        "\"last_sync_age_s\":"};
+        "\"last_sync_age_s\":",       "\"workers_alive\":0",
+        "\"workers_total\":0",        "\"heartbeat_age_s\":null"};
     run_result r;
 
     use_server();
@@ -216,6 +217,46 @@ START_TEST(test_acquire_complete_release)
 }
 END_TEST
 
+START_TEST(test_heartbeat_workers_wait)
+{
+    run_result r;
+
+    use_server();
+    r = run_cli("heartbeat", "--worker", "host1:42", "--phase",
+                "batch \"4\"/10", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    r = run_cli("heartbeat", "--worker", "host2:7", "--busy-for", "30", NULL);
+    ck_assert_int_eq(r.status, 0);
+    r = run_cli("workers", "--json", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"id\":\"host1:42\""));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"phase\":\"batch \\\"4\\\"/10\""));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"heartbeat_age_s\":"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"busy_until_ms\":null"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"alive\":true"));
+    r = run_cli("workers", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "host2:7"));
+    r = run_cli("status", "--json", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"workers_alive\":2"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"workers_total\":2"));
+    ck_assert_ptr_null(strstr(r.out, "\"heartbeat_age_s\":null"));
+    expect_fail(run_cli("heartbeat", "--worker", "a b", NULL), 78,
+                "worker id 'a b' is invalid");
+    expect_fail(run_cli("heartbeat", "--busy-for", "-1", NULL), 64,
+                "--busy-for: '-1'");
+    expect_fail(run_cli("heartbeat", "--worker", NULL), 64, "--worker needs");
+    expect_fail(run_cli("acquire", "5", "--wait", "x", NULL), 64,
+                "--wait: 'x'");
+    run_cli("sync", "--tokens", "0", "--rate", "5", "--refill-in", "30000",
+            NULL);
+    expect_fail(run_cli("acquire", "5", "--wait", "2", NULL), 75,
+                "is longer than --wait 2 s");
+    r = run_cli("acquire", "5", "--wait", "1", "--json", NULL);
+    ck_assert_int_eq(r.status, 75);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"reason\":\"wait_too_long\""));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -231,6 +272,7 @@ int main(void)
     tcase_set_timeout(cmds, 30);
     tcase_add_test(cmds, test_status_json_keys);
     tcase_add_test(cmds, test_acquire_complete_release);
+    tcase_add_test(cmds, test_heartbeat_workers_wait);
     suite_add_tcase(s, args);
     suite_add_tcase(s, cmds);
     sr = srunner_create(s);

@@ -40,6 +40,10 @@ static const char usage_text[] =
     "back\n"
     "  recharge on|off                        force recharge mode\n"
     "  reset                                  delete this pool's keys\n"
+    "  heartbeat [--worker ID] [--phase TEXT] [--busy-for SECONDS]\n"
+    "                                         record that a worker is alive\n"
+    "  workers [--json]                       each worker's heartbeat age and "
+    "phase\n"
     "\n"
     "The configuration file is --config, else $TOKENMGR_CONFIG; "
     "$TOKENMGR_REDIS_URL\n"
@@ -103,6 +107,21 @@ typedef struct cmd_args {
     int json;
 } cmd_args;
 
+/* Print a JSON string (phases are free text). */
+static void json_str(const char *key, const char *v, const char *sep)
+{
+    printf("\"%s\":\"", key);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    printf("\"%s", sep);
+}
+
 /* Print a nullable integer or seconds value as JSON. */
 static void json_int_or_null(const char *key, int64_t v, int is_null,
                              const char *sep)
@@ -144,11 +163,20 @@ static int cmd_status(tkm_client *c, cmd_args *a)
         printf("\"inflight\":%lld,\"inflight_tokens\":%lld,",
                (long long)st.inflight, (long long)st.inflight_tokens);
         printf("\"synced\":%s,", st.synced ? "true" : "false");
-        json_secs_or_null("last_sync_age_s", st.last_sync_age_ms, "");
+        json_secs_or_null("last_sync_age_s", st.last_sync_age_ms, ",");
+        printf("\"workers_alive\":%lld,\"workers_total\":%lld,",
+               (long long)st.workers_alive, (long long)st.workers_total);
+        json_secs_or_null("heartbeat_age_s", st.heartbeat_age_ms, "");
         printf("}\n");
         return EXIT_OK;
     }
     printf("pool       %s\n", o->pool);
+    if (st.heartbeat_age_ms >= 0)
+        printf("workers    %lld alive of %lld, freshest heartbeat %.1f s ago\n",
+               (long long)st.workers_alive, (long long)st.workers_total,
+               (double)st.heartbeat_age_ms / 1000.0);
+    else
+        printf("workers    none has sent a heartbeat\n");
     if (!st.synced) {
         printf("state      none: no sync yet (run tokenmgr sync)\n");
         return EXIT_OK;
@@ -215,12 +243,20 @@ static int cmd_sync(tkm_client *c, cmd_args *a)
 static int cmd_acquire(tkm_client *c, cmd_args *a)
 {
     const char *cost_text = NULL;
-    int64_t cost;
+    int64_t cost, wait_s = -1;
     tkm_grant g;
     tkm_code rc;
     int e;
 
     for (int i = 0; i < a->argc; i++) {
+        if (strcmp(a->argv[i], "--wait") == 0) {
+            e = number("--wait", i + 1 < a->argc ? a->argv[i + 1] : NULL, 0,
+                       86400, &wait_s);
+            if (e != EXIT_OK)
+                return e;
+            i++;
+            continue;
+        }
         if (a->argv[i][0] == '-' && a->argv[i][1] == '-')
             return usage("acquire: unknown argument '%s'", a->argv[i]);
         if (cost_text != NULL)
@@ -232,7 +268,10 @@ static int cmd_acquire(tkm_client *c, cmd_args *a)
     e = number("COST", cost_text, 0, TOKENS_MAX, &cost);
     if (e != EXIT_OK)
         return e;
-    rc = tkm_try_acquire(c, cost, &g);
+    if (wait_s >= 0)
+        rc = tkm_acquire(c, cost, wait_s * 1000, &g);
+    else
+        rc = tkm_try_acquire(c, cost, &g);
     if (rc != TKM_OK)
         return lib_fail(c, rc, "acquire");
     if (a->json) {
@@ -251,6 +290,12 @@ static int cmd_acquire(tkm_client *c, cmd_args *a)
     if (g.granted)
         return EXIT_OK;
     if (!a->json) {
+        if (g.reason == TKM_REASON_WAIT_TOO_LONG)
+            return fail(EXIT_DENIED,
+                        "acquire %lld: the wait (%lld ms) is longer than "
+                        "--wait %lld s; balance %lld",
+                        (long long)cost, (long long)g.retry_after_ms,
+                        (long long)wait_s, (long long)g.tokens);
         if (g.retry_after_ms == TKM_RETRY_NEVER)
             return fail(EXIT_DENIED,
                         "acquire %lld: denied (%s), balance %lld; refill "
@@ -355,22 +400,107 @@ static int cmd_reset(tkm_client *c, cmd_args *a)
     return EXIT_OK;
 }
 
+static int cmd_heartbeat(tkm_client *c, cmd_args *a)
+{
+    const char *phase = "";
+    int64_t busy = 0;
+    tkm_code rc;
+    int e;
+
+    for (int i = 0; i < a->argc; i++) {
+        const char *f = a->argv[i];
+        const char *v = i + 1 < a->argc ? a->argv[i + 1] : NULL;
+        if (strcmp(f, "--phase") == 0) {
+            if (v == NULL)
+                return usage("%s", "--phase needs a value");
+            phase = v;
+        } else if (strcmp(f, "--busy-for") == 0) {
+            e = number(f, v, 1, 86400, &busy);
+            if (e != EXIT_OK)
+                return e;
+        } else {
+            return usage("heartbeat: unknown argument '%s'", f);
+        }
+        i++;
+    }
+    rc =
+        busy > 0 ? tkm_heartbeat_busy(c, phase, busy) : tkm_heartbeat(c, phase);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "heartbeat");
+    printf("heartbeat from %s recorded%s\n", tkm_client_options(c)->worker_id,
+           busy > 0 ? " (busy)" : "");
+    return EXIT_OK;
+}
+
+static int cmd_workers(tkm_client *c, cmd_args *a)
+{
+    tkm_worker *w = NULL;
+    size_t n = 0;
+    tkm_pool_status st;
+    tkm_code rc;
+
+    if (a->argc != 0)
+        return usage("workers: unexpected argument '%s'", a->argv[0]);
+    rc = tkm_workers(c, &w, &n);
+    if (rc == TKM_OK)
+        rc = tkm_status(c, &st); /* Redis' now, for busy periods */
+    if (rc != TKM_OK) {
+        tkm_workers_free(w);
+        return lib_fail(c, rc, "workers");
+    }
+    if (a->json) {
+        printf("{\"pool\":\"%s\",\"workers\":[", tkm_client_options(c)->pool);
+        for (size_t i = 0; i < n; i++) {
+            printf("%s{", i ? "," : "");
+            json_str("id", w[i].id, ",");
+            json_secs_or_null("heartbeat_age_s", w[i].heartbeat_age_ms, ",");
+            json_str("phase", w[i].phase, ",");
+            json_int_or_null("busy_until_ms", w[i].busy_until_ms,
+                             w[i].busy_until_ms < 0, ",");
+            json_secs_or_null(
+                "busy_for_s",
+                w[i].busy_until_ms < 0 ? -1 : w[i].busy_until_ms - st.now_ms,
+                ",");
+            printf("\"alive\":%s}", w[i].alive ? "true" : "false");
+        }
+        printf("]}\n");
+    } else if (n == 0) {
+        printf("no worker has sent a heartbeat in pool %s\n",
+               tkm_client_options(c)->pool);
+    } else {
+        printf("%-32s %10s  %-10s %s\n", "WORKER", "AGE", "BUSY", "PHASE");
+        for (size_t i = 0; i < n; i++) {
+            char busy[32] = "-";
+            if (w[i].busy_until_ms >= 0)
+                snprintf(busy, sizeof(busy), "%.0f s",
+                         (double)(w[i].busy_until_ms - st.now_ms) / 1000.0);
+            printf("%-32s %8.1f s  %-10s %s%s\n", w[i].id,
+                   (double)w[i].heartbeat_age_ms / 1000.0, busy, w[i].phase,
+                   w[i].alive ? "" : "  (stale)");
+        }
+    }
+    tkm_workers_free(w);
+    return EXIT_OK;
+}
+
 typedef struct command {
     const char *name;
     int (*run)(tkm_client *c, cmd_args *a);
     int takes_json;
+    int takes_worker; /* --worker ID sets the client's worker id */
 } command;
 
 static const command commands[] = {
-    {"status", cmd_status, 1},   {"sync", cmd_sync, 0},
-    {"acquire", cmd_acquire, 1}, {"complete", cmd_complete, 0},
-    {"release", cmd_release, 0}, {"recharge", cmd_recharge, 0},
-    {"reset", cmd_reset, 0},
+    {"status", cmd_status, 1, 0},   {"sync", cmd_sync, 0, 0},
+    {"acquire", cmd_acquire, 1, 0}, {"complete", cmd_complete, 0, 0},
+    {"release", cmd_release, 0, 0}, {"recharge", cmd_recharge, 0, 0},
+    {"reset", cmd_reset, 0, 0},     {"heartbeat", cmd_heartbeat, 0, 1},
+    {"workers", cmd_workers, 1, 0},
 };
 
 /* Defaults, then the YAML file, the environment, and the flags. */
 static int load_options(tkm_options *o, const char *config, const char *pool,
-                        const char *redis)
+                        const char *redis, const char *worker)
 {
     char err[1024];
 
@@ -392,6 +522,10 @@ static int load_options(tkm_options *o, const char *config, const char *pool,
                                   redis) >= (int)sizeof(o->redis_url))
         return fail(EXIT_CONFIG, "--redis is longer than %d bytes",
                     TKM_URL_MAX);
+    if (worker != NULL && snprintf(o->worker_id, sizeof(o->worker_id), "%s",
+                                   worker) >= (int)sizeof(o->worker_id))
+        return fail(EXIT_USAGE, "--worker is longer than %d bytes",
+                    TKM_WORKER_ID_MAX);
     if (tkm_options_validate(o, err, sizeof(err)) != TKM_OK)
         return fail(EXIT_CONFIG, "%s", err);
     return EXIT_OK;
@@ -399,7 +533,7 @@ static int load_options(tkm_options *o, const char *config, const char *pool,
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *pool = NULL, *redis = NULL;
+    const char *config = NULL, *pool = NULL, *redis = NULL, *worker = NULL;
     const command *cmd = NULL;
     cmd_args a = {0, NULL, 0};
     tkm_options opts;
@@ -444,12 +578,19 @@ int main(int argc, char **argv)
     if (a.argv == NULL)
         return fail(EXIT_OTHER, "out of memory");
     for (int k = i + 1; k < argc; k++) {
-        if (cmd->takes_json && strcmp(argv[k], "--json") == 0)
+        if (cmd->takes_json && strcmp(argv[k], "--json") == 0) {
             a.json = 1;
-        else
+        } else if (cmd->takes_worker && strcmp(argv[k], "--worker") == 0) {
+            if (k + 1 >= argc) {
+                free(a.argv);
+                return usage("%s", "--worker needs a value");
+            }
+            worker = argv[++k];
+        } else {
             a.argv[a.argc++] = argv[k];
+        }
     }
-    e = load_options(&opts, config, pool, redis);
+    e = load_options(&opts, config, pool, redis, worker);
     if (e == EXIT_OK) {
         rc = tkm_client_open(&opts, &c);
         if (rc != TKM_OK)

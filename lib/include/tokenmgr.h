@@ -85,6 +85,14 @@ typedef struct tkm_bucket_options {
     int64_t max_wait_s;  /* blocking acquires refuse longer waits (60) */
 } tkm_bucket_options;
 
+/* Worker liveness (YAML section `heartbeat:`). */
+typedef struct tkm_heartbeat_options {
+    int64_t min_interval_ms; /* closer heartbeats are coalesced (1000) */
+    int64_t stale_after_s;   /* silent this long: not alive (900) */
+    int64_t retention_s;     /* records older than this are pruned (86400) */
+    int64_t wait_slice_ms; /* blocking waits beat at least this often (2000) */
+} tkm_heartbeat_options;
+
 /* Everything a client needs.  Fill with tkm_options_init(), then override. */
 typedef struct tkm_options {
     char pool[TKM_POOL_MAX + 1];           /* "keepa" */
@@ -92,6 +100,7 @@ typedef struct tkm_options {
     int64_t timeout_ms;                    /* bound of every Redis call (500) */
     char worker_id[TKM_WORKER_ID_MAX + 1]; /* "" = "<hostname>:<pid>" */
     tkm_bucket_options bucket;
+    tkm_heartbeat_options heartbeat;
 } tkm_options;
 
 /* Fill *opts with the documented defaults.  Thread-safe. */
@@ -155,6 +164,9 @@ TKM_EXPORT const char *tkm_errstr(const tkm_client *client);
 /* The options the client runs with (worker_id filled in). */
 TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *client);
 
+/* Redis round trips this client has made (for benchmarks and tests). */
+TKM_EXPORT int64_t tkm_client_round_trips(const tkm_client *client);
+
 /* Why an acquire was (or was not) granted. */
 typedef enum tkm_reason {
     TKM_REASON_OK = 0,
@@ -170,8 +182,8 @@ typedef enum tkm_reason {
 TKM_EXPORT const char *tkm_reason_str(tkm_reason reason);
 
 #define TKM_GRANT_ID_MAX 32
-#define TKM_RETRY_NEVER  INT64_C(-1) /* retry_after_ms: refill cannot cure it  \
-                                      */
+/* retry_after_ms of a denial that refill cannot cure (rate 0, no state). */
+#define TKM_RETRY_NEVER INT64_C(-1)
 
 /* The answer to an acquire. */
 typedef struct tkm_grant {
@@ -256,9 +268,12 @@ typedef struct tkm_pool_status {
     int64_t inflight_tokens;   /* their estimates */
     int64_t last_sync_age_ms;  /* -1 when never synced */
     int64_t now_ms;            /* Redis' clock at the read */
+    int64_t workers_total;     /* workers heard from within the retention */
+    int64_t workers_alive;     /* fresh heartbeat, or inside a busy period */
+    int64_t heartbeat_age_ms;  /* freshest heartbeat's age; -1 when none */
 } tkm_pool_status;
 
-/* Read the pool's state in one round trip. */
+/* Read the pool's state (and its workers' summary) in one round trip. */
 TKM_EXPORT tkm_code tkm_status(tkm_client *client, tkm_pool_status *out);
 
 /* Force recharge mode on (1) or off (0). */
@@ -267,6 +282,68 @@ TKM_EXPORT tkm_code tkm_recharge(tkm_client *client, int on);
 /* Delete every key of this pool (tokenmgr:{pool}:*) and nothing else.
  * *deleted (may be NULL) receives the number of keys removed. */
 TKM_EXPORT tkm_code tkm_reset(tkm_client *client, int64_t *deleted);
+
+/* ------------------------------------------------------------------------
+ * Worker liveness and waiting
+ * ---------------------------------------------------------------------- */
+
+/*
+ * Phase texts longer than this many bytes are truncated (at a UTF-8
+ * character boundary); control characters become spaces.
+ */
+#define TKM_PHASE_MAX 120
+
+/*
+ * Record that this client's worker (options.worker_id) is alive, doing
+ * `phase` (NULL = ""), on Redis' clock.  One round trip; calls closer than
+ * heartbeat.min_interval_ms to the previous one are coalesced on the client
+ * (TKM_OK, nothing sent), so a tight loop may call it every iteration.  A
+ * plain heartbeat ends an earlier busy period.
+ */
+TKM_EXPORT tkm_code tkm_heartbeat(tkm_client *client, const char *phase);
+
+/*
+ * Declare the worker legitimately busy without calling the API for
+ * `seconds` (1..86400), e.g. a long database write: the stall rule counts
+ * it alive until then.  Never coalesced.  TKM_EINVAL for a bad duration.
+ */
+TKM_EXPORT tkm_code tkm_heartbeat_busy(tkm_client *client, const char *phase,
+                                       int64_t seconds);
+
+/* One worker, as tkm_workers() reports it. */
+typedef struct tkm_worker {
+    char id[TKM_WORKER_ID_MAX + 1];
+    int64_t heartbeat_age_ms; /* on Redis' clock */
+    char phase[TKM_PHASE_MAX + 1];
+    int64_t busy_until_ms; /* Redis time (Unix ms) when busy; -1 when not */
+    int alive;             /* fresh heartbeat or busy */
+} tkm_worker;
+
+/*
+ * Every worker heard from within heartbeat.retention_s, freshest first (at
+ * most TKM_WORKERS_MAX).  *list is allocated (free it with
+ * tkm_workers_free) and may be NULL when *count is 0.
+ */
+#define TKM_WORKERS_MAX 10000
+TKM_EXPORT tkm_code tkm_workers(tkm_client *client, tkm_worker **list,
+                                size_t *count);
+
+/* Free a list from tkm_workers().  NULL is fine. */
+TKM_EXPORT void tkm_workers_free(tkm_worker *list);
+
+/*
+ * Blocking acquire: try; when denied, sleep exactly the retry_after_ms the
+ * bucket returned (plus a small random jitter so waiters do not stampede),
+ * in slices of at most heartbeat.wait_slice_ms with a heartbeat
+ * ("waiting for tokens") each slice, then try again.  Never polls and never
+ * calls the API while waiting.  When the wait would end after max_wait_ms
+ * (< 0: bucket.max_wait_s) from the call, returns at once with granted 0,
+ * reason TKM_REASON_WAIT_TOO_LONG and the wait in retry_after_ms.  Denials
+ * that refill cannot cure (need_sync, rate 0) return at once with their own
+ * reason.  Redis failures return their error within the timeout.
+ */
+TKM_EXPORT tkm_code tkm_acquire(tkm_client *client, int64_t cost,
+                                int64_t max_wait_ms, tkm_grant *grant);
 
 #ifdef __cplusplus
 }

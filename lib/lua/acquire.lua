@@ -1,8 +1,8 @@
--- acquire: ARGV[11] cost, ARGV[12] worker id.
+-- acquire: op[1] cost, op[2] worker id.
 -- Reply: {granted, id, tokens, reason, retry_after_ms, recharge_mode,
 --         recharge_expired}
-local cost = tonumber(ARGV[11])
-local worker = ARGV[12]
+local cost = tonumber(op[1])
+local worker = op[2]
 
 local s, err = load()
 if err then

@@ -1,10 +1,10 @@
--- complete: ARGV[11] grant id, ARGV[12] consumed, ARGV[13] tokens_left or '',
--- ARGV[14] report timestamp (ms) or ''.
+-- complete: op[1] grant id, op[2] consumed, op[3] tokens_left or '',
+-- op[4] report timestamp (ms) or ''.
 -- Reply: {tokens, report_applied, report_stale}
-local id = ARGV[11]
-local consumed = tonumber(ARGV[12])
-local tokens_left = opt_arg(ARGV[13])
-local ts = opt_arg(ARGV[14])
+local id = op[1]
+local consumed = tonumber(op[2])
+local tokens_left = opt_arg(op[3])
+local ts = opt_arg(op[4])
 
 local s, err = load()
 if err then

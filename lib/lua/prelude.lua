@@ -3,12 +3,14 @@
 -- in the per-operation scripts, nowhere else.
 --
 -- KEYS[1] bucket hash, KEYS[2] leases hash (id -> "estimate|worker"),
--- KEYS[3] lease expiry sorted set (id -> expiry, Unix ms on Redis' clock).
--- ARGV[1..10] the policy: capacity (0 = 60 x rate), min_start_balance,
+-- KEYS[3] lease expiry sorted set (id -> expiry, Unix ms on Redis' clock),
+-- KEYS[4] heartbeats sorted set (worker id -> last heartbeat, Unix ms),
+-- KEYS[5] workers hash (worker id -> "busy_until_ms|phase").
+-- ARGV[1..12] the policy: capacity (0 = 60 x rate), min_start_balance,
 -- soft_floor, recharge_target, low_cost_max, low_cost_target,
--- recharge_timeout_ms, max_deficit, lease_ttl_ms, refill_period_ms.
--- ARGV[11..] belong to the operation.
-local B, L, E = KEYS[1], KEYS[2], KEYS[3]
+-- recharge_timeout_ms, max_deficit, lease_ttl_ms, refill_period_ms,
+-- stale_after_ms, retention_ms.  ARGV[13..] belong to the operation: op[].
+local B, L, E, H, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -24,7 +26,13 @@ local cfg = {
   max_deficit = tonumber(ARGV[8]),
   lease_ttl_ms = tonumber(ARGV[9]),
   period_ms = tonumber(ARGV[10]),
+  stale_after_ms = tonumber(ARGV[11]),
+  retention_ms = tonumber(ARGV[12]),
 }
+local op = {}
+for i = 13, #ARGV do
+  op[i - 12] = ARGV[i]
+end
 
 -- An integer as this library writes it: optional minus, at most 16 digits.
 local function int_or_nil(v)
@@ -181,4 +189,37 @@ local function no_grant(id)
   return redis.error_reply('TKMNOGRANT no reservation ' .. id .. ' in pool ' ..
                            string.match(B, '{(.-)}') ..
                            ' (never granted, already ended or expired)')
+end
+
+-- Workers on Redis' clock: how many heartbeats within the retention, how
+-- many alive (a heartbeat no older than stale_after_ms, or inside a declared
+-- busy period), and the age of the freshest heartbeat (-1 when none).
+local function busy_until(info)
+  if not info then
+    return 0
+  end
+  return int_or_nil(string.match(info, '^([^|]*)')) or 0
+end
+
+local function worker_summary()
+  local horizon = now - cfg.retention_ms
+  local stale_before = now - cfg.stale_after_ms
+  local total = redis.call('ZCOUNT', H, '(' .. horizon, '+inf')
+  local alive = redis.call('ZCOUNT', H, stale_before, '+inf')
+  local stale = redis.call('ZRANGEBYSCORE', H, '(' .. horizon, '(' .. stale_before,
+                           'LIMIT', 0, 1000)
+  if #stale > 0 then
+    local infos = redis.call('HMGET', W, unpack(stale))
+    for i = 1, #stale do
+      if busy_until(infos[i]) > now then
+        alive = alive + 1
+      end
+    end
+  end
+  local age = -1
+  local top = redis.call('ZREVRANGE', H, 0, 0, 'WITHSCORES')
+  if #top > 0 then
+    age = math.max(0, now - tonumber(top[2]))
+  end
+  return total, alive, age
 end

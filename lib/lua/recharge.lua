@@ -1,9 +1,9 @@
--- recharge: ARGV[11] '1' (on) or '0' (off).  Reply: {recharge_mode}
+-- recharge: op[1] '1' (on) or '0' (off).  Reply: {recharge_mode}
 local s, err = load()
 if err then
   return redis.error_reply(err)
 end
-if ARGV[11] == '1' then
+if op[1] == '1' then
   if not (s and recharge_on(s) and not recharge_timed_out(s)) then
     redis.call('HSET', B, 'recharge_since_ms', now)
   end

@@ -1,5 +1,5 @@
--- release: ARGV[11] grant id.  Reply: {tokens, 0, 0}
-local id = ARGV[11]
+-- release: op[1] grant id.  Reply: {tokens, 0, 0}
+local id = op[1]
 
 local s, err = load()
 if err then

@@ -1,12 +1,14 @@
 -- status (read-only): Reply {synced, tokens, capacity, rate, period_ms,
 -- refill_in_ms, recharge_mode, recharge_since_ms, recharge_target, inflight,
--- inflight_tokens, last_sync_age_ms, now}
+-- inflight_tokens, last_sync_age_ms, now, workers_total, workers_alive,
+-- heartbeat_age_ms}
 local s, err = load()
 if err then
   return redis.error_reply(err)
 end
+local total, alive, hb_age = worker_summary()
 if not s then
-  return {0, 0, 0, 0, cfg.period_ms, -1, 0, -1, 0, 0, 0, -1, now}
+  return {0, 0, 0, 0, cfg.period_ms, -1, 0, -1, 0, 0, 0, -1, now, total, alive, hb_age}
 end
 refill(s)
 expire(s)
@@ -21,4 +23,5 @@ if s.sync_ms then
 end
 return {1, s.tokens, cap, s.rate, s.period_ms, refill_in(s),
         recharge_on(s) and 1 or 0, s.recharge_since_ms or -1,
-        math.min(cfg.recharge_target, cap), inflight, s.inflight_tokens, age, now}
+        math.min(cfg.recharge_target, cap), inflight, s.inflight_tokens, age, now,
+        total, alive, hb_age}

@@ -1,10 +1,10 @@
--- sync: ARGV[11] tokens, ARGV[12] rate, ARGV[13] refill_in_ms or '',
--- ARGV[14] report timestamp (ms) or '' (Redis' now).
+-- sync: op[1] tokens, op[2] rate, op[3] refill_in_ms or '',
+-- op[4] report timestamp (ms) or '' (Redis' now).
 -- Reply: {tokens, report_applied, report_stale}
-local tokens = tonumber(ARGV[11])
-local rate = tonumber(ARGV[12])
-local rin = opt_arg(ARGV[13])
-local ts = opt_arg(ARGV[14]) or now
+local tokens = tonumber(op[1])
+local rate = tonumber(op[2])
+local rin = opt_arg(op[3])
+local ts = opt_arg(op[4]) or now
 
 local s, err = load()
 if err then

@@ -25,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "redis_fixture.h"
-#include "scripts.h"
 #include "tokenmgr.h"
 
 #define PROG               "bench_acquire"
@@ -36,10 +36,6 @@
 #define DEFAULT_WARMUP     1000
 #define MAX_ITERATIONS     10000000
 #define TARGET_RATIO       0.90
-#define NKEYS              3
-#define NPOLICY            10
-#define NUM_LEN            24
-#define KEY_LEN            (TKM_POOL_MAX + 32)
 #define OUTPUT_MAX         65536
 
 static volatile sig_atomic_t interrupted;
@@ -313,7 +309,7 @@ static int redis_benchmark(const char *sock, int64_t n, const char *const *cmd,
                            int ncmd, double *rps)
 {
     const char *argv[64];
-    char nbuf[NUM_LEN];
+    char nbuf[TKM__NUM_LEN];
     static char out[OUTPUT_MAX];
     int argc = 0;
     int status = 0;
@@ -352,49 +348,27 @@ static int redis_benchmark(const char *sock, int64_t n, const char *const *cmd,
     return 0;
 }
 
-/* The acquire command exactly as tkm_try_acquire(c, 1, ...) sends it. */
+/* The acquire command exactly as tkm_try_acquire(c, 1, ...) sends it: the
+ * library's own argument builder (linked from its internal static copy). */
 typedef struct evalsha_cmd {
-    const char *argv[3 + NKEYS + NPOLICY + 2];
+    tkm__args args;
+    const char *argv[3 + TKM__NKEYS + TKM__NPOLICY + TKM__MAX_OP_ARGS];
+    char numkeys[16];
     int argc;
-    char keys[NKEYS][KEY_LEN];
-    char num[NPOLICY + 1][NUM_LEN];
 } evalsha_cmd;
 
-static void cmd_num(evalsha_cmd *e, int slot, int64_t v)
+static void evalsha_init(evalsha_cmd *e, const tkm_client *c)
 {
-    snprintf(e->num[slot], NUM_LEN, "%lld", (long long)v);
-    e->argv[e->argc++] = e->num[slot];
-}
-
-static void evalsha_init(evalsha_cmd *e, const tkm_options *o)
-{
-    const tkm_bucket_options *b = &o->bucket;
-    static const char *const suffix[NKEYS] = {"bucket", "leases",
-                                              "lease_expiry"};
-    int slot = 0;
-
+    tkm__args_init(&e->args, c);
+    tkm__push_int(&e->args, 1);
+    tkm__push_str(&e->args, tkm_client_options(c)->worker_id);
+    snprintf(e->numkeys, sizeof(e->numkeys), "%d", TKM__NKEYS);
     e->argc = 0;
     e->argv[e->argc++] = "EVALSHA";
     e->argv[e->argc++] = tkm__scripts[TKM__SCRIPT_ACQUIRE].sha1;
-    e->argv[e->argc++] = "3";
-    for (int i = 0; i < NKEYS; i++) {
-        snprintf(e->keys[i], KEY_LEN, "tokenmgr:{%s}:%s", o->pool, suffix[i]);
-        e->argv[e->argc++] = e->keys[i];
-    }
-    /* The policy, in bucket.c's args_init order. */
-    cmd_num(e, slot++, b->capacity);
-    cmd_num(e, slot++, b->min_start_balance);
-    cmd_num(e, slot++, b->soft_floor);
-    cmd_num(e, slot++, b->recharge_target);
-    cmd_num(e, slot++, b->low_cost_max);
-    cmd_num(e, slot++, b->low_cost_target);
-    cmd_num(e, slot++, b->recharge_timeout_s * 1000);
-    cmd_num(e, slot++, b->max_deficit);
-    cmd_num(e, slot++, b->lease_ttl_s * 1000);
-    cmd_num(e, slot++, b->refill_period_ms);
-    /* The operation: cost, worker id. */
-    cmd_num(e, slot++, 1);
-    e->argv[e->argc++] = o->worker_id;
+    e->argv[e->argc++] = e->numkeys;
+    for (int i = 0; i < e->args.argc; i++)
+        e->argv[e->argc++] = e->args.argv[i];
 }
 
 /* n rounds of acquire(1) + release; timings stored when acq/rel are set. */
@@ -519,7 +493,7 @@ static int measure(tkm_client *c, const tkt_redis *r, const bench_opts *o,
     /* The same acquire through redis-benchmark.  Its grants are never
      * released: check that exactly n of them were made (a refused or failed
      * script would make its figure meaningless), then reset the pool. */
-    evalsha_init(&cmd, tkm_client_options(c));
+    evalsha_init(&cmd, c);
     if (status_of(c, &before) != 0)
         goto out;
     if (redis_benchmark(r->sock, n, cmd.argv, cmd.argc, &res->evalsha_rps) != 0)
@@ -580,7 +554,7 @@ static void print_table(const bench_opts *o, const results *r)
 static void print_json(const bench_opts *o, const results *r)
 {
     double ratio = r->tkm_round_trips_per_s / r->evalsha_rps;
-    char ping[NUM_LEN + 8];
+    char ping[TKM__NUM_LEN + 8];
 
     if (r->have_ping)
         snprintf(ping, sizeof(ping), "%.2f", r->ping_rps);

@@ -1,0 +1,18 @@
+-- heartbeat: op[1] worker id, op[2] phase, op[3] busy milliseconds (0: not
+-- busy; a plain heartbeat ends an earlier busy period).
+-- Reply: {now, busy_until_ms}
+local worker, phase, busy = op[1], op[2], tonumber(op[3])
+local until_ms = 0
+if busy > 0 then
+  until_ms = now + busy
+end
+redis.call('ZADD', H, now, worker)
+redis.call('HSET', W, worker, until_ms .. '|' .. phase)
+-- Departed workers do not accumulate: drop records past the retention.
+local old = redis.call('ZRANGEBYSCORE', H, '-inf', '(' .. (now - cfg.retention_ms),
+                       'LIMIT', 0, 100)
+if #old > 0 then
+  redis.call('ZREM', H, unpack(old))
+  redis.call('HDEL', W, unpack(old))
+end
+return {now, until_ms}

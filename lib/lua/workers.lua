@@ -1,0 +1,23 @@
+-- workers (read-only): op[1] the most records to return, freshest first.
+-- Reply: {now, total, id, heartbeat_ms, busy_until_ms, phase, ...}
+local limit = tonumber(op[1])
+local horizon = now - cfg.retention_ms
+local total = redis.call('ZCOUNT', H, '(' .. horizon, '+inf')
+local rows = redis.call('ZREVRANGEBYSCORE', H, '+inf', '(' .. horizon,
+                        'WITHSCORES', 'LIMIT', 0, limit)
+local reply = {now, total}
+if #rows > 0 then
+  local ids = {}
+  for i = 1, #rows, 2 do
+    ids[#ids + 1] = rows[i]
+  end
+  local infos = redis.call('HMGET', W, unpack(ids))
+  for i, id in ipairs(ids) do
+    local info = infos[i] or '0|'
+    reply[#reply + 1] = id
+    reply[#reply + 1] = tonumber(rows[2 * i])
+    reply[#reply + 1] = busy_until(info)
+    reply[#reply + 1] = string.match(info, '^[^|]*|(.*)$') or ''
+  end
+end
+return reply

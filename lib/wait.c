@@ -1,0 +1,78 @@
+/*
+ * The blocking acquire: the atomic try, then a sleep of exactly the wait the
+ * bucket computed, in slices that each carry a heartbeat.  No polling: each
+ * try is followed by the sleep the script asked for.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define PHASE_WAITING "waiting for tokens"
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* Up to 5% of the wait, at most 100 ms, at least 1 ms. */
+static int64_t jitter(tkm_client *c, int64_t wait_ms)
+{
+    int64_t span = wait_ms / 20;
+
+    if (span > 100)
+        span = 100;
+    if (span < 1)
+        span = 1;
+    return 1 + (int64_t)(rand_r(&c->jitter_seed) % (int)span);
+}
+
+/* Sleep `ms` in slices, beating each slice; an error from a heartbeat
+ * (Redis down) ends the wait. */
+static tkm_code sleep_beating(tkm_client *c, int64_t ms)
+{
+    int64_t end = tkm__monotonic_ms() + ms;
+    int64_t left;
+
+    while ((left = end - tkm__monotonic_ms()) > 0) {
+        tkm_code rc = tkm_heartbeat(c, PHASE_WAITING);
+        if (rc != TKM_OK)
+            return rc;
+        sleep_ms(left < c->opts.heartbeat.wait_slice_ms
+                     ? left
+                     : c->opts.heartbeat.wait_slice_ms);
+    }
+    return TKM_OK;
+}
+
+TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
+                                int64_t max_wait_ms, tkm_grant *g)
+{
+    int64_t deadline;
+    tkm_code rc;
+
+    if (max_wait_ms < 0)
+        max_wait_ms = c->opts.bucket.max_wait_s * 1000;
+    deadline = tkm__monotonic_ms() + max_wait_ms;
+    for (;;) {
+        int64_t wait, left;
+        rc = tkm_try_acquire(c, cost, g);
+        if (rc != TKM_OK || g->granted ||
+            g->retry_after_ms == TKM_RETRY_NEVER)
+            return rc;
+        wait = g->retry_after_ms + jitter(c, g->retry_after_ms);
+        left = deadline - tkm__monotonic_ms();
+        if (wait > left) {
+            /* The caller frees the worker instead of holding it. */
+            g->reason = TKM_REASON_WAIT_TOO_LONG;
+            return TKM_OK;
+        }
+        rc = sleep_beating(c, wait);
+        if (rc != TKM_OK)
+            return rc;
+    }
+}
