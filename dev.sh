@@ -15,7 +15,9 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$top"
 
 packages=(build-essential cmake pkg-config libhiredis-dev libyaml-dev check
-          redis-server redis-tools)
+          redis-server redis-tools libcurl4-openssl-dev libyajl-dev zlib1g-dev
+          libmicrohttpd-dev collectd-core collectd-dev libmicrohttpd12
+          libprotobuf-c1 curl)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 [ -t 2 ] || say() { printf '==> %s\n' "$*" >&2; }
