@@ -34,6 +34,7 @@ void tkm__args_init(tkm__args *a, const tkm_client *c)
     tkm__push_str(a, c->key_expiry);
     tkm__push_str(a, c->key_heartbeats);
     tkm__push_str(a, c->key_workers);
+    tkm__push_str(a, c->key_token_sync);
     tkm__push_int(a, b->capacity);
     tkm__push_int(a, b->min_start_balance);
     tkm__push_int(a, b->soft_floor);

@@ -56,6 +56,8 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
              "tokenmgr:{%s}:heartbeats", c->opts.pool);
     snprintf(c->key_workers, sizeof(c->key_workers), "tokenmgr:{%s}:workers",
              c->opts.pool);
+    snprintf(c->key_token_sync, sizeof(c->key_token_sync),
+             "tokenmgr:{%s}:token_sync", c->opts.pool);
     snprintf(c->key_pattern, sizeof(c->key_pattern), "tokenmgr:{%s}:*",
              c->opts.pool);
     return TKM_OK;
@@ -81,6 +83,12 @@ TKM_EXPORT const char *tkm_errstr(const tkm_client *c)
 TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *c)
 {
     return &c->opts;
+}
+
+TKM_EXPORT void tkm_client_set_cancel(tkm_client *c,
+                                      const volatile sig_atomic_t *flag)
+{
+    c->cancel = flag;
 }
 
 TKM_EXPORT int64_t tkm_client_round_trips(const tkm_client *c)

@@ -41,6 +41,10 @@ static const int_key int_keys[] = {
     {"heartbeat", "stale_after_s", OPT(heartbeat.stale_after_s), 1, 604800},
     {"heartbeat", "retention_s", OPT(heartbeat.retention_s), 60, 2592000},
     {"heartbeat", "wait_slice_ms", OPT(heartbeat.wait_slice_ms), 10, 60000},
+    {"keepa", "timeout_ms", OPT(keepa.timeout_ms), 100, 600000},
+    {"keepa", "max_retries", OPT(keepa.max_retries), 0, 100},
+    {"keepa", "token_sync_min_interval_s", OPT(keepa.token_sync_min_interval_s),
+     0, 86400},
 };
 #define N_INT_KEYS (sizeof(int_keys) / sizeof(int_keys[0]))
 
@@ -75,6 +79,10 @@ TKM_EXPORT void tkm_options_init(tkm_options *o)
     o->heartbeat.stale_after_s = 900;
     o->heartbeat.retention_s = 86400;
     o->heartbeat.wait_slice_ms = 2000;
+    strcpy(o->keepa.base_url, "https://api.keepa.com");
+    o->keepa.timeout_ms = 30000;
+    o->keepa.max_retries = 5;
+    o->keepa.token_sync_min_interval_s = 300;
 }
 
 /* `where` prefixes messages ("file:line:col: " or ""). */
@@ -271,6 +279,12 @@ static tkm_code section_pair(loader *ld, const char *section,
             return at(ld, v, "redis.url: %s", why);
         return rc;
     }
+    if (strcmp(section, "keepa") == 0 && strcmp(name, "base_url") == 0)
+        return set_string(ld, v, "keepa.base_url", ld->opts->keepa.base_url,
+                          sizeof(ld->opts->keepa.base_url));
+    if (strcmp(section, "keepa") == 0 && strcmp(name, "key_file") == 0)
+        return set_string(ld, v, "keepa.key_file", ld->opts->keepa.key_file,
+                          sizeof(ld->opts->keepa.key_file));
     for (size_t i = 0; i < N_INT_KEYS; i++) {
         if (strcmp(int_keys[i].section, section) == 0 &&
             strcmp(int_keys[i].name, name) == 0)
@@ -296,7 +310,7 @@ static tkm_code top_pair(loader *ld, const char *section, const yaml_node_t *k,
         return rc;
     }
     if (strcmp(name, "redis") == 0 || strcmp(name, "bucket") == 0 ||
-        strcmp(name, "heartbeat") == 0)
+        strcmp(name, "heartbeat") == 0 || strcmp(name, "keepa") == 0)
         return each_pair(ld, v, name, section_pair);
     return at(ld, k, "unknown key '%s'", name);
 }

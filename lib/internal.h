@@ -2,6 +2,7 @@
 #ifndef TKM_INTERNAL_H
 #define TKM_INTERNAL_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,10 +34,12 @@ struct tkm_client {
     char key_expiry[TKM__KEY_MAX];
     char key_heartbeats[TKM__KEY_MAX];
     char key_workers[TKM__KEY_MAX];
+    char key_token_sync[TKM__KEY_MAX];
     char key_pattern[TKM__KEY_MAX];
     int64_t round_trips;
     int64_t last_heartbeat_ms; /* monotonic; -1 before the first */
     unsigned int jitter_seed;
+    const volatile sig_atomic_t *cancel; /* set by tkm_client_set_cancel */
     char err[TKM__ERR_MAX];
 };
 
@@ -62,7 +65,7 @@ typedef struct tkm__value {
 } tkm__value;
 
 /* bucket.c: the arguments every script takes (keys, policy, op[]). */
-#define TKM__NKEYS       5
+#define TKM__NKEYS       6
 #define TKM__NPOLICY     12
 #define TKM__MAX_OP_ARGS 4
 #define TKM__NUM_LEN     24
@@ -81,6 +84,10 @@ tkm_code tkm__run(tkm_client *c, tkm__script_id id, tkm__args *a,
 
 /* wait.c / heartbeat.c */
 int64_t tkm__monotonic_ms(void);
+/* Sleep ms in slices of heartbeat.wait_slice_ms, beating `phase` each. */
+tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
+/* A random number in [0, n) from the client's jitter seed (n >= 1). */
+int64_t tkm__random(tkm_client *c, int64_t n);
 
 /* redis.c: the only file that talks to hiredis. */
 

@@ -33,6 +33,14 @@ TKM_EXPORT const char *tkm_strerror(tkm_code code)
         return "out of memory";
     case TKM_EIO:
         return "file could not be read";
+    case TKM_EHTTP:
+        return "API unreachable or answering garbage";
+    case TKM_EAPI:
+        return "API refused the request";
+    case TKM_EWAIT:
+        return "tokens not available within the wait limit";
+    case TKM_ECANCELED:
+        return "canceled";
     }
     return "unknown status code";
 }

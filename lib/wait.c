@@ -11,12 +11,26 @@
 
 #define PHASE_WAITING "waiting for tokens"
 
-static void sleep_ms(int64_t ms)
+static int canceled(const tkm_client *c)
+{
+    return c->cancel != NULL && *c->cancel != 0;
+}
+
+/* A signal ends the sleep early only when it raised the cancel flag. */
+static void sleep_ms(const tkm_client *c, int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 
-    while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+    while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR &&
+           !canceled(c))
         ;
+}
+
+int64_t tkm__random(tkm_client *c, int64_t n)
+{
+    if (n <= 1)
+        return 0;
+    return (int64_t)((uint64_t)rand_r(&c->jitter_seed) % (uint64_t)n);
 }
 
 /* Up to 5% of the wait, at most 100 ms, at least 1 ms. */
@@ -26,27 +40,29 @@ static int64_t jitter(tkm_client *c, int64_t wait_ms)
 
     if (span > 100)
         span = 100;
-    if (span < 1)
-        span = 1;
-    return 1 + (int64_t)(rand_r(&c->jitter_seed) % (int)span);
+    return 1 + tkm__random(c, span);
 }
 
-/* Sleep `ms` in slices, beating each slice; an error from a heartbeat
- * (Redis down) ends the wait. */
-static tkm_code sleep_beating(tkm_client *c, int64_t ms)
+/* An error from a heartbeat (Redis down) ends the wait. */
+tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase)
 {
     int64_t end = tkm__monotonic_ms() + ms;
     int64_t left;
 
     while ((left = end - tkm__monotonic_ms()) > 0) {
-        tkm_code rc = tkm_heartbeat(c, PHASE_WAITING);
+        tkm_code rc;
+        if (canceled(c))
+            return tkm__fail(c, TKM_ECANCELED, "wait canceled (%s)", phase);
+        rc = tkm_heartbeat(c, phase);
         if (rc != TKM_OK)
             return rc;
-        sleep_ms(left < c->opts.heartbeat.wait_slice_ms
-                     ? left
-                     : c->opts.heartbeat.wait_slice_ms);
+        sleep_ms(c, left < c->opts.heartbeat.wait_slice_ms
+                        ? left
+                        : c->opts.heartbeat.wait_slice_ms);
     }
-    return TKM_OK;
+    return canceled(c)
+               ? tkm__fail(c, TKM_ECANCELED, "wait canceled (%s)", phase)
+               : TKM_OK;
 }
 
 TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
@@ -60,9 +76,10 @@ TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
     deadline = tkm__monotonic_ms() + max_wait_ms;
     for (;;) {
         int64_t wait, left;
+        if (canceled(c))
+            return tkm__fail(c, TKM_ECANCELED, "acquire canceled");
         rc = tkm_try_acquire(c, cost, g);
-        if (rc != TKM_OK || g->granted ||
-            g->retry_after_ms == TKM_RETRY_NEVER)
+        if (rc != TKM_OK || g->granted || g->retry_after_ms == TKM_RETRY_NEVER)
             return rc;
         wait = g->retry_after_ms + jitter(c, g->retry_after_ms);
         left = deadline - tkm__monotonic_ms();
@@ -71,7 +88,7 @@ TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
             g->reason = TKM_REASON_WAIT_TOO_LONG;
             return TKM_OK;
         }
-        rc = sleep_beating(c, wait);
+        rc = tkm__sleep_beating(c, wait, PHASE_WAITING);
         if (rc != TKM_OK)
             return rc;
     }

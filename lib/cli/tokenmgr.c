@@ -198,6 +198,34 @@ static int cmd_status(tkm_client *c, cmd_args *a)
     return EXIT_OK;
 }
 
+/* sync --from-keepa: the free /token call, throttled across the pool. */
+static int sync_from_keepa(tkm_client *c, int force)
+{
+    tkm_keepa *kc = NULL;
+    tkm_keepa_sync_result r;
+    tkm_code rc = tkm_keepa_open(c, &kc);
+    int e = EXIT_OK;
+
+    if (rc == TKM_OK)
+        rc = tkm_keepa_sync(kc, force, &r);
+    if (rc != TKM_OK) {
+        e = fail(rc == TKM_ECONFIG || rc == TKM_EIO ? EXIT_CONFIG
+                 : rc == TKM_EREDIS                 ? EXIT_UNAVAILABLE
+                                                    : EXIT_OTHER,
+                 "sync --from-keepa: %s", tkm_keepa_errstr(kc));
+    } else if (r.throttled) {
+        e = fail(EXIT_DENIED,
+                 "sync --from-keepa: throttled: /token was called for this "
+                 "pool recently; next allowed in %lld s (--force bypasses)",
+                 (long long)((r.next_allowed_ms + 999) / 1000));
+    } else {
+        printf("synced from Keepa; balance %lld, refill rate %lld\n",
+               (long long)r.tokens, (long long)r.refill_rate);
+    }
+    tkm_keepa_free(kc);
+    return e;
+}
+
 static int cmd_sync(tkm_client *c, cmd_args *a)
 {
     tkm_sync_info in = {
@@ -207,9 +235,19 @@ static int cmd_sync(tkm_client *c, cmd_args *a)
     tkm_code rc;
     int e;
 
+    int from_keepa = 0, force = 0;
+
     for (int i = 0; i < a->argc; i++) {
         const char *f = a->argv[i];
         const char *v = i + 1 < a->argc ? a->argv[i + 1] : NULL;
+        if (strcmp(f, "--from-keepa") == 0) {
+            from_keepa = 1;
+            continue;
+        }
+        if (strcmp(f, "--force") == 0) {
+            force = 1;
+            continue;
+        }
         if (strcmp(f, "--tokens") == 0) {
             e = number(f, v, -TOKENS_MAX, TOKENS_MAX, &in.tokens);
             have_tokens = 1;
@@ -226,8 +264,18 @@ static int cmd_sync(tkm_client *c, cmd_args *a)
             return e;
         i++;
     }
+    if (from_keepa) {
+        if (have_tokens || in.rate >= 0 || in.refill_in_ms >= 0 ||
+            in.timestamp_ms >= 0)
+            return usage("%s", "sync --from-keepa takes no --tokens, --rate, "
+                               "--refill-in or --timestamp");
+        return sync_from_keepa(c, force);
+    }
+    if (force)
+        return usage("%s", "sync: --force goes with --from-keepa");
     if (!have_tokens || in.rate < 0)
-        return usage("%s", "sync needs --tokens N and --rate R");
+        return usage("%s",
+                     "sync needs --tokens N and --rate R (or --from-keepa)");
     rc = tkm_sync(c, &in, &out);
     if (rc != TKM_OK)
         return lib_fail(c, rc, "sync");

@@ -19,6 +19,7 @@
 #ifndef TOKENMGR_H
 #define TOKENMGR_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,8 +56,14 @@ typedef enum tkm_code {
         5, /* the pool's state in Redis holds garbage; nothing written */
     TKM_ENOGRANT =
         6, /* no such reservation (never granted, already ended, expired) */
-    TKM_ENOMEM = 7, /* out of memory */
-    TKM_EIO = 8     /* a file could not be read */
+    TKM_ENOMEM = 7,    /* out of memory */
+    TKM_EIO = 8,       /* a file could not be read */
+    TKM_EHTTP = 9,     /* the API could not be reached or answered garbage,
+                          retries exhausted */
+    TKM_EAPI = 10,     /* the API refused the request (400, 402, 404, 405) */
+    TKM_EWAIT = 11,    /* tokens not available within the wait limit: free
+                          the worker and retry later */
+    TKM_ECANCELED = 12 /* the cancel flag was raised during a wait */
 } tkm_code;
 
 /* A static, one-line description of a status code.  Never NULL. */
@@ -93,6 +100,17 @@ typedef struct tkm_heartbeat_options {
     int64_t wait_slice_ms; /* blocking waits beat at least this often (2000) */
 } tkm_heartbeat_options;
 
+#define TKM_PATH_MAX 4096
+
+/* The Keepa client (YAML section `keepa:`). */
+typedef struct tkm_keepa_options {
+    char base_url[TKM_URL_MAX + 1];    /* "https://api.keepa.com" */
+    char key_file[TKM_PATH_MAX];       /* "": $TOKENMGR_KEEPA_KEY */
+    int64_t timeout_ms;                /* one HTTP request (30000) */
+    int64_t max_retries;               /* after the first attempt (5) */
+    int64_t token_sync_min_interval_s; /* /token at most this often (300) */
+} tkm_keepa_options;
+
 /* Everything a client needs.  Fill with tkm_options_init(), then override. */
 typedef struct tkm_options {
     char pool[TKM_POOL_MAX + 1];           /* "keepa" */
@@ -101,6 +119,7 @@ typedef struct tkm_options {
     char worker_id[TKM_WORKER_ID_MAX + 1]; /* "" = "<hostname>:<pid>" */
     tkm_bucket_options bucket;
     tkm_heartbeat_options heartbeat;
+    tkm_keepa_options keepa;
 } tkm_options;
 
 /* Fill *opts with the documented defaults.  Thread-safe. */
@@ -163,6 +182,15 @@ TKM_EXPORT const char *tkm_errstr(const tkm_client *client);
 
 /* The options the client runs with (worker_id filled in). */
 TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *client);
+
+/*
+ * Let a signal handler interrupt this client's waits: once *flag is non-zero
+ * a blocking acquire, a back-off or a wait for tokens returns TKM_ECANCELED
+ * within a slice (at once when the signal interrupts the sleep).  A call in
+ * flight is never cut: it completes and is accounted for.  NULL clears it.
+ */
+TKM_EXPORT void tkm_client_set_cancel(tkm_client *client,
+                                      const volatile sig_atomic_t *flag);
 
 /* Redis round trips this client has made (for benchmarks and tests). */
 TKM_EXPORT int64_t tkm_client_round_trips(const tkm_client *client);
@@ -344,6 +372,86 @@ TKM_EXPORT void tkm_workers_free(tkm_worker *list);
  */
 TKM_EXPORT tkm_code tkm_acquire(tkm_client *client, int64_t cost,
                                 int64_t max_wait_ms, tkm_grant *grant);
+
+/* ------------------------------------------------------------------------
+ * The Keepa client
+ * ---------------------------------------------------------------------- */
+
+typedef struct tkm_keepa tkm_keepa;
+
+/*
+ * A Keepa client on top of `client` (which must outlive it and is used for
+ * every reservation).  Reads options.keepa: the base URL (http or https
+ * only), the access key from key_file (trailing whitespace ignored) or
+ * else $TOKENMGR_KEEPA_KEY.  The key never reaches an error message, a log
+ * line or an argv.  As with tkm_client_open, a handle is handed out on
+ * failure too (free it); tkm_keepa_errstr() says why.  Not thread-safe.
+ */
+TKM_EXPORT tkm_code tkm_keepa_open(tkm_client *client, tkm_keepa **out);
+
+/* Free the client (not the tkm_client).  NULL is fine. */
+TKM_EXPORT void tkm_keepa_free(tkm_keepa *kc);
+
+/* One line on the last failure (any `key=` redacted). */
+TKM_EXPORT const char *tkm_keepa_errstr(const tkm_keepa *kc);
+
+/* The API's answer to one request. */
+typedef struct tkm_keepa_response {
+    long http_status;
+    char *body; /* the whole body, NUL-terminated; owned */
+    size_t body_len;
+    int has_tokens; /* the token fields below were present */
+    int64_t tokens_left;
+    int64_t tokens_consumed;
+    int64_t refill_in_ms;
+    int64_t refill_rate;
+    int64_t timestamp_ms;
+    int64_t processing_ms;
+    double token_flow_reduction;
+    char error[256]; /* the API's error message, "" when none */
+    int attempts;    /* HTTP requests sent for this call */
+    int http_429s;   /* of which answered 429 */
+} tkm_keepa_response;
+
+/*
+ * GET base_url + path with key= and `params` (name, value pairs, NULL
+ * terminated; values are URL-encoded here), spending tokens the right way:
+ * a blocking acquire of `estimated_cost` (with heartbeats), the request
+ * (gzip accepted), then `complete` with tokensConsumed, tokensLeft and
+ * timestamp.  On 429 (or 503 with a token body) the API's balance is
+ * applied through tkm_sync and the wait is the bucket's, never a blind
+ * sleep.  Network errors, 5xx and bodies without token fields end the
+ * reservation (release when the call cannot have run, else complete with
+ * the estimate) and are retried with exponential back-off and jitter, up to
+ * keepa.max_retries.  400/402/404/405 fail at once with TKM_EAPI and the
+ * API's message.  TKM_EWAIT when tokens would take longer than
+ * bucket.max_wait_s.  Free *resp with tkm_keepa_response_free() whatever
+ * the status.
+ */
+TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
+                                      const char *const *params,
+                                      int64_t estimated_cost,
+                                      tkm_keepa_response *resp);
+
+/* Free what a response owns (not the struct).  NULL is fine. */
+TKM_EXPORT void tkm_keepa_response_free(tkm_keepa_response *resp);
+
+/* The outcome of tkm_keepa_sync. */
+typedef struct tkm_keepa_sync_result {
+    int throttled;           /* 1: another sync ran recently; nothing sent */
+    int64_t next_allowed_ms; /* when throttled: ms until the next is allowed */
+    int64_t tokens;          /* when synced: the pool's balance after */
+    int64_t refill_rate;
+} tkm_keepa_sync_result;
+
+/*
+ * The free /token call applied through tkm_sync, throttled across every
+ * worker of the pool by a shared Redis timestamp (at most once every
+ * keepa.token_sync_min_interval_s) so no restart loop can hammer it.
+ * force bypasses the throttle (and restarts its interval).
+ */
+TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
+                                   tkm_keepa_sync_result *out);
 
 #ifdef __cplusplus
 }

@@ -5,12 +5,13 @@
 -- KEYS[1] bucket hash, KEYS[2] leases hash (id -> "estimate|worker"),
 -- KEYS[3] lease expiry sorted set (id -> expiry, Unix ms on Redis' clock),
 -- KEYS[4] heartbeats sorted set (worker id -> last heartbeat, Unix ms),
--- KEYS[5] workers hash (worker id -> "busy_until_ms|phase").
+-- KEYS[5] workers hash (worker id -> "busy_until_ms|phase"),
+-- KEYS[6] the /token throttle (string, expires when a sync is allowed).
 -- ARGV[1..12] the policy: capacity (0 = 60 x rate), min_start_balance,
 -- soft_floor, recharge_target, low_cost_max, low_cost_target,
 -- recharge_timeout_ms, max_deficit, lease_ttl_ms, refill_period_ms,
 -- stale_after_ms, retention_ms.  ARGV[13..] belong to the operation: op[].
-local B, L, E, H, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local B, L, E, H, W, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
