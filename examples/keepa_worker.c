@@ -33,7 +33,7 @@
 #include "tokenmgr.h"
 
 #define PAGE_COST 5 /* /deal: 5 tokens a page */
-#define ASIN_LEN 10
+#define ASIN_LEN  10
 
 static volatile sig_atomic_t stop;
 
@@ -93,8 +93,7 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /* Append and flush to disk; returns the new length or -1. */
-static int64_t append(const char *path, int64_t at, const char *buf,
-                      size_t len)
+static int64_t append(const char *path, int64_t at, const char *buf, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT, 0644);
     int64_t end = -1;
@@ -120,8 +119,7 @@ static int save_checkpoint(worker *w)
                  "deal_page=%lld\nasins_bytes=%lld\nproduct_index=%lld\n"
                  "output_bytes=%lld\n",
                  (long long)w->cp.deal_page, (long long)w->cp.asins_bytes,
-                 (long long)w->cp.product_index,
-                 (long long)w->cp.output_bytes);
+                 (long long)w->cp.product_index, (long long)w->cp.output_bytes);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         return -1;
@@ -242,8 +240,8 @@ static int paginate(worker *w)
         size_t len = 0, n;
         int rc;
 
-        snprintf(selection, sizeof(selection),
-                 "{\"page\":%lld,\"domainId\":1}", (long long)w->cp.deal_page);
+        snprintf(selection, sizeof(selection), "{\"page\":%lld,\"domainId\":1}",
+                 (long long)w->cp.deal_page);
         snprintf(phase, sizeof(phase), "paginating deals p%lld",
                  (long long)w->cp.deal_page);
         (void)tkm_heartbeat(w->client, phase);
@@ -254,8 +252,8 @@ static int paginate(worker *w)
         n = list ? YAJL_GET_ARRAY(list)->len : 0;
         buf = malloc(n * (ASIN_LEN + 1) + 1);
         for (size_t i = 0; buf != NULL && i < n; i++) {
-            const char *a = string_at(YAJL_GET_ARRAY(list)->values[i],
-                                      asin_path);
+            const char *a =
+                string_at(YAJL_GET_ARRAY(list)->values[i], asin_path);
             if (valid_asin(a)) {
                 memcpy(buf + len, a, ASIN_LEN);
                 buf[len + ASIN_LEN] = '\n';
@@ -315,7 +313,7 @@ static int fetch_products(worker *w)
 {
     static const char *products_path[] = {"products", NULL};
     FILE *fp = fopen(w->asins_path, "r");
-    char (*asins)[ASIN_LEN + 1] = NULL;
+    char(*asins)[ASIN_LEN + 1] = NULL;
     int64_t total = 0, cap = 0;
     char line[64];
     int rc = 0;
@@ -405,7 +403,8 @@ static int fetch_products(worker *w)
     return rc != 0 ? rc : (stop ? 1 : 0);
 }
 
-/* ---- main ------------------------------------------------------------------ */
+/* ---- main ------------------------------------------------------------------
+ */
 
 static int usage(const char *why)
 {
@@ -491,8 +490,8 @@ int main(int argc, char **argv)
         rc = 1;
     } else {
         say("%s: starting at deal page %lld, product %lld",
-            tkm_client_options(w.client)->worker_id,
-            (long long)w.cp.deal_page, (long long)w.cp.product_index);
+            tkm_client_options(w.client)->worker_id, (long long)w.cp.deal_page,
+            (long long)w.cp.product_index);
         rc = paginate(&w);
         if (rc == 0)
             rc = fetch_products(&w);
@@ -502,8 +501,8 @@ int main(int argc, char **argv)
             "product %lld",
             (long long)w.cp.deal_page, (long long)w.cp.product_index);
     else if (rc == 0)
-        say("done: %lld products this run, %lld in all",
-            (long long)w.fetched, (long long)w.cp.product_index);
+        say("done: %lld products this run, %lld in all", (long long)w.fetched,
+            (long long)w.cp.product_index);
     tkm_keepa_free(w.keepa);
     tkm_client_free(w.client);
     return rc < 0 ? 1 : 0;

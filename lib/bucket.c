@@ -15,7 +15,7 @@ static void push_int_slot(tkm__args *a, int64_t v, char *slot)
 
 void tkm__push_int(tkm__args *a, int64_t v)
 {
-    push_int_slot(a, v, a->num[a->argc - TKM__NKEYS]);
+    push_int_slot(a, v, a->num[a->nnum++]);
 }
 
 void tkm__push_str(tkm__args *a, const char *s)
@@ -25,16 +25,26 @@ void tkm__push_str(tkm__args *a, const char *s)
 
 void tkm__args_init(tkm__args *a, const tkm_client *c)
 {
+    tkm__args_init_keys(a, c, NULL, 0);
+}
+
+void tkm__args_init_keys(tkm__args *a, const tkm_client *c,
+                         const char *const *extra, int nextra)
+{
     const tkm_bucket_options *b = &c->opts.bucket;
     const tkm_heartbeat_options *h = &c->opts.heartbeat;
 
     a->argc = 0;
+    a->nnum = 0;
     tkm__push_str(a, c->key_bucket);
     tkm__push_str(a, c->key_leases);
     tkm__push_str(a, c->key_expiry);
     tkm__push_str(a, c->key_heartbeats);
     tkm__push_str(a, c->key_workers);
     tkm__push_str(a, c->key_token_sync);
+    for (int i = 0; i < nextra && i < TKM__MAX_EXTRA_KEYS; i++)
+        tkm__push_str(a, extra[i]);
+    a->nkeys = a->argc;
     tkm__push_int(a, b->capacity);
     tkm__push_int(a, b->min_start_balance);
     tkm__push_int(a, b->soft_floor);
@@ -58,7 +68,7 @@ tkm_code tkm__run(tkm_client *c, tkm__script_id id, tkm__args *a,
 
     if (c->open_status != TKM_OK)
         return c->open_status;
-    rc = tkm__script_run(c, id, TKM__NKEYS, a->argv, a->argc, out, max, &n);
+    rc = tkm__script_run(c, id, a->nkeys, a->argv, a->argc, out, max, &n);
     if (rc == TKM_OK && want >= 0 && n != want)
         rc = tkm__fail(c, TKM_EPROTO,
                        "the %s script answered %d values, expected %d",

@@ -89,8 +89,8 @@ TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list, size_t *count)
         return c->open_status;
     tkm__args_init(&a, c);
     tkm__push_int(&a, TKM_WORKERS_MAX);
-    rc = tkm__script_run_alloc(c, TKM__SCRIPT_WORKERS, TKM__NKEYS, a.argv,
-                               a.argc, &v, &n);
+    rc = tkm__script_run_alloc(c, TKM__SCRIPT_WORKERS, a.nkeys, a.argv, a.argc,
+                               &v, &n);
     if (rc == TKM_OK && (n < 2 || (n - 2) % 4 != 0))
         rc = tkm__fail(c, TKM_EPROTO, "the workers script answered %d values",
                        n);

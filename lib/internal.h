@@ -35,6 +35,7 @@ struct tkm_client {
     char key_heartbeats[TKM__KEY_MAX];
     char key_workers[TKM__KEY_MAX];
     char key_token_sync[TKM__KEY_MAX];
+    char key_guard[4][TKM__KEY_MAX]; /* recovery.c fills them per call */
     char key_pattern[TKM__KEY_MAX];
     int64_t round_trips;
     int64_t last_heartbeat_ms; /* monotonic; -1 before the first */
@@ -65,16 +66,24 @@ typedef struct tkm__value {
 } tkm__value;
 
 /* bucket.c: the arguments every script takes (keys, policy, op[]). */
-#define TKM__NKEYS       6
-#define TKM__NPOLICY     12
-#define TKM__MAX_OP_ARGS 4
-#define TKM__NUM_LEN     24
+#define TKM__NKEYS          6
+#define TKM__NPOLICY        12
+#define TKM__MAX_OP_ARGS    20
+#define TKM__NUM_LEN        24
+#define TKM__MAX_EXTRA_KEYS 4
 typedef struct tkm__args {
-    const char *argv[TKM__NKEYS + TKM__NPOLICY + TKM__MAX_OP_ARGS];
+    const char *argv[TKM__NKEYS + TKM__MAX_EXTRA_KEYS + TKM__NPOLICY +
+                     TKM__MAX_OP_ARGS];
     char num[TKM__NPOLICY + TKM__MAX_OP_ARGS][TKM__NUM_LEN];
     int argc;
+    int nkeys;
+    int nnum;
 } tkm__args;
+/* The pool's keys and the policy; op[] follows with push_int/push_str. */
 void tkm__args_init(tkm__args *a, const tkm_client *c);
+/* The same with more keys after the pool's six (KEYS[7..]). */
+void tkm__args_init_keys(tkm__args *a, const tkm_client *c,
+                         const char *const *extra, int nextra);
 void tkm__push_int(tkm__args *a, int64_t v);
 void tkm__push_str(tkm__args *a, const char *s);
 /* Run a script whose reply must hold exactly `want` values (or, with
@@ -88,6 +97,13 @@ int64_t tkm__monotonic_ms(void);
 tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
 /* A random number in [0, n) from the client's jitter seed (n >= 1). */
 int64_t tkm__random(tkm_client *c, int64_t n);
+
+/* keepa.c (the libcurl file): a JSON POST for webhooks, and the check of
+ * its URL (http or https; credentials never reach a message). */
+tkm_code tkm__http_url_check(const char *url, char *errbuf, size_t errlen);
+tkm_code tkm__http_post_json(const char *url, const char *body,
+                             int64_t timeout_ms, long *status, char *errbuf,
+                             size_t errlen);
 
 /* redis.c: the only file that talks to hiredis. */
 

@@ -13,9 +13,9 @@
 struct tkm__json {
     yajl_handle h;
     tkm__keepa_fields *out;
-    int depth;          /* 1 inside the top-level object */
-    int in_error;       /* inside the top-level "error" object */
-    char key[32];       /* the current key at depth 1 or 2 */
+    int depth;    /* 1 inside the top-level object */
+    int in_error; /* inside the top-level "error" object */
+    char key[32]; /* the current key at depth 1 or 2 */
 };
 
 static void take_key(tkm__json *j, const unsigned char *k, size_t len)
@@ -84,7 +84,8 @@ static void number(tkm__json *j, double d, long long i, int is_int)
          offsetof(tkm__keepa_fields, tokens_left)},
         {"tokensConsumed", TKM__F_CONSUMED,
          offsetof(tkm__keepa_fields, tokens_consumed)},
-        {"refillIn", TKM__F_REFILL_IN, offsetof(tkm__keepa_fields, refill_in_ms)},
+        {"refillIn", TKM__F_REFILL_IN,
+         offsetof(tkm__keepa_fields, refill_in_ms)},
         {"refillRate", TKM__F_RATE, offsetof(tkm__keepa_fields, refill_rate)},
         {"timestamp", TKM__F_TIMESTAMP,
          offsetof(tkm__keepa_fields, timestamp_ms)},
@@ -148,12 +149,11 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
 }
 
 static const yajl_callbacks callbacks = {
-    NULL,       /* null */
-    NULL,       /* boolean */
-    on_integer, on_double,
-    NULL,       /* number: integer and double are used instead */
-    on_string,  on_start_map, on_key, on_end_map, on_start_array,
-    on_end_array,
+    NULL,                           /* null */
+    NULL,                           /* boolean */
+    on_integer, on_double,    NULL, /* number: integer and double are used
+                                       instead */
+    on_string,  on_start_map, on_key, on_end_map, on_start_array, on_end_array,
 };
 
 tkm__json *tkm__json_new(tkm__keepa_fields *out)

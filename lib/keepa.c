@@ -14,10 +14,10 @@
 #include "internal.h"
 #include "keepa_json.h"
 
-#define KEY_MAX 256
-#define BODY_MAX ((size_t)256 << 20) /* a Keepa answer is megabytes at most */
+#define KEY_MAX          256
+#define BODY_MAX         ((size_t)256 << 20) /* a Keepa answer is megabytes at most */
 #define BACKOFF_FIRST_MS 500
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS   30000
 
 struct tkm_keepa {
     tkm_client *client;
@@ -61,8 +61,10 @@ static tkm_code kfail(tkm_keepa *kc, tkm_code code, const char *fmt, ...)
     }
     kc->err[o] = '\0';
     if (kc->key[0] != '\0' && strstr(kc->err, kc->key) != NULL)
-        tkm__fmt(kc->err, sizeof(kc->err), "%s (message withheld: it "
-                 "contained the access key)", tkm_strerror(code));
+        tkm__fmt(kc->err, sizeof(kc->err),
+                 "%s (message withheld: it "
+                 "contained the access key)",
+                 tkm_strerror(code));
     return code;
 }
 
@@ -137,8 +139,8 @@ static tkm_code check_base_url(tkm_keepa *kc, const char *url)
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        rc = kfail(kc, TKM_ECONFIG, "keepa.base_url '%.200s' is not a URL",
-                   url);
+        rc =
+            kfail(kc, TKM_ECONFIG, "keepa.base_url '%.200s' is not a URL", url);
     } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
         rc = kfail(kc, TKM_ECONFIG,
                    "keepa.base_url '%.200s': scheme %s is not http or https",
@@ -256,8 +258,8 @@ typedef enum outcome {
 } outcome;
 
 /* GET url; fills kc->fields and *status.  *why gets a short reason. */
-static outcome perform(tkm_keepa *kc, const char *url, long *status,
-                       char *why, size_t whylen)
+static outcome perform(tkm_keepa *kc, const char *url, long *status, char *why,
+                       size_t whylen)
 {
     CURLcode cc;
     int complete;
@@ -358,7 +360,8 @@ static void apply_token_report(tkm_keepa *kc)
     in.rate = f->refill_rate;
     in.refill_in_ms = f->refill_in_ms;
     in.timestamp_ms = f->timestamp_ms;
-    if (in.refill_in_ms > tkm_client_options(kc->client)->bucket.refill_period_ms)
+    if (in.refill_in_ms >
+        tkm_client_options(kc->client)->bucket.refill_period_ms)
         in.refill_in_ms = -1;
     (void)tkm_sync(kc->client, &in, NULL); /* a stale report is fine */
 }
@@ -382,7 +385,8 @@ static void fill_response(tkm_keepa *kc, long status, int attempts, int n429,
     resp->http_429s = n429;
 }
 
-/* Reserve `cost`: blocking, with one throttled sync for a pool without state. */
+/* Reserve `cost`: blocking, with one throttled sync for a pool without state.
+ */
 static tkm_code reserve(tkm_keepa *kc, int64_t cost, tkm_grant *g)
 {
     tkm_client *c = kc->client;
@@ -447,8 +451,7 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
         attempts++;
         out = perform(kc, url, &status, why, sizeof(why));
         if (out == OUT_OK) {
-            tkm_report rep = {kc->fields.tokens_left,
-                              kc->fields.timestamp_ms};
+            tkm_report rep = {kc->fields.tokens_left, kc->fields.timestamp_ms};
             int64_t used = (kc->fields.present & TKM__F_CONSUMED)
                                ? kc->fields.tokens_consumed
                                : estimated_cost;
@@ -471,16 +474,14 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
             continue; /* the next acquire waits as the bucket says */
         }
         if (out == OUT_API_ERROR) {
-            tkm_report rep = {kc->fields.tokens_left,
-                              kc->fields.timestamp_ms};
+            tkm_report rep = {kc->fields.tokens_left, kc->fields.timestamp_ms};
             int report = (kc->fields.present & TKM__F_REPORT) == TKM__F_REPORT;
             (void)tkm_complete(c, g.id,
                                (kc->fields.present & TKM__F_CONSUMED)
                                    ? kc->fields.tokens_consumed
                                    : 0,
                                report ? &rep : NULL, NULL);
-            rc = kfail(kc, TKM_EAPI, "GET %s: Keepa refused it: %s", path,
-                       why);
+            rc = kfail(kc, TKM_EAPI, "GET %s: Keepa refused it: %s", path, why);
             break;
         }
         if (out == OUT_NOT_RUN)
@@ -560,5 +561,98 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
         return kfail(kc, rc, "%s", tkm_errstr(c));
     out->tokens = st.tokens;
     out->refill_rate = st.refill_rate;
+    return TKM_OK;
+}
+
+/* ---- webhooks ---------------------------------------------------------------
+ */
+
+static size_t discard_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    (void)data;
+    (void)ctx;
+    return size * nmemb;
+}
+
+/* scheme://host/path only: no user, password, query or fragment. */
+static void shown_url(const char *url, char *out, size_t len)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *path = NULL;
+
+    tkm__fmt(out, len, "(unparsable URL)");
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_PATH, &path, 0);
+        tkm__fmt(out, len, "%s://%s%s", scheme, host, path ? path : "");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(path);
+    curl_url_cleanup(u);
+}
+
+tkm_code tkm__http_url_check(const char *url, char *errbuf, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL;
+    tkm_code rc = TKM_OK;
+
+    if (u == NULL)
+        return TKM_ENOMEM;
+    if (url == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+        tkm__fmt(errbuf, errlen, "Webhook: not a URL");
+        rc = TKM_ECONFIG;
+    } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        tkm__fmt(errbuf, errlen, "Webhook: scheme %s is not http or https",
+                 scheme);
+        rc = TKM_ECONFIG;
+    }
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+tkm_code tkm__http_post_json(const char *url, const char *body,
+                             int64_t timeout_ms, long *status, char *errbuf,
+                             size_t errlen)
+{
+    char shown[512], cerr[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdr = NULL;
+    CURL *h;
+    CURLcode cc;
+
+    *status = 0;
+    shown_url(url, shown, sizeof(shown));
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+        (h = curl_easy_init()) == NULL) {
+        tkm__fmt(errbuf, errlen, "webhook %s: libcurl unavailable", shown);
+        return TKM_ENOMEM;
+    }
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "tokenmgr/" TKM_VERSION);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
+    cc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    curl_global_cleanup();
+    if (cc != CURLE_OK) {
+        /* curl's message may hold the URL: name the host only. */
+        tkm__fmt(errbuf, errlen, "webhook %s: %s", shown,
+                 cc == CURLE_OPERATION_TIMEDOUT ? "timed out"
+                                                : curl_easy_strerror(cc));
+        return TKM_EHTTP;
+    }
+    tkm__fmt(errbuf, errlen, "webhook %s: HTTP %ld", shown, *status);
     return TKM_OK;
 }

@@ -15,8 +15,8 @@ enum {
     TKM__F_FLOW = 1 << 6,
     /* What a token report needs to be applied. */
     TKM__F_REPORT = TKM__F_TOKENS_LEFT | TKM__F_TIMESTAMP,
-    TKM__F_SYNC = TKM__F_TOKENS_LEFT | TKM__F_RATE | TKM__F_REFILL_IN |
-                  TKM__F_TIMESTAMP
+    TKM__F_SYNC =
+        TKM__F_TOKENS_LEFT | TKM__F_RATE | TKM__F_REFILL_IN | TKM__F_TIMESTAMP
 };
 
 typedef struct tkm__keepa_fields {

@@ -14,7 +14,7 @@
 
 #include "internal.h"
 
-#define MAX_ARGS 32
+#define MAX_ARGS 64
 
 static struct timeval timeout_tv(const tkm_client *c)
 {

@@ -13,6 +13,8 @@ typedef enum tkm__script_id {
     TKM__SCRIPT_HEARTBEAT,
     TKM__SCRIPT_WORKERS,
     TKM__SCRIPT_SYNC_CLAIM,
+    TKM__SCRIPT_RECOVERY,
+    TKM__SCRIPT_RECOVERY_LOG,
     TKM__SCRIPT_COUNT
 } tkm__script_id;
 

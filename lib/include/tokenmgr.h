@@ -453,6 +453,252 @@ typedef struct tkm_keepa_sync_result {
 TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
                                    tkm_keepa_sync_result *out);
 
+/* ------------------------------------------------------------------------
+ * The stall rule (pure) and the recovery guard (shared in Redis)
+ * ---------------------------------------------------------------------- */
+
+/* The stall rule's thresholds (collectd: StallTokens, StallTokensRatio...). */
+typedef struct tkm_stall_options {
+    int64_t tokens;                   /* StallTokens; < 0: use the ratio */
+    double tokens_ratio;              /* StallTokensRatio x capacity (0.97) */
+    int64_t heartbeat_age_s;          /* StallHeartbeatAge (900) */
+    int64_t confirmations;            /* StallConfirmations (2) */
+    double shared_cause_share;        /* more than this share... (0.5) */
+    int64_t shared_cause_window_s;    /* ...went stale within this (60) */
+    int64_t shared_cause_min_workers; /* only with this many workers (3) */
+} tkm_stall_options;
+
+/* Fill *o with the defaults above.  Thread-safe. */
+TKM_EXPORT void tkm_stall_options_init(tkm_stall_options *o);
+
+typedef enum tkm_stall_state {
+    TKM_STALL_OK = 0,
+    TKM_STALL_PENDING = 1,     /* the condition holds, not yet confirmed */
+    TKM_STALL_STALLED = 2,     /* held for `confirmations` reads: act */
+    TKM_STALL_UNKNOWN = 3,     /* not enough data: alert, never act */
+    TKM_STALL_SHARED_CAUSE = 4 /* many workers stopped together: alert */
+} tkm_stall_state;
+
+/* "ok", "pending", "stalled", "unknown", "shared_cause". */
+TKM_EXPORT const char *tkm_stall_state_str(tkm_stall_state s);
+
+/* What one read observed (ages on Redis' clock). */
+typedef struct tkm_stall_input {
+    int readable;              /* 0: Redis unreadable or garbage values */
+    int64_t tokens;            /* balance projected to now */
+    int64_t capacity;          /* 0 when unknown */
+    int64_t heartbeat_age_ms;  /* freshest heartbeat; -1 when none ever */
+    int64_t workers_busy;      /* busy workers not in `workers` (legacy: 0) */
+    const tkm_worker *workers; /* may be NULL */
+    size_t nworkers;
+} tkm_stall_input;
+
+/* Consecutive reads the condition held: the caller keeps one per pool. */
+typedef struct tkm_stall_tracker {
+    int64_t consecutive;
+} tkm_stall_tracker;
+
+typedef struct tkm_stall_verdict {
+    tkm_stall_state state;
+    int64_t threshold;        /* tokens threshold applied (-1: none) */
+    int tokens_unused;        /* tokens >= threshold */
+    int heartbeats_silent;    /* freshest heartbeat >= the stall age */
+    int64_t busy;             /* workers inside a declared busy period */
+    int64_t confirmations;    /* consecutive reads the condition held */
+    size_t stale;             /* workers silent for the stall age */
+    size_t stale_together;    /* most of them that stopped within a window */
+    char stale_workers[1024]; /* their ids, comma-separated (",..." cut) */
+    char why[256];            /* one line for logs and notifications */
+} tkm_stall_verdict;
+
+/* Judge one read.  Pure: no I/O, no clock; updates *tracker. */
+TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
+                                tkm_stall_tracker *tracker,
+                                const tkm_stall_input *in,
+                                tkm_stall_verdict *v);
+
+/* The guard (collectd: the <Recovery> block). */
+typedef struct tkm_recovery_options {
+    int64_t timeout_s;   /* the action's deadline (60) */
+    int64_t cooldown_s;  /* after each action, doubling with each (1800) */
+    int64_t max_actions; /* per window, then escalate (3) */
+    int64_t window_s;    /* (3600) */
+    int64_t grace_s;     /* not judged after an action (300) */
+    int dry_run;         /* decisions audited, nothing run */
+} tkm_recovery_options;
+
+TKM_EXPORT void tkm_recovery_options_init(tkm_recovery_options *o);
+
+typedef enum tkm_decision {
+    TKM_DECIDE_ACT = 0,     /* run the action (the lease is held) */
+    TKM_DECIDE_DRY_RUN,     /* would act: audited only */
+    TKM_DECIDE_COOLDOWN,    /* too soon after the last action */
+    TKM_DECIDE_LIMIT,       /* MaxActions reached: escalated now */
+    TKM_DECIDE_ESCALATED,   /* escalated earlier: waits for an operator */
+    TKM_DECIDE_LEASE,       /* another monitor is acting */
+    TKM_DECIDE_PAUSED,      /* kill switch */
+    TKM_DECIDE_GRACE,       /* inside the grace period of an action */
+    TKM_DECIDE_UNKNOWN,     /* missing data: never acted on */
+    TKM_DECIDE_SHARED_CAUSE /* many workers at once: never acted on */
+} tkm_decision;
+
+/* "act", "dry_run", "cooldown", "limit", "escalated", "lease", "paused",
+ * "grace", "unknown", "shared_cause". */
+TKM_EXPORT const char *tkm_decision_str(tkm_decision d);
+
+/* An action granted by the guard; hand it back to tkm_recovery_finish. */
+typedef struct tkm_recovery_ticket {
+    tkm_decision decision;
+    char action_id[40];
+    char lease_token[40];
+    int64_t cooldown_left_ms;
+    int64_t actions_in_window;
+    int escalated;
+} tkm_recovery_ticket;
+
+/*
+ * Ask the guard whether to act on `mode` ("stalled", "unknown",
+ * "shared_cause" or "manual") and audit the decision (host, reason, the
+ * observed inputs and the argv as text).  One round trip; the decision is
+ * atomic across every monitor of the pool.  On TKM_DECIDE_ACT the caller
+ * runs the action and must call tkm_recovery_finish.
+ */
+TKM_EXPORT tkm_code tkm_recovery_decide(tkm_client *client,
+                                        const tkm_recovery_options *o,
+                                        const char *mode, const char *host,
+                                        const char *reason, const char *inputs,
+                                        const char *argv_text,
+                                        tkm_recovery_ticket *ticket);
+
+/* Record the action's outcome ("ok", "failed", "timeout"), release the
+ * lease if still ours. */
+TKM_EXPORT tkm_code tkm_recovery_finish(tkm_client *client,
+                                        const tkm_recovery_ticket *ticket,
+                                        const char *host, const char *outcome,
+                                        int exit_status, int64_t duration_ms,
+                                        const char *output);
+
+/* The guard as one read sees it. */
+typedef struct tkm_recovery_state {
+    int paused;
+    int escalated;
+    int64_t escalated_ms;   /* Redis time; 0 when not */
+    int64_t last_action_ms; /* Redis time; 0 when never */
+    int64_t actions_in_window;
+    int64_t cooldown_left_ms;
+    int64_t total;  /* actions ever taken (monotonic) */
+    int64_t failed; /* of which failed or timed out */
+    int64_t grace_left_ms;
+    int64_t lease_ttl_ms; /* > 0 while an actor holds the lease */
+    char event[16];       /* observe: "recovered", "failed",
+                             "deescalated" or "" */
+} tkm_recovery_state;
+
+/*
+ * Once per read: close the grace period of the last action (recovered when
+ * a heartbeat came after it, else failed) and lift an escalation once the
+ * pool stayed clear (`stall_state` TKM_STALL_OK) for a full window.
+ */
+TKM_EXPORT tkm_code tkm_recovery_observe(tkm_client *client,
+                                         const tkm_recovery_options *o,
+                                         const char *host,
+                                         tkm_stall_state stall_state,
+                                         int64_t heartbeat_age_ms,
+                                         tkm_recovery_state *out);
+
+TKM_EXPORT tkm_code tkm_recovery_status(tkm_client *client,
+                                        const tkm_recovery_options *o,
+                                        tkm_recovery_state *out);
+
+/* Clear an escalation (and the window's count) after an operator looked. */
+TKM_EXPORT tkm_code tkm_recovery_reset(tkm_client *client, const char *host,
+                                       const char *reason);
+
+/* The kill switch: on = 1 pauses (decisions audited, nothing runs). */
+TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *client, const char *host,
+                                       int on, const char *reason);
+
+/* One audit entry; absent fields are "". */
+typedef struct tkm_audit_entry {
+    char id[32];
+    int64_t time_ms;
+    char host[64];
+    char decision[32];
+    char reason[256];
+    char inputs[256];
+    char argv[256];
+    char action_id[40];
+    char outcome[32];
+    int64_t exit_status; /* -1 when absent */
+    int64_t duration_ms; /* -1 when absent */
+    char output[256];
+    int64_t repeats; /* quiet repeats folded into the entry before it */
+} tkm_audit_entry;
+
+/* The newest `count` entries (1..1000), newest first; free with free(). */
+TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *client, int64_t count,
+                                     tkm_audit_entry **entries, size_t *n);
+
+/* ------------------------------------------------------------------------
+ * Recovery actions: a command (no shell) or a webhook, never blocking
+ * ---------------------------------------------------------------------- */
+
+/* Context handed to the action (CONTRACT.md's environment variables). */
+typedef struct tkm_action_env {
+    const char *pool;          /* TOKENMGR_POOL */
+    const char *reason;        /* TOKENMGR_REASON (control chars dropped) */
+    int64_t tokens;            /* TOKENMGR_TOKENS */
+    int64_t heartbeat_age_s;   /* TOKENMGR_HEARTBEAT_AGE (-1: unknown) */
+    const char *stale_workers; /* TOKENMGR_STALE_WORKERS (validated ids) */
+    const char *action_id;     /* TOKENMGR_ACTION_ID */
+} tkm_action_env;
+
+typedef struct tkm_action tkm_action;
+
+typedef struct tkm_action_result {
+    int done;         /* 0: still running */
+    int exit_status;  /* exit code; -1 when killed or failed to start */
+    int signal;       /* the signal that ended it, 0 when none */
+    int timed_out;    /* killed (whole process group) at the deadline */
+    long http_status; /* webhook: the answer's status; 0 otherwise */
+    int64_t duration_ms;
+    char output[1024]; /* the first bytes of its output (or error) */
+} tkm_action_result;
+
+/*
+ * Check an Exec argv at configuration time: non-empty, argv[0] absolute,
+ * existing, a regular executable file.  errbuf gets the reason.
+ */
+TKM_EXPORT tkm_code tkm_action_check_argv(const char *const *argv, char *errbuf,
+                                          size_t errlen);
+
+/*
+ * Start argv (no shell; stdin from /dev/null; stdout and stderr captured)
+ * with the environment of `env` and PATH only, in a process group of its
+ * own, killed whole at timeout_ms.  Returns at once.  A supervising child
+ * reports the result through a pipe, so a daemon that reaps every child
+ * (collectd's exec plugin) cannot steal it.  Async-signal-safe after fork.
+ */
+TKM_EXPORT tkm_code tkm_action_exec(const char *const *argv,
+                                    const tkm_action_env *env,
+                                    int64_t timeout_ms, tkm_action **out,
+                                    char *errbuf, size_t errlen);
+
+/* POST env as a JSON object to an http(s) URL, in a thread of its own. */
+TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
+                                       const tkm_action_env *env,
+                                       int64_t timeout_ms, tkm_action **out,
+                                       char *errbuf, size_t errlen);
+
+/* Non-blocking: result->done tells whether it finished. */
+TKM_EXPORT tkm_code tkm_action_poll(tkm_action *a, tkm_action_result *result);
+
+/* Block until it finished (the CLI's `recover`). */
+TKM_EXPORT tkm_code tkm_action_wait(tkm_action *a, tkm_action_result *result);
+
+/* Free; an action still running is killed (its whole group). */
+TKM_EXPORT void tkm_action_free(tkm_action *a);
+
 #ifdef __cplusplus
 }
 #endif

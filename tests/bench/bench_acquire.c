@@ -352,7 +352,8 @@ static int redis_benchmark(const char *sock, int64_t n, const char *const *cmd,
  * library's own argument builder (linked from its internal static copy). */
 typedef struct evalsha_cmd {
     tkm__args args;
-    const char *argv[3 + TKM__NKEYS + TKM__NPOLICY + TKM__MAX_OP_ARGS];
+    const char *argv[3 + TKM__NKEYS + TKM__MAX_EXTRA_KEYS + TKM__NPOLICY +
+                     TKM__MAX_OP_ARGS];
     char numkeys[16];
     int argc;
 } evalsha_cmd;

@@ -1,0 +1,172 @@
+-- The recovery guard, shared by every monitor and the CLI of a pool.
+-- KEYS[7] guard hash, KEYS[8] actions sorted set (action id -> time),
+-- KEYS[9] the actor lease (string holding a random token),
+-- KEYS[10] the audit stream (capped).
+-- op[1] command, op[2] host; the rest depends on the command.
+local R, A, LEASE, LOG = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local cmd, host = op[1], op[2]
+local pool = string.match(B, '{(.-)}')
+local AUDIT_MAX = 1000
+local QUIET_MS = 60000
+
+local function num(field)
+  return tonumber(redis.call('HGET', R, field) or '0') or 0
+end
+
+-- Every decision goes to the stream; a skip that repeats the previous one
+-- within a minute is counted instead of appended.
+local function audit(decision, fields, repeatable)
+  if repeatable then
+    local last = redis.call('HMGET', R, 'audit_decision', 'audit_ms')
+    if last[1] == decision and now - (tonumber(last[2]) or 0) < QUIET_MS then
+      redis.call('HINCRBY', R, 'audit_repeats', 1)
+      return
+    end
+  end
+  local entry = {'time', now, 'host', host, 'pool', pool, 'decision', decision,
+                 'repeats', num('audit_repeats')}
+  for i = 1, #fields, 2 do
+    if fields[i + 1] ~= nil and fields[i + 1] ~= '' then
+      entry[#entry + 1] = fields[i]
+      entry[#entry + 1] = fields[i + 1]
+    end
+  end
+  redis.call('XADD', LOG, 'MAXLEN', '~', AUDIT_MAX, '*', unpack(entry))
+  redis.call('HSET', R, 'audit_decision', decision, 'audit_ms', now, 'audit_repeats', 0)
+end
+
+local function cooldown_left(cooldown_ms, window_ms, n)
+  local last = num('last_action_ms')
+  if last == 0 then
+    return 0
+  end
+  -- The cooldown doubles with each action still inside the window.
+  local eff = cooldown_ms * 2 ^ math.max(0, n - 1)
+  if eff > window_ms then
+    eff = window_ms
+  end
+  return math.max(0, last + eff - now)
+end
+
+if cmd == 'decide' then
+  local reason, inputs, argv = op[3], op[4], op[5]
+  local token, cooldown, max_actions = op[6], tonumber(op[7]), tonumber(op[8])
+  local window, lease_ms, grace = tonumber(op[9]), tonumber(op[10]), tonumber(op[11])
+  local dry, mode = op[12] == '1', op[13]
+  redis.call('ZREMRANGEBYSCORE', A, '-inf', '(' .. (now - window))
+  local n = redis.call('ZCARD', A)
+  local left = cooldown_left(cooldown, window, n)
+  local decision, id = nil, ''
+  if mode == 'unknown' or mode == 'shared_cause' then
+    decision = mode
+  elseif num('paused') == 1 then
+    decision = 'paused'
+  elseif num('escalated') == 1 then
+    decision = 'escalated'
+  elseif num('grace_until_ms') > now then
+    decision = 'grace'
+  elseif left > 0 then
+    decision = 'cooldown'
+  elseif n >= max_actions then
+    redis.call('HSET', R, 'escalated', 1, 'escalated_ms', now)
+    redis.call('HDEL', R, 'clear_since_ms')
+    decision = 'limit'
+  elseif dry then
+    decision = 'dry_run'
+    id = 'dry-' .. now
+    -- A rehearsal follows the same cadence as real actions.
+    redis.call('ZADD', A, now, id)
+    redis.call('HSET', R, 'last_action_ms', now)
+  elseif not redis.call('SET', LEASE, token, 'NX', 'PX', lease_ms) then
+    decision = 'lease'
+  else
+    decision = 'act'
+    id = now .. '-' .. redis.call('HINCRBY', R, 'seq', 1)
+    redis.call('ZADD', A, now, id)
+    redis.call('HSET', R, 'last_action_ms', now, 'grace_until_ms', now + grace,
+               'pending_id', id)
+    redis.call('HINCRBY', R, 'total', 1)
+  end
+  local quiet = decision ~= 'act' and decision ~= 'dry_run' and decision ~= 'limit'
+  audit(decision, {'reason', reason, 'inputs', inputs, 'argv', argv,
+                   'action_id', id}, quiet)
+  return {decision, id, left, n, num('escalated')}
+end
+
+if cmd == 'finish' then
+  local id, token, outcome = op[3], op[4], op[5]
+  local released = 0
+  if redis.call('GET', LEASE) == token then
+    redis.call('DEL', LEASE)
+    released = 1
+  end
+  if outcome ~= 'ok' then
+    redis.call('HINCRBY', R, 'failed', 1)
+  end
+  audit('finished', {'action_id', id, 'outcome', outcome, 'exit', op[6],
+                     'duration_ms', op[7], 'output', op[8]}, false)
+  return {released}
+end
+
+if cmd == 'observe' then
+  -- op[3] 'clear' | 'stalled' | 'unknown', op[4] freshest heartbeat age
+  -- (ms, -1 none), op[5] window (ms).
+  local state, hb_age, window = op[3], tonumber(op[4]), tonumber(op[5])
+  local event = ''
+  local pending = redis.call('HGET', R, 'pending_id')
+  if pending and num('grace_until_ms') <= now then
+    local since = now - num('last_action_ms')
+    redis.call('HDEL', R, 'pending_id')
+    if hb_age >= 0 and hb_age < since then
+      event = 'recovered'
+      audit('recovered', {'action_id', pending}, false)
+    else
+      event = 'failed'
+      redis.call('HINCRBY', R, 'failed', 1)
+      audit('failed', {'action_id', pending,
+                       'reason', 'no heartbeat resumed within the grace period'},
+            false)
+    end
+  end
+  if num('escalated') == 1 then
+    if state == 'clear' then
+      local since = num('clear_since_ms')
+      if since == 0 then
+        redis.call('HSET', R, 'clear_since_ms', now)
+      elseif now - since >= window then
+        redis.call('HSET', R, 'escalated', 0)
+        redis.call('HDEL', R, 'clear_since_ms')
+        event = 'deescalated'
+        audit('deescalated', {'reason', 'the stall stayed clear for a full window'}, false)
+      end
+    else
+      redis.call('HDEL', R, 'clear_since_ms')
+    end
+  end
+  return {event, num('escalated'), num('paused'), num('total'), num('failed')}
+end
+
+if cmd == 'status' then
+  -- op[3] cooldown (ms), op[4] window (ms)
+  local cooldown, window = tonumber(op[3]), tonumber(op[4])
+  local n = redis.call('ZCOUNT', A, now - window, '+inf')
+  return {num('paused'), num('escalated'), num('escalated_ms'), num('last_action_ms'),
+          n, cooldown_left(cooldown, window, n), num('total'), num('failed'),
+          math.max(0, num('grace_until_ms') - now), redis.call('PTTL', LEASE), now}
+end
+
+if cmd == 'reset' then
+  redis.call('HSET', R, 'escalated', 0, 'grace_until_ms', 0)
+  redis.call('HDEL', R, 'clear_since_ms', 'pending_id')
+  redis.call('DEL', A)
+  audit('reset', {'reason', op[3]}, false)
+  return {1}
+end
+
+if cmd == 'pause' or cmd == 'resume' then
+  redis.call('HSET', R, 'paused', cmd == 'pause' and 1 or 0)
+  audit(cmd, {'reason', op[3]}, false)
+  return {1}
+end
+
+return redis.error_reply('TKMSTATE unknown recovery command ' .. tostring(cmd))

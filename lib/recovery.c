@@ -1,0 +1,300 @@
+/*
+ * The recovery guard: cooldown, limit and escalation, one actor per pool
+ * (a Redis lease with a random token), the kill switch, and the audit
+ * stream.  Its state lives in Redis so every monitor and the CLI share it;
+ * each call is one script run.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define LEASE_MARGIN_MS 30000 /* the lease outlives the action's deadline */
+
+TKM_EXPORT void tkm_recovery_options_init(tkm_recovery_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->timeout_s = 60;
+    o->cooldown_s = 1800;
+    o->max_actions = 3;
+    o->window_s = 3600;
+    o->grace_s = 300;
+}
+
+TKM_EXPORT const char *tkm_decision_str(tkm_decision d)
+{
+    static const char *const names[] = {
+        "act",   "dry_run", "cooldown", "limit",   "escalated",
+        "lease", "paused",  "grace",    "unknown", "shared_cause"};
+
+    if ((size_t)d < sizeof(names) / sizeof(names[0]))
+        return names[d];
+    return "invalid";
+}
+
+static tkm_decision decision_from(const char *s)
+{
+    for (int d = TKM_DECIDE_ACT; d <= TKM_DECIDE_SHARED_CAUSE; d++) {
+        if (strcmp(tkm_decision_str((tkm_decision)d), s) == 0)
+            return (tkm_decision)d;
+    }
+    return TKM_DECIDE_UNKNOWN;
+}
+
+/* The guard's keys follow the pool's six. */
+static void guard_args(tkm__args *a, tkm_client *c, const char *cmd,
+                       const char *host)
+{
+    static const char *const names[] = {"recovery", "recovery_actions",
+                                        "recovery_lease", "recovery_log"};
+    const char *keys[4];
+
+    for (int i = 0; i < 4; i++) {
+        snprintf(c->key_guard[i], sizeof(c->key_guard[i]), "tokenmgr:{%s}:%s",
+                 c->opts.pool, names[i]);
+        keys[i] = c->key_guard[i];
+    }
+    tkm__args_init_keys(a, c, keys, 4);
+    tkm__push_str(a, cmd);
+    tkm__push_str(a, host ? host : "");
+}
+
+/* 128 random bits as hex, for the lease: only its holder may release it. */
+static void random_token(tkm_client *c, char *out, size_t len)
+{
+    unsigned char raw[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+
+    if (fd >= 0) {
+        ssize_t n = read(fd, raw, sizeof(raw));
+        got = n > 0 ? (size_t)n : 0;
+        close(fd);
+    }
+    for (size_t i = got; i < sizeof(raw); i++)
+        raw[i] = (unsigned char)tkm__random(c, 256);
+    for (size_t i = 0; i < sizeof(raw) && 2 * i + 2 < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+TKM_EXPORT tkm_code tkm_recovery_decide(tkm_client *c,
+                                        const tkm_recovery_options *o,
+                                        const char *mode, const char *host,
+                                        const char *reason, const char *inputs,
+                                        const char *argv_text,
+                                        tkm_recovery_ticket *t)
+{
+    tkm__args a;
+    tkm__value v[5];
+    tkm_code rc;
+
+    memset(t, 0, sizeof(*t));
+    random_token(c, t->lease_token, sizeof(t->lease_token));
+    guard_args(&a, c, "decide", host);
+    tkm__push_str(&a, reason ? reason : "");
+    tkm__push_str(&a, inputs ? inputs : "");
+    tkm__push_str(&a, argv_text ? argv_text : "");
+    tkm__push_str(&a, t->lease_token);
+    tkm__push_int(&a, o->cooldown_s * 1000);
+    tkm__push_int(&a, o->max_actions);
+    tkm__push_int(&a, o->window_s * 1000);
+    tkm__push_int(&a, o->timeout_s * 1000 + LEASE_MARGIN_MS);
+    tkm__push_int(&a, o->grace_s * 1000);
+    tkm__push_str(&a, o->dry_run ? "1" : "0");
+    tkm__push_str(&a, mode);
+    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 5, NULL);
+    if (rc != TKM_OK)
+        return rc;
+    t->decision = decision_from(v[0].s);
+    tkm__copy(t->action_id, sizeof(t->action_id), v[1].s);
+    t->cooldown_left_ms = v[2].i;
+    t->actions_in_window = v[3].i;
+    t->escalated = v[4].i != 0;
+    return TKM_OK;
+}
+
+TKM_EXPORT tkm_code tkm_recovery_finish(tkm_client *c,
+                                        const tkm_recovery_ticket *t,
+                                        const char *host, const char *outcome,
+                                        int exit_status, int64_t duration_ms,
+                                        const char *output)
+{
+    tkm__args a;
+    tkm__value v[1];
+    char clean[TKM__VALUE_STR_MAX];
+    size_t n = 0;
+
+    /* The audit keeps printable text only. */
+    for (const char *p = output ? output : ""; *p && n + 1 < sizeof(clean);
+         p++)
+        clean[n++] = ((unsigned char)*p < 0x20 && *p != '\n') ? ' ' : *p;
+    clean[n] = '\0';
+    guard_args(&a, c, "finish", host);
+    tkm__push_str(&a, t->action_id);
+    tkm__push_str(&a, t->lease_token);
+    tkm__push_str(&a, outcome);
+    tkm__push_int(&a, exit_status);
+    tkm__push_int(&a, duration_ms);
+    tkm__push_str(&a, clean);
+    return tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 1, NULL);
+}
+
+TKM_EXPORT tkm_code tkm_recovery_observe(tkm_client *c,
+                                         const tkm_recovery_options *o,
+                                         const char *host,
+                                         tkm_stall_state stall_state,
+                                         int64_t heartbeat_age_ms,
+                                         tkm_recovery_state *out)
+{
+    tkm__args a;
+    tkm__value v[5];
+    tkm_code rc;
+
+    memset(out, 0, sizeof(*out));
+    guard_args(&a, c, "observe", host);
+    tkm__push_str(&a, stall_state == TKM_STALL_OK ? "clear"
+                      : stall_state == TKM_STALL_UNKNOWN ? "unknown"
+                                                          : "stalled");
+    tkm__push_int(&a, heartbeat_age_ms);
+    tkm__push_int(&a, o->window_s * 1000);
+    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 5, NULL);
+    if (rc != TKM_OK)
+        return rc;
+    tkm__copy(out->event, sizeof(out->event), v[0].s);
+    out->escalated = v[1].i != 0;
+    out->paused = v[2].i != 0;
+    out->total = v[3].i;
+    out->failed = v[4].i;
+    return TKM_OK;
+}
+
+TKM_EXPORT tkm_code tkm_recovery_status(tkm_client *c,
+                                        const tkm_recovery_options *o,
+                                        tkm_recovery_state *out)
+{
+    tkm__args a;
+    tkm__value v[11];
+    tkm_code rc;
+
+    memset(out, 0, sizeof(*out));
+    guard_args(&a, c, "status", "");
+    tkm__push_int(&a, o->cooldown_s * 1000);
+    tkm__push_int(&a, o->window_s * 1000);
+    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 11, NULL);
+    if (rc != TKM_OK)
+        return rc;
+    out->paused = v[0].i != 0;
+    out->escalated = v[1].i != 0;
+    out->escalated_ms = v[2].i;
+    out->last_action_ms = v[3].i;
+    out->actions_in_window = v[4].i;
+    out->cooldown_left_ms = v[5].i;
+    out->total = v[6].i;
+    out->failed = v[7].i;
+    out->grace_left_ms = v[8].i;
+    out->lease_ttl_ms = v[9].i > 0 ? v[9].i : 0;
+    return TKM_OK;
+}
+
+static tkm_code simple(tkm_client *c, const char *cmd, const char *host,
+                       const char *reason)
+{
+    tkm__args a;
+    tkm__value v[1];
+
+    guard_args(&a, c, cmd, host);
+    tkm__push_str(&a, reason ? reason : "");
+    return tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 1, NULL);
+}
+
+TKM_EXPORT tkm_code tkm_recovery_reset(tkm_client *c, const char *host,
+                                       const char *reason)
+{
+    return simple(c, "reset", host, reason);
+}
+
+TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *c, const char *host,
+                                       int on, const char *reason)
+{
+    return simple(c, on ? "pause" : "resume", host, reason);
+}
+
+static int64_t int_or(const char *s, int64_t dflt)
+{
+    int64_t v;
+
+    return tkm_parse_int(s, INT64_MIN, INT64_MAX, &v) == TKM_OK ? v : dflt;
+}
+
+TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *c, int64_t count,
+                                     tkm_audit_entry **entries, size_t *n)
+{
+    tkm__args a;
+    tkm__value *v = NULL;
+    tkm_audit_entry *e;
+    int nv = 0, i = 0;
+    size_t rows = 0;
+    tkm_code rc;
+
+    *entries = NULL;
+    *n = 0;
+    if (count < 1 || count > 1000)
+        return tkm__fail(c, TKM_EINVAL, "count %lld is outside 1..1000",
+                         (long long)count);
+    guard_args(&a, c, "", "");
+    a.argc -= 2; /* the log script takes only the count */
+    tkm__push_int(&a, count);
+    rc = tkm__script_run_alloc(c, TKM__SCRIPT_RECOVERY_LOG, a.nkeys, a.argv,
+                               a.argc, &v, &nv);
+    if (rc != TKM_OK) {
+        free(v);
+        return rc;
+    }
+    e = calloc((size_t)count, sizeof(*e));
+    if (e == NULL) {
+        free(v);
+        return tkm__fail(c, TKM_ENOMEM, "out of memory reading the audit");
+    }
+    while (i + 1 < nv && rows < (size_t)count) {
+        tkm_audit_entry *r = &e[rows++];
+        int64_t fields = v[i + 1].i;
+        r->exit_status = -1;
+        r->duration_ms = -1;
+        tkm__copy(r->id, sizeof(r->id), v[i].s);
+        i += 2;
+        for (int64_t f = 0; f < fields && i + 1 < nv; f++, i += 2) {
+            const char *k = v[i].s, *val = v[i + 1].s;
+            if (strcmp(k, "time") == 0)
+                r->time_ms = int_or(val, 0);
+            else if (strcmp(k, "host") == 0)
+                tkm__fmt(r->host, sizeof(r->host), "%s", val);
+            else if (strcmp(k, "decision") == 0)
+                tkm__fmt(r->decision, sizeof(r->decision), "%s", val);
+            else if (strcmp(k, "reason") == 0)
+                tkm__fmt(r->reason, sizeof(r->reason), "%s", val);
+            else if (strcmp(k, "inputs") == 0)
+                tkm__fmt(r->inputs, sizeof(r->inputs), "%s", val);
+            else if (strcmp(k, "argv") == 0)
+                tkm__fmt(r->argv, sizeof(r->argv), "%s", val);
+            else if (strcmp(k, "action_id") == 0)
+                tkm__fmt(r->action_id, sizeof(r->action_id), "%s", val);
+            else if (strcmp(k, "outcome") == 0)
+                tkm__fmt(r->outcome, sizeof(r->outcome), "%s", val);
+            else if (strcmp(k, "exit") == 0)
+                r->exit_status = int_or(val, -1);
+            else if (strcmp(k, "duration_ms") == 0)
+                r->duration_ms = int_or(val, -1);
+            else if (strcmp(k, "output") == 0)
+                tkm__fmt(r->output, sizeof(r->output), "%s", val);
+            else if (strcmp(k, "repeats") == 0)
+                r->repeats = int_or(val, 0);
+        }
+    }
+    free(v);
+    *entries = e;
+    *n = rows;
+    return TKM_OK;
+}
