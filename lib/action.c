@@ -28,19 +28,19 @@
 #include "internal.h"
 
 #define MAX_ARGV 64
-#define ENV_MAX 8
-#define ENV_LEN 2048
+#define ENV_MAX  8
+#define ENV_LEN  2048
 
 struct tkm_action {
-    int fd;      /* our end of the result socket */
-    pid_t pid;   /* the supervisor (exec), 0 for a webhook */
+    int fd;    /* our end of the result socket */
+    pid_t pid; /* the supervisor (exec), 0 for a webhook */
     int64_t started_ms;
     tkm_action_result result;
     int finished;
 };
 
-TKM_EXPORT tkm_code tkm_action_check_argv(const char *const *argv,
-                                          char *errbuf, size_t errlen)
+TKM_EXPORT tkm_code tkm_action_check_argv(const char *const *argv, char *errbuf,
+                                          size_t errlen)
 {
     struct stat st;
     size_t n = 0;
@@ -157,7 +157,8 @@ static tkm_action *new_action(int fd)
     return a;
 }
 
-/* ---- exec ----------------------------------------------------------------- */
+/* ---- exec -----------------------------------------------------------------
+ */
 
 /* The supervisor's loop: only async-signal-safe calls from here on. */
 static void supervise(pid_t child, int out_fd, int result_fd, int64_t deadline)
@@ -238,14 +239,14 @@ TKM_EXPORT tkm_code tkm_action_exec(const char *const *argv,
     args[n] = NULL;
     snprintf(envbuf[0], ENV_LEN, "TOKENMGR_POOL=%s", ctx.pool);
     snprintf(envbuf[1], ENV_LEN, "TOKENMGR_REASON=%s", ctx.reason);
-    snprintf(envbuf[2], ENV_LEN, "TOKENMGR_TOKENS=%lld",
-             (long long)ctx.tokens);
+    snprintf(envbuf[2], ENV_LEN, "TOKENMGR_TOKENS=%lld", (long long)ctx.tokens);
     snprintf(envbuf[3], ENV_LEN, "TOKENMGR_HEARTBEAT_AGE=%lld",
              (long long)ctx.heartbeat_age_s);
     snprintf(envbuf[4], ENV_LEN, "TOKENMGR_STALE_WORKERS=%s", ctx.workers);
     snprintf(envbuf[5], ENV_LEN, "TOKENMGR_ACTION_ID=%s", ctx.action_id);
-    snprintf(envbuf[6], ENV_LEN, "PATH=/usr/local/sbin:/usr/local/bin:"
-                                 "/usr/sbin:/usr/bin:/sbin:/bin");
+    snprintf(envbuf[6], ENV_LEN,
+             "PATH=/usr/local/sbin:/usr/local/bin:"
+             "/usr/sbin:/usr/bin:/sbin:/bin");
     for (int i = 0; i < 7; i++)
         envp[i] = envbuf[i];
     envp[7] = NULL;
@@ -316,7 +317,8 @@ TKM_EXPORT tkm_code tkm_action_exec(const char *const *argv,
     return TKM_OK;
 }
 
-/* ---- webhook -------------------------------------------------------------- */
+/* ---- webhook --------------------------------------------------------------
+ */
 
 typedef struct webhook_job {
     char url[TKM_URL_MAX + 1];
@@ -429,7 +431,8 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
     return TKM_OK;
 }
 
-/* ---- results ---------------------------------------------------------------- */
+/* ---- results ----------------------------------------------------------------
+ */
 
 static tkm_code collect(tkm_action *a, int timeout, tkm_action_result *r)
 {

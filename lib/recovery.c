@@ -128,8 +128,7 @@ TKM_EXPORT tkm_code tkm_recovery_finish(tkm_client *c,
     size_t n = 0;
 
     /* The audit keeps printable text only. */
-    for (const char *p = output ? output : ""; *p && n + 1 < sizeof(clean);
-         p++)
+    for (const char *p = output ? output : ""; *p && n + 1 < sizeof(clean); p++)
         clean[n++] = ((unsigned char)*p < 0x20 && *p != '\n') ? ' ' : *p;
     clean[n] = '\0';
     guard_args(&a, c, "finish", host);
@@ -155,9 +154,9 @@ TKM_EXPORT tkm_code tkm_recovery_observe(tkm_client *c,
 
     memset(out, 0, sizeof(*out));
     guard_args(&a, c, "observe", host);
-    tkm__push_str(&a, stall_state == TKM_STALL_OK ? "clear"
+    tkm__push_str(&a, stall_state == TKM_STALL_OK        ? "clear"
                       : stall_state == TKM_STALL_UNKNOWN ? "unknown"
-                                                          : "stalled");
+                                                         : "stalled");
     tkm__push_int(&a, heartbeat_age_ms);
     tkm__push_int(&a, o->window_s * 1000);
     rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 5, NULL);
@@ -216,8 +215,8 @@ TKM_EXPORT tkm_code tkm_recovery_reset(tkm_client *c, const char *host,
     return simple(c, "reset", host, reason);
 }
 
-TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *c, const char *host,
-                                       int on, const char *reason)
+TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *c, const char *host, int on,
+                                       const char *reason)
 {
     return simple(c, on ? "pause" : "resume", host, reason);
 }

@@ -100,8 +100,7 @@ static void stale_workers(const tkm_stall_options *o, const tkm_stall_input *in,
 }
 
 TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
-                                tkm_stall_tracker *t,
-                                const tkm_stall_input *in,
+                                tkm_stall_tracker *t, const tkm_stall_input *in,
                                 tkm_stall_verdict *v)
 {
     int holds;
@@ -139,7 +138,8 @@ TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
 
     if (in->nworkers >= (size_t)o->shared_cause_min_workers &&
         v->stale_together >= 2 &&
-        (double)v->stale_together > o->shared_cause_share * (double)in->nworkers) {
+        (double)v->stale_together >
+            o->shared_cause_share * (double)in->nworkers) {
         /* Many workers stopped together: Redis, the network or the API,
          * not the workers.  Alert; restarting them would not help. */
         t->consecutive = 0;

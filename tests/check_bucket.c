@@ -400,6 +400,16 @@ START_TEST(test_stale_report_ignored)
     ck_assert_int_eq(tkm_sync(c, &stale, &r), TKM_OK);
     ck_assert_int_eq(r.report_stale, 1);
     ck_assert_int_eq(tkt_status(c).tokens, 85);
+    /* Older by more than a lease can live: the API's clock went back (or
+     * the last report was skewed); freezing the balance would be worse. */
+    {
+        tkm_sync_info ahead = {50, 5, -1, 10000000};
+        tkm_sync_info back = {40, 5, -1, 2000};
+        ck_assert_int_eq(tkm_sync(c, &ahead, &r), TKM_OK);
+        ck_assert_int_eq(tkm_sync(c, &back, &r), TKM_OK);
+        ck_assert_int_eq(r.report_applied, 1);
+        ck_assert_int_eq(tkt_status(c).tokens, 40);
+    }
     tkm_client_free(c);
 }
 END_TEST

@@ -23,7 +23,7 @@ end_lease(s, id, est)
 
 local applied, stale = 0, 0
 if tokens_left then
-  if s.report_ts and ts < s.report_ts then
+  if stale_report(s, ts) then
     stale = 1
   else
     applied = 1

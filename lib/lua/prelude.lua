@@ -178,6 +178,15 @@ local function end_lease(s, id, est)
   s.inflight_tokens = s.inflight_tokens - est
 end
 
+-- A report older than the last one applied lost a race with it: ignore it
+-- for the balance.  Older by more than a lease can live is no race but the
+-- API's clock moving back (or a skewed report before): accept it, or one bad
+-- timestamp would freeze the balance (SEED failure 6).
+local function stale_report(s, ts)
+  return s.report_ts ~= nil and ts < s.report_ts and
+         s.report_ts - ts <= cfg.lease_ttl_ms
+end
+
 -- An optional integer argument: '' means absent.
 local function opt_arg(v)
   if v == nil or v == '' then

@@ -13,7 +13,7 @@ end
 if s then
   refill(s)
   expire(s)
-  if s.report_ts and ts < s.report_ts then
+  if stale_report(s, ts) then
     return {s.tokens, 0, 1}
   end
 else

@@ -1,0 +1,528 @@
+/* The Keepa client against the fake Keepa server over loopback and a real
+ * redis-server: no 429s once synced, waits instead of storms, every fault
+ * switch, the /token throttle across processes, the worker's exactly-once
+ * output, and bad configuration. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fake_keepa_fixture.h"
+#include "tkt.h"
+
+#define KEY "SECRETKEY123"
+#define WORKERS 8
+
+static tkt_keepa fake;
+
+static void start_fake(const char *const *args)
+{
+    ck_assert_msg(tkt_keepa_start(&fake, args) == 0, "fake_keepa start");
+}
+
+static void admin(const char *path_query, char *out, size_t len)
+{
+    char url[512];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s%s", fake.url, path_query);
+    ck_assert_int_eq(tkt_http_get(url, &status, out, len), 0);
+    ck_assert_msg(status == 200, "%s: HTTP %ld: %s", path_query, status, out);
+}
+
+static int64_t state_of(const char *field)
+{
+    char body[4096];
+
+    admin("/admin/state?key=" KEY, body, sizeof(body));
+    return tkt_json_int(body, field);
+}
+
+static tkm_options keepa_options(int64_t period_ms)
+{
+    tkm_options o = tkt_options();
+
+    snprintf(o.keepa.base_url, sizeof(o.keepa.base_url), "%s", fake.url);
+    o.keepa.timeout_ms = 5000;
+    o.keepa.max_retries = 3;
+    o.bucket.refill_period_ms = period_ms;
+    o.heartbeat.wait_slice_ms = 200;
+    return o;
+}
+
+static tkm_keepa *open_keepa(tkm_client *c)
+{
+    tkm_keepa *kc = NULL;
+    tkm_code rc = tkm_keepa_open(c, &kc);
+
+    ck_assert_msg(rc == TKM_OK, "keepa open: %s", tkm_keepa_errstr(kc));
+    return kc;
+}
+
+static void setup(void)
+{
+    tkt_redis_setup();
+    setenv("TOKENMGR_KEEPA_KEY", KEY, 1);
+}
+
+static void teardown(void)
+{
+    tkt_keepa_stop(&fake);
+    tkt_redis_teardown();
+}
+
+/* WORKERS processes each make `calls` /product calls (2 ASINs with
+ * offers: estimated 12, charged 12 to 24). */
+static void run_workers(const tkm_options *o, int calls)
+{
+    pid_t pids[WORKERS];
+
+    for (int w = 0; w < WORKERS; w++) {
+        pids[w] = fork();
+        if (pids[w] == 0) {
+            tkm_options mine = *o;
+            tkm_client *c = NULL;
+            tkm_keepa *kc = NULL;
+            int failed = 0;
+            snprintf(mine.worker_id, sizeof(mine.worker_id), "w%d", w);
+            if (tkm_client_open(&mine, &c) != TKM_OK ||
+                tkm_keepa_open(c, &kc) != TKM_OK)
+                _exit(3);
+            for (int i = 0; i < calls; i++) {
+                char asins[32];
+                const char *params[] = {"domain", "1", "asin", asins,
+                                        "offers", "20", NULL};
+                tkm_keepa_response r;
+                snprintf(asins, sizeof(asins), "B%09d,B%09d", w * 100 + i,
+                         w * 100 + i + 50);
+                if (tkm_keepa_request(kc, "/product", params, 12, &r) !=
+                    TKM_OK) {
+                    fprintf(stderr, "worker %d: %s\n", w,
+                            tkm_keepa_errstr(kc));
+                    failed = 1;
+                }
+                tkm_keepa_response_free(&r);
+            }
+            tkm_keepa_free(kc);
+            tkm_client_free(c);
+            _exit(failed);
+        }
+    }
+    for (int w = 0; w < WORKERS; w++) {
+        int status;
+        waitpid(pids[w], &status, 0);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "worker %d failed", w);
+    }
+}
+
+START_TEST(test_eight_workers_no_429)
+{
+    const char *args[] = {"--rate", "60", "--period-ms", "500", "--balance",
+                          "200", "--latency-ms", "20-80", NULL};
+    tkm_options o;
+    tkm_client *c;
+    tkm_keepa *kc;
+    tkm_keepa_sync_result sr;
+    int64_t charged, t0 = tkt_now_ms(), elapsed;
+
+    start_fake(args);
+    o = keepa_options(500);
+    c = tkt_open(&o);
+    kc = open_keepa(c);
+    ck_assert_int_eq(tkm_keepa_sync(kc, 0, &sr), TKM_OK);
+    ck_assert_int_eq(sr.throttled, 0);
+    ck_assert_int_eq(sr.tokens, 200);
+    run_workers(&o, 4);
+    elapsed = tkt_now_ms() - t0;
+    ck_assert_int_eq(state_of("requests_429"), 0);
+    ck_assert_int_ge(state_of("min_balance"), o.bucket.max_deficit);
+    /* Charged: what was there plus what refill brought, no more. */
+    charged = state_of("tokens_charged");
+    ck_assert_int_ge(charged, WORKERS * 4 * 12);
+    ck_assert_int_le(charged, 200 + (elapsed / 500 + 1) * 60 -
+                                  o.bucket.max_deficit);
+    ck_assert_int_eq(state_of("served"), WORKERS * 4);
+    ck_assert_int_eq(tkt_status(c).inflight, 0);
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_negative_balance_no_storm)
+{
+    const char *args[] = {"--rate", "60", "--period-ms", "500", "--balance",
+                          "300", "--latency-ms", "10-30", NULL};
+    char body[4096];
+    tkm_options o;
+    tkm_client *c;
+    tkm_keepa *kc;
+    tkm_keepa_sync_result sr;
+    int64_t t0, refills, n429;
+
+    start_fake(args);
+    o = keepa_options(500);
+    c = tkt_open(&o);
+    kc = open_keepa(c);
+    ck_assert_int_eq(tkm_keepa_sync(kc, 0, &sr), TKM_OK);
+    /* An outside client spends far more than the pool knows. */
+    admin("/admin/set?key=" KEY "&balance=-150", body, sizeof(body));
+    t0 = tkt_now_ms();
+    run_workers(&o, 2);
+    refills = (tkt_now_ms() - t0) / 500 + 1;
+    n429 = state_of("requests_429");
+    ck_assert_int_ge(n429, 1);
+    ck_assert_msg(n429 <= WORKERS * refills,
+                  "%lld 429s for %d workers over %lld refills",
+                  (long long)n429, WORKERS, (long long)refills);
+    ck_assert_int_eq(state_of("served"), WORKERS * 2);
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+}
+END_TEST
+
+/* One request, with the pool synced first; returns the status code. */
+static tkm_code one_request(tkm_keepa *kc, const char *asins,
+                            tkm_keepa_response *r)
+{
+    const char *params[] = {"domain", "1", "asin", asins, NULL};
+
+    return tkm_keepa_request(kc, "/product", params, 2, r);
+}
+
+static void fault(const char *query)
+{
+    char body[4096], path[256];
+
+    snprintf(path, sizeof(path), "/admin/fault?%s", query);
+    admin(path, body, sizeof(body));
+}
+
+START_TEST(test_fault_switches)
+{
+    const char *args[] = {"--rate", "60", "--period-ms", "400", "--balance",
+                          "500", NULL};
+    tkm_options o;
+    tkm_client *c;
+    tkm_keepa *kc;
+    tkm_keepa_sync_result sr;
+    tkm_keepa_response r;
+    char body[4096];
+
+    start_fake(args);
+    o = keepa_options(400);
+    o.keepa.timeout_ms = 400;
+    c = tkt_open(&o);
+    kc = open_keepa(c);
+    ck_assert_int_eq(tkm_keepa_sync(kc, 1, &sr), TKM_OK);
+
+    /* A proxy error with an HTML body: released, retried, answered. */
+    fault("name=502html&on=1&count=1");
+    ck_assert_int_eq(one_request(kc, "B000000001,B000000002", &r), TKM_OK);
+    ck_assert_int_eq(r.attempts, 2);
+    ck_assert_int_eq(r.tokens_consumed, 2);
+    tkm_keepa_response_free(&r);
+    fault("name=504html&on=1&count=1");
+    ck_assert_int_eq(one_request(kc, "B000000003", &r), TKM_OK);
+    ck_assert_int_eq(r.attempts, 2);
+    tkm_keepa_response_free(&r);
+
+    /* Charged, but the body is cut or lacks the fields: retried. */
+    fault("name=truncated&on=1&count=1");
+    ck_assert_int_eq(one_request(kc, "B000000004", &r), TKM_OK);
+    ck_assert_int_eq(r.attempts, 2);
+    ck_assert_int_eq(r.has_tokens, 1);
+    tkm_keepa_response_free(&r);
+    fault("name=missing_fields&on=1&count=1");
+    ck_assert_int_eq(one_request(kc, "B000000005", &r), TKM_OK);
+    ck_assert_int_eq(r.attempts, 2);
+    tkm_keepa_response_free(&r);
+
+    /* Slower than the client's timeout: retried, never hangs. */
+    fault("name=slow&on=1&value=1500&count=1");
+    ck_assert_int_eq(one_request(kc, "B000000006", &r), TKM_OK);
+    ck_assert_int_eq(r.attempts, 2);
+    tkm_keepa_response_free(&r);
+
+    /* tokenFlowReduction is passed on; skew does not break anything. */
+    fault("name=flow_reduction&on=1&value=2.5");
+    fault("name=skew&on=1&value=3600000");
+    fault("name=jitter&on=1&value=5");
+    ck_assert_int_eq(one_request(kc, "B000000007", &r), TKM_OK);
+    ck_assert(r.token_flow_reduction > 2.4 && r.token_flow_reduction < 2.6);
+    tkm_keepa_response_free(&r);
+    fault("name=skew&on=0");
+    fault("name=jitter&on=0");
+
+    /* Out of tokens answered 503 with a token body: a 429 in disguise. */
+    admin("/admin/set?key=" KEY "&balance=0", body, sizeof(body));
+    fault("name=503&on=1");
+    ck_assert_int_eq(one_request(kc, "B000000008", &r), TKM_OK);
+    ck_assert_int_eq(r.http_429s, 1);
+    ck_assert_int_eq(r.http_status, 200);
+    tkm_keepa_response_free(&r);
+    fault("name=503&on=0");
+
+    /* The API refuses the request: at once, with its message, uncharged. */
+    ck_assert_int_eq(one_request(kc, "not-an-asin", &r), TKM_EAPI);
+    ck_assert_int_eq(r.http_status, 400);
+    ck_assert_int_eq(r.attempts, 1);
+    ck_assert_msg(strstr(tkm_keepa_errstr(kc), "Keepa refused") != NULL, "%s",
+                  tkm_keepa_errstr(kc));
+    ck_assert_ptr_null(strstr(tkm_keepa_errstr(kc), KEY));
+    tkm_keepa_response_free(&r);
+
+    /* Retries exhausted: an error that names no key. */
+    o.keepa.max_retries = 1;
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+    c = tkt_open(&o);
+    kc = open_keepa(c);
+    fault("name=502html&on=1");
+    ck_assert_int_eq(one_request(kc, "B000000009", &r), TKM_EHTTP);
+    ck_assert_int_eq(r.attempts, 2);
+    ck_assert_ptr_null(strstr(tkm_keepa_errstr(kc), KEY));
+    ck_assert_ptr_nonnull(strstr(tkm_keepa_errstr(kc), "HTTP 502"));
+    tkm_keepa_response_free(&r);
+    fault("name=502html&on=0");
+
+    /* Every reservation ended: nothing in flight. */
+    ck_assert_int_eq(tkt_status(c).inflight, 0);
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_unreachable_api)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c;
+    tkm_keepa *kc;
+    tkm_keepa_response r;
+    int64_t t0;
+
+    /* A port nothing listens on: released every time, bounded retries. */
+    snprintf(o.keepa.base_url, sizeof(o.keepa.base_url),
+             "http://127.0.0.1:1");
+    o.keepa.max_retries = 2;
+    o.keepa.timeout_ms = 500;
+    c = tkt_open(&o);
+    tkt_sync(c, 100, 5, -1, -1);
+    kc = open_keepa(c);
+    t0 = tkt_now_ms();
+    ck_assert_int_eq(one_request(kc, "B000000001", &r), TKM_EHTTP);
+    ck_assert_int_lt(tkt_now_ms() - t0, 10000);
+    ck_assert_int_eq(r.attempts, 3);
+    ck_assert_int_eq(tkt_status(c).tokens, 100); /* all released */
+    ck_assert_int_eq(tkt_status(c).inflight, 0);
+    tkm_keepa_response_free(&r);
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_token_throttle_across_processes)
+{
+    const char *args[] = {"--rate", "20", NULL};
+    char cfg[] = "/tmp/tkm-keepa-cfg-XXXXXX";
+    int fd = mkstemp(cfg);
+    FILE *fp = fdopen(fd, "w");
+    int throttled = 0;
+
+    start_fake(args);
+    fprintf(fp, "pool: throttle\nredis:\n  url: %s\nkeepa:\n  base_url: %s\n",
+            tkt_server.url, fake.url);
+    fclose(fp);
+    for (int i = 0; i < 20; i++) {
+        pid_t pid = fork();
+        int status;
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            execl(TKM_CLI, TKM_CLI, "--config", cfg, "sync", "--from-keepa",
+                  (char *)NULL);
+            _exit(127);
+        }
+        waitpid(pid, &status, 0);
+        ck_assert(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 75)
+            throttled++;
+        else
+            ck_assert_int_eq(WEXITSTATUS(status), 0);
+    }
+    unlink(cfg);
+    ck_assert_int_eq(state_of("token_calls"), 1);
+    ck_assert_int_eq(throttled, 19);
+}
+END_TEST
+
+/* ---- the example worker ---------------------------------------------------- */
+
+static pid_t start_worker(const char *cfg, const char *dir, const char *out)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        execl(TKM_WORKER, TKM_WORKER, "--config", cfg, "--output", out,
+              "--state", dir, "--batch", "10", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+START_TEST(test_worker_exactly_once_after_kill)
+{
+    const char *args[] = {"--rate", "600", "--period-ms", "500",
+                          "--latency-ms", "10-30", "--deals", "300", NULL};
+    char dir[] = "/tmp/tkm-worker-XXXXXX";
+    char cfg[300], out[300], line[256];
+    FILE *fp;
+    pid_t pid;
+    int status, lines = 0, dup = 0;
+    static char seen[300][11];
+
+    start_fake(args);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cfg, sizeof(cfg), "%s/tokenmgr.yaml", dir);
+    snprintf(out, sizeof(out), "%s/products.jsonl", dir);
+    fp = fopen(cfg, "w");
+    fprintf(fp,
+            "pool: worker\nredis:\n  url: %s\nbucket:\n  refill_period_ms: "
+            "500\nkeepa:\n  base_url: %s\n",
+            tkt_server.url, fake.url);
+    fclose(fp);
+    /* Killed twice without warning, once politely, then run to the end. */
+    for (int round = 0; round < 3; round++) {
+        pid = start_worker(cfg, dir, out);
+        tkt_sleep_ms(300 + 150 * round);
+        kill(pid, round == 2 ? SIGTERM : SIGKILL);
+        waitpid(pid, &status, 0);
+        if (round == 2)
+            ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                          "SIGTERM: status %d", status);
+    }
+    pid = start_worker(cfg, dir, out);
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fp = fopen(out, "r");
+    ck_assert_ptr_nonnull(fp);
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        char *a = strstr(line, "\"asin\":\"");
+        ck_assert_ptr_nonnull(a);
+        for (int i = 0; i < lines && i < 300; i++) {
+            if (strncmp(seen[i], a + 8, 10) == 0)
+                dup++;
+        }
+        if (lines < 300)
+            snprintf(seen[lines], sizeof(seen[lines]), "%.10s", a + 8);
+        lines++;
+    }
+    fclose(fp);
+    ck_assert_int_eq(dup, 0);
+    ck_assert_int_eq(lines, 300); /* every deal's product, once */
+    ck_assert_int_eq(state_of("requests_429"), 0);
+}
+END_TEST
+
+/* ---- bad input --------------------------------------------------------------- */
+
+static tkm_code open_with(const char *base_url, const char *key_text,
+                          int write_file, char *err, size_t len)
+{
+    tkm_options o = tkt_options();
+    char path[] = "/tmp/tkm-key-XXXXXX";
+    tkm_client *c = tkt_open(&o);
+    tkm_keepa *kc = NULL;
+    tkm_code rc;
+
+    snprintf(o.keepa.base_url, sizeof(o.keepa.base_url), "%s", base_url);
+    if (write_file) {
+        int fd = mkstemp(path);
+        ck_assert_int_eq(write(fd, key_text, strlen(key_text)),
+                         (ssize_t)strlen(key_text));
+        close(fd);
+        snprintf(o.keepa.key_file, sizeof(o.keepa.key_file), "%s", path);
+    } else if (key_text != NULL) {
+        snprintf(o.keepa.key_file, sizeof(o.keepa.key_file), "%s", key_text);
+    }
+    tkm_client_free(c);
+    c = tkt_open(&o);
+    rc = tkm_keepa_open(c, &kc);
+    snprintf(err, len, "%s", tkm_keepa_errstr(kc));
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+    if (write_file)
+        unlink(path);
+    return rc;
+}
+
+START_TEST(test_bad_keepa_config)
+{
+    char err[512];
+
+    ck_assert_int_eq(open_with("http://127.0.0.1:1", "/nonexistent/key", 0,
+                               err, sizeof(err)),
+                     TKM_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/key: cannot open"));
+    ck_assert_int_eq(
+        open_with("http://127.0.0.1:1", "ABCdef123\n", 1, err, sizeof(err)),
+        TKM_OK);
+    ck_assert_int_eq(open_with("http://127.0.0.1:1", "\n", 1, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "is empty"));
+    ck_assert_int_eq(
+        open_with("http://127.0.0.1:1", "abc def", 1, err, sizeof(err)),
+        TKM_ECONFIG);
+    ck_assert_ptr_null(strstr(err, "abc def"));
+    ck_assert_int_eq(open_with("not a url", NULL, 0, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "is not a URL"));
+    ck_assert_int_eq(open_with("ftp://example.com", NULL, 0, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "scheme ftp is not http or https"));
+    unsetenv("TOKENMGR_KEEPA_KEY");
+    ck_assert_int_eq(open_with("http://127.0.0.1:1", NULL, 0, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "no Keepa access key"));
+    setenv("TOKENMGR_KEEPA_KEY", KEY, 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("keepa");
+    TCase *load = tcase_create("workers");
+    TCase *faults = tcase_create("faults");
+    TCase *bad = tcase_create("bad_input");
+    SRunner *sr;
+    int failed;
+
+    signal(SIGPIPE, SIG_IGN);
+    /* Each test owns its servers: they are started in the test's process. */
+    tcase_add_checked_fixture(load, setup, teardown);
+    tcase_add_checked_fixture(faults, setup, teardown);
+    tcase_add_checked_fixture(bad, setup, teardown);
+    tcase_set_timeout(load, 90);
+    tcase_set_timeout(faults, 60);
+    tcase_add_test(load, test_eight_workers_no_429);
+    tcase_add_test(load, test_negative_balance_no_storm);
+    tcase_add_test(load, test_worker_exactly_once_after_kill);
+    tcase_add_test(faults, test_fault_switches);
+    tcase_add_test(faults, test_unreachable_api);
+    tcase_add_test(faults, test_token_throttle_across_processes);
+    tcase_add_test(bad, test_bad_keepa_config);
+    suite_add_tcase(s, load);
+    suite_add_tcase(s, faults);
+    suite_add_tcase(s, bad);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
