@@ -164,7 +164,7 @@ static tkm_action *new_action(int fd)
 static void supervise(pid_t child, int out_fd, int result_fd, int64_t deadline)
 {
     tkm_action_result r;
-    int status = 0, reaped = 0, eof = 0;
+    int status = -1, reaped = 0, eof = 0;
     size_t used = 0;
 
     memset(&r, 0, sizeof(r));
@@ -175,7 +175,8 @@ static void supervise(pid_t child, int out_fd, int result_fd, int64_t deadline)
         if (left <= 0) {
             kill(-child, SIGKILL); /* the whole group, descendants too */
             r.timed_out = 1;
-            waitpid(child, &status, 0);
+            if (waitpid(child, &status, 0) != child)
+                status = -1;
             reaped = 1;
             break;
         }
@@ -198,11 +199,11 @@ static void supervise(pid_t child, int out_fd, int result_fd, int64_t deadline)
         if (waitpid(child, &status, WNOHANG) == child)
             reaped = 1;
     }
-    if (WIFEXITED(status)) {
+    if (status != -1 && WIFEXITED(status)) {
         r.exit_status = WEXITSTATUS(status);
     } else {
         r.exit_status = -1;
-        r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        r.signal = status != -1 && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     }
     /* Leftovers of the group (it may have forked) go with it. */
     kill(-child, SIGKILL);
@@ -281,9 +282,18 @@ TKM_EXPORT tkm_code tkm_action_exec(const char *const *argv,
     if (pid == 0) {
         sigset_t none;
         pid_t child;
+        struct sigaction dfl;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
+        /* The daemon's handlers do not apply here; a SIGCHLD handler that
+         * reaps everything would take the command's status. */
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        sigaction(SIGCHLD, &dfl, NULL);
+        sigaction(SIGPIPE, &dfl, NULL);
+        sigaction(SIGTERM, &dfl, NULL);
+        sigaction(SIGINT, &dfl, NULL);
+        sigaction(SIGHUP, &dfl, NULL);
         child = fork();
         if (child == 0) {
             setpgid(0, 0);

@@ -45,6 +45,30 @@ static const int_key int_keys[] = {
     {"keepa", "max_retries", OPT(keepa.max_retries), 0, 100},
     {"keepa", "token_sync_min_interval_s", OPT(keepa.token_sync_min_interval_s),
      0, 86400},
+    {"stall", "tokens", OPT(stall.tokens), -1, BIG},
+    {"stall", "heartbeat_age_s", OPT(stall.heartbeat_age_s), 1, 604800},
+    {"stall", "confirmations", OPT(stall.confirmations), 1, 1000},
+    {"stall", "shared_cause_window_s", OPT(stall.shared_cause_window_s), 1,
+     86400},
+    {"stall", "shared_cause_min_workers", OPT(stall.shared_cause_min_workers),
+     2, 1000000},
+    {"recovery", "timeout_s", OPT(recovery.timeout_s), 1, 86400},
+    {"recovery", "cooldown_s", OPT(recovery.cooldown_s), 0, 604800},
+    {"recovery", "max_actions", OPT(recovery.max_actions), 1, 1000},
+    {"recovery", "window_s", OPT(recovery.window_s), 60, 2592000},
+    {"recovery", "grace_s", OPT(recovery.grace_s), 0, 86400},
+};
+
+/* Fractions: the stall ratio and the shared-cause share, in (0, 1]. */
+typedef struct ratio_key {
+    const char *section;
+    const char *name;
+    size_t offset; /* of a double in tkm_options */
+} ratio_key;
+
+static const ratio_key ratio_keys[] = {
+    {"stall", "tokens_ratio", OPT(stall.tokens_ratio)},
+    {"stall", "shared_cause_share", OPT(stall.shared_cause_share)},
 };
 #define N_INT_KEYS (sizeof(int_keys) / sizeof(int_keys[0]))
 
@@ -83,6 +107,8 @@ TKM_EXPORT void tkm_options_init(tkm_options *o)
     o->keepa.timeout_ms = 30000;
     o->keepa.max_retries = 5;
     o->keepa.token_sync_min_interval_s = 300;
+    tkm_stall_options_init(&o->stall);
+    tkm_recovery_options_init(&o->recovery);
 }
 
 /* `where` prefixes messages ("file:line:col: " or ""). */
@@ -103,6 +129,13 @@ static tkm_code check_relations(const tkm_options *o, const char *where,
                  "%lld: recharge would end below the floor that starts it",
                  where, (long long)b->soft_floor,
                  (long long)b->recharge_target);
+        return TKM_ECONFIG;
+    }
+    if (o->recovery.exec_argc > 0 && o->recovery.webhook[0] != '\0') {
+        tkm__fmt(errbuf, errlen,
+                 "%srecovery.exec and recovery.webhook are both set: choose "
+                 "one action",
+                 where);
         return TKM_ECONFIG;
     }
     if (o->heartbeat.stale_after_s > o->heartbeat.retention_s) {
@@ -231,6 +264,72 @@ static tkm_code set_int(loader *ld, const yaml_node_t *v, const int_key *k)
     return TKM_OK;
 }
 
+static tkm_code set_ratio(loader *ld, const yaml_node_t *v, const ratio_key *k)
+{
+    double d;
+
+    if (v->type != YAML_SCALAR_NODE ||
+        v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+        tkm__parse_double(scalar(v), &d) != TKM_OK)
+        return at(ld, v, "%s.%s must be a number, not '%.40s'", k->section,
+                  k->name,
+                  v->type == YAML_SCALAR_NODE ? scalar(v) : "(a collection)");
+    if (!(d > 0.0 && d <= 1.0))
+        return at(ld, v, "%s.%s is %g, outside (0, 1]", k->section, k->name, d);
+    *(double *)(void *)((char *)ld->opts + k->offset) = d;
+    return TKM_OK;
+}
+
+static tkm_code set_bool(loader *ld, const yaml_node_t *v, const char *key,
+                         int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+
+    if (v->type == YAML_SCALAR_NODE &&
+        v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        for (size_t i = 0; i < 3; i++) {
+            if (strcmp(scalar(v), yes[i]) == 0 ||
+                strcmp(scalar(v), no[i]) == 0) {
+                *out = strcmp(scalar(v), yes[i]) == 0;
+                return TKM_OK;
+            }
+        }
+    }
+    return at(ld, v, "%s must be true or false", key);
+}
+
+/* recovery.exec: a sequence of strings, the argv of the command. */
+static tkm_code set_exec(loader *ld, const yaml_node_t *v)
+{
+    tkm_recovery_options *r = &ld->opts->recovery;
+    yaml_node_item_t *it;
+    int n = 0;
+
+    if (v->type != YAML_SEQUENCE_NODE)
+        return at(ld, v, "recovery.exec must be a list: [\"/path\", \"arg\"]");
+    for (it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *e = yaml_document_get_node(ld->doc, *it);
+        if (e->type != YAML_SCALAR_NODE)
+            return at(ld, e, "recovery.exec items must be strings");
+        if (n >= TKM_EXEC_ARGS_MAX)
+            return at(ld, e, "recovery.exec has more than %d items",
+                      TKM_EXEC_ARGS_MAX);
+        if (tkm__copy(r->exec[n], sizeof(r->exec[n]), scalar(e)) != 0)
+            return at(ld, e, "recovery.exec item longer than %d bytes",
+                      TKM_EXEC_ARG_MAX - 1);
+        n++;
+    }
+    if (n == 0)
+        return at(ld, v, "recovery.exec is empty");
+    if (r->exec[0][0] != '/')
+        return at(ld, v, "recovery.exec: \"%s\" is not an absolute path",
+                  r->exec[0]);
+    r->exec_argc = n;
+    return TKM_OK;
+}
+
 typedef tkm_code (*pair_fn)(loader *ld, const char *section,
                             const yaml_node_t *key, const yaml_node_t *value);
 
@@ -285,6 +384,18 @@ static tkm_code section_pair(loader *ld, const char *section,
     if (strcmp(section, "keepa") == 0 && strcmp(name, "key_file") == 0)
         return set_string(ld, v, "keepa.key_file", ld->opts->keepa.key_file,
                           sizeof(ld->opts->keepa.key_file));
+    if (strcmp(section, "recovery") == 0 && strcmp(name, "exec") == 0)
+        return set_exec(ld, v);
+    if (strcmp(section, "recovery") == 0 && strcmp(name, "webhook") == 0)
+        return set_string(ld, v, "recovery.webhook", ld->opts->recovery.webhook,
+                          sizeof(ld->opts->recovery.webhook));
+    if (strcmp(section, "recovery") == 0 && strcmp(name, "dry_run") == 0)
+        return set_bool(ld, v, "recovery.dry_run", &ld->opts->recovery.dry_run);
+    for (size_t i = 0; i < sizeof(ratio_keys) / sizeof(ratio_keys[0]); i++) {
+        if (strcmp(ratio_keys[i].section, section) == 0 &&
+            strcmp(ratio_keys[i].name, name) == 0)
+            return set_ratio(ld, v, &ratio_keys[i]);
+    }
     for (size_t i = 0; i < N_INT_KEYS; i++) {
         if (strcmp(int_keys[i].section, section) == 0 &&
             strcmp(int_keys[i].name, name) == 0)
@@ -310,7 +421,8 @@ static tkm_code top_pair(loader *ld, const char *section, const yaml_node_t *k,
         return rc;
     }
     if (strcmp(name, "redis") == 0 || strcmp(name, "bucket") == 0 ||
-        strcmp(name, "heartbeat") == 0 || strcmp(name, "keepa") == 0)
+        strcmp(name, "heartbeat") == 0 || strcmp(name, "keepa") == 0 ||
+        strcmp(name, "stall") == 0 || strcmp(name, "recovery") == 0)
         return each_pair(ld, v, name, section_pair);
     return at(ld, k, "unknown key '%s'", name);
 }

@@ -52,6 +52,8 @@ tkm_code tkm__fail(tkm_client *c, tkm_code code, const char *fmt, ...)
 int tkm__pool_name_valid(const char *name);
 int tkm__worker_id_valid(const char *id);
 int tkm__copy(char *dst, size_t dstlen, const char *src);
+/* The checked parser for real numbers: the whole text, finite. */
+tkm_code tkm__parse_double(const char *text, double *out);
 
 /* url.c: parse and check a Redis URL; errbuf gets a one-line reason. */
 tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,

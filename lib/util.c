@@ -1,6 +1,7 @@
 /* Small shared helpers: messages, name checks, the checked number parser. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,5 +141,20 @@ TKM_EXPORT tkm_code tkm_parse_int(const char *text, int64_t min, int64_t max,
     if (v < min || v > max)
         return TKM_EINVAL;
     *out = (int64_t)v;
+    return TKM_OK;
+}
+
+tkm_code tkm__parse_double(const char *text, double *out)
+{
+    char *end = NULL;
+    double v;
+
+    if (text == NULL || text[0] == '\0' || isspace((unsigned char)text[0]))
+        return TKM_EINVAL;
+    errno = 0;
+    v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(v))
+        return TKM_EINVAL;
+    *out = v;
     return TKM_OK;
 }

@@ -13,7 +13,7 @@
 #include "fake_keepa_fixture.h"
 #include "tkt.h"
 
-#define KEY "SECRETKEY123"
+#define KEY     "SECRETKEY123"
 #define WORKERS 8
 
 static tkt_keepa fake;
@@ -93,15 +93,14 @@ static void run_workers(const tkm_options *o, int calls)
                 _exit(3);
             for (int i = 0; i < calls; i++) {
                 char asins[32];
-                const char *params[] = {"domain", "1", "asin", asins,
+                const char *params[] = {"domain", "1",  "asin", asins,
                                         "offers", "20", NULL};
                 tkm_keepa_response r;
                 snprintf(asins, sizeof(asins), "B%09d,B%09d", w * 100 + i,
                          w * 100 + i + 50);
                 if (tkm_keepa_request(kc, "/product", params, 12, &r) !=
                     TKM_OK) {
-                    fprintf(stderr, "worker %d: %s\n", w,
-                            tkm_keepa_errstr(kc));
+                    fprintf(stderr, "worker %d: %s\n", w, tkm_keepa_errstr(kc));
                     failed = 1;
                 }
                 tkm_keepa_response_free(&r);
@@ -121,8 +120,9 @@ static void run_workers(const tkm_options *o, int calls)
 
 START_TEST(test_eight_workers_no_429)
 {
-    const char *args[] = {"--rate", "60", "--period-ms", "500", "--balance",
-                          "200", "--latency-ms", "20-80", NULL};
+    const char *args[] = {"--rate",       "60",        "--period-ms",
+                          "500",          "--balance", "200",
+                          "--latency-ms", "20-80",     NULL};
     tkm_options o;
     tkm_client *c;
     tkm_keepa *kc;
@@ -143,8 +143,8 @@ START_TEST(test_eight_workers_no_429)
     /* Charged: what was there plus what refill brought, no more. */
     charged = state_of("tokens_charged");
     ck_assert_int_ge(charged, WORKERS * 4 * 12);
-    ck_assert_int_le(charged, 200 + (elapsed / 500 + 1) * 60 -
-                                  o.bucket.max_deficit);
+    ck_assert_int_le(charged,
+                     200 + (elapsed / 500 + 1) * 60 - o.bucket.max_deficit);
     ck_assert_int_eq(state_of("served"), WORKERS * 4);
     ck_assert_int_eq(tkt_status(c).inflight, 0);
     tkm_keepa_free(kc);
@@ -154,8 +154,9 @@ END_TEST
 
 START_TEST(test_negative_balance_no_storm)
 {
-    const char *args[] = {"--rate", "60", "--period-ms", "500", "--balance",
-                          "300", "--latency-ms", "10-30", NULL};
+    const char *args[] = {"--rate",       "60",        "--period-ms",
+                          "500",          "--balance", "300",
+                          "--latency-ms", "10-30",     NULL};
     char body[4096];
     tkm_options o;
     tkm_client *c;
@@ -176,8 +177,8 @@ START_TEST(test_negative_balance_no_storm)
     n429 = state_of("requests_429");
     ck_assert_int_ge(n429, 1);
     ck_assert_msg(n429 <= WORKERS * refills,
-                  "%lld 429s for %d workers over %lld refills",
-                  (long long)n429, WORKERS, (long long)refills);
+                  "%lld 429s for %d workers over %lld refills", (long long)n429,
+                  WORKERS, (long long)refills);
     ck_assert_int_eq(state_of("served"), WORKERS * 2);
     tkm_keepa_free(kc);
     tkm_client_free(c);
@@ -203,8 +204,8 @@ static void fault(const char *query)
 
 START_TEST(test_fault_switches)
 {
-    const char *args[] = {"--rate", "60", "--period-ms", "400", "--balance",
-                          "500", NULL};
+    const char *args[] = {"--rate",    "60",  "--period-ms", "400",
+                          "--balance", "500", NULL};
     tkm_options o;
     tkm_client *c;
     tkm_keepa *kc;
@@ -305,8 +306,7 @@ START_TEST(test_unreachable_api)
     int64_t t0;
 
     /* A port nothing listens on: released every time, bounded retries. */
-    snprintf(o.keepa.base_url, sizeof(o.keepa.base_url),
-             "http://127.0.0.1:1");
+    snprintf(o.keepa.base_url, sizeof(o.keepa.base_url), "http://127.0.0.1:1");
     o.keepa.max_retries = 2;
     o.keepa.timeout_ms = 500;
     c = tkt_open(&o);
@@ -360,7 +360,8 @@ START_TEST(test_token_throttle_across_processes)
 }
 END_TEST
 
-/* ---- the example worker ---------------------------------------------------- */
+/* ---- the example worker ----------------------------------------------------
+ */
 
 static pid_t start_worker(const char *cfg, const char *dir, const char *out)
 {
@@ -378,8 +379,9 @@ static pid_t start_worker(const char *cfg, const char *dir, const char *out)
 
 START_TEST(test_worker_exactly_once_after_kill)
 {
-    const char *args[] = {"--rate", "600", "--period-ms", "500",
-                          "--latency-ms", "10-30", "--deals", "300", NULL};
+    const char *args[] = {"--rate",  "600",          "--period-ms",
+                          "500",     "--latency-ms", "10-30",
+                          "--deals", "300",          NULL};
     char dir[] = "/tmp/tkm-worker-XXXXXX";
     char cfg[300], out[300], line[256];
     FILE *fp;
@@ -430,7 +432,8 @@ START_TEST(test_worker_exactly_once_after_kill)
 }
 END_TEST
 
-/* ---- bad input --------------------------------------------------------------- */
+/* ---- bad input
+ * --------------------------------------------------------------- */
 
 static tkm_code open_with(const char *base_url, const char *key_text,
                           int write_file, char *err, size_t len)
@@ -466,8 +469,8 @@ START_TEST(test_bad_keepa_config)
 {
     char err[512];
 
-    ck_assert_int_eq(open_with("http://127.0.0.1:1", "/nonexistent/key", 0,
-                               err, sizeof(err)),
+    ck_assert_int_eq(open_with("http://127.0.0.1:1", "/nonexistent/key", 0, err,
+                               sizeof(err)),
                      TKM_EIO);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/key: cannot open"));
     ck_assert_int_eq(

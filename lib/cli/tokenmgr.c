@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tokenmgr.h"
 
@@ -531,6 +532,275 @@ static int cmd_workers(tkm_client *c, cmd_args *a)
     return EXIT_OK;
 }
 
+static void host_name(char *buf, size_t len)
+{
+    if (gethostname(buf, len) != 0)
+        snprintf(buf, len, "unknown");
+    buf[len - 1] = '\0';
+}
+
+static void print_age(const char *label, int64_t now, int64_t at)
+{
+    if (at <= 0)
+        printf("%-18s never\n", label);
+    else
+        printf("%-18s %.0f s ago\n", label, (double)(now - at) / 1000.0);
+}
+
+static int recovery_status(tkm_client *c, cmd_args *a)
+{
+    const tkm_options *o = tkm_client_options(c);
+    tkm_recovery_state st;
+    tkm_pool_status ps;
+    tkm_code rc = tkm_recovery_status(c, &o->recovery, &st);
+
+    if (rc == TKM_OK)
+        rc = tkm_status(c, &ps); /* Redis' now */
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "recovery status");
+    if (a->json) {
+        printf("{\"pool\":\"%s\",\"paused\":%s,\"escalated\":%s,", o->pool,
+               st.paused ? "true" : "false", st.escalated ? "true" : "false");
+        json_int_or_null("escalated_since_ms", st.escalated_ms, !st.escalated,
+                         ",");
+        json_int_or_null("last_action_ms", st.last_action_ms,
+                         st.last_action_ms <= 0, ",");
+        printf("\"actions_in_window\":%lld,\"max_actions\":%lld,"
+               "\"window_s\":%lld,\"cooldown_left_s\":%.3f,"
+               "\"grace_left_s\":%.3f,\"actions_total\":%lld,"
+               "\"actions_failed\":%lld,\"lease_held\":%s,\"dry_run\":%s}\n",
+               (long long)st.actions_in_window,
+               (long long)o->recovery.max_actions,
+               (long long)o->recovery.window_s,
+               (double)st.cooldown_left_ms / 1000.0,
+               (double)st.grace_left_ms / 1000.0, (long long)st.total,
+               (long long)st.failed, st.lease_ttl_ms > 0 ? "true" : "false",
+               o->recovery.dry_run ? "true" : "false");
+        return EXIT_OK;
+    }
+    printf("%-18s %s\n", "pool", o->pool);
+    printf("%-18s %s\n", "kill switch",
+           st.paused ? "PAUSED (decisions audited, nothing runs)" : "off");
+    if (st.escalated)
+        printf("%-18s YES for %.0f s: run `tokenmgr recovery reset` after "
+               "looking\n",
+               "escalated", (double)(ps.now_ms - st.escalated_ms) / 1000.0);
+    else
+        printf("%-18s no\n", "escalated");
+    print_age("last action", ps.now_ms, st.last_action_ms);
+    printf("%-18s %lld of %lld per %lld s\n", "actions in window",
+           (long long)st.actions_in_window, (long long)o->recovery.max_actions,
+           (long long)o->recovery.window_s);
+    printf("%-18s %.0f s\n", "cooldown left",
+           (double)st.cooldown_left_ms / 1000.0);
+    printf("%-18s %lld (%lld failed)\n", "actions ever", (long long)st.total,
+           (long long)st.failed);
+    if (st.lease_ttl_ms > 0)
+        printf("%-18s held by an actor for %.0f s more\n", "lease",
+               (double)st.lease_ttl_ms / 1000.0);
+    return EXIT_OK;
+}
+
+static int recovery_log(tkm_client *c, cmd_args *a)
+{
+    int64_t count = 20;
+    tkm_audit_entry *e = NULL;
+    size_t n = 0;
+    tkm_code rc;
+
+    for (int i = 1; i < a->argc; i++) {
+        if (strcmp(a->argv[i], "--count") == 0) {
+            int x = number("--count", i + 1 < a->argc ? a->argv[i + 1] : NULL,
+                           1, 1000, &count);
+            if (x != EXIT_OK)
+                return x;
+            i++;
+        } else {
+            return usage("recovery log: unknown argument '%s'", a->argv[i]);
+        }
+    }
+    rc = tkm_recovery_log(c, count, &e, &n);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "recovery log");
+    if (a->json)
+        printf("[");
+    for (size_t i = 0; i < n; i++) {
+        if (a->json) {
+            printf("%s{\"id\":\"%s\",\"time_ms\":%lld,", i ? "," : "", e[i].id,
+                   (long long)e[i].time_ms);
+            json_str("host", e[i].host, ",");
+            json_str("decision", e[i].decision, ",");
+            json_str("reason", e[i].reason, ",");
+            json_str("inputs", e[i].inputs, ",");
+            json_str("argv", e[i].argv, ",");
+            json_str("action_id", e[i].action_id, ",");
+            json_str("outcome", e[i].outcome, ",");
+            json_int_or_null("exit", e[i].exit_status, e[i].exit_status < 0,
+                             ",");
+            json_int_or_null("duration_ms", e[i].duration_ms,
+                             e[i].duration_ms < 0, ",");
+            json_str("output", e[i].output, ",");
+            printf("\"repeats\":%lld}", (long long)e[i].repeats);
+        } else {
+            printf("%s  %-10s %-12s %s%s%s%s%s\n", e[i].id, e[i].host,
+                   e[i].decision, e[i].reason,
+                   e[i].outcome[0] ? " outcome=" : "", e[i].outcome,
+                   e[i].inputs[0] ? " " : "", e[i].inputs);
+        }
+    }
+    if (a->json)
+        printf("]\n");
+    else if (n == 0)
+        printf("no recovery decision recorded for pool %s\n",
+               tkm_client_options(c)->pool);
+    free(e);
+    return EXIT_OK;
+}
+
+static int cmd_recovery(tkm_client *c, cmd_args *a)
+{
+    const char *sub = a->argc > 0 ? a->argv[0] : "";
+    char host[256];
+    tkm_code rc;
+
+    host_name(host, sizeof(host));
+    if (strcmp(sub, "status") == 0 && a->argc == 1)
+        return recovery_status(c, a);
+    if (strcmp(sub, "log") == 0)
+        return recovery_log(c, a);
+    if (a->argc != 1)
+        return usage("%s",
+                     "recovery needs status, reset, pause, resume or log");
+    if (strcmp(sub, "reset") == 0)
+        rc = tkm_recovery_reset(c, host,
+                                "operator reset (tokenmgr recovery "
+                                "reset)");
+    else if (strcmp(sub, "pause") == 0 || strcmp(sub, "resume") == 0)
+        rc = tkm_recovery_pause(c, host, strcmp(sub, "pause") == 0,
+                                "operator (tokenmgr recovery)");
+    else
+        return usage("recovery: unknown subcommand '%s'", sub);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "recovery");
+    printf("recovery %s: done for pool %s\n", sub, tkm_client_options(c)->pool);
+    return EXIT_OK;
+}
+
+/* The guarded action, from outside collectd: same guard, same audit. */
+static int cmd_recover(tkm_client *c, cmd_args *a)
+{
+    const tkm_options *o = tkm_client_options(c);
+    const tkm_recovery_options *r = &o->recovery;
+    const char *reason = NULL;
+    const char *argv[TKM_EXEC_ARGS_MAX + 1];
+    char host[256], inputs[256], argv_text[1024] = "", err[512];
+    tkm_recovery_ticket t;
+    tkm_pool_status st;
+    tkm_worker *w = NULL;
+    size_t nw = 0;
+    tkm_stall_tracker tr = {0};
+    tkm_stall_input in;
+    tkm_stall_verdict v;
+    tkm_action *act = NULL;
+    tkm_action_result res;
+    tkm_action_env env;
+    tkm_code rc;
+
+    for (int i = 0; i < a->argc; i++) {
+        if (strcmp(a->argv[i], "--reason") == 0 && i + 1 < a->argc)
+            reason = a->argv[++i];
+        else
+            return usage("recover: unexpected argument '%s'", a->argv[i]);
+    }
+    if (reason == NULL || reason[0] == '\0')
+        return usage("%s", "recover needs --reason TEXT");
+    if (r->exec_argc == 0 && r->webhook[0] == '\0')
+        return fail(EXIT_CONFIG, "recover: no action configured (recovery.exec "
+                                 "or recovery.webhook in the YAML)");
+    for (int i = 0; i < r->exec_argc; i++) {
+        argv[i] = r->exec[i];
+        snprintf(argv_text + strlen(argv_text),
+                 sizeof(argv_text) - strlen(argv_text), "%s%s", i ? " " : "",
+                 r->exec[i]);
+    }
+    argv[r->exec_argc] = NULL;
+    if (r->exec_argc > 0 && tkm_action_check_argv(argv, err, sizeof(err)))
+        return fail(EXIT_CONFIG, "recover: recovery.%s", err);
+    rc = tkm_status(c, &st);
+    if (rc == TKM_OK)
+        rc = tkm_workers(c, &w, &nw);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "recover");
+    /* The same inputs the monitor would log, for the audit and the env. */
+    in = (tkm_stall_input){.readable = st.synced,
+                           .tokens = st.tokens,
+                           .capacity = st.capacity,
+                           .heartbeat_age_ms = st.heartbeat_age_ms,
+                           .workers = w,
+                           .nworkers = nw};
+    tkm_stall_judge(&o->stall, &tr, &in, &v);
+    snprintf(inputs, sizeof(inputs),
+             "tokens=%lld heartbeat_age_ms=%lld stale=%zu rule=%s",
+             (long long)st.tokens, (long long)st.heartbeat_age_ms, v.stale,
+             tkm_stall_state_str(v.state));
+    host_name(host, sizeof(host));
+    rc = tkm_recovery_decide(c, r, "manual", host, reason, inputs,
+                             r->exec_argc ? argv_text : "(webhook)", &t);
+    if (rc != TKM_OK) {
+        tkm_workers_free(w);
+        return lib_fail(c, rc, "recover");
+    }
+    if (t.decision != TKM_DECIDE_ACT) {
+        tkm_workers_free(w);
+        if (t.decision == TKM_DECIDE_DRY_RUN) {
+            printf("dry run: would run %s (audited)\n",
+                   r->exec_argc ? argv_text : "the webhook");
+            return EXIT_OK;
+        }
+        return fail(EXIT_DENIED, "recover: not run: %s%s",
+                    tkm_decision_str(t.decision),
+                    t.decision == TKM_DECIDE_COOLDOWN ? " (cooldown)" : "");
+    }
+    env = (tkm_action_env){.pool = o->pool,
+                           .reason = reason,
+                           .tokens = st.tokens,
+                           .heartbeat_age_s = st.heartbeat_age_ms < 0
+                                                  ? -1
+                                                  : st.heartbeat_age_ms / 1000,
+                           .stale_workers = v.stale_workers,
+                           .action_id = t.action_id};
+    rc = r->exec_argc > 0
+             ? tkm_action_exec(argv, &env, r->timeout_s * 1000, &act, err,
+                               sizeof(err))
+             : tkm_action_webhook(r->webhook, &env, r->timeout_s * 1000, &act,
+                                  err, sizeof(err));
+    tkm_workers_free(w);
+    if (rc != TKM_OK) {
+        tkm_recovery_finish(c, &t, host, "failed", -1, 0, err);
+        return fail(EXIT_OTHER, "recover: %s", err);
+    }
+    tkm_action_wait(act, &res);
+    tkm_action_free(act);
+    rc = tkm_recovery_finish(c, &t, host,
+                             res.timed_out          ? "timeout"
+                             : res.exit_status == 0 ? "ok"
+                                                    : "failed",
+                             res.exit_status, res.duration_ms, res.output);
+    if (rc != TKM_OK)
+        return lib_fail(c, rc, "recover");
+    if (res.timed_out)
+        return fail(EXIT_OTHER,
+                    "recover: action %s killed at its %lld s "
+                    "deadline",
+                    t.action_id, (long long)r->timeout_s);
+    if (res.exit_status != 0)
+        return fail(EXIT_OTHER, "recover: action %s failed (exit %d): %.200s",
+                    t.action_id, res.exit_status, res.output);
+    printf("recovery action %s ran in %lld ms\n", t.action_id,
+           (long long)res.duration_ms);
+    return EXIT_OK;
+}
+
 typedef struct command {
     const char *name;
     int (*run)(tkm_client *c, cmd_args *a);
@@ -543,7 +813,8 @@ static const command commands[] = {
     {"acquire", cmd_acquire, 1, 0}, {"complete", cmd_complete, 0, 0},
     {"release", cmd_release, 0, 0}, {"recharge", cmd_recharge, 0, 0},
     {"reset", cmd_reset, 0, 0},     {"heartbeat", cmd_heartbeat, 0, 1},
-    {"workers", cmd_workers, 1, 0},
+    {"workers", cmd_workers, 1, 0}, {"recovery", cmd_recovery, 1, 0},
+    {"recover", cmd_recover, 0, 0},
 };
 
 /* Defaults, then the YAML file, the environment, and the flags. */

@@ -111,6 +111,38 @@ typedef struct tkm_keepa_options {
     int64_t token_sync_min_interval_s; /* /token at most this often (300) */
 } tkm_keepa_options;
 
+/* The stall rule's thresholds (collectd: StallTokens, StallTokensRatio...). */
+typedef struct tkm_stall_options {
+    int64_t tokens;                   /* StallTokens; < 0: use the ratio */
+    double tokens_ratio;              /* StallTokensRatio x capacity (0.97) */
+    int64_t heartbeat_age_s;          /* StallHeartbeatAge (900) */
+    int64_t confirmations;            /* StallConfirmations (2) */
+    double shared_cause_share;        /* more than this share... (0.5) */
+    int64_t shared_cause_window_s;    /* ...went stale within this (60) */
+    int64_t shared_cause_min_workers; /* only with this many workers (3) */
+} tkm_stall_options;
+
+/* Fill *o with the defaults above.  Thread-safe. */
+TKM_EXPORT void tkm_stall_options_init(tkm_stall_options *o);
+
+#define TKM_EXEC_ARGS_MAX 16
+#define TKM_EXEC_ARG_MAX  256
+
+/* The guard (collectd: the <Recovery> block). */
+typedef struct tkm_recovery_options {
+    int64_t timeout_s;   /* the action's deadline (60) */
+    int64_t cooldown_s;  /* after each action, doubling with each (1800) */
+    int64_t max_actions; /* per window, then escalate (3) */
+    int64_t window_s;    /* (3600) */
+    int64_t grace_s;     /* not judged after an action (300) */
+    int dry_run;         /* decisions audited, nothing run */
+    int exec_argc;       /* the command (no shell): argv[0] absolute */
+    char exec[TKM_EXEC_ARGS_MAX][TKM_EXEC_ARG_MAX];
+    char webhook[TKM_URL_MAX + 1]; /* or an http(s) URL to POST to */
+} tkm_recovery_options;
+
+TKM_EXPORT void tkm_recovery_options_init(tkm_recovery_options *o);
+
 /* Everything a client needs.  Fill with tkm_options_init(), then override. */
 typedef struct tkm_options {
     char pool[TKM_POOL_MAX + 1];           /* "keepa" */
@@ -120,6 +152,8 @@ typedef struct tkm_options {
     tkm_bucket_options bucket;
     tkm_heartbeat_options heartbeat;
     tkm_keepa_options keepa;
+    tkm_stall_options stall;       /* YAML `stall:` */
+    tkm_recovery_options recovery; /* YAML `recovery:` */
 } tkm_options;
 
 /* Fill *opts with the documented defaults.  Thread-safe. */
@@ -457,20 +491,6 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
  * The stall rule (pure) and the recovery guard (shared in Redis)
  * ---------------------------------------------------------------------- */
 
-/* The stall rule's thresholds (collectd: StallTokens, StallTokensRatio...). */
-typedef struct tkm_stall_options {
-    int64_t tokens;                   /* StallTokens; < 0: use the ratio */
-    double tokens_ratio;              /* StallTokensRatio x capacity (0.97) */
-    int64_t heartbeat_age_s;          /* StallHeartbeatAge (900) */
-    int64_t confirmations;            /* StallConfirmations (2) */
-    double shared_cause_share;        /* more than this share... (0.5) */
-    int64_t shared_cause_window_s;    /* ...went stale within this (60) */
-    int64_t shared_cause_min_workers; /* only with this many workers (3) */
-} tkm_stall_options;
-
-/* Fill *o with the defaults above.  Thread-safe. */
-TKM_EXPORT void tkm_stall_options_init(tkm_stall_options *o);
-
 typedef enum tkm_stall_state {
     TKM_STALL_OK = 0,
     TKM_STALL_PENDING = 1,     /* the condition holds, not yet confirmed */
@@ -516,18 +536,6 @@ TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
                                 tkm_stall_tracker *tracker,
                                 const tkm_stall_input *in,
                                 tkm_stall_verdict *v);
-
-/* The guard (collectd: the <Recovery> block). */
-typedef struct tkm_recovery_options {
-    int64_t timeout_s;   /* the action's deadline (60) */
-    int64_t cooldown_s;  /* after each action, doubling with each (1800) */
-    int64_t max_actions; /* per window, then escalate (3) */
-    int64_t window_s;    /* (3600) */
-    int64_t grace_s;     /* not judged after an action (300) */
-    int dry_run;         /* decisions audited, nothing run */
-} tkm_recovery_options;
-
-TKM_EXPORT void tkm_recovery_options_init(tkm_recovery_options *o);
 
 typedef enum tkm_decision {
     TKM_DECIDE_ACT = 0,     /* run the action (the lease is held) */

@@ -1,0 +1,668 @@
+/* The stall rule (pure, table-driven), the recovery guard against a real
+ * redis-server, and the supervised actions. */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tkt.h"
+
+/* ---- the rule ---------------------------------------------------------------- */
+
+typedef struct rule_case {
+    const char *name;
+    int readable;
+    int64_t tokens, capacity, hb_age_ms, busy;
+    int64_t stall_tokens; /* -1: ratio 0.97 */
+    int reads;            /* judged this many times in a row */
+    tkm_stall_state want;
+} rule_case;
+
+#define MIN (60 * 1000)
+
+static const rule_case rule_cases[] = {
+    {"all hold, confirmed", 1, 290, 300, 16 * MIN, 0, 290, 2, TKM_STALL_STALLED},
+    {"all hold, one read", 1, 290, 300, 16 * MIN, 0, 290, 1, TKM_STALL_PENDING},
+    {"tokens below", 1, 289, 300, 16 * MIN, 0, 290, 3, TKM_STALL_OK},
+    {"tokens above", 1, 350, 300, 16 * MIN, 0, 290, 2, TKM_STALL_STALLED},
+    {"ratio: at 0.97 x 1500", 1, 1455, 1500, 16 * MIN, 0, -1, 2,
+     TKM_STALL_STALLED},
+    {"ratio: below (the old 290 rule misfired here)", 1, 1454, 1500, 16 * MIN,
+     0, -1, 2, TKM_STALL_OK},
+    {"heartbeat fresh", 1, 300, 300, 14 * MIN, 0, 290, 3, TKM_STALL_OK},
+    {"heartbeat exactly at the age", 1, 300, 300, 15 * MIN, 0, 290, 2,
+     TKM_STALL_STALLED},
+    {"a busy worker", 1, 300, 300, 20 * MIN, 1, 290, 3, TKM_STALL_OK},
+    {"redis unreadable", 0, 300, 300, 20 * MIN, 0, 290, 3, TKM_STALL_UNKNOWN},
+    {"no heartbeat ever", 1, 300, 300, -1, 0, 290, 3, TKM_STALL_UNKNOWN},
+    {"ratio without capacity", 1, 300, 0, 20 * MIN, 0, -1, 3,
+     TKM_STALL_UNKNOWN},
+};
+
+START_TEST(test_rule_table)
+{
+    const rule_case *rc = &rule_cases[_i];
+    tkm_stall_options o;
+    tkm_stall_tracker t = {0};
+    tkm_stall_input in = {rc->readable, rc->tokens, rc->capacity,
+                          rc->hb_age_ms, rc->busy, NULL, 0};
+    tkm_stall_verdict v;
+
+    tkm_stall_options_init(&o);
+    o.tokens = rc->stall_tokens;
+    for (int i = 0; i < rc->reads; i++)
+        tkm_stall_judge(&o, &t, &in, &v);
+    ck_assert_msg(v.state == rc->want, "%s: %s, want %s (%s)", rc->name,
+                  tkm_stall_state_str(v.state), tkm_stall_state_str(rc->want),
+                  v.why);
+}
+END_TEST
+
+START_TEST(test_rule_unknown_resets_confirmations)
+{
+    tkm_stall_options o;
+    tkm_stall_tracker t = {0};
+    tkm_stall_input ok = {1, 300, 300, 20 * MIN, 0, NULL, 0};
+    tkm_stall_input blind = {0, 0, 0, -1, 0, NULL, 0};
+    tkm_stall_verdict v;
+
+    tkm_stall_options_init(&o);
+    tkm_stall_judge(&o, &t, &ok, &v);
+    tkm_stall_judge(&o, &t, &blind, &v);
+    ck_assert_int_eq(v.state, TKM_STALL_UNKNOWN);
+    tkm_stall_judge(&o, &t, &ok, &v);
+    ck_assert_int_eq(v.state, TKM_STALL_PENDING); /* counting starts over */
+}
+END_TEST
+
+static tkm_worker worker(const char *id, int64_t age_ms, int64_t busy_until)
+{
+    tkm_worker w;
+
+    memset(&w, 0, sizeof(w));
+    snprintf(w.id, sizeof(w.id), "%s", id);
+    w.heartbeat_age_ms = age_ms;
+    w.busy_until_ms = busy_until;
+    return w;
+}
+
+START_TEST(test_rule_stale_workers_and_shared_cause)
+{
+    tkm_stall_options o;
+    tkm_stall_tracker t = {0};
+    tkm_worker ws[4];
+    tkm_stall_input in = {1, 300, 300, 0, 0, ws, 4};
+    tkm_stall_verdict v;
+
+    tkm_stall_options_init(&o);
+    o.tokens = 290;
+    /* One stale worker among live ones: listed, no stall. */
+    ws[0] = worker("h1:10", 20 * MIN, -1);
+    ws[1] = worker("h1:11", 1000, -1);
+    ws[2] = worker("h2:12", 2000, -1);
+    ws[3] = worker("h2:13", 16 * MIN, 99);
+    in.heartbeat_age_ms = 1000;
+    tkm_stall_judge(&o, &t, &in, &v);
+    ck_assert_int_eq(v.state, TKM_STALL_OK);
+    ck_assert_uint_eq(v.stale, 1); /* h2:13 is busy, not stale */
+    ck_assert_str_eq(v.stale_workers, "h1:10");
+    /* Three of four stopped within one minute: a shared cause. */
+    ws[1] = worker("h1:11", 16 * MIN + 5000, -1);
+    ws[2] = worker("h2:12", 16 * MIN + 30000, -1);
+    ws[0] = worker("h1:10", 16 * MIN + 10000, -1);
+    ws[3] = worker("h2:13", 10 * MIN, -1);
+    in.heartbeat_age_ms = 10 * MIN;
+    tkm_stall_judge(&o, &t, &in, &v);
+    ck_assert_int_eq(v.state, TKM_STALL_SHARED_CAUSE);
+    ck_assert_uint_eq(v.stale_together, 3);
+    /* The same three, hours apart: each its own failure, a real stall. */
+    ws[0] = worker("h1:10", 200 * MIN, -1);
+    ws[1] = worker("h1:11", 100 * MIN, -1);
+    ws[2] = worker("h2:12", 20 * MIN, -1);
+    ws[3] = worker("h2:13", 16 * MIN, -1);
+    in.heartbeat_age_ms = 16 * MIN;
+    tkm_stall_judge(&o, &t, &in, &v);
+    tkm_stall_judge(&o, &t, &in, &v);
+    ck_assert_int_eq(v.state, TKM_STALL_STALLED);
+    ck_assert_str_eq(v.stale_workers, "h1:10,h1:11,h2:12,h2:13");
+}
+END_TEST
+
+/* ---- the guard ------------------------------------------------------------------ */
+
+static tkm_recovery_options guard(int64_t cooldown_s, int64_t max_actions,
+                                  int64_t window_s, int64_t grace_s)
+{
+    tkm_recovery_options r;
+
+    tkm_recovery_options_init(&r);
+    r.cooldown_s = cooldown_s;
+    r.max_actions = max_actions;
+    r.window_s = window_s;
+    r.grace_s = grace_s;
+    r.timeout_s = 5;
+    return r;
+}
+
+static tkm_decision decide(tkm_client *c, const tkm_recovery_options *r,
+                           const char *mode, tkm_recovery_ticket *t)
+{
+    tkm_code rc = tkm_recovery_decide(c, r, mode, "host-a", "test", "tokens=300",
+                                      "/bin/true", t);
+
+    ck_assert_msg(rc == TKM_OK, "decide: %s", tkm_errstr(c));
+    return t->decision;
+}
+
+START_TEST(test_guard_cooldown_limit_escalation_reset)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_recovery_options r = guard(1, 2, 3600, 0);
+    tkm_recovery_ticket t;
+    tkm_recovery_state st;
+
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
+    ck_assert_int_eq(tkm_recovery_finish(c, &t, "host-a", "ok", 0, 12, "done"),
+                     TKM_OK);
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_COOLDOWN);
+    ck_assert_int_gt(t.cooldown_left_ms, 0);
+    tkt_sleep_ms(1100);
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
+    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 5, "");
+    /* The cooldown doubles with the second action in the window. */
+    tkt_sleep_ms(1100);
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_COOLDOWN);
+    tkt_sleep_ms(1000);
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_LIMIT);
+    ck_assert_int_eq(t.escalated, 1);
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ESCALATED);
+    ck_assert_int_eq(tkm_recovery_status(c, &r, &st), TKM_OK);
+    ck_assert_int_eq(st.escalated, 1);
+    ck_assert_int_eq(st.total, 2);
+    ck_assert_int_eq(tkm_recovery_reset(c, "host-b", "looked at it"), TKM_OK);
+    ck_assert_int_eq(tkm_recovery_status(c, &r, &st), TKM_OK);
+    ck_assert_int_eq(st.escalated, 0);
+    ck_assert_int_eq(st.total, 2); /* the counter stays monotonic */
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_guard_unknown_and_pause_and_dry_run)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_recovery_options r = guard(0, 5, 3600, 0);
+    tkm_recovery_ticket t;
+    tkm_audit_entry *e = NULL;
+    size_t n = 0;
+    int seen_paused = 0, seen_dry = 0, seen_unknown = 0, seen_shared = 0;
+
+    ck_assert_int_eq(decide(c, &r, "unknown", &t), TKM_DECIDE_UNKNOWN);
+    ck_assert_int_eq(decide(c, &r, "shared_cause", &t),
+                     TKM_DECIDE_SHARED_CAUSE);
+    ck_assert_int_eq(tkm_recovery_pause(c, "host-a", 1, "maintenance"), TKM_OK);
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_PAUSED);
+    ck_assert_int_eq(tkm_recovery_pause(c, "host-a", 0, "done"), TKM_OK);
+    r.dry_run = 1;
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_DRY_RUN);
+    ck_assert_int_eq(tkm_recovery_log(c, 50, &e, &n), TKM_OK);
+    for (size_t i = 0; i < n; i++) {
+        seen_paused += strcmp(e[i].decision, "paused") == 0;
+        seen_dry += strcmp(e[i].decision, "dry_run") == 0;
+        seen_unknown += strcmp(e[i].decision, "unknown") == 0;
+        seen_shared += strcmp(e[i].decision, "shared_cause") == 0;
+        ck_assert_str_eq(e[i].host, "host-a");
+    }
+    ck_assert_int_eq(seen_paused, 1);
+    ck_assert_int_eq(seen_dry, 1);
+    ck_assert_int_eq(seen_unknown, 1);
+    ck_assert_int_eq(seen_shared, 1);
+    ck_assert_str_eq(e[0].decision, "dry_run"); /* newest first */
+    ck_assert_str_eq(e[0].argv, "/bin/true");
+    ck_assert_str_eq(e[0].inputs, "tokens=300");
+    free(e);
+    /* Real actions: nothing was run, nothing counted. */
+    {
+        tkm_recovery_state st;
+        tkm_recovery_status(c, &r, &st);
+        ck_assert_int_eq(st.total, 0);
+    }
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_guard_quiet_repeats)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_recovery_options r = guard(0, 5, 3600, 0);
+    tkm_recovery_ticket t;
+    tkm_audit_entry *e = NULL;
+    size_t n = 0;
+
+    for (int i = 0; i < 10; i++)
+        decide(c, &r, "unknown", &t);
+    ck_assert_int_eq(tkm_recovery_log(c, 50, &e, &n), TKM_OK);
+    ck_assert_uint_eq(n, 1); /* one entry, nine repeats folded */
+    free(e);
+    tkm_client_free(c);
+}
+END_TEST
+
+#define MONITORS 6
+
+START_TEST(test_guard_one_actor_among_monitors)
+{
+    tkm_options o = tkt_options();
+    tkm_recovery_options r = guard(0, 100, 3600, 0);
+    int out[2];
+    int acted = 0, leased = 0;
+    pid_t pids[MONITORS];
+
+    ck_assert_int_eq(pipe(out), 0);
+    for (int m = 0; m < MONITORS; m++) {
+        pids[m] = fork();
+        if (pids[m] == 0) {
+            tkm_client *c = NULL;
+            tkm_recovery_ticket t;
+            char d;
+            if (tkm_client_open(&o, &c) != TKM_OK ||
+                tkm_recovery_decide(c, &r, "stalled", "host", "race", "",
+                                    "/bin/true", &t) != TKM_OK)
+                _exit(2);
+            d = t.decision == TKM_DECIDE_ACT     ? 'A'
+                : t.decision == TKM_DECIDE_LEASE ? 'L'
+                                                 : '?';
+            if (write(out[1], &d, 1) != 1)
+                _exit(3);
+            _exit(0);
+        }
+    }
+    close(out[1]);
+    for (int m = 0; m < MONITORS; m++) {
+        char d;
+        int status;
+        ck_assert_int_eq(read(out[0], &d, 1), 1);
+        acted += d == 'A';
+        leased += d == 'L';
+        waitpid(pids[m], &status, 0);
+    }
+    close(out[0]);
+    ck_assert_int_eq(acted, 1);
+    ck_assert_int_eq(leased, MONITORS - 1);
+}
+END_TEST
+
+START_TEST(test_guard_lease_released_only_by_holder)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_recovery_options r = guard(0, 100, 3600, 0);
+    tkm_recovery_ticket t, other;
+    tkm_recovery_state st;
+
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
+    other = t;
+    snprintf(other.lease_token, sizeof(other.lease_token), "not-the-holder");
+    tkm_recovery_finish(c, &other, "host-b", "ok", 0, 1, "");
+    tkm_recovery_status(c, &r, &st);
+    ck_assert_int_gt(st.lease_ttl_ms, 0); /* still held */
+    ck_assert_int_eq(decide(c, &r, "stalled", &other), TKM_DECIDE_LEASE);
+    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    tkm_recovery_status(c, &r, &st);
+    ck_assert_int_eq(st.lease_ttl_ms, 0);
+    /* The lease outlives the action's deadline. */
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
+    tkm_recovery_status(c, &r, &st);
+    ck_assert_int_gt(st.lease_ttl_ms, r.timeout_s * 1000);
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_guard_grace_and_deescalation)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_recovery_options r = guard(0, 1, 1, 1);
+    tkm_recovery_ticket t;
+    tkm_recovery_state st;
+
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
+    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_GRACE);
+    tkt_sleep_ms(1100);
+    /* No heartbeat came after the action: it failed. */
+    ck_assert_int_eq(tkm_recovery_observe(c, &r, "host-a", TKM_STALL_STALLED,
+                                          5000000, &st),
+                     TKM_OK);
+    ck_assert_str_eq(st.event, "failed");
+    ck_assert_int_eq(st.failed, 1);
+    /* Again: the limit (1 per window) escalates. */
+    tkm_recovery_reset(c, "host-a", "test");
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
+    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    tkt_sleep_ms(1100);
+    tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st);
+    ck_assert_str_eq(st.event, "recovered");
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
+    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    tkt_sleep_ms(1100);
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
+    r.window_s = 60;
+    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    tkt_sleep_ms(1100);
+    ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_LIMIT);
+    /* Clear for a full window lifts the escalation. */
+    r.window_s = 1;
+    tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st);
+    ck_assert_int_eq(st.escalated, 1);
+    tkt_sleep_ms(1100);
+    tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st);
+    ck_assert_str_eq(st.event, "deescalated");
+    ck_assert_int_eq(st.escalated, 0);
+    tkm_client_free(c);
+}
+END_TEST
+
+/* ---- actions ----------------------------------------------------------------------- */
+
+static char dir[64];
+
+static void make_script(const char *name, const char *body, char *path,
+                        size_t len)
+{
+    FILE *fp;
+
+    snprintf(path, len, "%s/%s", dir, name);
+    fp = fopen(path, "w");
+    fprintf(fp, "#!/bin/sh\n%s\n", body);
+    fclose(fp);
+    chmod(path, 0755);
+}
+
+static void action_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/tkm-action-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void slurp(const char *path, char *buf, size_t len)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(buf, 1, len - 1, fp) : 0;
+
+    buf[n] = '\0';
+    if (fp)
+        fclose(fp);
+}
+
+START_TEST(test_exec_env_argv_and_status)
+{
+    char script[128], record[128], body[512], got[2048];
+    const char *argv[4];
+    tkm_action_env env = {"keepa", "stalled: tokens 300\nheartbeat 900 s",
+                          300, 905, "h1:10,h2:11;rm -rf /,$(reboot)",
+                          "123-4"};
+    tkm_action *a = NULL;
+    tkm_action_result r;
+    char err[256];
+
+    action_dir();
+    snprintf(record, sizeof(record), "%s/record", dir);
+    snprintf(body, sizeof(body),
+             "{ echo \"argv=$*\"; env | grep ^TOKENMGR_ | sort; } > %s\n"
+             "echo restarted; exit 3",
+             record);
+    make_script("restart", body, script, sizeof(script));
+    argv[0] = script;
+    argv[1] = "--graceful";
+    argv[2] = "a b;c";
+    argv[3] = NULL;
+    ck_assert_int_eq(tkm_action_exec(argv, &env, 5000, &a, err, sizeof(err)),
+                     TKM_OK);
+    ck_assert_int_eq(tkm_action_wait(a, &r), TKM_OK);
+    tkm_action_free(a);
+    ck_assert_int_eq(r.done, 1);
+    ck_assert_int_eq(r.exit_status, 3);
+    ck_assert_int_eq(r.timed_out, 0);
+    ck_assert_str_eq(r.output, "restarted\n");
+    slurp(record, got, sizeof(got));
+    ck_assert_ptr_nonnull(strstr(got, "argv=--graceful a b;c\n"));
+    ck_assert_ptr_nonnull(strstr(got, "TOKENMGR_POOL=keepa\n"));
+    ck_assert_ptr_nonnull(strstr(got, "TOKENMGR_TOKENS=300\n"));
+    ck_assert_ptr_nonnull(strstr(got, "TOKENMGR_HEARTBEAT_AGE=905\n"));
+    ck_assert_ptr_nonnull(strstr(got, "TOKENMGR_ACTION_ID=123-4\n"));
+    ck_assert_ptr_nonnull(
+        strstr(got, "TOKENMGR_REASON=stalled: tokens 300 heartbeat 900 s\n"));
+    /* Ids that are not worker ids are dropped, never interpreted. */
+    ck_assert_ptr_nonnull(strstr(got, "TOKENMGR_STALE_WORKERS=h1:10\n"));
+}
+END_TEST
+
+/* Running, not a zombie waiting for a parent that may never reap it. */
+static int alive(pid_t pid)
+{
+    char path[64], stat[256];
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    slurp(path, stat, sizeof(stat));
+    if (stat[0] == '\0')
+        return 0;
+    return strstr(stat, ") Z ") == NULL;
+}
+
+static void reap_everything(int sig)
+{
+    (void)sig;
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+}
+
+START_TEST(test_exec_timeout_kills_group_despite_reaper)
+{
+    char script[128], body[256], pidfile[128], got[64];
+    const char *argv[] = {NULL, NULL};
+    tkm_action_env env = {"keepa", "test", 0, 0, "", "1-1"};
+    tkm_action *a = NULL;
+    tkm_action_result r;
+    char err[256];
+    int64_t t0;
+    struct sigaction sa;
+    int64_t child;
+
+    action_dir();
+    snprintf(pidfile, sizeof(pidfile), "%s/child", dir);
+    snprintf(body, sizeof(body), "sleep 60 & echo $! > %s\nsleep 60", pidfile);
+    make_script("hang", body, script, sizeof(script));
+    argv[0] = script;
+    /* Like collectd's exec plugin: reap every child as soon as it ends. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = reap_everything;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGCHLD, &sa, NULL);
+    t0 = tkt_now_ms();
+    ck_assert_int_eq(tkm_action_exec(argv, &env, 700, &a, err, sizeof(err)),
+                     TKM_OK);
+    /* Returns at once: the monitor never waits for the action. */
+    ck_assert_int_lt(tkt_now_ms() - t0, 300);
+    tkm_action_poll(a, &r);
+    ck_assert_int_eq(r.done, 0);
+    ck_assert_int_eq(tkm_action_wait(a, &r), TKM_OK);
+    tkm_action_free(a);
+    ck_assert_int_eq(r.timed_out, 1);
+    ck_assert_int_eq(r.exit_status, -1);
+    ck_assert_int_lt(r.duration_ms, 3000);
+    slurp(pidfile, got, sizeof(got));
+    got[strcspn(got, "\n")] = '\0';
+    ck_assert_int_eq(tkm_parse_int(got, 1, INT32_MAX, &child), TKM_OK);
+    tkt_sleep_ms(100);
+    ck_assert_msg(!alive((pid_t)child), "the action's child %lld survived",
+                  (long long)child); /* the whole group died */
+    signal(SIGCHLD, SIG_DFL);
+}
+END_TEST
+
+START_TEST(test_exec_bad_argv)
+{
+    char script[128], err[256];
+    const char *relative[] = {"restart-workers", NULL};
+    const char *missing[] = {"/nonexistent/restart", NULL};
+    const char *empty[] = {NULL};
+    const char *blank[] = {"", NULL};
+    const char *notexec[] = {NULL, NULL};
+    const char *dirargv[] = {"/tmp", NULL};
+
+    action_dir();
+    make_script("plain", "true", script, sizeof(script));
+    chmod(script, 0644);
+    notexec[0] = script;
+    ck_assert_int_eq(tkm_action_check_argv(relative, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "absolute path"));
+    ck_assert_int_eq(tkm_action_check_argv(missing, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "No such file"));
+    ck_assert_int_eq(tkm_action_check_argv(empty, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_int_eq(tkm_action_check_argv(blank, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_int_eq(tkm_action_check_argv(notexec, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "not an executable"));
+    ck_assert_int_eq(tkm_action_check_argv(dirargv, err, sizeof(err)),
+                     TKM_ECONFIG);
+}
+END_TEST
+
+/* A one-shot HTTP server: answers `status` and keeps the request body. */
+static int serve_once(int status, char *body_file, pid_t *pid)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    listen(fd, 1);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *pid = fork();
+    if (*pid == 0) {
+        char buf[8192], reply[128];
+        size_t n = 0;
+        int c = accept(fd, NULL, NULL);
+        FILE *fp;
+        for (;;) {
+            ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
+            char *hdr_end, *cl;
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+            buf[n] = '\0';
+            hdr_end = strstr(buf, "\r\n\r\n");
+            cl = strcasestr(buf, "Content-Length:");
+            if (hdr_end && cl && n >= (size_t)(hdr_end + 4 - buf) +
+                                          strtoul(cl + 15, NULL, 10))
+                break;
+        }
+        fp = fopen(body_file, "w");
+        fputs(buf, fp);
+        fclose(fp);
+        snprintf(reply, sizeof(reply),
+                 "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: "
+                 "close\r\n\r\n",
+                 status);
+        (void)!write(c, reply, strlen(reply));
+        close(c);
+        _exit(0);
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+START_TEST(test_webhook)
+{
+    char url[128], file[128], got[8192], err[256];
+    tkm_action_env env = {"keepa", "stalled \"now\"", 300, 905, "h1:10", "9-9"};
+    tkm_action *a = NULL;
+    tkm_action_result r;
+    pid_t pid;
+    int port;
+
+    action_dir();
+    snprintf(file, sizeof(file), "%s/request", dir);
+    port = serve_once(200, file, &pid);
+    snprintf(url, sizeof(url), "http://user:hunter2@127.0.0.1:%d/hook", port);
+    ck_assert_int_eq(tkm_action_webhook(url, &env, 3000, &a, err, sizeof(err)),
+                     TKM_OK);
+    tkm_action_wait(a, &r);
+    tkm_action_free(a);
+    waitpid(pid, NULL, 0);
+    ck_assert_int_eq(r.exit_status, 0);
+    ck_assert_int_eq(r.http_status, 200);
+    ck_assert_ptr_null(strstr(r.output, "hunter2"));
+    slurp(file, got, sizeof(got));
+    ck_assert_ptr_nonnull(strstr(got, "POST /hook"));
+    ck_assert_ptr_nonnull(strstr(got, "\"pool\":\"keepa\""));
+    ck_assert_ptr_nonnull(strstr(got, "\"reason\":\"stalled \\\"now\\\"\""));
+    ck_assert_ptr_nonnull(strstr(got, "\"stale_workers\":\"h1:10\""));
+    /* A refusal is a failed action. */
+    port = serve_once(503, file, &pid);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
+    tkm_action_webhook(url, &env, 3000, &a, err, sizeof(err));
+    tkm_action_wait(a, &r);
+    tkm_action_free(a);
+    waitpid(pid, NULL, 0);
+    ck_assert_int_eq(r.exit_status, 1);
+    ck_assert_int_eq(r.http_status, 503);
+    /* Only http(s). */
+    ck_assert_int_eq(tkm_action_webhook("ftp://x/hook", &env, 1000, &a, err,
+                                        sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "not http or https"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("recovery");
+    TCase *rule = tcase_create("stall_rule");
+    TCase *g = tcase_create("guard");
+    TCase *act = tcase_create("actions");
+    SRunner *sr;
+    int failed;
+
+    signal(SIGPIPE, SIG_IGN);
+    tcase_add_loop_test(rule, test_rule_table, 0,
+                        sizeof(rule_cases) / sizeof(rule_cases[0]));
+    tcase_add_test(rule, test_rule_unknown_resets_confirmations);
+    tcase_add_test(rule, test_rule_stale_workers_and_shared_cause);
+    tcase_add_unchecked_fixture(g, tkt_redis_setup, tkt_redis_teardown);
+    tcase_add_checked_fixture(g, tkt_flush, NULL);
+    tcase_set_timeout(g, 30);
+    tcase_add_test(g, test_guard_cooldown_limit_escalation_reset);
+    tcase_add_test(g, test_guard_unknown_and_pause_and_dry_run);
+    tcase_add_test(g, test_guard_quiet_repeats);
+    tcase_add_test(g, test_guard_one_actor_among_monitors);
+    tcase_add_test(g, test_guard_lease_released_only_by_holder);
+    tcase_add_test(g, test_guard_grace_and_deescalation);
+    tcase_set_timeout(act, 20);
+    tcase_add_test(act, test_exec_env_argv_and_status);
+    tcase_add_test(act, test_exec_timeout_kills_group_despite_reaper);
+    tcase_add_test(act, test_exec_bad_argv);
+    tcase_add_test(act, test_webhook);
+    suite_add_tcase(s, rule);
+    suite_add_tcase(s, g);
+    suite_add_tcase(s, act);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
