@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -257,6 +258,79 @@ START_TEST(test_heartbeat_workers_wait)
 }
 END_TEST
 
+START_TEST(test_recovery_commands)
+{
+    char dir[] = "/tmp/tkm-cli-rec-XXXXXX";
+    char cfg[128], script[128], record[128], got[1024] = "";
+    run_result r;
+    FILE *fp;
+
+    use_server();
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(script, sizeof(script), "%s/restart", dir);
+    snprintf(record, sizeof(record), "%s/ran", dir);
+    fp = fopen(script, "w");
+    fprintf(fp, "#!/bin/sh\necho \"$TOKENMGR_POOL $TOKENMGR_REASON\" >> %s\n",
+            record);
+    fclose(fp);
+    chmod(script, 0755);
+    snprintf(cfg, sizeof(cfg), "%s/t.yaml", dir);
+    fp = fopen(cfg, "w");
+    fprintf(fp,
+            "pool: rec\nrecovery:\n  exec: [\"%s\", \"--graceful\"]\n"
+            "  cooldown_s: 600\n",
+            script);
+    fclose(fp);
+
+    expect_fail(run_cli("recover", NULL), 64, "--reason");
+    expect_fail(run_cli("recover", "--reason", "x", NULL), 78,
+                "no action configured");
+    r = run_cli("--config", cfg, "recover", "--reason", "alert fired", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "recovery action"));
+    expect_fail(run_cli("--config", cfg, "recover", "--reason", "again", NULL),
+                75, "not run (grace)");
+    fp = fopen(record, "r");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_ptr_nonnull(fgets(got, sizeof(got), fp));
+    ck_assert_ptr_null(fgets(got + strlen(got), 100, fp)); /* exactly once */
+    fclose(fp);
+    ck_assert_str_eq(got, "rec alert fired\n");
+
+    r = run_cli("--config", cfg, "recovery", "status", "--json", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"actions_total\":1"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"paused\":false"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"escalated\":false"));
+    ck_assert_int_eq(run_cli("--config", cfg, "recovery", "pause", NULL).status,
+                     0);
+    r = run_cli("--config", cfg, "recovery", "status", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "PAUSED"));
+    ck_assert_int_eq(
+        run_cli("--config", cfg, "recovery", "resume", NULL).status, 0);
+    ck_assert_int_eq(run_cli("--config", cfg, "recovery", "reset", NULL).status,
+                     0);
+    r = run_cli("--config", cfg, "recovery", "log", "--json", "--count", "10",
+                NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"decision\":\"act\""));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"decision\":\"finished\""));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"outcome\":\"ok\""));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"decision\":\"paused\"")
+                              ? "x"
+                              : strstr(r.out, "\"decision\":\"pause\""));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"decision\":\"reset\""));
+    expect_fail(
+        run_cli("--config", cfg, "recovery", "log", "--count", "0", NULL), 64,
+        "--count");
+    expect_fail(run_cli("--config", cfg, "recovery", "frob", NULL), 64, "frob");
+    unlink(script);
+    unlink(record);
+    unlink(cfg);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -273,6 +347,7 @@ int main(void)
     tcase_add_test(cmds, test_status_json_keys);
     tcase_add_test(cmds, test_acquire_complete_release);
     tcase_add_test(cmds, test_heartbeat_workers_wait);
+    tcase_add_test(cmds, test_recovery_commands);
     suite_add_tcase(s, args);
     suite_add_tcase(s, cmds);
     sr = srunner_create(s);

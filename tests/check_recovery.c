@@ -13,7 +13,8 @@
 
 #include "tkt.h"
 
-/* ---- the rule ---------------------------------------------------------------- */
+/* ---- the rule
+ * ---------------------------------------------------------------- */
 
 typedef struct rule_case {
     const char *name;
@@ -27,7 +28,8 @@ typedef struct rule_case {
 #define MIN (60 * 1000)
 
 static const rule_case rule_cases[] = {
-    {"all hold, confirmed", 1, 290, 300, 16 * MIN, 0, 290, 2, TKM_STALL_STALLED},
+    {"all hold, confirmed", 1, 290, 300, 16 * MIN, 0, 290, 2,
+     TKM_STALL_STALLED},
     {"all hold, one read", 1, 290, 300, 16 * MIN, 0, 290, 1, TKM_STALL_PENDING},
     {"tokens below", 1, 289, 300, 16 * MIN, 0, 290, 3, TKM_STALL_OK},
     {"tokens above", 1, 350, 300, 16 * MIN, 0, 290, 2, TKM_STALL_STALLED},
@@ -50,8 +52,9 @@ START_TEST(test_rule_table)
     const rule_case *rc = &rule_cases[_i];
     tkm_stall_options o;
     tkm_stall_tracker t = {0};
-    tkm_stall_input in = {rc->readable, rc->tokens, rc->capacity,
-                          rc->hb_age_ms, rc->busy, NULL, 0};
+    tkm_stall_input in = {
+        rc->readable, rc->tokens, rc->capacity, rc->hb_age_ms, rc->busy,
+        NULL,         0};
     tkm_stall_verdict v;
 
     tkm_stall_options_init(&o);
@@ -134,7 +137,8 @@ START_TEST(test_rule_stale_workers_and_shared_cause)
 }
 END_TEST
 
-/* ---- the guard ------------------------------------------------------------------ */
+/* ---- the guard
+ * ------------------------------------------------------------------ */
 
 static tkm_recovery_options guard(int64_t cooldown_s, int64_t max_actions,
                                   int64_t window_s, int64_t grace_s)
@@ -153,8 +157,8 @@ static tkm_recovery_options guard(int64_t cooldown_s, int64_t max_actions,
 static tkm_decision decide(tkm_client *c, const tkm_recovery_options *r,
                            const char *mode, tkm_recovery_ticket *t)
 {
-    tkm_code rc = tkm_recovery_decide(c, r, mode, "host-a", "test", "tokens=300",
-                                      "/bin/true", t);
+    tkm_code rc = tkm_recovery_decide(c, r, mode, "host-a", "test",
+                                      "tokens=300", "/bin/true", t);
 
     ck_assert_msg(rc == TKM_OK, "decide: %s", tkm_errstr(c));
     return t->decision;
@@ -339,9 +343,9 @@ START_TEST(test_guard_grace_and_deescalation)
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_GRACE);
     tkt_sleep_ms(1100);
     /* No heartbeat came after the action: it failed. */
-    ck_assert_int_eq(tkm_recovery_observe(c, &r, "host-a", TKM_STALL_STALLED,
-                                          5000000, &st),
-                     TKM_OK);
+    ck_assert_int_eq(
+        tkm_recovery_observe(c, &r, "host-a", TKM_STALL_STALLED, 5000000, &st),
+        TKM_OK);
     ck_assert_str_eq(st.event, "failed");
     ck_assert_int_eq(st.failed, 1);
     /* Again: the limit (1 per window) escalates. */
@@ -371,7 +375,8 @@ START_TEST(test_guard_grace_and_deescalation)
 }
 END_TEST
 
-/* ---- actions ----------------------------------------------------------------------- */
+/* ---- actions
+ * ----------------------------------------------------------------------- */
 
 static char dir[64];
 
@@ -407,9 +412,9 @@ START_TEST(test_exec_env_argv_and_status)
 {
     char script[128], record[128], body[512], got[2048];
     const char *argv[4];
-    tkm_action_env env = {"keepa", "stalled: tokens 300\nheartbeat 900 s",
-                          300, 905, "h1:10,h2:11;rm -rf /,$(reboot)",
-                          "123-4"};
+    tkm_action_env env = {
+        "keepa", "stalled: tokens 300\nheartbeat 900 s", 300,
+        905,     "h1:10,h2:11;rm -rf /,$(reboot)",       "123-4"};
     tkm_action *a = NULL;
     tkm_action_result r;
     char err[256];
@@ -567,8 +572,8 @@ static int serve_once(int status, char *body_file, pid_t *pid)
             buf[n] = '\0';
             hdr_end = strstr(buf, "\r\n\r\n");
             cl = strcasestr(buf, "Content-Length:");
-            if (hdr_end && cl && n >= (size_t)(hdr_end + 4 - buf) +
-                                          strtoul(cl + 15, NULL, 10))
+            if (hdr_end && cl &&
+                n >= (size_t)(hdr_end + 4 - buf) + strtoul(cl + 15, NULL, 10))
                 break;
         }
         fp = fopen(body_file, "w");
@@ -622,9 +627,9 @@ START_TEST(test_webhook)
     ck_assert_int_eq(r.exit_status, 1);
     ck_assert_int_eq(r.http_status, 503);
     /* Only http(s). */
-    ck_assert_int_eq(tkm_action_webhook("ftp://x/hook", &env, 1000, &a, err,
-                                        sizeof(err)),
-                     TKM_ECONFIG);
+    ck_assert_int_eq(
+        tkm_action_webhook("ftp://x/hook", &env, 1000, &a, err, sizeof(err)),
+        TKM_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "not http or https"));
 }
 END_TEST

@@ -725,7 +725,7 @@ static int cmd_recover(tkm_client *c, cmd_args *a)
     }
     argv[r->exec_argc] = NULL;
     if (r->exec_argc > 0 && tkm_action_check_argv(argv, err, sizeof(err)))
-        return fail(EXIT_CONFIG, "recover: recovery.%s", err);
+        return fail(EXIT_CONFIG, "recover: recovery.exec: %s", err);
     rc = tkm_status(c, &st);
     if (rc == TKM_OK)
         rc = tkm_workers(c, &w, &nw);
@@ -757,9 +757,18 @@ static int cmd_recover(tkm_client *c, cmd_args *a)
                    r->exec_argc ? argv_text : "the webhook");
             return EXIT_OK;
         }
-        return fail(EXIT_DENIED, "recover: not run: %s%s",
+        return fail(EXIT_DENIED, "recover: not run (%s): %s",
                     tkm_decision_str(t.decision),
-                    t.decision == TKM_DECIDE_COOLDOWN ? " (cooldown)" : "");
+                    t.decision == TKM_DECIDE_COOLDOWN
+                        ? "the cooldown after the last action is running"
+                    : t.decision == TKM_DECIDE_GRACE
+                        ? "the last action's grace period is running"
+                    : t.decision == TKM_DECIDE_LEASE
+                        ? "another monitor is acting now"
+                    : t.decision == TKM_DECIDE_PAUSED
+                        ? "the kill switch is on (tokenmgr recovery resume)"
+                        : "escalated: too many actions in the window; "
+                          "tokenmgr recovery reset after looking");
     }
     env = (tkm_action_env){.pool = o->pool,
                            .reason = reason,
