@@ -57,14 +57,16 @@ tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
 #define TKM__VALUE_STR_MAX 256
 typedef struct tkm__value {
     int is_int;
+    int is_nil; /* a nil reply (a missing key) */
     int64_t i;
+    size_t len; /* the string's length in the reply (s may be cut) */
     char s[TKM__VALUE_STR_MAX];
 } tkm__value;
 
 /* bucket.c: the arguments every script takes (keys, policy, op[]). */
 #define TKM__NKEYS       5
 #define TKM__NPOLICY     12
-#define TKM__MAX_OP_ARGS 4
+#define TKM__MAX_OP_ARGS 6
 #define TKM__NUM_LEN     24
 typedef struct tkm__args {
     const char *argv[TKM__NKEYS + TKM__NPOLICY + TKM__MAX_OP_ARGS];

@@ -12,6 +12,7 @@ typedef enum tkm__script_id {
     TKM__SCRIPT_RESET,
     TKM__SCRIPT_HEARTBEAT,
     TKM__SCRIPT_WORKERS,
+    TKM__SCRIPT_LEGACY,
     TKM__SCRIPT_COUNT
 } tkm__script_id;
 
