@@ -659,6 +659,47 @@ START_TEST(test_redis_outage)
 }
 END_TEST
 
+/*
+ * A Redis that accepts connections and never answers (stopped, swapping,
+ * stuck in a slow script): each read gives up after the pool's Timeout
+ * (300 ms here), so reads keep their interval and report redis_up 0.
+ */
+START_TEST(test_redis_hung)
+{
+    double stopped, resumed, t, t1, v;
+    int lines = 0;
+
+    cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
+    write_legacy("54.0", 130.5, 30, 1);
+    start_collectd(1, 0);
+    wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
+    stopped = wall_now();
+    kill(tkt_server.pid, SIGSTOP);
+    t = wait_value("native1", "bool-redis_up", stopped, 4, 0, 0);
+    ck_assert_msg(t - stopped <= 2.25, "redis_up 0 after %.3f s", t - stopped);
+    wait_value("old", "bool-redis_up", stopped, 4, 0, 0);
+    /* The read thread is not stuck: one redis_up 0 per interval. */
+    for (double after = t; lines < 3; lines++) {
+        ck_assert_msg(
+            wait_line("native1", "bool-redis_up", after, 1.6, &t1, &v),
+            "no read for %.3f s while Redis hangs", wall_now() - after);
+        ck_assert(v == 0);
+        after = t1;
+    }
+    ck_assert_int_eq(count_in(cd.log,
+                              "pool \"native1\": Redis unavailable, publishing "
+                              "redis_up 0 only: Redis at unix:"),
+                     1);
+    ck_assert_int_ge(count_in(cd.log, "did not answer"), 1);
+    resumed = wall_now();
+    kill(tkt_server.pid, SIGCONT);
+    wait_value("native1", "bool-redis_up", resumed, 5, 1, 0);
+    wait_value("native1", "gauge-tokens", resumed, 5, 120, 0);
+    wait_value("old", "gauge-tokens", resumed, 5, 64, 0);
+    ck_assert_int_eq(stop_collectd(), 0);
+}
+END_TEST
+
 /* `collectd -T` on a configuration with `pools`: exit status, output. */
 static int test_config(const char *pools, char *out, size_t outlen)
 {
@@ -829,6 +870,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, test_values);
         tcase_add_test(tc, test_garbage);
         tcase_add_test(tc, test_redis_outage);
+        tcase_add_test(tc, test_redis_hung);
         tcase_add_test(tc, test_bad_configs);
     }
     suite_add_tcase(s, tc);
