@@ -74,8 +74,7 @@ TKM_EXPORT tkm_code tkm_heartbeat_busy(tkm_client *c, const char *phase,
     return beat(c, phase, seconds * 1000);
 }
 
-TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list,
-                                size_t *count)
+TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list, size_t *count)
 {
     tkm__args a;
     tkm__value *v = NULL;
@@ -112,9 +111,9 @@ TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list,
         w[i].heartbeat_age_ms = now > r[1].i ? now - r[1].i : 0;
         w[i].busy_until_ms = r[2].i > now ? r[2].i : -1;
         clean_phase(r[3].s, w[i].phase);
-        w[i].alive = w[i].busy_until_ms > 0 ||
-                     w[i].heartbeat_age_ms <=
-                         c->opts.heartbeat.stale_after_s * 1000;
+        w[i].alive =
+            w[i].busy_until_ms > 0 ||
+            w[i].heartbeat_age_ms <= c->opts.heartbeat.stale_after_s * 1000;
     }
     free(v);
     *list = w;
@@ -122,4 +121,7 @@ TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list,
     return TKM_OK;
 }
 
-TKM_EXPORT void tkm_workers_free(tkm_worker *list) { free(list); }
+TKM_EXPORT void tkm_workers_free(tkm_worker *list)
+{
+    free(list);
+}

@@ -61,8 +61,7 @@ TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
     for (;;) {
         int64_t wait, left;
         rc = tkm_try_acquire(c, cost, g);
-        if (rc != TKM_OK || g->granted ||
-            g->retry_after_ms == TKM_RETRY_NEVER)
+        if (rc != TKM_OK || g->granted || g->retry_after_ms == TKM_RETRY_NEVER)
             return rc;
         wait = g->retry_after_ms + jitter(c, g->retry_after_ms);
         left = deadline - tkm__monotonic_ms();
