@@ -534,6 +534,44 @@ START_TEST(test_read_redis_down)
 }
 END_TEST
 
+/* What the collectd plugin does each interval is one round trip, for either
+ * layout, however many workers the pool has. */
+START_TEST(test_plugin_read_round_trips)
+{
+    tkm_options o = tkt_options();
+    tkm_client *reader = tkt_open(&o);
+    tkm_pool_status st;
+    tkm_legacy_raw raw;
+    int64_t trips;
+
+    tkt_sync(reader, 100, 5, -1, -1);
+    for (int i = 0; i < 50; i++) {
+        tkm_options w = tkt_options();
+        tkm_client *c;
+        snprintf(w.worker_id, sizeof(w.worker_id), "w%d", i);
+        c = tkt_open(&w);
+        ck_assert_int_eq(i % 5 ? tkm_heartbeat(c, "loop")
+                               : tkm_heartbeat_busy(c, "db", 60),
+                         TKM_OK);
+        tkm_client_free(c);
+    }
+    ck_assert_int_eq(tkm_status(reader, &st), TKM_OK); /* loads the script */
+    ck_assert_int_eq(tkm_legacy_read(reader, &raw), TKM_OK);
+    for (int i = 0; i < 3; i++) {
+        trips = tkm_client_round_trips(reader);
+        ck_assert_int_eq(tkm_status(reader, &st), TKM_OK);
+        ck_assert_int_eq(tkm_client_round_trips(reader) - trips, 1);
+        ck_assert_int_eq(st.workers_total, 50);
+        ck_assert_int_eq(st.workers_alive, 50);
+        ck_assert_int_ge(st.heartbeat_age_ms, 0);
+        trips = tkm_client_round_trips(reader);
+        ck_assert_int_eq(tkm_legacy_read(reader, &raw), TKM_OK);
+        ck_assert_int_eq(tkm_client_round_trips(reader) - trips, 1);
+    }
+    tkm_client_free(reader);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("legacy");
@@ -559,6 +597,7 @@ int main(void)
     tcase_add_test(read, test_read_redis);
     tcase_add_test(read, test_read_odd_values);
     tcase_add_test(read, test_read_redis_down);
+    tcase_add_test(read, test_plugin_read_round_trips);
     tcase_set_timeout(read, 30);
     suite_add_tcase(s, read);
     sr = srunner_create(s);
