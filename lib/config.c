@@ -270,7 +270,7 @@ static tkm_code set_ratio(loader *ld, const yaml_node_t *v, const ratio_key *k)
 
     if (v->type != YAML_SCALAR_NODE ||
         v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-        tkm__parse_double(scalar(v), &d) != TKM_OK)
+        tkm_parse_double(scalar(v), -1e9, 1e9, &d) != TKM_OK)
         return at(ld, v, "%s.%s must be a number, not '%.40s'", k->section,
                   k->name,
                   v->type == YAML_SCALAR_NODE ? scalar(v) : "(a collection)");

@@ -52,8 +52,6 @@ tkm_code tkm__fail(tkm_client *c, tkm_code code, const char *fmt, ...)
 int tkm__pool_name_valid(const char *name);
 int tkm__worker_id_valid(const char *id);
 int tkm__copy(char *dst, size_t dstlen, const char *src);
-/* The checked parser for real numbers: the whole text, finite. */
-tkm_code tkm__parse_double(const char *text, double *out);
 
 /* url.c: parse and check a Redis URL; errbuf gets a one-line reason. */
 tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
@@ -63,7 +61,9 @@ tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
 #define TKM__VALUE_STR_MAX 256
 typedef struct tkm__value {
     int is_int;
+    int is_nil; /* a nil reply (a missing key) */
     int64_t i;
+    size_t len; /* the string's length in the reply (s may be cut) */
     char s[TKM__VALUE_STR_MAX];
 } tkm__value;
 

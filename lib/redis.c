@@ -189,7 +189,10 @@ static tkm_code copy_reply(tkm_client *c, const redisReply *r, tkm__value *out,
         } else if (e->type == REDIS_REPLY_STRING ||
                    e->type == REDIS_REPLY_STATUS) {
             tkm__fmt(v->s, sizeof(v->s), "%.*s", (int)e->len, e->str);
-        } else if (e->type != REDIS_REPLY_NIL) {
+            v->len = e->len;
+        } else if (e->type == REDIS_REPLY_NIL) {
+            v->is_nil = 1;
+        } else {
             return tkm__fail(c, TKM_EPROTO,
                              "unexpected element type %d in a script reply",
                              e->type);

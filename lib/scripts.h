@@ -15,6 +15,7 @@ typedef enum tkm__script_id {
     TKM__SCRIPT_SYNC_CLAIM,
     TKM__SCRIPT_RECOVERY,
     TKM__SCRIPT_RECOVERY_LOG,
+    TKM__SCRIPT_LEGACY,
     TKM__SCRIPT_COUNT
 } tkm__script_id;
 

@@ -193,6 +193,18 @@ TKM_EXPORT tkm_code tkm_options_from_env(tkm_options *opts, char *errbuf,
 TKM_EXPORT tkm_code tkm_parse_int(const char *text, int64_t min, int64_t max,
                                   int64_t *out);
 
+/*
+ * The one checked float parser: the whole of `text` must be a decimal number
+ * as Python's str(float) or Redis' INCRBYFLOAT write it (optional sign,
+ * digits with an optional '.', an optional exponent: "54.0", "-3", "1e-05",
+ * "1.7e+09"), finite and within [min, max].  Rejected: spaces, hex, "inf",
+ * "nan", overflow and underflow ("1e400", "1e-400"), trailing text.
+ * Returns TKM_OK or TKM_EINVAL; *out is written only on success.
+ * Thread-safe.
+ */
+TKM_EXPORT tkm_code tkm_parse_double(const char *text, double min, double max,
+                                     double *out);
+
 /* ------------------------------------------------------------------------
  * The client
  * ---------------------------------------------------------------------- */
@@ -706,6 +718,103 @@ TKM_EXPORT tkm_code tkm_action_wait(tkm_action *a, tkm_action_result *result);
 
 /* Free; an action still running is killed (its whole group). */
 TKM_EXPORT void tkm_action_free(tkm_action *a);
+
+/* ------------------------------------------------------------------------
+ * The legacy layout: the original Python system's keys (read-only)
+ * ---------------------------------------------------------------------- */
+
+/* The keys, in the order of tkm_legacy_raw.value[]. */
+typedef enum tkm_legacy_key {
+    TKM_LEGACY_TOKENS_LEFT = 0,     /* keepa_tokens_left: balance, float */
+    TKM_LEGACY_REFILL_RATE = 1,     /* keepa_refill_rate: tokens a minute */
+    TKM_LEGACY_TOKEN_TIMESTAMP = 2, /* keepa_token_timestamp: last sync, s */
+    TKM_LEGACY_RECHARGE_ACTIVE = 3, /* keepa_recharge_mode_active: "1" */
+    TKM_LEGACY_RECHARGE_START = 4,  /* keepa_recharge_start_time: s */
+    TKM_LEGACY_HEARTBEAT = 5,       /* keepa_worker_last_heartbeat: s */
+    TKM_LEGACY_NKEYS = 6
+} tkm_legacy_key;
+
+/* The Redis key name of `key` ("keepa_tokens_left", ...); NULL when out of
+ * range.  Static; thread-safe. */
+TKM_EXPORT const char *tkm_legacy_key_name(tkm_legacy_key key);
+
+/* Values longer than this are cut in tkm_legacy_value.text (and are never
+ * valid numbers). */
+#define TKM_LEGACY_VALUE_MAX 63
+
+/* One legacy key as Redis holds it. */
+typedef struct tkm_legacy_value {
+    int present; /* 0: no such key (or not a string: MGET answers nil) */
+    size_t len;  /* the value's length in Redis */
+    char text[TKM_LEGACY_VALUE_MAX + 1]; /* the value, cut, NUL-terminated */
+} tkm_legacy_value;
+
+/* What one read of the legacy keys saw. */
+typedef struct tkm_legacy_raw {
+    int64_t now_us; /* Redis' TIME at the read (Unix microseconds) */
+    tkm_legacy_value value[TKM_LEGACY_NKEYS]; /* by tkm_legacy_key */
+} tkm_legacy_raw;
+
+/*
+ * Read the six legacy keys of the client's database and Redis' TIME in one
+ * round trip (one read-only script; nothing is ever written to a legacy
+ * key).  The client's pool name and policy are not used.  The keys have no
+ * hash tag: this works on a standalone Redis, not on Redis Cluster.
+ * Returns TKM_OK, TKM_EREDIS (unreachable, timed out), TKM_EPROTO.
+ */
+TKM_EXPORT tkm_code tkm_legacy_read(tkm_client *client, tkm_legacy_raw *out);
+
+/* How a legacy key was judged by tkm_legacy_project(). */
+typedef enum tkm_legacy_check {
+    TKM_LEGACY_OK = 0,      /* present and valid */
+    TKM_LEGACY_MISSING = 1, /* absent */
+    TKM_LEGACY_INVALID = 2  /* present but garbage, absurd or cut */
+} tkm_legacy_check;
+
+/* Sane ranges: anything outside is TKM_LEGACY_INVALID. */
+#define TKM_LEGACY_TOKENS_ABS_MAX 1e9          /* |keepa_tokens_left| */
+#define TKM_LEGACY_RATE_MAX       1e6          /* keepa_refill_rate, 0..this */
+#define TKM_LEGACY_TIME_MIN       946684800.0  /* timestamps: 2000-01-01 */
+#define TKM_LEGACY_TIME_MAX       4102444800.0 /* ...to 2100-01-01 */
+
+/* The legacy pool's state projected to Redis' now.  Each has_* says whether
+ * the field beside it is known; an unknown field is 0. */
+typedef struct tkm_legacy_status {
+    double now_s;        /* Redis' clock (Unix seconds) */
+    int has_tokens;      /* needs tokens_left, refill_rate, timestamp */
+    double tokens;       /* balance with the refill projected to now */
+    int has_capacity;    /* override, or needs refill_rate */
+    double capacity;     /* capacity_override, else 60 x refill_rate */
+    int has_refill_rate; /* tokens a minute */
+    double refill_rate;
+    int has_recharge_mode;  /* absent key: known, off */
+    int recharge_mode;      /* 1 while keepa_recharge_mode_active is "1" */
+    int has_recharge_age;   /* recharge on and a valid start time */
+    double recharge_age_s;  /* since recharge began, >= 0 */
+    int has_heartbeat_age;  /* a valid heartbeat */
+    double heartbeat_age_s; /* since the last heartbeat, >= 0 */
+    int has_last_sync_age;  /* a valid sync timestamp */
+    double last_sync_age_s; /* since the last sync, >= 0 */
+    tkm_legacy_check check[TKM_LEGACY_NKEYS]; /* by tkm_legacy_key */
+} tkm_legacy_status;
+
+/*
+ * Judge and project a legacy read: a pure function of *raw (no I/O, no
+ * clock).  Each value is parsed with tkm_parse_double() and checked against
+ * its sane range; a bad value makes only the fields that need it unknown.
+ * The balance is projected with Keepa's discrete refill: tokens +
+ * floor(elapsed_s / 60) x rate since keepa_token_timestamp (a timestamp in
+ * the future counts as now), never lifted above the capacity by refill (a
+ * balance already above it is kept).  The capacity is capacity_override
+ * when > 0, else 60 x rate.  Recharge mode is on when
+ * keepa_recharge_mode_active is "1", off when absent (any other value is
+ * invalid).  Ages are clamped to >= 0.
+ * Returns TKM_OK, or TKM_EINVAL for NULL pointers or a negative override.
+ * Thread-safe.
+ */
+TKM_EXPORT tkm_code tkm_legacy_project(const tkm_legacy_raw *raw,
+                                       int64_t capacity_override,
+                                       tkm_legacy_status *out);
 
 #ifdef __cplusplus
 }

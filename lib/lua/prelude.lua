@@ -221,7 +221,9 @@ local function worker_summary()
   if #stale > 0 then
     local infos = redis.call('HMGET', W, unpack(stale))
     for i = 1, #stale do
-      if busy_until(infos[i]) > now then
+      -- heartbeat.lua writes "0|phase" when not busy: skip those cheaply.
+      local info = infos[i]
+      if info and string.byte(info, 1) ~= 48 and busy_until(info) > now then
         alive = alive + 1
       end
     end

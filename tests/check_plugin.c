@@ -1,0 +1,885 @@
+/*
+ * The collectd plugin end to end: a real collectd loads build/plugin/
+ * tokenmgr.so beside the stock csv and logfile plugins, reads a private
+ * redis-server (a native pool driven by the tokenmgr command, a legacy pool
+ * written the way the Python system wrote it), and the values land in csv
+ * files that the tests read back.  Redis is killed and restarted under the
+ * running daemon; bad configurations are refused by `collectd -T`.
+ *
+ * The suite runs without forking (CK_NOFORK) so that each test's checked
+ * teardown stops its collectd and redis-server even when an assertion
+ * failed.  The soak (--soak) is its own CTest test, labelled soak.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <glob.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tkt.h"
+
+#define HOST "tkmtest"
+
+typedef struct collectd_run {
+    char dir[256]; /* BaseDir: conf, log, csv/ */
+    char conf[320];
+    char log[320];
+    char out[320]; /* collectd's stdout and stderr */
+    pid_t pid;
+    int wrapped; /* under valgrind: slower to start and stop */
+} collectd_run;
+
+static collectd_run cd;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static double wall_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    ck_assert_msg(fp != NULL, "cannot write %s", path);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* The whole file (caller frees); "" when it does not exist. */
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char *buf;
+    long n;
+
+    if (fp == NULL)
+        return calloc(1, 1);
+    fseek(fp, 0, SEEK_END);
+    n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    buf = calloc(1, (size_t)n + 1);
+    n = (long)fread(buf, 1, (size_t)n, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+static int count_in(const char *path, const char *needle)
+{
+    char *text = slurp(path);
+    int n = 0;
+
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(text);
+    return n;
+}
+
+static void print_file(const char *what, const char *path)
+{
+    char *text = slurp(path);
+
+    fprintf(stderr, "---- %s (%s)\n%s---- end\n", what, path, text);
+    free(text);
+}
+
+/* Environment of collectd children: the ASan runtime must come first in a
+ * daemon that was not built with it. */
+static void child_env(void)
+{
+    if (TKM_ASAN_RUNTIME[0] != '\0') {
+        setenv("LD_PRELOAD", TKM_ASAN_RUNTIME, 1);
+        setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=98",
+               1);
+        setenv("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1", 1);
+    }
+}
+
+/* Run argv to completion, stdout and stderr into `out` (may be NULL). */
+static int run(const char *const *argv, char *out, size_t outlen, int env)
+{
+    char path[] = "/tmp/tkm-plugin-out-XXXXXX";
+    int fd = mkstemp(path);
+    int status;
+    pid_t pid;
+
+    ck_assert_int_ge(fd, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (env)
+            child_env();
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (out != NULL) {
+        char *text = slurp(path);
+        snprintf(out, outlen, "%s", text);
+        free(text);
+    }
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The tokenmgr command on the test's Redis ($TOKENMGR_REDIS_URL). */
+static void cli(const char *first, ...)
+{
+    const char *argv[24] = {TKM_CLI};
+    char out[2048];
+    va_list ap;
+    int n = 1, rc;
+
+    va_start(ap, first);
+    for (const char *a = first; a != NULL && n < 23;
+         a = va_arg(ap, const char *))
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    rc = run(argv, out, sizeof(out), 0);
+    ck_assert_msg(rc == 0, "tokenmgr %s ... exited %d: %s", first, rc, out);
+}
+
+static void redis_set(const char *key, const char *value)
+{
+    redisContext *r = tkt_raw();
+
+    freeReplyObject(tkt_cmd(r, "SET %s %s", key, value));
+    redisFree(r);
+}
+
+static void redis_run(const char *command)
+{
+    redisContext *r = tkt_raw();
+
+    freeReplyObject(tkt_cmd(r, command));
+    redisFree(r);
+}
+
+static double redis_now(void)
+{
+    redisContext *r = tkt_raw();
+    redisReply *t = tkt_cmd(r, "TIME");
+    double now;
+
+    now = (double)strtoll(t->element[0]->str, NULL, 10) +
+          (double)strtoll(t->element[1]->str, NULL, 10) / 1e6;
+    freeReplyObject(t);
+    redisFree(r);
+    return now;
+}
+
+/* The legacy keys as the Python system left them, relative to Redis' now. */
+static void write_legacy(const char *tokens, double sync_ago, double beat_ago,
+                         int recharge)
+{
+    double now = redis_now();
+    char text[64];
+
+    redis_set("keepa_tokens_left", tokens);
+    redis_set("keepa_refill_rate", "5.0");
+    snprintf(text, sizeof(text), "%.6f", now - sync_ago);
+    redis_set("keepa_token_timestamp", text);
+    snprintf(text, sizeof(text), "%.6f", now - beat_ago);
+    redis_set("keepa_worker_last_heartbeat", text);
+    if (recharge) {
+        redis_set("keepa_recharge_mode_active", "1");
+        snprintf(text, sizeof(text), "%.6f", now - 60);
+        redis_set("keepa_recharge_start_time", text);
+    }
+}
+
+/* ---- collectd ----------------------------------------------------------- */
+
+static void write_conf(const char *path, double interval, int with_log,
+                       const char *pools)
+{
+    char text[8192];
+    char log[512] = "";
+
+    if (with_log)
+        snprintf(log, sizeof(log),
+                 "LoadPlugin logfile\n"
+                 "<Plugin logfile>\n"
+                 "  LogLevel info\n"
+                 "  File \"%s\"\n"
+                 "  Timestamp true\n"
+                 "</Plugin>\n",
+                 cd.log);
+    snprintf(text, sizeof(text),
+             "Hostname \"" HOST "\"\n"
+             "FQDNLookup false\n"
+             "Interval %g\n"
+             "BaseDir \"%s\"\n"
+             "TypesDB \"" TKM_TYPES_DB "\"\n"
+             "PluginDir \"" TKM_COLLECTD_STOCK_DIR "\"\n"
+             "%s"
+             "LoadPlugin csv\n"
+             "<Plugin csv>\n"
+             "  DataDir \"%s/csv\"\n"
+             "  StoreRates false\n"
+             "</Plugin>\n"
+             "# collectd refuses symlinks: load ours from the build folder.\n"
+             "PluginDir \"" TKM_PLUGIN_DIR "\"\n"
+             "LoadPlugin tokenmgr\n"
+             "<Plugin tokenmgr>\n"
+             "%s"
+             "</Plugin>\n",
+             interval, cd.dir, log, cd.dir, pools);
+    write_file(path, text);
+}
+
+/* A native pool "native1" and a legacy pool "old" on the test's Redis. */
+static const char *both_pools(void)
+{
+    static char text[2048];
+
+    snprintf(text, sizeof(text),
+             "  <Pool \"native1\">\n"
+             "    RedisURL \"%s\"\n"
+             "    Timeout 300\n"
+             "  </Pool>\n"
+             "  <Pool \"old\">\n"
+             "    RedisURL \"%s\"\n"
+             "    Layout \"legacy\"\n"
+             "    Timeout 300\n"
+             "  </Pool>\n",
+             tkt_server.url, tkt_server.url);
+    return text;
+}
+
+static void start_collectd(double interval, int under_valgrind)
+{
+    const char *argv[16];
+    int n = 0;
+    int fd;
+
+    write_conf(cd.conf, interval, 1, both_pools());
+    cd.wrapped = under_valgrind && TKM_VALGRIND[0] != '\0' &&
+                 TKM_ASAN_RUNTIME[0] == '\0';
+    if (cd.wrapped) {
+        argv[n++] = TKM_VALGRIND;
+        argv[n++] = "--quiet";
+        argv[n++] = "--error-exitcode=99";
+        argv[n++] = "--leak-check=full";
+        argv[n++] = "--errors-for-leak-kinds=definite";
+    }
+    argv[n++] = TKM_COLLECTD;
+    argv[n++] = "-f";
+    argv[n++] = "-C";
+    argv[n++] = cd.conf;
+    argv[n] = NULL;
+    fd = open(cd.out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    cd.pid = fork();
+    ck_assert_int_ge(cd.pid, 0);
+    if (cd.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        child_env();
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+}
+
+static int collectd_alive(void)
+{
+    int status;
+
+    return cd.pid > 0 && waitpid(cd.pid, &status, WNOHANG) == 0;
+}
+
+/* SIGTERM, as an init system stops it: the exit status, or -1. */
+static int stop_collectd(void)
+{
+    int status = 0;
+    int64_t deadline = tkt_now_ms() + (cd.wrapped ? 30000 : 10000);
+
+    if (cd.pid <= 0)
+        return -1;
+    kill(cd.pid, SIGTERM);
+    while (waitpid(cd.pid, &status, WNOHANG) == 0) {
+        if (tkt_now_ms() > deadline) {
+            kill(cd.pid, SIGKILL);
+            waitpid(cd.pid, &status, 0);
+            cd.pid = 0;
+            return -1;
+        }
+        tkt_sleep_ms(20);
+    }
+    cd.pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- reading csv ---------------------------------------------------------
+ */
+
+/* The last line of pool/metric ("gauge-tokens"): 1 when there is one. */
+static int last_value(const char *pool, const char *metric, double *t,
+                      double *v)
+{
+    char pattern[600];
+    glob_t g;
+    char *text, *line, *comma;
+    size_t n;
+    int found = 0;
+
+    snprintf(pattern, sizeof(pattern), "%s/csv/" HOST "/tokenmgr-%s/%s-*",
+             cd.dir, pool, metric);
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return 0;
+    text = slurp(g.gl_pathv[g.gl_pathc - 1]); /* the newest date */
+    globfree(&g);
+    n = strlen(text);
+    /* Only complete lines: csv may be writing the next one. */
+    while (n > 0 && text[n - 1] != '\n')
+        n--;
+    if (n > 0) {
+        text[n - 1] = '\0';
+        line = strrchr(text, '\n');
+        line = line ? line + 1 : text;
+        comma = strchr(line, ',');
+        if (comma != NULL) {
+            *comma = '\0';
+            found = tkm_parse_double(line, 0, 1e11, t) == TKM_OK &&
+                    tkm_parse_double(comma + 1, -1e12, 1e12, v) == TKM_OK;
+        }
+    }
+    free(text);
+    return found;
+}
+
+/* Wait for a line stamped after `after`; 1 when it came in time. */
+static int wait_line(const char *pool, const char *metric, double after,
+                     double timeout_s, double *t, double *v)
+{
+    double deadline = wall_now() + timeout_s;
+
+    do {
+        if (last_value(pool, metric, t, v) && *t > after)
+            return 1;
+        tkt_sleep_ms(20);
+    } while (wall_now() < deadline);
+    return 0;
+}
+
+/* Wait for `want` (within tol) on a line stamped after `after`; returns
+ * that line's time. */
+static double wait_value(const char *pool, const char *metric, double after,
+                         double timeout_s, double want, double tol)
+{
+    double deadline = wall_now() + timeout_s;
+    double t = 0, v = 0;
+    int seen = 0;
+
+    do {
+        if (last_value(pool, metric, &t, &v) && t > after) {
+            seen = 1;
+            if (v >= want - tol && v <= want + tol)
+                return t;
+        }
+        tkt_sleep_ms(20);
+    } while (wall_now() < deadline);
+    print_file("collectd log", cd.log);
+    print_file("collectd output", cd.out);
+    ck_abort_msg("%s %s: %s %g after %.3f, expected %g", pool, metric,
+                 seen ? "last value" : "no line", v, after, want);
+    return 0;
+}
+
+/* Every metric's last line comes from one read: one timestamp. */
+static void same_read(const char *pool, const char *const *metrics)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        double t0 = -1, t, v;
+        int same = 1;
+        for (const char *const *m = metrics; *m != NULL; m++) {
+            ck_assert_msg(last_value(pool, *m, &t, &v), "%s %s missing", pool,
+                          *m);
+            if (t0 < 0)
+                t0 = t;
+            same = same && t == t0;
+        }
+        if (same)
+            return;
+        tkt_sleep_ms(100); /* a read was being written: look again */
+    }
+    ck_abort_msg("%s: the metrics of one read carry different timestamps",
+                 pool);
+}
+
+static int has_metric(const char *pool, const char *metric)
+{
+    double t, v;
+
+    return last_value(pool, metric, &t, &v);
+}
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    memset(&cd, 0, sizeof(cd));
+    if (tkt_redis_start(&tkt_server) != 0)
+        ck_abort_msg("cannot start redis-server");
+    snprintf(cd.dir, sizeof(cd.dir), "%s/tkm-collectd-XXXXXX",
+             tmp && tmp[0] ? tmp : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(cd.dir));
+    snprintf(cd.conf, sizeof(cd.conf), "%s/collectd.conf", cd.dir);
+    snprintf(cd.log, sizeof(cd.log), "%s/collectd.log", cd.dir);
+    snprintf(cd.out, sizeof(cd.out), "%s/collectd.out", cd.dir);
+    setenv("TOKENMGR_REDIS_URL", tkt_server.url, 1);
+    unsetenv("TOKENMGR_CONFIG");
+}
+
+static void teardown(void)
+{
+    char dump[400];
+
+    if (cd.pid > 0) {
+        kill(cd.pid, SIGKILL);
+        waitpid(cd.pid, NULL, 0);
+        cd.pid = 0;
+    }
+    snprintf(dump, sizeof(dump), "%s/dump.rdb", tkt_server.dir);
+    unlink(dump);
+    tkt_redis_stop(&tkt_server);
+    if (getenv("TKM_KEEP_TEST_DIR") == NULL)
+        nftw(cd.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        fprintf(stderr, "kept %s\n", cd.dir);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static const char *const native_metrics[] = {
+    "gauge-tokens",           "gauge-capacity",
+    "gauge-refill_rate",      "bool-recharge_mode",
+    "count-inflight",         "count-workers_alive",
+    "duration-heartbeat_age", "duration-last_sync_age",
+    "bool-redis_up",          NULL};
+
+static const char *const legacy_metrics[] = {
+    "gauge-tokens",           "gauge-capacity",
+    "gauge-refill_rate",      "bool-recharge_mode",
+    "duration-heartbeat_age", "duration-last_sync_age",
+    "bool-redis_up",          NULL};
+
+START_TEST(test_values)
+{
+    double before, after, t, v, t1, now;
+
+    cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
+    cli("--pool", "native1", "acquire", "3", NULL);
+    before = wall_now();
+    cli("--pool", "native1", "heartbeat", "--worker", "w1", NULL);
+    cli("--pool", "native1", "heartbeat", "--worker", "w2", NULL);
+    after = wall_now();
+    write_legacy("54.0", 130.5, 30, 1);
+    now = redis_now();
+    start_collectd(1, 0);
+
+    /* Native: what the tokenmgr command did. */
+    t = wait_value("native1", "gauge-tokens", 0, 10, 117, 0);
+    same_read("native1", native_metrics);
+    ck_assert(last_value("native1", "gauge-capacity", &t1, &v) && v == 300);
+    ck_assert(last_value("native1", "gauge-refill_rate", &t1, &v) && v == 5);
+    ck_assert(last_value("native1", "bool-recharge_mode", &t1, &v) && v == 0);
+    ck_assert(last_value("native1", "count-inflight", &t1, &v) && v == 1);
+    ck_assert(last_value("native1", "count-workers_alive", &t1, &v) && v == 2);
+    ck_assert(last_value("native1", "bool-redis_up", &t1, &v) && v == 1);
+    /* The freshest heartbeat's age, within one interval of the truth. */
+    ck_assert(last_value("native1", "duration-heartbeat_age", &t1, &v));
+    ck_assert_msg(v >= t1 - after - 1.0 && v <= t1 - before + 0.05,
+                  "heartbeat age %g at %.3f; beats between %.3f and %.3f", v,
+                  t1, before, after);
+    ck_assert(last_value("native1", "duration-last_sync_age", &t1, &v));
+    ck_assert(v >= 0 && v <= t1 - before + 5);
+
+    /* Legacy: the Python system's keys, projected to now. */
+    wait_value("old", "gauge-tokens", 0, 10, 64, 0);
+    same_read("old", legacy_metrics);
+    ck_assert(last_value("old", "gauge-capacity", &t1, &v) && v == 300);
+    ck_assert(last_value("old", "gauge-refill_rate", &t1, &v) && v == 5);
+    ck_assert(last_value("old", "bool-recharge_mode", &t1, &v) && v == 1);
+    ck_assert(last_value("old", "duration-heartbeat_age", &t1, &v));
+    ck_assert_msg(v >= 30 + (t1 - now) - 1.0 && v <= 30 + (t1 - now) + 0.05,
+                  "legacy heartbeat age %g at %.3f, written at %.3f - 30", v,
+                  t1, now);
+    ck_assert(last_value("old", "duration-last_sync_age", &t1, &v));
+    ck_assert(v >= 130.5 + (t1 - now) - 1.0 && v <= 130.5 + (t1 - now) + 0.05);
+    /* What the legacy keys cannot tell is not invented. */
+    ck_assert(!has_metric("old", "count-inflight"));
+    ck_assert(!has_metric("old", "count-workers_alive"));
+
+    /* Changes show within an interval or two. */
+    t = wall_now();
+    cli("--pool", "native1", "recharge", "on", NULL);
+    wait_value("native1", "bool-recharge_mode", t, 5, 1, 0);
+    t = wall_now();
+    redis_run("DEL keepa_recharge_mode_active");
+    wait_value("old", "bool-recharge_mode", t, 5, 0, 0);
+    ck_assert_int_eq(stop_collectd(), 0);
+    ck_assert_int_eq(count_in(cd.out, "AddressSanitizer"), 0);
+}
+END_TEST
+
+START_TEST(test_garbage)
+{
+    double t, t1, v;
+
+    cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
+    write_legacy("54.0", 130.5, 30, 0);
+    start_collectd(1, 0);
+    wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
+    wait_value("old", "gauge-tokens", 0, 10, 64, 0);
+
+    /* A garbage legacy key: its metric stops, the others flow, a warning
+     * names the key. */
+    t = wall_now();
+    redis_set("keepa_tokens_left", "abc");
+    ck_assert(wait_line("old", "gauge-refill_rate", t + 1.5, 5, &t1, &v));
+    ck_assert(last_value("old", "gauge-tokens", &t1, &v));
+    ck_assert_msg(t1 < t + 0.5, "tokens still published at %.3f", t1);
+    ck_assert(last_value("old", "duration-heartbeat_age", &t1, &v));
+    ck_assert(t1 > t + 1.5);
+    ck_assert_int_ge(count_in(cd.log, "legacy key keepa_tokens_left holds "
+                                      "'abc'"),
+                     1);
+    t = wall_now();
+    redis_set("keepa_tokens_left", "70");
+    wait_value("old", "gauge-tokens", t, 5, 80, 0); /* + 2 minutes of 5 */
+    ck_assert_int_eq(count_in(cd.log, "OKAY: legacy key keepa_tokens_left is "
+                                      "sane again"),
+                     1);
+    t = wall_now();
+    redis_set("keepa_refill_rate", "nan");
+    ck_assert(wait_line("old", "duration-heartbeat_age", t + 1.5, 5, &t1, &v));
+    ck_assert(last_value("old", "gauge-refill_rate", &t1, &v) && t1 < t + 0.5);
+    ck_assert(last_value("old", "gauge-tokens", &t1, &v) && t1 < t + 0.5);
+    ck_assert_int_ge(count_in(cd.log, "keepa_refill_rate holds 'nan'"), 1);
+
+    /* Garbage in the native pool's hash: Redis is up, the bucket metrics
+     * are skipped with a warning, and come back with a sync. */
+    t = wall_now();
+    redis_run("HSET tokenmgr:{native1}:bucket tokens abc");
+    ck_assert(wait_line("native1", "bool-redis_up", t + 1.5, 5, &t1, &v));
+    ck_assert(v == 1);
+    ck_assert(last_value("native1", "gauge-tokens", &t1, &v) && t1 < t + 0.5);
+    ck_assert_int_ge(count_in(cd.log, "pool \"native1\": pool state "
+                                      "unreadable"),
+                     1);
+    ck_assert_int_ge(count_in(cd.log, "'tokens'"), 1);
+    t = wall_now();
+    cli("--pool", "native1", "reset", NULL);
+    cli("--pool", "native1", "sync", "--tokens", "42", "--rate", "5", NULL);
+    wait_value("native1", "gauge-tokens", t, 5, 42, 0);
+    ck_assert_int_eq(count_in(cd.log, "OKAY: pool state readable again"), 1);
+    ck_assert(collectd_alive());
+    ck_assert_int_eq(stop_collectd(), 0);
+}
+END_TEST
+
+START_TEST(test_redis_outage)
+{
+    char needle[128];
+
+    cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
+    write_legacy("54.0", 130.5, 30, 1);
+    start_collectd(1, 0);
+    wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
+    wait_value("old", "gauge-tokens", 0, 10, 64, 0);
+    redis_run("SAVE"); /* the restart reloads the keys */
+
+    for (int outage = 1; outage <= 2; outage++) {
+        double killed, back, t, t1, v;
+
+        killed = wall_now();
+        tkt_redis_kill(&tkt_server);
+        t = wait_value("native1", "bool-redis_up", killed, 4, 0, 0);
+        ck_assert_msg(t - killed <= 2.25, "redis_up 0 after %.3f s",
+                      t - killed);
+        t = wait_value("old", "bool-redis_up", killed, 4, 0, 0);
+        ck_assert_msg(t - killed <= 2.25, "legacy redis_up 0 after %.3f s",
+                      t - killed);
+        tkt_sleep_ms(2500); /* a few reads into the outage */
+        /* Nothing but redis_up while down. */
+        ck_assert(last_value("native1", "gauge-tokens", &t1, &v));
+        ck_assert_msg(t1 < killed + 0.5, "tokens published at %.3f", t1);
+        ck_assert(last_value("old", "gauge-tokens", &t1, &v));
+        ck_assert(t1 < killed + 0.5);
+        /* One ERROR per outage, however many reads fail. */
+        snprintf(needle, sizeof(needle), "pool \"native1\": Redis unavailable");
+        ck_assert_int_eq(count_in(cd.log, needle), outage);
+        snprintf(needle, sizeof(needle), "pool \"old\": Redis unavailable");
+        ck_assert_int_eq(count_in(cd.log, needle), outage);
+
+        back = wall_now();
+        ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
+        wait_value("native1", "bool-redis_up", back, 5, 1, 0);
+        wait_value("native1", "gauge-tokens", back, 5, 120, 0);
+        wait_value("old", "gauge-tokens", back, 5, 64, 0);
+        ck_assert_int_eq(
+            count_in(cd.log, "pool \"native1\": OKAY: Redis answers again"),
+            outage);
+    }
+    /* The same daemon all along. */
+    ck_assert(collectd_alive());
+    ck_assert_int_eq(stop_collectd(), 0);
+}
+END_TEST
+
+/*
+ * A Redis that accepts connections and never answers (stopped, swapping,
+ * stuck in a slow script): each read gives up after the pool's Timeout
+ * (300 ms here), so reads keep their interval and report redis_up 0.
+ */
+START_TEST(test_redis_hung)
+{
+    double stopped, resumed, t, t1, v;
+    int lines = 0;
+
+    cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
+    write_legacy("54.0", 130.5, 30, 1);
+    start_collectd(1, 0);
+    wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
+    stopped = wall_now();
+    kill(tkt_server.pid, SIGSTOP);
+    t = wait_value("native1", "bool-redis_up", stopped, 4, 0, 0);
+    ck_assert_msg(t - stopped <= 2.25, "redis_up 0 after %.3f s", t - stopped);
+    wait_value("old", "bool-redis_up", stopped, 4, 0, 0);
+    /* The read thread is not stuck: one redis_up 0 per interval. */
+    for (double after = t; lines < 3; lines++) {
+        ck_assert_msg(
+            wait_line("native1", "bool-redis_up", after, 1.6, &t1, &v),
+            "no read for %.3f s while Redis hangs", wall_now() - after);
+        ck_assert(v == 0);
+        after = t1;
+    }
+    ck_assert_int_eq(count_in(cd.log,
+                              "pool \"native1\": Redis unavailable, publishing "
+                              "redis_up 0 only: Redis at unix:"),
+                     1);
+    ck_assert_int_ge(count_in(cd.log, "did not answer"), 1);
+    resumed = wall_now();
+    kill(tkt_server.pid, SIGCONT);
+    wait_value("native1", "bool-redis_up", resumed, 5, 1, 0);
+    wait_value("native1", "gauge-tokens", resumed, 5, 120, 0);
+    wait_value("old", "gauge-tokens", resumed, 5, 64, 0);
+    ck_assert_int_eq(stop_collectd(), 0);
+}
+END_TEST
+
+/* `collectd -T` on a configuration with `pools`: exit status, output. */
+static int test_config(const char *pools, char *out, size_t outlen)
+{
+    const char *argv[] = {TKM_COLLECTD, "-T", "-C", cd.conf, NULL};
+
+    write_conf(cd.conf, 1, 0, pools);
+    return run(argv, out, outlen, 1);
+}
+
+START_TEST(test_bad_configs)
+{
+    static const struct {
+        const char *body; /* inside <Plugin tokenmgr>, %s = the URL */
+        const char *words;
+    } bad[] = {
+        {"<Pool \"p\">\n RedisURL \"%s\"\n Bogus 3\n</Pool>\n", "'Bogus'"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n Timeout -5\n</Pool>\n", "Timeout"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n Layout \"sideways\"\n</Pool>\n",
+         "Layout"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n StallTokensRatio 1.5\n</Pool>\n",
+         "StallTokensRatio"},
+        {"<Pool \"p\">\n Layout \"native\"\n</Pool>\n", "no Redis URL"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n</Pool>\n<Pool \"p\">\n RedisURL "
+         "\"%s\"\n</Pool>\n",
+         "pool \"p\" is configured twice"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n StallTokens 290\n StallTokensRatio "
+         "0.97\n</Pool>\n",
+         "StallTokens and StallTokensRatio"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Exec \"restart.sh\"\n"
+         " </Recovery>\n</Pool>\n",
+         "Exec"},
+        {"Frobnicate 1\n", "'Frobnicate'"},
+    };
+    char pools[2048], out[8192];
+    int rc;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(pools, sizeof(pools), bad[i].body, tkt_server.url,
+                 tkt_server.url);
+        rc = test_config(pools, out, sizeof(out));
+        ck_assert_msg(rc != 0, "collectd -T accepted:\n%s", pools);
+        ck_assert_msg(strstr(out, bad[i].words) != NULL,
+                      "collectd -T output lacks '%s':\n%s", bad[i].words, out);
+        ck_assert_msg(strstr(out, "tokenmgr plugin: ") != NULL, "%s", out);
+        ck_assert_int_eq(count_in(cd.out, "AddressSanitizer"), 0);
+    }
+    /* The contract's example passes (and reads once). */
+    snprintf(pools, sizeof(pools),
+             "<Pool \"keepa\">\n"
+             "  RedisURL \"%s\"\n"
+             "  Layout \"native\"\n"
+             "  StallTokensRatio 0.97\n"
+             "  StallHeartbeatAge 900\n"
+             "  StallConfirmations 2\n"
+             "  <Recovery>\n"
+             "    Exec \"/usr/local/sbin/restart-keepa-workers\" "
+             "\"--graceful\"\n"
+             "    Timeout 60\n"
+             "    Cooldown 1800\n"
+             "    MaxActions 3\n"
+             "    Window 3600\n"
+             "    DryRun false\n"
+             "  </Recovery>\n"
+             "</Pool>\n",
+             tkt_server.url);
+    rc = test_config(pools, out, sizeof(out));
+    ck_assert_msg(rc == 0, "collectd -T refused the example (%d):\n%s", rc,
+                  out);
+}
+END_TEST
+
+/*
+ * Reads every 0.1 s for about a minute while Redis restarts again and
+ * again, and the keys turn to garbage and back: no crash, no leak, no
+ * memory error (ASan in the sanitizer build, valgrind otherwise), and the
+ * values always come back.
+ */
+START_TEST(test_soak)
+{
+    const char *env = getenv("TKM_SOAK_SECONDS");
+    double seconds = 50, start, t, t1, v;
+    int restarts = 0, rc;
+
+    if (env != NULL)
+        tkm_parse_double(env, 5, 600, &seconds);
+    cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
+    cli("--pool", "native1", "heartbeat", "--worker", "w1", NULL);
+    write_legacy("54.0", 130.5, 30, 1);
+    redis_run("SAVE");
+    start_collectd(0.1, 1);
+    wait_value("native1", "gauge-tokens", 0, 20, 120, 0);
+    start = wall_now();
+    while (wall_now() - start < seconds - 6) {
+        double back;
+
+        tkt_sleep_ms(2500);
+        switch (restarts % 3) {
+        case 1: /* garbage everywhere, for a while */
+            redis_set("keepa_tokens_left", "nan");
+            redis_set("keepa_worker_last_heartbeat", "1e400");
+            redis_run("HSET tokenmgr:{native1}:bucket rate x");
+            tkt_sleep_ms(1500);
+            redis_run("SAVE");
+            break;
+        case 2: /* and back */
+            write_legacy("54.0", 130.5, 30, 1);
+            cli("--pool", "native1", "reset", NULL);
+            cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5",
+                NULL);
+            redis_run("SAVE");
+            break;
+        }
+        tkt_redis_kill(&tkt_server);
+        tkt_sleep_ms(800);
+        back = wall_now();
+        ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
+        restarts++;
+        wait_value("native1", "bool-redis_up", back, 10, 1, 0);
+        wait_value("old", "bool-redis_up", back, 10, 1, 0);
+        ck_assert(collectd_alive());
+    }
+    /* The pools are sane again and their values flow. */
+    write_legacy("54.0", 130.5, 30, 1);
+    cli("--pool", "native1", "reset", NULL);
+    cli("--pool", "native1", "sync", "--tokens", "99", "--rate", "5", NULL);
+    t = wall_now();
+    wait_value("native1", "gauge-tokens", t, 10, 99, 0);
+    wait_value("old", "gauge-tokens", t, 10, 64, 0);
+    ck_assert(wait_line("old", "duration-heartbeat_age", t, 10, &t1, &v));
+    ck_assert_int_ge(restarts, 5);
+    ck_assert(collectd_alive());
+    rc = stop_collectd();
+    if (rc != 0 || count_in(cd.out, "AddressSanitizer") > 0 ||
+        count_in(cd.out, "runtime error") > 0)
+        print_file("collectd output", cd.out);
+    ck_assert_msg(rc == 0, "collectd exited %d after the soak%s", rc,
+                  rc == 99 ? " (valgrind found errors)" : "");
+    ck_assert_int_eq(count_in(cd.out, "AddressSanitizer"), 0);
+    ck_assert_int_eq(count_in(cd.out, "runtime error"), 0);
+    fprintf(stderr,
+            "soak: %.0f s at Interval 0.1, %d Redis restarts, %s; "
+            "%d 'Redis unavailable' errors logged\n",
+            wall_now() - start, restarts,
+            TKM_ASAN_RUNTIME[0] ? "ASan+UBSan (preloaded)"
+            : cd.wrapped        ? "valgrind"
+                                : "no memory checker",
+            count_in(cd.log, "Redis unavailable"));
+}
+END_TEST
+
+/* check_plugin: the end-to-end TCase; check_plugin --soak: the soak. */
+int main(int argc, char **argv)
+{
+    int soak = argc > 1 && strcmp(argv[1], "--soak") == 0;
+    Suite *s = suite_create("plugin");
+    TCase *tc = tcase_create(soak ? "soak" : "collectd");
+    SRunner *sr;
+    int failed;
+
+    if (argc > 1 && !soak) {
+        fprintf(stderr, "usage: check_plugin [--soak]\n");
+        return 2;
+    }
+    tcase_add_checked_fixture(tc, setup, teardown);
+    if (soak) {
+        tcase_add_test(tc, test_soak);
+    } else {
+        tcase_add_test(tc, test_values);
+        tcase_add_test(tc, test_garbage);
+        tcase_add_test(tc, test_redis_outage);
+        tcase_add_test(tc, test_redis_hung);
+        tcase_add_test(tc, test_bad_configs);
+    }
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    /* No fork: the checked teardown then stops collectd and redis-server
+     * even after a failed assertion. */
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
