@@ -179,12 +179,16 @@ static int recovery_exec(parser *p, const oconfig_item_t *ci,
     return 0;
 }
 
+static int webhook(parser *p, const oconfig_item_t *ci, tkm__recovery_conf *r);
+
 static int recovery(parser *p, const oconfig_item_t *ci, tkm__pool_conf *c)
 {
     static const char *const names[] = {"Exec",       "Timeout", "Cooldown",
-                                        "MaxActions", "Window",  "DryRun"};
+                                        "MaxActions", "Window",  "DryRun",
+                                        "Grace",      "Webhook"};
+    enum { NNAMES = 8 };
     tkm__recovery_conf *r = &c->recovery;
-    int seen[6] = {0};
+    int seen[NNAMES] = {0};
 
     if (ci->values_num != 0)
         return fail(p, "<Recovery> takes no value, only options inside");
@@ -195,12 +199,13 @@ static int recovery(parser *p, const oconfig_item_t *ci, tkm__pool_conf *c)
         size_t k;
         int rc;
 
-        for (k = 0; k < 6 && strcasecmp(o->key, names[k]) != 0; k++)
+        for (k = 0; k < NNAMES && strcasecmp(o->key, names[k]) != 0; k++)
             ;
-        if (k == 6)
+        if (k == NNAMES)
             return fail(p,
-                        "unknown option '%.80s' (known: Exec, Timeout, "
-                        "Cooldown, MaxActions, Window, DryRun)",
+                        "unknown option '%.80s' (known: Exec, Webhook, "
+                        "Timeout, Cooldown, MaxActions, Window, Grace, "
+                        "DryRun)",
                         o->key);
         if (seen[k]++)
             return fail(p, "%s is given twice", names[k]);
@@ -220,16 +225,36 @@ static int recovery(parser *p, const oconfig_item_t *ci, tkm__pool_conf *c)
         case 4:
             rc = whole(p, o, 1, 604800, "seconds", &r->window_s);
             break;
-        default:
+        case 5:
             rc = boolean(p, o, &r->dry_run);
+            break;
+        case 6:
+            rc = whole(p, o, 0, 86400, "seconds", &r->grace_s);
+            break;
+        default:
+            rc = webhook(p, o, r);
             break;
         }
         if (rc != 0)
             return -1;
     }
-    if (r->exec == NULL)
-        return fail(p, "needs Exec (the recovery command)");
+    if (r->exec != NULL && r->webhook[0] != '\0')
+        return fail(p, "Exec and Webhook exclude each other: give one");
     p->section = "";
+    return 0;
+}
+
+static int webhook(parser *p, const oconfig_item_t *ci, tkm__recovery_conf *r)
+{
+    const char *url;
+
+    if (one_string(p, ci, &url) != 0)
+        return -1;
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return fail(p, "Webhook must be an http:// or https:// URL");
+    if (strlen(url) >= sizeof(r->webhook))
+        return fail(p, "Webhook is longer than %d bytes", TKM_URL_MAX);
+    memcpy(r->webhook, url, strlen(url) + 1);
     return 0;
 }
 
@@ -247,14 +272,28 @@ enum pool_option {
     OPT_STALL_AGE,
     OPT_STALL_CONFIRM,
     OPT_RECOVERY,
+    OPT_SHARED_SHARE,
+    OPT_SHARED_WINDOW,
+    OPT_SHARED_MIN,
+    OPT_WORKER_METRICS,
     OPT_COUNT
 };
 
 static const char *const option_names[OPT_COUNT] = {
-    "ConfigFile",       "RedisURL",          "Layout",
-    "Timeout",          "Capacity",          "StallTokens",
-    "StallTokensRatio", "StallHeartbeatAge", "StallConfirmations",
+    "ConfigFile",
+    "RedisURL",
+    "Layout",
+    "Timeout",
+    "Capacity",
+    "StallTokens",
+    "StallTokensRatio",
+    "StallHeartbeatAge",
+    "StallConfirmations",
     "Recovery",
+    "SharedCauseShare",
+    "SharedCauseWindow",
+    "SharedCauseMinWorkers",
+    "WorkerMetrics",
 };
 
 static int option_index(const char *key)
@@ -324,6 +363,16 @@ static int set_option(parser *p, int opt, const oconfig_item_t *ci,
         return whole(p, ci, 1, 1000, "reads", &c->stall_confirm);
     case OPT_RECOVERY:
         return recovery(p, ci, c);
+    case OPT_SHARED_SHARE:
+        return real(p, ci, 0, 1, 1, &c->opts.stall.shared_cause_share);
+    case OPT_SHARED_WINDOW:
+        return whole(p, ci, 1, 86400, "seconds",
+                     &c->opts.stall.shared_cause_window_s);
+    case OPT_SHARED_MIN:
+        return whole(p, ci, 2, 1000000, "workers",
+                     &c->opts.stall.shared_cause_min_workers);
+    case OPT_WORKER_METRICS:
+        return boolean(p, ci, &c->worker_metrics);
     }
     return 0;
 }
@@ -351,11 +400,81 @@ static void defaults(tkm__pool_conf *c)
     c->stall_tokens = -1;
     c->stall_ratio = -1;
     c->stall_age_s = -1;
-    c->stall_confirm = 2;
-    c->recovery.timeout_s = 60;
-    c->recovery.cooldown_s = 1800;
-    c->recovery.max_actions = 3;
-    c->recovery.window_s = 3600;
+    /* -1: not given; resolved from the ConfigFile (or its defaults). */
+    c->stall_confirm = -1;
+    c->recovery.timeout_s = -1;
+    c->recovery.cooldown_s = -1;
+    c->recovery.max_actions = -1;
+    c->recovery.window_s = -1;
+    c->recovery.grace_s = -1;
+    c->recovery.dry_run = -1;
+}
+
+/* What the block did not say comes from the file; the library's guard and
+ * rule get the result. */
+static int resolve(parser *p, tkm__pool_conf *c)
+{
+    tkm_stall_options *st = &c->opts.stall;
+    tkm_recovery_options *ro = &c->opts.recovery;
+    tkm__recovery_conf *r = &c->recovery;
+    char why[ERR_MAX];
+
+    if (c->stall_tokens >= 0) {
+        st->tokens = (int64_t)c->stall_tokens;
+    } else if (c->stall_ratio > 0) {
+        st->tokens = -1;
+        st->tokens_ratio = c->stall_ratio;
+    }
+    if (c->stall_confirm < 0)
+        c->stall_confirm = st->confirmations;
+    st->confirmations = c->stall_confirm;
+    st->heartbeat_age_s = c->stall_age_s;
+#define FROM_FILE(field)                                                       \
+    do {                                                                       \
+        if (r->field < 0)                                                      \
+            r->field = ro->field;                                              \
+        ro->field = r->field;                                                  \
+    } while (0)
+    FROM_FILE(timeout_s);
+    FROM_FILE(cooldown_s);
+    FROM_FILE(max_actions);
+    FROM_FILE(window_s);
+    FROM_FILE(grace_s);
+    FROM_FILE(dry_run);
+#undef FROM_FILE
+    if (r->webhook[0] != '\0' || r->exec != NULL) {
+        ro->exec_argc = 0;
+        ro->webhook[0] = '\0';
+    }
+    if (r->webhook[0] != '\0')
+        memcpy(ro->webhook, r->webhook, sizeof(ro->webhook));
+    if (r->exec != NULL) {
+        if (r->exec_argc > TKM_EXEC_ARGS_MAX)
+            return fail(p, "<Recovery> Exec has more than %d words",
+                        TKM_EXEC_ARGS_MAX);
+        for (size_t i = 0; i < r->exec_argc; i++) {
+            if (strlen(r->exec[i]) >= TKM_EXEC_ARG_MAX)
+                return fail(p,
+                            "<Recovery> Exec word %zu is longer than %d "
+                            "bytes",
+                            i + 1, TKM_EXEC_ARG_MAX - 1);
+            memcpy(ro->exec[i], r->exec[i], strlen(r->exec[i]) + 1);
+        }
+        ro->exec_argc = (int)r->exec_argc;
+    }
+    if (r->configured && ro->exec_argc == 0 && ro->webhook[0] == '\0')
+        return fail(p, "<Recovery> needs Exec (the recovery command) or "
+                       "Webhook, here or in the ConfigFile's recovery:");
+    if (r->configured && ro->exec_argc > 0) {
+        const char *argv[TKM_EXEC_ARGS_MAX + 1];
+        for (int i = 0; i < ro->exec_argc; i++)
+            argv[i] = ro->exec[i];
+        argv[ro->exec_argc] = NULL;
+        /* Refused now, not at 3 a.m. when the pool stalls. */
+        if (tkm_action_check_argv(argv, why, sizeof(why)) != TKM_OK)
+            return fail(p, "<Recovery> %s", why);
+    }
+    return 0;
 }
 
 /* The block's name is the pool's: [A-Za-z0-9_.-]{1,64}. */
@@ -400,7 +519,9 @@ static int parse(parser *p, const oconfig_item_t *block, tkm__pool_conf *c)
                         "unknown option '%.80s' (known: ConfigFile, RedisURL, "
                         "Layout, Timeout, Capacity, StallTokens, "
                         "StallTokensRatio, StallHeartbeatAge, "
-                        "StallConfirmations, <Recovery>)",
+                        "StallConfirmations, SharedCauseShare, "
+                        "SharedCauseWindow, SharedCauseMinWorkers, "
+                        "WorkerMetrics, <Recovery>)",
                         ci->key);
         if (given[opt] != NULL)
             return fail(p, "%s is given twice", option_names[opt]);
@@ -434,7 +555,7 @@ static int parse(parser *p, const oconfig_item_t *block, tkm__pool_conf *c)
     /* workers_alive counts heartbeats younger than the stall age, so the
      * library judges liveness with the same age the stall rule will use. */
     if (c->stall_age_s < 0)
-        c->stall_age_s = c->opts.heartbeat.stale_after_s;
+        c->stall_age_s = c->opts.stall.heartbeat_age_s;
     if (c->stall_age_s > c->opts.heartbeat.retention_s)
         return fail(p,
                     "StallHeartbeatAge %lld is above heartbeat.retention_s "
@@ -442,6 +563,8 @@ static int parse(parser *p, const oconfig_item_t *block, tkm__pool_conf *c)
                     (long long)c->stall_age_s,
                     (long long)c->opts.heartbeat.retention_s);
     c->opts.heartbeat.stale_after_s = c->stall_age_s;
+    if (resolve(p, c) != 0)
+        return -1;
     if (tkm_options_validate(&c->opts, why, sizeof(why)) != TKM_OK)
         return fail(p, "%s", why);
     return 0;

@@ -17,16 +17,22 @@ typedef enum tkm__layout {
     TKM__LAYOUT_LEGACY = 1  /* the Python system's keys (SEED.md) */
 } tkm__layout;
 
-/* <Recovery>: parsed and checked now, acted on by the stall-rule issue. */
+/*
+ * <Recovery>: the guarded action.  Options not given come from the
+ * ConfigFile's `recovery:` section (else the defaults); the resolved values
+ * are also in opts.recovery, which the library's guard takes.
+ */
 typedef struct tkm__recovery_conf {
-    int configured;      /* a <Recovery> block was given */
+    int configured;      /* a <Recovery> block was given: actions may run */
     char **exec;         /* argv, NULL-terminated, owned; exec[0] absolute */
-    size_t exec_argc;    /* >= 1 when configured */
+    size_t exec_argc;    /* >= 1 when Exec was given */
     int64_t timeout_s;   /* Timeout: the command's deadline (60) */
     int64_t cooldown_s;  /* Cooldown: between two actions (1800) */
     int64_t max_actions; /* MaxActions: per Window (3) */
     int64_t window_s;    /* Window (3600) */
+    int64_t grace_s;     /* Grace: not judged after an action (300) */
     int dry_run;         /* DryRun: audit only (false) */
+    char webhook[TKM_URL_MAX + 1]; /* Webhook: instead of Exec */
 } tkm__recovery_conf;
 
 /* Everything one <Pool> block says, defaults filled in. */
@@ -39,6 +45,7 @@ typedef struct tkm__pool_conf {
     double stall_ratio;    /* StallTokensRatio; < 0 when not given */
     int64_t stall_age_s;   /* StallHeartbeatAge (= heartbeat.stale_after_s) */
     int64_t stall_confirm; /* StallConfirmations (2) */
+    int worker_metrics;    /* WorkerMetrics: duration-worker.<id> (false) */
     tkm__recovery_conf recovery;
 } tkm__pool_conf;
 

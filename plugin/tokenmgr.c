@@ -27,6 +27,11 @@ __attribute__((visibility("default"))) void module_register(void);
 typedef struct pool {
     tkm__pool_conf conf;
     tkm_client *client; /* used by this pool's read callback only */
+    tkm_stall_tracker tracker;
+    tkm_stall_state last_state; /* for notifications on transitions */
+    tkm_action *action;         /* a recovery action still running */
+    tkm_recovery_ticket ticket; /* ...and the guard's ticket for it */
+    char action_text[1100];     /* its argv, for the audit and the log */
     c_complain_t redis_down;
     c_complain_t bad_state;                     /* native: TKM_ESTATE */
     c_complain_t bad_key[TKM_LEGACY_NKEYS];     /* legacy: garbage */
@@ -39,6 +44,7 @@ static void pool_free(void *arg)
 
     if (p == NULL)
         return;
+    tkm_action_free(p->action); /* shutdown: a running action is killed */
     tkm_client_free(p->client);
     tkm__pool_conf_clear(&p->conf);
     free(p);
@@ -68,6 +74,54 @@ static void submit(const pool *p, cdtime_t t, const char *type,
     plugin_dispatch_values(&vl);
 }
 
+static void submit_derive(const pool *p, cdtime_t t, const char *type,
+                          const char *type_instance, derive_t v)
+{
+    value_list_t vl = VALUE_LIST_INIT;
+    value_t value = {.derive = v};
+
+    vl.values = &value;
+    vl.values_len = 1;
+    vl.time = t;
+    sstrncpy(vl.plugin, PLUGIN, sizeof(vl.plugin));
+    sstrncpy(vl.plugin_instance, name(p), sizeof(vl.plugin_instance));
+    sstrncpy(vl.type, type, sizeof(vl.type));
+    sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
+    plugin_dispatch_values(&vl);
+}
+
+/* A notification about the pool's stall state, with its inputs as meta. */
+static void notify(const pool *p, cdtime_t t, int severity,
+                   const tkm_stall_verdict *v, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void notify(const pool *p, cdtime_t t, int severity,
+                   const tkm_stall_verdict *v, const char *fmt, ...)
+{
+    notification_t n = {.severity = severity, .time = t};
+    va_list ap;
+
+    sstrncpy(n.host, hostname_g, sizeof(n.host));
+    sstrncpy(n.plugin, PLUGIN, sizeof(n.plugin));
+    sstrncpy(n.plugin_instance, name(p), sizeof(n.plugin_instance));
+    sstrncpy(n.type, "bool", sizeof(n.type));
+    sstrncpy(n.type_instance, "stalled", sizeof(n.type_instance));
+    va_start(ap, fmt);
+    vsnprintf(n.message, sizeof(n.message), fmt, ap);
+    va_end(ap);
+    if (v != NULL) {
+        plugin_notification_meta_add_string(&n, "state",
+                                            tkm_stall_state_str(v->state));
+        plugin_notification_meta_add_string(&n, "why", v->why);
+        plugin_notification_meta_add_string(&n, "stale_workers",
+                                            v->stale_workers);
+        plugin_notification_meta_add_signed_int(&n, "threshold", v->threshold);
+    }
+    plugin_dispatch_notification(&n);
+    if (n.meta != NULL)
+        plugin_notification_meta_free(n.meta);
+}
+
 /* Redis could not be read: say so once per outage, publish only that. */
 static void redis_down(pool *p, cdtime_t t)
 {
@@ -89,6 +143,47 @@ static void redis_up(pool *p, cdtime_t t)
 /* ---- native layout -----------------------------------------------------
  */
 
+static void judge(pool *p, cdtime_t t, const tkm_stall_input *in);
+
+/* duration-worker.<id>: each worker's heartbeat age (WorkerMetrics). */
+static void submit_workers(pool *p, cdtime_t t, const tkm_worker *w, size_t n)
+{
+    char ti[DATA_MAX_NAME_LEN];
+
+    for (size_t i = 0; i < n; i++) {
+        ssnprintf(ti, sizeof(ti), "worker.%s", w[i].id);
+        submit(p, t, "duration", ti, (gauge_t)w[i].heartbeat_age_ms / 1000.0);
+    }
+}
+
+/*
+ * The rule needs the worker list (stale ids, busy periods, a shared cause)
+ * only once heartbeats are silent: a second round trip, in that case alone
+ * (or every read with WorkerMetrics).
+ */
+static void judge_native(pool *p, cdtime_t t, const tkm_pool_status *st)
+{
+    tkm_stall_input in = {.readable = st->synced,
+                          .tokens = st->tokens,
+                          .capacity = st->capacity,
+                          .heartbeat_age_ms = st->heartbeat_age_ms};
+    tkm_worker *w = NULL;
+    size_t n = 0;
+    int silent =
+        st->heartbeat_age_ms >= p->conf.opts.stall.heartbeat_age_s * 1000;
+
+    if ((silent || p->conf.worker_metrics) && st->heartbeat_age_ms >= 0) {
+        if (tkm_workers(p->client, &w, &n) != TKM_OK)
+            in.readable = 0;
+        in.workers = w;
+        in.nworkers = n;
+        if (p->conf.worker_metrics)
+            submit_workers(p, t, w, n);
+    }
+    judge(p, t, &in);
+    tkm_workers_free(w);
+}
+
 static void read_native(pool *p)
 {
     tkm_pool_status st;
@@ -97,10 +192,12 @@ static void read_native(pool *p)
 
     if (rc != TKM_OK && rc != TKM_ESTATE) {
         redis_down(p, t);
+        judge(p, t, &(tkm_stall_input){.readable = 0});
         return;
     }
     redis_up(p, t);
     if (rc == TKM_ESTATE) {
+        judge(p, t, &(tkm_stall_input){.readable = 0});
         /* Redis answered, the pool's hash did not make sense: the script
          * refused before computing anything, so nothing else is known.
          * tkm_errstr names the field and its value. */
@@ -127,6 +224,7 @@ static void read_native(pool *p)
         submit(p, t, "duration", "heartbeat_age",
                (gauge_t)st.heartbeat_age_ms / 1000.0);
     submit(p, t, "count", "workers_alive", (gauge_t)st.workers_alive);
+    judge_native(p, t, &st);
 }
 
 /* ---- legacy layout -----------------------------------------------------
@@ -197,6 +295,7 @@ static void read_legacy(pool *p)
 
     if (rc != TKM_OK) {
         redis_down(p, t);
+        judge(p, t, &(tkm_stall_input){.readable = 0});
         return;
     }
     redis_up(p, t);
@@ -214,6 +313,194 @@ static void read_legacy(pool *p)
         submit(p, t, "duration", "heartbeat_age", st.heartbeat_age_s);
     if (st.has_last_sync_age)
         submit(p, t, "duration", "last_sync_age", st.last_sync_age_s);
+    /* One global heartbeat: no worker list, no busy periods. */
+    judge(p, t,
+          &(tkm_stall_input){.readable = st.has_tokens && st.has_capacity,
+                             .tokens = (int64_t)st.tokens,
+                             .capacity = (int64_t)st.capacity,
+                             .heartbeat_age_ms =
+                                 st.has_heartbeat_age
+                                     ? (int64_t)(st.heartbeat_age_s * 1000.0)
+                                     : -1});
+}
+
+/* ---- the stall rule and the guarded recovery ----------------------------
+ */
+
+static const char *outcome_of(const tkm_action_result *r)
+{
+    if (r->timed_out)
+        return "timeout";
+    return r->exit_status == 0 ? "ok" : "failed";
+}
+
+/* A running action is polled every read; its end is audited and logged. */
+static void poll_action(pool *p, cdtime_t t)
+{
+    tkm_action_result r;
+
+    if (p->action == NULL || tkm_action_poll(p->action, &r) != TKM_OK ||
+        !r.done)
+        return;
+    tkm_action_free(p->action);
+    p->action = NULL;
+    if (tkm_recovery_finish(p->client, &p->ticket, hostname_g, outcome_of(&r),
+                            r.exit_status, r.duration_ms, r.output) != TKM_OK)
+        WARNING(PLUGIN " plugin: pool \"%s\": recording the end of action "
+                       "%s failed: %s",
+                name(p), p->ticket.action_id, tkm_errstr(p->client));
+    notify(p, t, r.exit_status == 0 ? NOTIF_WARNING : NOTIF_FAILURE, NULL,
+           "recovery action %s for pool %s %s (exit %d%s) in %lld ms: %.200s",
+           p->ticket.action_id, name(p),
+           r.exit_status == 0 ? "finished" : "FAILED", r.exit_status,
+           r.timed_out ? ", killed at its deadline" : "",
+           (long long)r.duration_ms, r.output);
+}
+
+static void start_action(pool *p, cdtime_t t, const tkm_stall_input *in,
+                         const tkm_stall_verdict *v)
+{
+    const tkm_recovery_options *ro = &p->conf.opts.recovery;
+    const char *argv[TKM_EXEC_ARGS_MAX + 1];
+    tkm_action_env env = {.pool = name(p),
+                          .reason = v->why,
+                          .tokens = in->tokens,
+                          .heartbeat_age_s = in->heartbeat_age_ms / 1000,
+                          .stale_workers = v->stale_workers,
+                          .action_id = p->ticket.action_id};
+    char err[512];
+    tkm_code rc;
+
+    for (int i = 0; i < ro->exec_argc; i++)
+        argv[i] = ro->exec[i];
+    argv[ro->exec_argc] = NULL;
+    rc = ro->exec_argc > 0
+             ? tkm_action_exec(argv, &env, ro->timeout_s * 1000, &p->action,
+                               err, sizeof(err))
+             : tkm_action_webhook(ro->webhook, &env, ro->timeout_s * 1000,
+                                  &p->action, err, sizeof(err));
+    if (rc != TKM_OK) {
+        tkm_recovery_finish(p->client, &p->ticket, hostname_g, "failed", -1, 0,
+                            err);
+        notify(p, t, NOTIF_FAILURE, v,
+               "pool %s stalled; the recovery action could not start: %s",
+               name(p), err);
+        return;
+    }
+    notify(p, t, NOTIF_FAILURE, v,
+           "pool %s stalled (%s); recovery action %s started: %s", name(p),
+           v->why, p->ticket.action_id, p->action_text);
+}
+
+/* The guard decides (one actor among every monitor) and audits. */
+static void guard(pool *p, cdtime_t t, const tkm_stall_input *in,
+                  const tkm_stall_verdict *v)
+{
+    const tkm_recovery_options *ro = &p->conf.opts.recovery;
+    char inputs[512];
+    const char *mode = v->state == TKM_STALL_STALLED   ? "stalled"
+                       : v->state == TKM_STALL_UNKNOWN ? "unknown"
+                                                       : "shared_cause";
+
+    snprintf(inputs, sizeof(inputs),
+             "tokens=%lld threshold=%lld heartbeat_age_ms=%lld busy=%lld "
+             "stale=%zu confirmations=%lld/%lld",
+             (long long)in->tokens, (long long)v->threshold,
+             (long long)in->heartbeat_age_ms, (long long)v->busy, v->stale,
+             (long long)v->confirmations,
+             (long long)p->conf.opts.stall.confirmations);
+    if (p->action != NULL)
+        return; /* one action at a time per monitor */
+    if (tkm_recovery_decide(p->client, ro, mode, hostname_g, v->why, inputs,
+                            p->action_text, &p->ticket) != TKM_OK) {
+        WARNING(PLUGIN " plugin: pool \"%s\": the recovery guard is "
+                       "unreachable, no action: %s",
+                name(p), tkm_errstr(p->client));
+        return;
+    }
+    switch (p->ticket.decision) {
+    case TKM_DECIDE_ACT:
+        start_action(p, t, in, v);
+        break;
+    case TKM_DECIDE_DRY_RUN:
+        notify(p, t, NOTIF_WARNING, v,
+               "pool %s stalled (%s); dry run: would run %s", name(p), v->why,
+               p->action_text);
+        break;
+    case TKM_DECIDE_LIMIT:
+        notify(p, t, NOTIF_FAILURE, v,
+               "pool %s: recovery ESCALATED: %lld actions in %lld s did not "
+               "clear the stall; no more actions until it clears for a "
+               "window or `tokenmgr recovery reset`",
+               name(p), (long long)p->ticket.actions_in_window,
+               (long long)ro->window_s);
+        break;
+    default:
+        break; /* cooldown, lease, paused, grace...: audited by the guard */
+    }
+}
+
+/*
+ * One read's judgement.  Transitions are notified: stalled (WARNING),
+ * unknown (WARNING), shared cause (FAILURE), clear again (OKAY); actions
+ * and escalations by guard().
+ */
+static void judge(pool *p, cdtime_t t, const tkm_stall_input *in)
+{
+    tkm_stall_verdict v;
+    tkm_recovery_state gs;
+    int have_guard;
+
+    tkm_stall_judge(&p->conf.opts.stall, &p->tracker, in, &v);
+    if (in->readable)
+        submit(p, t, "bool", "stalled", v.state == TKM_STALL_STALLED);
+    poll_action(p, t);
+    if (v.state != p->last_state) {
+        if (v.state == TKM_STALL_STALLED)
+            notify(p, t, NOTIF_WARNING, &v, "pool %s stalled: %s", name(p),
+                   v.why);
+        else if (v.state == TKM_STALL_UNKNOWN)
+            notify(p, t, NOTIF_WARNING, &v,
+                   "pool %s: stall state unknown (%s): reported, never acted "
+                   "on",
+                   name(p), v.why);
+        else if (v.state == TKM_STALL_SHARED_CAUSE)
+            notify(p, t, NOTIF_FAILURE, &v, "pool %s: %s; no restart", name(p),
+                   v.why);
+        else if (v.state == TKM_STALL_OK &&
+                 (p->last_state == TKM_STALL_STALLED ||
+                  p->last_state == TKM_STALL_SHARED_CAUSE))
+            notify(p, t, NOTIF_OKAY, &v,
+                   "pool %s: OKAY: no longer stalled (%s)", name(p), v.why);
+        p->last_state = v.state;
+    }
+    if (!p->conf.recovery.configured || !in->readable)
+        return; /* Redis down: the guard is unreachable too, and moot */
+    have_guard =
+        tkm_recovery_observe(p->client, &p->conf.opts.recovery, hostname_g,
+                             v.state, in->heartbeat_age_ms, &gs) == TKM_OK;
+    if (have_guard) {
+        submit_derive(p, t, "derive", "recoveries", (derive_t)gs.total);
+        submit(p, t, "bool", "escalated", gs.escalated);
+        if (strcmp(gs.event, "failed") == 0)
+            notify(p, t, NOTIF_FAILURE, &v,
+                   "pool %s: the last recovery action failed: no heartbeat "
+                   "within the grace period",
+                   name(p));
+        else if (strcmp(gs.event, "recovered") == 0)
+            notify(p, t, NOTIF_OKAY, &v,
+                   "pool %s: OKAY: workers beat again after the recovery "
+                   "action",
+                   name(p));
+        else if (strcmp(gs.event, "deescalated") == 0)
+            notify(p, t, NOTIF_OKAY, &v,
+                   "pool %s: OKAY: recovery no longer escalated (clear for a "
+                   "full window)",
+                   name(p));
+    }
+    if (v.state == TKM_STALL_STALLED || v.state == TKM_STALL_UNKNOWN ||
+        v.state == TKM_STALL_SHARED_CAUSE)
+        guard(p, t, in, &v);
 }
 
 static int pool_read(user_data_t *ud)
@@ -252,6 +539,17 @@ static int configure_pool(oconfig_item_t *ci)
               p->client ? tkm_errstr(p->client) : "out of memory");
         pool_free(p);
         return -1;
+    }
+    {
+        const tkm_recovery_options *ro = &p->conf.opts.recovery;
+        size_t len = 0;
+        for (int i = 0; i < ro->exec_argc && len + 4 < sizeof(p->action_text);
+             i++)
+            len += (size_t)ssnprintf(p->action_text + len,
+                                     sizeof(p->action_text) - len, "%s%s",
+                                     i ? " " : "", ro->exec[i]);
+        if (ro->exec_argc == 0)
+            sstrncpy(p->action_text, "webhook", sizeof(p->action_text));
     }
     C_COMPLAIN_INIT(&p->redis_down);
     C_COMPLAIN_INIT(&p->bad_state);

@@ -211,7 +211,7 @@ static void write_legacy(const char *tokens, double sync_ago, double beat_ago,
 static void write_conf(const char *path, double interval, int with_log,
                        const char *pools)
 {
-    char text[8192];
+    char text[16384];
     char log[512] = "";
 
     if (with_log)
@@ -265,13 +265,22 @@ static const char *both_pools(void)
     return text;
 }
 
+static void start_collectd_with(double interval, int under_valgrind,
+                                const char *pools);
+
 static void start_collectd(double interval, int under_valgrind)
+{
+    start_collectd_with(interval, under_valgrind, both_pools());
+}
+
+static void start_collectd_with(double interval, int under_valgrind,
+                                const char *pools)
 {
     const char *argv[16];
     int n = 0;
     int fd;
 
-    write_conf(cd.conf, interval, 1, both_pools());
+    write_conf(cd.conf, interval, 1, pools);
     cd.wrapped = under_valgrind && TKM_VALGRIND[0] != '\0' &&
                  TKM_ASAN_RUNTIME[0] == '\0';
     if (cd.wrapped) {
@@ -701,6 +710,260 @@ START_TEST(test_redis_hung)
 END_TEST
 
 /* `collectd -T` on a configuration with `pools`: exit status, output. */
+
+/* ---- the stall rule and the recovery, end to end -------------------------
+ */
+
+/* An action that records its argv, environment and start, then does what
+ * `then` says (a shell line: "restart the workers"). */
+static void recovery_script(const char *path, const char *record,
+                            const char *then)
+{
+    char text[4096];
+
+    snprintf(text, sizeof(text),
+             "#!/bin/sh\n"
+             "echo \"start=$(date +%%s.%%N) argv=$* pool=$TOKENMGR_POOL "
+             "tokens=$TOKENMGR_TOKENS age=$TOKENMGR_HEARTBEAT_AGE "
+             "stale=$TOKENMGR_STALE_WORKERS id=$TOKENMGR_ACTION_ID "
+             "reason=$TOKENMGR_REASON\" >> %s\n"
+             "%s\n",
+             record, then);
+    write_file(path, text);
+    chmod(path, 0755);
+}
+
+static int lines_in(const char *path)
+{
+    char *text = slurp(path);
+    int n = 0;
+
+    for (char *c = text; c != NULL && *c; c++)
+        n += *c == '\n';
+    free(text);
+    return n;
+}
+
+/* collectd's exec plugin reaps every child of the daemon (COLLECTD.md);
+ * with it loaded the action's exit status must still be recorded. */
+#define EXEC_PLUGIN                                                            \
+    "</Plugin>\n"                                                              \
+    "PluginDir \"" TKM_COLLECTD_STOCK_DIR "\"\n"                               \
+    "LoadPlugin exec\n"                                                        \
+    "<Plugin exec>\n"                                                          \
+    "  Exec \"nobody\" \"/bin/sleep\" \"3600\"\n"                              \
+    "</Plugin>\n"                                                              \
+    "<Plugin tokenmgr>\n"
+
+START_TEST(test_stall_recovered_once)
+{
+    char script[400], record[400], then[1024], pools[4096], *text;
+    double t0, t;
+    char dummy[64];
+
+    snprintf(script, sizeof(script), "%s/restart-workers", cd.dir);
+    snprintf(record, sizeof(record), "%s/actions", cd.dir);
+    /* "Restarting" the workers: they beat again. */
+    snprintf(then, sizeof(then),
+             "TOKENMGR_REDIS_URL=%s %s --pool stall1 heartbeat --worker "
+             "w1:restarted --phase restarted >/dev/null\nexit 0",
+             tkt_server.url, TKM_CLI);
+    recovery_script(script, record, then);
+    snprintf(pools, sizeof(pools),
+             "  <Pool \"stall1\">\n"
+             "    RedisURL \"%s\"\n"
+             "    Timeout 300\n"
+             "    StallTokens 100\n"
+             "    StallHeartbeatAge 2\n"
+             "    StallConfirmations 2\n"
+             "    <Recovery>\n"
+             "      Exec \"%s\" \"--graceful\" \"a b;c\"\n"
+             "      Timeout 10\n"
+             "      Cooldown 3600\n"
+             "      Grace 2\n"
+             "    </Recovery>\n"
+             "  </Pool>\n" EXEC_PLUGIN,
+             tkt_server.url, script);
+    cli("--pool", "stall1", "sync", "--tokens", "200", "--rate", "5", NULL);
+    cli("--pool", "stall1", "heartbeat", "--worker", "w1:1", NULL);
+    cli("--pool", "stall1", "heartbeat", "--worker", "w2:2", "--busy-for", "4",
+        NULL);
+    t0 = wall_now();
+    start_collectd_with(0.5, 0, pools);
+    /* Busy for 4 s: not stalled before that, whatever the heartbeat age. */
+    wait_value("stall1", "bool-stalled", t0, 10, 0, 0);
+    tkt_sleep_ms(2500);
+    ck_assert_msg(access(record, F_OK) != 0, "acted while a worker was busy");
+    /* Then silence: stalled, acted on once, cleared by the new heartbeat. */
+    t = wait_value("stall1", "bool-stalled", t0, 15, 1, 0);
+    wait_value("stall1", "bool-stalled", t, 15, 0, 0);
+    tkt_sleep_ms(3000); /* more reads: still once */
+    ck_assert_int_eq(lines_in(record), 1);
+    text = slurp(record);
+    ck_assert_msg(strstr(text, "argv=--graceful a b;c pool=stall1 "
+                               "tokens=200") != NULL,
+                  "%s", text);
+    ck_assert_msg(strstr(text, "stale=w2:2,w1:1 ") != NULL ||
+                      strstr(text, "stale=w1:1,w2:2 ") != NULL,
+                  "%s", text);
+    free(text);
+    wait_value("stall1", "derive-recoveries", t, 5, 1, 0);
+    wait_value("stall1", "bool-escalated", t, 5, 0, 0);
+    /* Audited with its exit status although the exec plugin reaps. */
+    {
+        const char *argv[] = {TKM_CLI, "--pool", "stall1", "recovery",
+                              "log",   "--json", NULL};
+        char out[16384];
+        ck_assert_int_eq(run(argv, out, sizeof(out), 0), 0);
+        ck_assert_msg(strstr(out, "\"outcome\":\"ok\"") != NULL, "%s", out);
+        ck_assert_msg(strstr(out, "\"exit\":0") != NULL, "%s", out);
+        ck_assert_msg(strstr(out, "\"decision\":\"act\"") != NULL, "%s", out);
+    }
+    ck_assert_int_eq(stop_collectd(), 0);
+    ck_assert_int_ge(count_in(cd.log, "pool stall1 stalled"), 1);
+    ck_assert_int_ge(count_in(cd.log, "OKAY: no longer stalled"), 1);
+    (void)dummy;
+}
+END_TEST
+
+START_TEST(test_stall_action_killed_at_timeout)
+{
+    char script[400], record[400], pools[4096], then[512];
+    double t0, t, prev = 0, worst = 0;
+
+    snprintf(script, sizeof(script), "%s/hang", cd.dir);
+    snprintf(record, sizeof(record), "%s/actions", cd.dir);
+    snprintf(then, sizeof(then), "sleep 60 &\nsleep 60");
+    recovery_script(script, record, then);
+    snprintf(pools, sizeof(pools),
+             "  <Pool \"stall2\">\n"
+             "    RedisURL \"%s\"\n"
+             "    Timeout 300\n"
+             "    StallTokens 100\n"
+             "    StallHeartbeatAge 1\n"
+             "    StallConfirmations 1\n"
+             "    <Recovery>\n"
+             "      Exec \"%s\"\n"
+             "      Timeout 2\n"
+             "      Cooldown 3600\n"
+             "    </Recovery>\n"
+             "  </Pool>\n"
+             "  <Pool \"other\">\n"
+             "    RedisURL \"%s\"\n"
+             "    Timeout 300\n"
+             "  </Pool>\n",
+             tkt_server.url, script, tkt_server.url);
+    cli("--pool", "stall2", "sync", "--tokens", "200", "--rate", "5", NULL);
+    cli("--pool", "stall2", "heartbeat", "--worker", "w1", NULL);
+    cli("--pool", "other", "sync", "--tokens", "10", "--rate", "5", NULL);
+    t0 = wall_now();
+    start_collectd_with(0.5, 0, pools);
+    t = wait_value("stall2", "bool-stalled", t0, 10, 1, 0);
+    /* The action hangs; collectd's reads go on meanwhile. */
+    while (wall_now() < t + 4) {
+        double tt, v;
+        if (last_value("other", "gauge-tokens", &tt, &v) && tt != prev) {
+            if (prev > 0 && tt - prev > worst)
+                worst = tt - prev;
+            prev = tt;
+        }
+        tkt_sleep_ms(50);
+    }
+    ck_assert_msg(worst < 1.6, "a read of another pool waited %.2f s", worst);
+    ck_assert_int_eq(lines_in(record), 1);
+    {
+        const char *argv[] = {TKM_CLI, "--pool", "stall2", "recovery",
+                              "log",   "--json", NULL};
+        char out[16384];
+        ck_assert_int_eq(run(argv, out, sizeof(out), 0), 0);
+        ck_assert_msg(strstr(out, "\"outcome\":\"timeout\"") != NULL, "%s",
+                      out);
+    }
+    ck_assert_int_eq(stop_collectd(), 0);
+    ck_assert_int_ge(count_in(cd.log, "killed at its deadline"), 1);
+}
+END_TEST
+
+START_TEST(test_no_action_without_redis)
+{
+    char script[400], record[400], pools[4096];
+    double t0;
+
+    snprintf(script, sizeof(script), "%s/restart", cd.dir);
+    snprintf(record, sizeof(record), "%s/actions", cd.dir);
+    recovery_script(script, record, "exit 0");
+    cli("--pool", "stall3", "sync", "--tokens", "200", "--rate", "5", NULL);
+    cli("--pool", "stall3", "heartbeat", "--worker", "w1", NULL);
+    snprintf(pools, sizeof(pools),
+             "  <Pool \"stall3\">\n"
+             "    RedisURL \"%s\"\n"
+             "    Timeout 200\n"
+             "    StallTokens 100\n"
+             "    StallHeartbeatAge 1\n"
+             "    StallConfirmations 1\n"
+             "    <Recovery>\n"
+             "      Exec \"%s\"\n"
+             "    </Recovery>\n"
+             "  </Pool>\n",
+             tkt_server.url, script);
+    tkt_redis_kill(&tkt_server);
+    t0 = wall_now();
+    start_collectd_with(0.5, 0, pools);
+    wait_value("stall3", "bool-redis_up", t0, 10, 0, 0);
+    tkt_sleep_ms(3000);
+    ck_assert_msg(access(record, F_OK) != 0, "acted on missing data");
+    ck_assert(!has_metric("stall3", "bool-stalled"));
+    ck_assert_int_eq(stop_collectd(), 0);
+}
+END_TEST
+
+START_TEST(test_legacy_stall_recovered_once)
+{
+    char script[400], record[400], then[1024], pools[4096];
+    double t0, t;
+
+    snprintf(script, sizeof(script), "%s/restart-legacy", cd.dir);
+    snprintf(record, sizeof(record), "%s/actions", cd.dir);
+    /* The original workers, restarted, write their one heartbeat key. */
+    snprintf(then, sizeof(then),
+             "redis-cli -s %s SET keepa_worker_last_heartbeat "
+             "\"$(date +%%s.%%N)\" >/dev/null\nexit 0",
+             tkt_server.sock);
+    recovery_script(script, record, then);
+    write_legacy("295.0", 10, 30, 0);
+    snprintf(pools, sizeof(pools),
+             "  <Pool \"old\">\n"
+             "    RedisURL \"%s\"\n"
+             "    Layout \"legacy\"\n"
+             "    Timeout 300\n"
+             "    StallTokens 290\n"
+             "    StallHeartbeatAge 20\n"
+             "    StallConfirmations 2\n"
+             "    <Recovery>\n"
+             "      Exec \"%s\"\n"
+             "      Cooldown 3600\n"
+             "      Grace 1\n"
+             "    </Recovery>\n"
+             "  </Pool>\n",
+             tkt_server.url, script);
+    t0 = wall_now();
+    start_collectd_with(0.5, 0, pools);
+    t = wait_value("old", "bool-stalled", t0, 10, 1, 0);
+    wait_value("old", "bool-stalled", t, 10, 0, 0);
+    tkt_sleep_ms(2000);
+    ck_assert_int_eq(lines_in(record), 1);
+    ck_assert_int_eq(stop_collectd(), 0);
+    /* Never a write to the legacy system's own keys but the script's. */
+    {
+        redisContext *r = tkt_raw();
+        redisReply *rep = tkt_cmd(r, "GET keepa_tokens_left");
+        ck_assert_str_eq(rep->str, "295.0");
+        freeReplyObject(rep);
+        redisFree(r);
+    }
+}
+END_TEST
+
 static int test_config(const char *pools, char *out, size_t outlen)
 {
     const char *argv[] = {TKM_COLLECTD, "-T", "-C", cd.conf, NULL};
@@ -731,6 +994,24 @@ START_TEST(test_bad_configs)
         {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Exec \"restart.sh\"\n"
          " </Recovery>\n</Pool>\n",
          "Exec"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Exec "
+         "\"/nonexistent/restart\"\n </Recovery>\n</Pool>\n",
+         "No such file"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Exec \"/dev/null\"\n"
+         " </Recovery>\n</Pool>\n",
+         "not an executable"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Exec \"\"\n"
+         " </Recovery>\n</Pool>\n",
+         "not an absolute path"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Exec \"/bin/true\"\n"
+         "  Cooldown -5\n </Recovery>\n</Pool>\n",
+         "Cooldown"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Exec \"/bin/true\"\n"
+         "  MaxActions 0\n </Recovery>\n</Pool>\n",
+         "MaxActions"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Webhook "
+         "\"ftp://x/hook\"\n </Recovery>\n</Pool>\n",
+         "Webhook must be an http"},
         {"Frobnicate 1\n", "'Frobnicate'"},
     };
     char pools[2048], out[8192];
@@ -755,7 +1036,7 @@ START_TEST(test_bad_configs)
              "  StallHeartbeatAge 900\n"
              "  StallConfirmations 2\n"
              "  <Recovery>\n"
-             "    Exec \"/usr/local/sbin/restart-keepa-workers\" "
+             "    Exec \"/bin/true\" "
              "\"--graceful\"\n"
              "    Timeout 60\n"
              "    Cooldown 1800\n"
@@ -872,6 +1153,10 @@ int main(int argc, char **argv)
         tcase_add_test(tc, test_redis_outage);
         tcase_add_test(tc, test_redis_hung);
         tcase_add_test(tc, test_bad_configs);
+        tcase_add_test(tc, test_stall_recovered_once);
+        tcase_add_test(tc, test_stall_action_killed_at_timeout);
+        tcase_add_test(tc, test_no_action_without_redis);
+        tcase_add_test(tc, test_legacy_stall_recovered_once);
     }
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
