@@ -17,7 +17,10 @@ cd "$top"
 packages=(build-essential cmake pkg-config libhiredis-dev libyaml-dev check
           redis-server redis-tools libcurl4-openssl-dev libyajl-dev zlib1g-dev
           libmicrohttpd-dev collectd-core collectd-dev libmicrohttpd12
-          libprotobuf-c1 curl)
+          libprotobuf-c1 curl
+          # the operations tests (tests/alerts/): promtool and prometheus,
+          # amtool and alertmanager, webhook, collectdctl, YAML for python3
+          prometheus prometheus-alertmanager webhook collectd-utils python3-yaml)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 [ -t 2 ] || say() { printf '==> %s\n' "$*" >&2; }
