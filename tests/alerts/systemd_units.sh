@@ -12,7 +12,7 @@ mkdir -p "$T_DIR/units" "$T_DIR/bin"
 for b in keepa_worker fake_keepa; do cp /bin/true "$T_DIR/bin/$b"; done
 stage() { # stage UNIT [SED_SCRIPT]: a copy with the test binaries
     sed -e "s|/usr/bin/keepa_worker|$T_DIR/bin/keepa_worker|" \
-        -e "s|/usr/local/bin/fake_keepa|$T_DIR/bin/fake_keepa|" \
+        -e "s|/usr/libexec/tokenmgr/fake_keepa|$T_DIR/bin/fake_keepa|" \
         -e "${2:-}" "$src/conf/systemd/$1" >"$T_DIR/units/$1"
 }
 verify() { # verify UNIT: rc 0 and not a single warning
