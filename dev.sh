@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tokenmgr's one entry point for developers and CI.
 #
-#   ./dev.sh demo            install what is missing, build, run the demo
+#   ./dev.sh demo [--duration S] [--pool-config FILE] [--out DIR]
+#                            install what is missing, build, run the demo
 #   ./dev.sh test [--asan]   install what is missing, build (-Wall -Wextra
 #                            -Werror), run every test through CTest
 #   ./dev.sh build [--asan]  install and build only
@@ -96,7 +97,7 @@ format() {
 
 demo() {
     build
-    exec bash "$top/tests/demo/demo.sh" "$top/$builddir"
+    exec bash "$top/tests/demo/demo.sh" "$top/$builddir" "$@"
 }
 
 cmd=${1:-}
@@ -107,7 +108,7 @@ build) parse_flavour "$@"; build ;;
 demo) demo "$@" ;;
 format) format "$@" ;;
 *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || exit 64
     ;;
 esac

@@ -1,87 +1,269 @@
 #!/usr/bin/env bash
-# The demo behind `./dev.sh demo`: a private redis-server on a Unix socket,
-# one pool synced to a Keepa-like state (20 tokens a "minute", shortened to
-# 2 s), workers' calls crossing the soft floor into recharge mode, the wait
-# the bucket asks for, and recharge ending at its target.  Everything lives
-# in a temporary folder that is removed at the end (or on Ctrl-C).
+# The demo behind `./dev.sh demo`: the whole system on one machine, private
+# to a temporary folder and loopback.
+#
+#   demo.sh BUILD_DIR [--duration SECONDS] [--pool-config FILE] [--out DIR]
+#
+# redis-server on a Unix socket; the fake Keepa server with a 2 s "minute"
+# (rate 60, latency 50-300 ms); three example ingestion workers on one pool,
+# kept running by a supervisor loop (systemd's Restart= in production);
+# collectd with the tokenmgr plugin writing csv, its stall rule armed and the
+# recovery configured to restart stuck workers.  A live view refreshes every
+# second.  After a settling period one worker is frozen (SIGSTOP), then all
+# of them: the stall rule confirms, the recovery runs once, the workers come
+# back, the stall clears.  Ends by itself (default 90 s), or on Ctrl-C, and
+# removes everything it started; logs, csv metrics and outputs stay in the
+# output folder, which it prints.
 set -euo pipefail
 
-build=${1:?usage: demo.sh BUILD_DIR}
-tm_bin="$build/tokenmgr"
-work=$(mktemp -d "${TMPDIR:-/tmp}/tokenmgr-demo.XXXXXX")
-redis_pid=
+build=$(cd "${1:?usage: demo.sh BUILD_DIR [--duration S] [--pool-config FILE] [--out DIR]}" && pwd)
+shift
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+duration=90
+pool_config=
+out=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --duration)
+        duration=${2:?--duration needs seconds}
+        case $duration in '' | *[!0-9]*) echo "demo: --duration '$duration' is not a whole number of seconds" >&2; exit 64 ;; esac
+        [ "$duration" -ge 20 ] && [ "$duration" -le 3600 ] || { echo "demo: --duration must be 20..3600 seconds" >&2; exit 64; }
+        shift 2 ;;
+    --pool-config)
+        pool_config=${2:?--pool-config needs a file}
+        [ -r "$pool_config" ] || { echo "demo: --pool-config $pool_config: not readable" >&2; exit 66; }
+        shift 2 ;;
+    --out) out=${2:?--out needs a folder}; shift 2 ;;
+    *) echo "demo: unknown option '$1' (--duration S, --pool-config FILE, --out DIR)" >&2; exit 64 ;;
+    esac
+done
+
+tm_bin=$build/tokenmgr
+for f in "$tm_bin" "$build/keepa_worker" "$build/tests/fake_keepa" "$build/plugin/tokenmgr.so"; do
+    [ -e "$f" ] || { echo "demo: $f is missing: build first (./dev.sh build)" >&2; exit 1; }
+done
+collectd=$(command -v collectd || echo /usr/sbin/collectd)
+
+out=${out:-$(mktemp -d "${TMPDIR:-/tmp}/tokenmgr-demo.XXXXXX")}
+mkdir -p "$out/workers" "$out/csv"
+out=$(cd "$out" && pwd)
+# Sockets and pid files: short paths, removed at the end.
+run=$(mktemp -d "${TMPDIR:-/tmp}/tkm-demo-run.XXXXXX")
+pids=()
 
 cleanup() {
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    rm -rf "$work"
+    set +e
+    touch "$run/stop"
+    for f in "$run"/*.pid; do
+        [ -f "$f" ] || continue
+        p=$(cat "$f")
+        kill -CONT "$p" 2>/dev/null
+        kill -TERM "$p" 2>/dev/null
+    done
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for _ in $(seq 50); do
+        alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    for f in "$run"/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
+    rm -rf "$run"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo; echo "demo: interrupted; cleaning up"; exit 130' INT TERM
 
-if [ -t 1 ]; then b=$'\033[1m' d=$'\033[2m' n=$'\033[0m'; else b= d= n=; fi
-step() { printf '\n%s== %s%s\n' "$b" "$*" "$n"; }
-show() { printf '%s$ tokenmgr %s%s\n' "$d" "$*" "$n"; "$tm_bin" "$@"; }
-field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p"; }
+if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B= N=; fi
+say() { printf '%s== %s%s\n' "$B" "$*" "$N"; }
 
-step "a private redis-server on $work/redis.sock"
-redis-server --port 0 --unixsocket "$work/redis.sock" --unixsocketperm 700 \
-    --dir "$work" --save "" --appendonly no --logfile "$work/redis.log" &
-redis_pid=$!
+# ---- redis-server and the fake Keepa ------------------------------------------
+redis-server --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 700 \
+    --dir "$run" --save '' --appendonly no --logfile "$out/redis.log" &
+pids+=($!)
+"$build/tests/fake_keepa" --port 0 --rate 60 --period-ms 2000 --balance 300 \
+    --latency-ms 50-300 --deals 6000 >"$out/fake_keepa.out" 2>&1 &
+pids+=($!)
 for _ in $(seq 100); do
-    redis-cli -s "$work/redis.sock" ping >/dev/null 2>&1 && break
+    [ -S "$run/redis.sock" ] && grep -q "listening on" "$out/fake_keepa.out" 2>/dev/null && break
     sleep 0.05
 done
-redis-cli -s "$work/redis.sock" ping >/dev/null
+[ -S "$run/redis.sock" ] || { echo "demo: redis-server did not start (see $out/redis.log)" >&2; exit 1; }
+fake=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$out/fake_keepa.out")
+[ -n "$fake" ] || { echo "demo: the fake Keepa server did not start" >&2; exit 1; }
+# The access key reaches the workers through the environment, never argv.
+export TOKENMGR_KEEPA_KEY=demo0access0key
+export TOKENMGR_REDIS_URL="unix://$run/redis.sock"
 
-cat >"$work/tokenmgr.yaml" <<YAML
-pool: keepa-demo
+# ---- the pool's configuration -----------------------------------------------------
+age=$(( duration / 12 )); [ $age -lt 4 ] && age=4
+if [ -n "$pool_config" ]; then
+    # The user's YAML, pointed at this demo's Redis and fake Keepa.
+    python3 - "$pool_config" "$out/tokenmgr.yaml" "$TOKENMGR_REDIS_URL" "$fake" <<'PY'
+import sys, yaml
+src, dst, url, fake = sys.argv[1:]
+with open(src) as f:
+    doc = yaml.safe_load(f) or {}
+doc.setdefault("redis", {})["url"] = url
+keepa = doc.setdefault("keepa", {})
+keepa["base_url"] = fake
+keepa["key_file"] = ""
+with open(dst, "w") as f:
+    yaml.safe_dump(doc, f, sort_keys=False)
+PY
+else
+    cat >"$out/tokenmgr.yaml" <<YAML
+# The demo's pool: Keepa's minute is 2 s here.
+pool: demo
 redis:
-  url: unix://$work/redis.sock
+  url: $TOKENMGR_REDIS_URL
 bucket:
-  refill_period_ms: 2000   # one Keepa minute every 2 s, for the demo
+  refill_period_ms: 2000
+  capacity: 300
+heartbeat:
+  min_interval_ms: 250
+  wait_slice_ms: 500
+  stale_after_s: $age
+keepa:
+  base_url: $fake
+  key_file: ""
+  timeout_ms: 5000
+  token_sync_min_interval_s: 10
 YAML
-export TOKENMGR_CONFIG="$work/tokenmgr.yaml"
-echo "config: refill every 2 s (Keepa: 60 s); floor 20, recharge target 50, max deficit -180"
+fi
+export TOKENMGR_CONFIG="$out/tokenmgr.yaml"
+"$tm_bin" status >/dev/null 2>"$out/config.err" || { cat "$out/config.err" >&2; exit 78; }
+pool=$("$tm_bin" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pool"])')
+floor=$(python3 -c 'import sys,yaml; d=yaml.safe_load(open(sys.argv[1])) or {}; print((d.get("bucket") or {}).get("soft_floor", 20))' "$out/tokenmgr.yaml")
 
-step "a pool with no state refuses to invent a full bucket"
-show status
-show acquire 10 --json || echo "(exit $?: denied for now)"
+# The first sync, from Keepa's free /token: the 429s counted from here on.
+"$tm_bin" sync --from-keepa --force >"$out/sync.log"
+curl -sf "$fake/admin/reset_counters" >/dev/null
 
-step "sync what Keepa's /token reported: tokensLeft 120, refillRate 20, refillIn 1500"
-show sync --tokens 120 --rate 20 --refill-in 1500
-show status
-
-step "workers reserve 10-ASIN product batches (estimate 10) and report what Keepa charged"
-costs=(9 12 10 14 8 11 10 13 9 12)
-i=0
-while :; do
-    out=$("$tm_bin" acquire 10 --json) || true
-    granted=$(field granted <<<"$out")
-    tokens=$(field tokens <<<"$out")
-    if [ "$granted" != true ]; then
-        reason=$(field reason <<<"$out" | tr -d '"')
-        retry=$(field retry_after_ms <<<"$out")
-        printf 'acquire 10 -> denied (%s), balance %s, retry in %s ms\n' "$reason" "$tokens" "$retry"
-        break
-    fi
-    grant=$(field grant <<<"$out" | tr -d '"')
-    consumed=${costs[i % ${#costs[@]}]}
-    printf 'acquire 10 -> grant %-18s balance %4s  recharge %s\n' "$grant" "$tokens" \
-        "$(field recharge_mode <<<"$out")"
-    "$tm_bin" complete "$grant" --consumed "$consumed" |
-        sed "s/^/               call cost $consumed: /"
-    i=$((i + 1))
+# ---- three workers under a supervisor ---------------------------------------------
+supervise() {
+    local id=$1
+    while [ ! -e "$run/stop" ]; do
+        "$build/keepa_worker" --output "$out/workers/$id.jsonl" --state "$out/workers/$id.state" \
+            --worker "$id" --batch 5 --offers 20 2>>"$out/workers/$id.log" &
+        echo $! >"$run/$id.pid"
+        wait $! || true
+        [ -e "$run/stop" ] || echo "$(date +%s) supervisor: $id exited; restarting" >>"$out/workers/$id.log"
+        sleep 0.3
+    done
+}
+for i in 1 2 3; do
+    supervise "demo-$i" &
+    pids+=($!)
 done
-echo "the grant that crossed the floor (20) went through and switched recharge mode on;"
-echo "later calls wait until refill brings the balance back to the target (50; 20 for calls <= 10)."
-show status
 
-step "wait exactly what the bucket asked for, then try again"
-sleep "$(awk -v ms="$retry" 'BEGIN { printf "%.3f", ms / 1000 + 0.05 }')"
-show acquire 25 --json || echo "(exit $?: a 25-token call waits for the full target, 50)"
-show acquire 10 --json
-echo "a call costing <= 10 may leave recharge at 20: it went through and recharge ended."
-show status --json
+# ---- collectd with the plugin ---------------------------------------------------------
+stall_tokens=100
+cat >"$out/collectd.conf" <<CONF
+Hostname "demo"
+FQDNLookup false
+Interval 1
+BaseDir "$out"
+PIDFile "$run/collectd.pid"
+TypesDB "/usr/share/collectd/types.db"
+PluginDir "/usr/lib/collectd"
+LoadPlugin logfile
+<Plugin logfile>
+  LogLevel info
+  File "$out/collectd.log"
+  Timestamp true
+</Plugin>
+LoadPlugin csv
+<Plugin csv>
+  DataDir "$out/csv"
+  StoreRates false
+</Plugin>
+PluginDir "$build/plugin"
+LoadPlugin tokenmgr
+<Plugin tokenmgr>
+  <Pool "$pool">
+    ConfigFile "$out/tokenmgr.yaml"
+    RedisURL "$TOKENMGR_REDIS_URL"
+    StallTokens $stall_tokens
+    StallHeartbeatAge $age
+    StallConfirmations 2
+    # Three workers frozen together would read as a shared cause (Redis,
+    # the network): the demo freezes them on purpose, so it is not judged.
+    SharedCauseMinWorkers 4
+    WorkerMetrics true
+    <Recovery>
+      Exec "$src/tests/demo/restart-demo-workers" "$run" "$out/recovery.log"
+      Timeout 10
+      Cooldown 600
+      MaxActions 3
+      Window 3600
+      Grace 5
+    </Recovery>
+  </Pool>
+</Plugin>
+CONF
+"$collectd" -f -C "$out/collectd.conf" >"$out/collectd.out" 2>&1 &
+pids+=($!)
 
-step "done: the pool's keys are removed with it"
-show reset
+# ---- the timeline and the live view ---------------------------------------------------
+settle=$(( duration / 4 )); [ $settle -lt 8 ] && settle=8
+freeze_one=$settle
+freeze_all=$(( settle + duration * 15 / 100 )); [ $freeze_all -lt $(( freeze_one + 4 )) ] && freeze_all=$(( freeze_one + 4 ))
+note="three workers share the pool's budget; Keepa's minute is 2 s here"
+start=$(date +%s.%N)
+stage=running
+recoveries_seen=0
+while :; do
+    now=$(date +%s.%N)
+    t=$(awk -v a="$start" -v b="$now" 'BEGIN { printf "%d", b - a }')
+    [ "$t" -ge "$duration" ] && break
+    if [ $stage = running ] && [ "$t" -ge $freeze_one ]; then
+        kill -STOP "$(cat "$run/demo-1.pid")"
+        note="froze demo-1 (SIGSTOP): it goes stale; the others beat: no stall"
+        stage=one_frozen
+    elif [ $stage = one_frozen ] && [ "$t" -ge $freeze_all ]; then
+        for i in 2 3; do kill -STOP "$(cat "$run/demo-$i.pid")"; done
+        note="froze all workers: no heartbeat, tokens pass $stall_tokens: the rule confirms"
+        stage=all_frozen
+    fi
+    if [ -f "$out/recovery.log" ]; then
+        n=$(wc -l <"$out/recovery.log")
+        if [ "$n" -gt $recoveries_seen ]; then
+            recoveries_seen=$n
+            note="recovery ran once: $(tail -n 1 "$out/recovery.log" | sed 's/.*killed: *//') killed; restarted"
+            stage=recovered
+        fi
+    fi
+    if [ $stage = recovered ] && grep -q "OKAY: no longer stalled" "$out/collectd.log" 2>/dev/null; then
+        note="workers beat again; the stall cleared (OKAY); the cooldown holds"
+        stage=cleared
+    fi
+    python3 "$src/tests/demo/view.py" --tokenmgr "$tm_bin" --config "$out/tokenmgr.yaml" \
+        --fake "$fake" --csv "$out/csv" --elapsed "$t" --duration "$duration" \
+        --floor "$floor" --note "$note" --state "$out/frame.json" || true
+    sleep 1
+done
+
+# ---- the summary ---------------------------------------------------------------------------
+"$tm_bin" recovery log --count 20 >"$out/recovery-audit.txt" 2>&1 || true
+fk=$(curl -sf "$fake/admin/state" || echo '{}')
+products=$(cat "$out"/workers/*.jsonl 2>/dev/null | wc -l)
+recoveries=$( [ -f "$out/recovery.log" ] && wc -l <"$out/recovery.log" || echo 0)
+python3 - "$out/summary.json" "$fk" "$products" "$recoveries" <<'PY'
+import json, sys
+path, fk, products, recoveries = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+summary = {"requests_429": fk.get("requests_429"), "served": fk.get("served"),
+           "tokens_charged": fk.get("tokens_charged"), "min_balance": fk.get("min_balance"),
+           "token_calls": fk.get("token_calls"), "products": products, "recoveries": recoveries}
+with open(path, "w") as f:
+    json.dump(summary, f)
+PY
+echo
+say "done in $duration s"
+echo "429s from the fake Keepa after the first sync: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests_429"])' "$out/summary.json")"
+echo "recovery actions: $recoveries   products fetched: $products"
+echo "output folder:    $out"
+echo "  metrics (csv):  $out/csv/demo/tokenmgr-$pool/"
+echo "  collectd log:   $out/collectd.log   (notifications: stalled, action, OKAY)"
+echo "  audit trail:    $out/recovery-audit.txt"
+echo "  workers:        $out/workers/   fake Keepa: $out/fake_keepa.out   redis: $out/redis.log"
