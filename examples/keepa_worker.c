@@ -425,6 +425,11 @@ int main(int argc, char **argv)
     struct sigaction sa;
     int rc;
 
+    /* First: a SIGTERM that comes during start-up is a clean stop too. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal; /* no SA_RESTART: sleeps return at once */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t *num = NULL, min = 1, max = 100;
@@ -480,10 +485,6 @@ int main(int argc, char **argv)
         tkm_client_free(w.client);
         return 78;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal; /* no SA_RESTART: sleeps return at once */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     tkm_client_set_cancel(w.client, &stop);
 
     if (load_checkpoint(&w) != 0) {

@@ -28,8 +28,8 @@ int main(void)
         tkm_heartbeat(c, "fetching products"); /* cheap: coalesced */
         /* Waits for tokens, calls, reconciles; retries 429s and 5xx. */
         if (tkm_keepa_request(kc, "/product", params, 2, &r) == TKM_OK)
-            printf("batch %d: %zu bytes, %lld tokens left\n", batch,
-                   r.body_len, (long long)r.tokens_left);
+            printf("batch %d: %zu bytes, %lld tokens left\n", batch, r.body_len,
+                   (long long)r.tokens_left);
         else
             fprintf(stderr, "%s\n", tkm_keepa_errstr(kc));
         tkm_keepa_response_free(&r);

@@ -321,7 +321,10 @@ static int collectd_alive(void)
 static int stop_collectd(void)
 {
     int status = 0;
-    int64_t deadline = tkt_now_ms() + (cd.wrapped ? 30000 : 10000);
+    /* valgrind and the ASan runtime make collectd's shutdown slow. */
+    int64_t deadline =
+        tkt_now_ms() +
+        (cd.wrapped || TKM_ASAN_RUNTIME[0] != '\0' ? 30000 : 10000);
 
     if (cd.pid <= 0)
         return -1;

@@ -32,6 +32,7 @@ run_T() { # run_T MAIN_CONF: collectd -T, its log shown on failure
 }
 
 if [ "$mode" = plugin ]; then
+    skip_if_sanitized
     so=$build/plugin/tokenmgr.so
     [ -f "$so" ] || skip "$so is not built (the plugin is merged separately)"
     # PluginDir switches to the build folder for tokenmgr only: stock

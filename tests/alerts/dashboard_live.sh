@@ -32,6 +32,7 @@ worker=$host:$pool:1
 pending=
 case $mode in
 plugin)
+    skip_if_sanitized
     [ -f "$build/plugin/tokenmgr.so" ] || skip "$build/plugin/tokenmgr.so is not built (the plugin is merged separately)"
     [ -x "$build/tokenmgr" ] || skip "$build/tokenmgr is not built"
     need redis-server
