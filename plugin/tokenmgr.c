@@ -58,11 +58,10 @@ static const char *name(const pool *p)
 /* ---- dispatch ----------------------------------------------------------
  */
 
-static void submit(const pool *p, cdtime_t t, const char *type,
-                   const char *type_instance, gauge_t v)
+static void dispatch(const pool *p, cdtime_t t, const char *type,
+                     const char *type_instance, value_t value)
 {
     value_list_t vl = VALUE_LIST_INIT;
-    value_t value = {.gauge = v};
 
     vl.values = &value;
     vl.values_len = 1;
@@ -74,20 +73,16 @@ static void submit(const pool *p, cdtime_t t, const char *type,
     plugin_dispatch_values(&vl);
 }
 
+static void submit(const pool *p, cdtime_t t, const char *type,
+                   const char *type_instance, gauge_t v)
+{
+    dispatch(p, t, type, type_instance, (value_t){.gauge = v});
+}
+
 static void submit_derive(const pool *p, cdtime_t t, const char *type,
                           const char *type_instance, derive_t v)
 {
-    value_list_t vl = VALUE_LIST_INIT;
-    value_t value = {.derive = v};
-
-    vl.values = &value;
-    vl.values_len = 1;
-    vl.time = t;
-    sstrncpy(vl.plugin, PLUGIN, sizeof(vl.plugin));
-    sstrncpy(vl.plugin_instance, name(p), sizeof(vl.plugin_instance));
-    sstrncpy(vl.type, type, sizeof(vl.type));
-    sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
-    plugin_dispatch_values(&vl);
+    dispatch(p, t, type, type_instance, (value_t){.derive = v});
 }
 
 /* A notification about the pool's stall state, with its inputs as meta. */

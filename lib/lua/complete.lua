@@ -6,20 +6,10 @@ local consumed = tonumber(op[2])
 local tokens_left = opt_arg(op[3])
 local ts = opt_arg(op[4])
 
-local s, err = load()
-if err then
-  return redis.error_reply(err)
-end
+local s, est = take_lease(id)
 if not s then
-  return no_grant(id)
+  return est -- the error reply
 end
-refill(s)
-expire(s)
-local est = lease(s, id)
-if not est then
-  return no_grant(id)
-end
-end_lease(s, id, est)
 
 local applied, stale = 0, 0
 if tokens_left then

@@ -178,6 +178,32 @@ local function end_lease(s, id, est)
   s.inflight_tokens = s.inflight_tokens - est
 end
 
+local function no_grant(id)
+  return redis.error_reply('TKMNOGRANT no reservation ' .. id .. ' in pool ' ..
+                           string.match(B, '{(.-)}') ..
+                           ' (never granted, already ended or expired)')
+end
+
+-- complete and release: the pool's state with the live lease `id` ended.
+-- Returns s, est; or nil, an error reply.
+local function take_lease(id)
+  local s, err = load()
+  if err then
+    return nil, redis.error_reply(err)
+  end
+  if not s then
+    return nil, no_grant(id)
+  end
+  refill(s)
+  expire(s)
+  local est = lease(s, id)
+  if not est then
+    return nil, no_grant(id)
+  end
+  end_lease(s, id, est)
+  return s, est
+end
+
 -- A report older than the last one applied lost a race with it: ignore it
 -- for the balance.  Older by more than a lease can live is no race but the
 -- API's clock moving back (or a skewed report before): accept it, or one bad
@@ -195,11 +221,6 @@ local function opt_arg(v)
   return tonumber(v)
 end
 
-local function no_grant(id)
-  return redis.error_reply('TKMNOGRANT no reservation ' .. id .. ' in pool ' ..
-                           string.match(B, '{(.-)}') ..
-                           ' (never granted, already ended or expired)')
-end
 
 -- Workers on Redis' clock: how many heartbeats within the retention, how
 -- many alive (a heartbeat no older than stale_after_ms, or inside a declared
