@@ -6,6 +6,8 @@
 #                            -Werror), run every test through CTest
 #   ./dev.sh build [--asan]  install and build only
 #   ./dev.sh format [--check] clang-format the C sources (or only check)
+#   ./dev.sh bench           build, run the benchmarks (a few minutes):
+#                            tables on stdout, JSON in build/bench/results.json
 #
 # Dependencies come from Debian packages, installed with apt-get as root or
 # through sudo.  Builds go to build/ (build-asan/ with --asan).
@@ -94,6 +96,41 @@ format() {
     fi
 }
 
+# Every benchmark prints its table and writes its JSON; results.json joins
+# them with the machine they ran on.  Each program stops its own servers.
+bench() {
+    build
+    local out=$builddir/bench failed=0 name
+    mkdir -p "$out"
+    local cpu redis started
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+    redis=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+    started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    say "benchmarks on $(nproc) cores, ${cpu:-unknown CPU}, Redis ${redis:-?}," \
+        "load $(cut -d' ' -f1-3 /proc/loadavg)"
+    run_bench() {
+        name=$1
+        shift
+        say "$name"
+        "$builddir/tests/$name" "$@" --json "$out/$name.json" ||
+            { failed=1; echo null >"$out/$name.json"; }
+    }
+    run_bench bench_policy --periods 10
+    run_bench bench_decide --seconds 3
+    run_bench bench_scaling --iterations 1000
+    run_bench bench_plugin --iterations 2000
+    {
+        printf '{"date":"%s","command":"./dev.sh bench",' "$started"
+        printf '"machine":{"nproc":%s,"cpu":"%s","redis":"%s","loadavg":"%s"},' \
+            "$(nproc)" "${cpu//\"/}" "$redis" "$(cut -d' ' -f1-3 /proc/loadavg)"
+        printf '"policy":%s,"decide":%s,"scaling":%s,"plugin":%s}\n' \
+            "$(cat "$out/bench_policy.json")" "$(cat "$out/bench_decide.json")" \
+            "$(cat "$out/bench_scaling.json")" "$(cat "$out/bench_plugin.json")"
+    } >"$out/results.json"
+    say "figures: $out/results.json"
+    return $failed
+}
+
 demo() {
     build
     exec bash "$top/tests/demo/demo.sh" "$top/$builddir"
@@ -106,8 +143,9 @@ test) parse_flavour "$@"; run_tests ;;
 build) parse_flavour "$@"; build ;;
 demo) demo "$@" ;;
 format) format "$@" ;;
+bench) bench ;;
 *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || exit 64
     ;;
 esac
