@@ -102,30 +102,38 @@ bench() {
     build
     local out=$builddir/bench failed=0 name
     mkdir -p "$out"
-    local cpu redis started
+    local cpu redis started load
     cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
     redis=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
     started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
     say "benchmarks on $(nproc) cores, ${cpu:-unknown CPU}, Redis ${redis:-?}," \
-        "load $(cut -d' ' -f1-3 /proc/loadavg)"
+        "load $load"
     run_bench() {
-        name=$1
-        shift
-        say "$name"
-        "$builddir/tests/$name" "$@" --json "$out/$name.json" ||
-            { failed=1; echo null >"$out/$name.json"; }
+        local file=$1
+        name=$2
+        shift 2
+        say "$name $*"
+        "$builddir/tests/$name" "$@" --json "$out/$file.json" ||
+            { failed=1; echo null >"$out/$file.json"; }
     }
-    run_bench bench_policy --periods 10
-    run_bench bench_decide --seconds 3
-    run_bench bench_scaling --iterations 1000
-    run_bench bench_plugin --iterations 2000
+    # A full bucket drained by 1..64 workers, then the steady state from an
+    # empty one (no first drain) with 16 and 64.
+    run_bench policy bench_policy --periods 10
+    run_bench policy_steady bench_policy --periods 10 --initial 0 --workers 16,64
+    run_bench decide bench_decide --seconds 3
+    run_bench scaling bench_scaling --iterations 1000
+    run_bench plugin bench_plugin --iterations 2000
     {
         printf '{"date":"%s","command":"./dev.sh bench",' "$started"
-        printf '"machine":{"nproc":%s,"cpu":"%s","redis":"%s","loadavg":"%s"},' \
-            "$(nproc)" "${cpu//\"/}" "$redis" "$(cut -d' ' -f1-3 /proc/loadavg)"
-        printf '"policy":%s,"decide":%s,"scaling":%s,"plugin":%s}\n' \
-            "$(cat "$out/bench_policy.json")" "$(cat "$out/bench_decide.json")" \
-            "$(cat "$out/bench_scaling.json")" "$(cat "$out/bench_plugin.json")"
+        printf '"machine":{"nproc":%s,"cpu":"%s","redis":"%s",' \
+            "$(nproc)" "${cpu//\"/}" "$redis"
+        printf '"loadavg_start":"%s","loadavg_end":"%s"},' "$load" \
+            "$(cut -d' ' -f1-3 /proc/loadavg)"
+        printf '"policy":%s,"policy_steady":%s,"decide":%s,"scaling":%s,' \
+            "$(cat "$out/policy.json")" "$(cat "$out/policy_steady.json")" \
+            "$(cat "$out/decide.json")" "$(cat "$out/scaling.json")"
+        printf '"plugin":%s}\n' "$(cat "$out/plugin.json")"
     } >"$out/results.json"
     say "figures: $out/results.json"
     return $failed

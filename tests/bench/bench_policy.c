@@ -25,7 +25,11 @@
  * call (wall time minus the successful request's processing time) p50/p99,
  * Redis round trips per call, /token calls.
  *
- *   bench_policy [--periods N] [--workers 1,4,16,64] [--json FILE]
+ *   bench_policy [--periods N] [--workers 1,4,16,64] [--initial N]
+ *                [--policy tokenmgr|retry429|seed] [--json FILE]
+ *
+ * --initial sets the starting balance (default: full, 1200); a low one
+ * shows the steady state without the first drain of a full bucket.
  *
  * Exit status 0 when measured (targets met or not), 1 when something could
  * not run, 2 on a bad command line.
@@ -51,7 +55,6 @@
 #define RATE            20
 #define PERIOD_MS       1000
 #define CAPACITY        (60 * RATE)
-#define INITIAL         CAPACITY
 #define LATENCY         "50-500"
 #define DEAL_COST       5
 #define PRODUCT_ASINS   2
@@ -523,9 +526,9 @@ static int admin(const tkt_keepa *k, const char *path_query, char *body,
 
 /* The fresh state every run starts from: Redis empty, the bucket full, the
  * refill phase restarted, the counters zeroed. */
-static int reset_all(const tkt_keepa *k, redisContext *r)
+static int reset_all(const tkt_keepa *k, redisContext *r, int64_t initial)
 {
-    char body[4096];
+    char body[4096], set[256];
     redisReply *rep = redisCommand(r, "FLUSHALL");
 
     if (rep == NULL) {
@@ -533,8 +536,10 @@ static int reset_all(const tkt_keepa *k, redisContext *r)
         return -1;
     }
     freeReplyObject(rep);
-    if (admin(k, "/admin/set?key=" KEY "&balance=1200&rate=20&period_ms=1000",
-              body, sizeof(body)) != 0)
+    snprintf(set, sizeof(set),
+             "/admin/set?key=" KEY "&balance=%lld&rate=%d&period_ms=%d",
+             (long long)initial, RATE, PERIOD_MS);
+    if (admin(k, set, body, sizeof(body)) != 0)
         return -1;
     return admin(k, "/admin/reset_counters?key=" KEY, body, sizeof(body));
 }
@@ -582,8 +587,9 @@ static int first_sync(run_ctx *run, const tkt_keepa *k)
     return 0;
 }
 
-static int run_one(policy pol, int nworkers, int periods, const tkt_keepa *k,
-                   const tkt_redis *srv, redisContext *r, run_result *out)
+static int run_one(policy pol, int nworkers, int periods, int64_t initial,
+                   const tkt_keepa *k, const tkt_redis *srv, redisContext *r,
+                   run_result *out)
 {
     run_ctx run = {.pol = pol,
                    .keepa_url = k->url,
@@ -601,7 +607,7 @@ static int run_one(policy pol, int nworkers, int periods, const tkt_keepa *k,
     out->workers = nworkers;
     if (ws == NULL)
         return -1;
-    if (reset_all(k, r) != 0)
+    if (reset_all(k, r, initial) != 0)
         goto out;
     t_set = bench_now_ns();
     if (first_sync(&run, k) != 0)
@@ -660,7 +666,7 @@ static int run_one(policy pol, int nworkers, int periods, const tkt_keepa *k,
     out->token_calls = tkt_json_int(state, "token_calls");
     /* Every tick from the reset to the final read (calls in flight at the
      * stop complete inside it). */
-    out->ideal = INITIAL + RATE * (out->elapsed_ms / PERIOD_MS);
+    out->ideal = initial + RATE * (out->elapsed_ms / PERIOD_MS);
     out->useful =
         out->charged - (out->final_balance < 0 ? -out->final_balance : 0);
     out->util = (double)out->useful / (double)out->ideal;
@@ -694,14 +700,14 @@ static const char *verdict_min(const run_result *r)
     return r->min_balance >= MAX_DEFICIT - MAX_EST_ERROR ? "ok" : "MISS";
 }
 
-static void print_header(int periods)
+static void print_header(int periods, int64_t initial)
 {
-    printf("bench_policy: fake Keepa rate %d per %d ms, capacity %d (starts "
-           "full), latency %s ms,\n"
+    printf("bench_policy: fake Keepa rate %d per %d ms, capacity %d, "
+           "starting at %lld, latency %s ms,\n"
            "  %d periods per run; mix: 1/2 /deal (5), 1/2 /product 2 ASINs "
            "offers=40 (estimate %d, actual %d..%d)\n",
-           RATE, PERIOD_MS, CAPACITY, LATENCY, periods, PRODUCT_EST,
-           PRODUCT_EST, PRODUCT_MAX);
+           RATE, PERIOD_MS, CAPACITY, (long long)initial, LATENCY, periods,
+           PRODUCT_EST, PRODUCT_EST, PRODUCT_MAX);
     printf("%-9s %4s %6s %7s %6s %6s %5s %6s %6s %8s %8s %7s %6s %4s %4s "
            "%s\n",
            "policy", "wrk", "calls", "useful", "ideal", "util", "429s",
@@ -768,7 +774,8 @@ int main(int argc, char **argv)
         "--rate",       "20",    "--period-ms", "1000", "--balance", "1200",
         "--latency-ms", LATENCY, "--seed",      "7",    NULL};
     int counts[MAX_COUNTS] = {1, 4, 16, 64}, ncounts = 4;
-    int64_t periods = 10;
+    int64_t periods = 10, initial = CAPACITY;
+    unsigned policies = (1u << P_COUNT) - 1;
     const char *json_path = NULL;
     run_result results[P_COUNT * MAX_COUNTS];
     int nresults = 0;
@@ -785,11 +792,25 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc &&
                    parse_workers(argv[i + 1], counts, &ncounts) == 0) {
             i++;
+        } else if (strcmp(argv[i], "--initial") == 0 && i + 1 < argc &&
+                   tkm_parse_int(argv[i + 1], 0, CAPACITY, &initial) ==
+                       TKM_OK) {
+            i++;
+        } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
+            policies = 0;
+            for (int p = 0; p < P_COUNT; p++)
+                if (strcmp(argv[i + 1], policy_names[p]) == 0)
+                    policies = 1u << p;
+            if (policies == 0)
+                goto usage;
+            i++;
         } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
             json_path = argv[++i];
         } else {
+        usage:
             fprintf(stderr, "usage: " PROG " [--periods N] [--workers "
-                            "1,4,16,64] [--json FILE]\n");
+                            "1,4,16,64] [--initial N] [--policy NAME] "
+                            "[--json FILE]\n");
             return 2;
         }
     }
@@ -811,12 +832,14 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot connect to %s\n", srv.sock);
         goto out;
     }
-    print_header((int)periods);
+    print_header((int)periods, initial);
     for (int p = 0; p < P_COUNT; p++) {
+        if (!(policies & (1u << p)))
+            continue;
         for (int i = 0; i < ncounts; i++) {
             run_result *res = &results[nresults];
-            if (run_one((policy)p, counts[i], (int)periods, &k, &srv, r, res) !=
-                0) {
+            if (run_one((policy)p, counts[i], (int)periods, initial, &k, &srv,
+                        r, res) != 0) {
                 if (bench_interrupted)
                     fprintf(stderr, PROG ": interrupted\n");
                 goto out;
@@ -829,7 +852,7 @@ int main(int argc, char **argv)
     printf("%-9s %4s %6s %7lld %6lld %6.3f %5d %6d (initial %d + %d per "
            "period; the most any policy can spend)\n",
            "ideal", "any", "-", (long long)results[0].ideal,
-           (long long)results[0].ideal, 1.0, 0, 0, INITIAL, RATE);
+           (long long)results[0].ideal, 1.0, 0, 0, (int)initial, RATE);
     printf("\ntargets for tokenmgr: 0 429s after the first sync; "
            "utilisation >= %.2f when drained\n  (min balance < %d); min "
            "balance >= max_deficit %d - largest estimate error %d = %d\n",
@@ -852,8 +875,8 @@ int main(int argc, char **argv)
                 "\"initial\":%d,\"latency_ms\":\"%s\",\"periods\":%lld,"
                 "\"target_utilisation\":%.2f,\"target_min_balance\":%d,"
                 "\"runs\":[",
-                RATE, PERIOD_MS, CAPACITY, INITIAL, LATENCY, (long long)periods,
-                TARGET_UTIL, MAX_DEFICIT - MAX_EST_ERROR);
+                RATE, PERIOD_MS, CAPACITY, (int)initial, LATENCY,
+                (long long)periods, TARGET_UTIL, MAX_DEFICIT - MAX_EST_ERROR);
         for (int i = 0; i < nresults; i++)
             json_row(jf, &results[i], i == 0);
         fprintf(jf, "]}\n");
