@@ -249,6 +249,9 @@ static int add_workers(const char *url, int count)
 #define TKM_COLLECTD_STOCK_DIR ""
 #define TKM_TYPES_DB           ""
 #endif
+#ifndef TKM_ASAN_RUNTIME
+#define TKM_ASAN_RUNTIME ""
+#endif
 
 static int rm_entry(const char *path, const struct stat *sb, int flag,
                     struct FTW *ftw)
@@ -355,6 +358,11 @@ static int collectd_rss(const char *url, int with_plugin, long long *rss_kb)
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
         signal(SIGINT, SIG_IGN);          /* we stop it ourselves */
+        /* The sanitizer build's plugin needs the ASan runtime preloaded
+         * into the uninstrumented collectd (its RSS is then not the
+         * normal build's). */
+        if (TKM_ASAN_RUNTIME[0] != '\0')
+            setenv("LD_PRELOAD", TKM_ASAN_RUNTIME, 1);
         dup2(fd, 1);
         dup2(fd, 2);
         execv(argv[0], (char *const *)argv);
