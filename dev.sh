@@ -153,7 +153,7 @@ demo) demo "$@" ;;
 format) format "$@" ;;
 bench) bench ;;
 *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || exit 64
     ;;
 esac
