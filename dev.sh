@@ -7,6 +7,8 @@
 #                            -Werror), run every test through CTest
 #   ./dev.sh build [--asan]  install and build only
 #   ./dev.sh format [--check] clang-format the C sources (or only check)
+#   ./dev.sh bench           build, run the benchmarks (a few minutes):
+#                            tables on stdout, JSON in build/bench/results.json
 #
 # Dependencies come from Debian packages, installed with apt-get as root or
 # through sudo.  Builds go to build/ (build-asan/ with --asan).
@@ -95,6 +97,49 @@ format() {
     fi
 }
 
+# Every benchmark prints its table and writes its JSON; results.json joins
+# them with the machine they ran on.  Each program stops its own servers.
+bench() {
+    build
+    local out=$builddir/bench failed=0 name
+    mkdir -p "$out"
+    local cpu redis started load
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+    redis=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+    started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    say "benchmarks on $(nproc) cores, ${cpu:-unknown CPU}, Redis ${redis:-?}," \
+        "load $load"
+    run_bench() {
+        local file=$1
+        name=$2
+        shift 2
+        say "$name $*"
+        "$builddir/tests/$name" "$@" --json "$out/$file.json" ||
+            { failed=1; echo null >"$out/$file.json"; }
+    }
+    # A full bucket drained by 1..64 workers, then the steady state from an
+    # empty one (no first drain) with 16 and 64.
+    run_bench policy bench_policy --periods 10
+    run_bench policy_steady bench_policy --periods 10 --initial 0 --workers 16,64
+    run_bench decide bench_decide --seconds 3
+    run_bench scaling bench_scaling --iterations 1000
+    run_bench plugin bench_plugin --iterations 2000
+    {
+        printf '{"date":"%s","command":"./dev.sh bench",' "$started"
+        printf '"machine":{"nproc":%s,"cpu":"%s","redis":"%s",' \
+            "$(nproc)" "${cpu//\"/}" "$redis"
+        printf '"loadavg_start":"%s","loadavg_end":"%s"},' "$load" \
+            "$(cut -d' ' -f1-3 /proc/loadavg)"
+        printf '"policy":%s,"policy_steady":%s,"decide":%s,"scaling":%s,' \
+            "$(cat "$out/policy.json")" "$(cat "$out/policy_steady.json")" \
+            "$(cat "$out/decide.json")" "$(cat "$out/scaling.json")"
+        printf '"plugin":%s}\n' "$(cat "$out/plugin.json")"
+    } >"$out/results.json"
+    say "figures: $out/results.json"
+    return $failed
+}
+
 demo() {
     build
     exec bash "$top/tests/demo/demo.sh" "$top/$builddir" "$@"
@@ -107,6 +152,7 @@ test) parse_flavour "$@"; run_tests ;;
 build) parse_flavour "$@"; build ;;
 demo) demo "$@" ;;
 format) format "$@" ;;
+bench) bench ;;
 *)
     sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || exit 64

@@ -3,7 +3,7 @@
  *
  * A plugin read is one tkm_status() (native layout) or one tkm_legacy_read()
  * + tkm_legacy_project() (legacy layout).  Against a private redis-server,
- * for a pool with 1 worker, 1000 live workers and 1000 stale ones (the
+ * for a pool with 1 worker, 100 and 1000 live workers and 1000 stale ones (the
  * status script's worker_summary then walks every stale record to look for
  * busy periods: its worst case), this prints per read:
  *
@@ -15,21 +15,33 @@
  *                 hiredis (counted by interposing malloc; not under ASan)
  *   heap growth   mallinfo2() in-use bytes after all calls minus before
  *
- *   bench_plugin [--iterations N]
+ * Then collectd's resident memory (VmRSS from /proc after ~5 s at Interval 1)
+ * with the plugin reading 10 pools, and without the plugin (the same config
+ * minus LoadPlugin tokenmgr): collectd -f with a private BaseDir, as
+ * tests/check_plugin.c starts it.
+ *
+ *   bench_plugin [--iterations N] [--json FILE]
  *
  * Figures, not a test: exit status 0 when measured, 1 when something could
  * not run, 2 on a bad command line.  Target: one round trip and under
  * 1 ms wall for 1000 workers.
  */
+#include <fcntl.h>
+#include <ftw.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+
+#include "bench_util.h"
 
 #include "redis_fixture.h"
 #include "tokenmgr.h"
@@ -156,7 +168,7 @@ static int measure(tkm_client *c, redisContext *r, layout l, int64_t n,
     if (wall == NULL)
         return -1;
     for (int i = 0; i < WARMUP; i++) {
-        if (one_read(c, l) != 0) {
+        if (bench_interrupted || one_read(c, l) != 0) {
             fprintf(stderr, PROG ": read failed: %s\n", tkm_errstr(c));
             free(wall);
             return -1;
@@ -172,7 +184,7 @@ static int measure(tkm_client *c, redisContext *r, layout l, int64_t n,
     cpu0 = ns(CLOCK_PROCESS_CPUTIME_ID);
     for (int64_t i = 0; i < n; i++) {
         int64_t t0 = ns(CLOCK_MONOTONIC);
-        if (one_read(c, l) != 0) {
+        if (bench_interrupted || one_read(c, l) != 0) {
             fprintf(stderr, PROG ": read failed: %s\n", tkm_errstr(c));
             free(wall);
             return -1;
@@ -229,6 +241,150 @@ static int add_workers(const char *url, int count)
     return 0;
 }
 
+/* ---- collectd's resident memory ---------------------------------------- */
+
+#ifndef TKM_COLLECTD /* collectd not found at build time: no RSS figure */
+#define TKM_COLLECTD           ""
+#define TKM_PLUGIN_DIR         ""
+#define TKM_COLLECTD_STOCK_DIR ""
+#define TKM_TYPES_DB           ""
+#endif
+#ifndef TKM_ASAN_RUNTIME
+#define TKM_ASAN_RUNTIME ""
+#endif
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* VmRSS of pid in kB, -1 when unreadable. */
+static long long vm_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            char *p = line + 6, *end;
+            int64_t v;
+            p += strspn(p, " \t");
+            end = p + strspn(p, "0123456789");
+            *end = '\0';
+            if (tkm_parse_int(p, 0, INT64_MAX, &v) == TKM_OK)
+                kb = (long long)v;
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+static void stop_child(pid_t pid)
+{
+    int st;
+
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return;
+        bench_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+}
+
+/* Run collectd -f for ~5 s at Interval 1, with (pools = 10) or without the
+ * plugin; *rss_kb its VmRSS then.  0, or -1 when it could not run. */
+static int collectd_rss(const char *url, int with_plugin, long long *rss_kb)
+{
+    char dir[] = "/tmp/tkm-bench-collectd-XXXXXX";
+    char conf[128], log[128], text[8192];
+    const char *argv[] = {TKM_COLLECTD, "-f", "-C", conf, NULL};
+    size_t n = 0;
+    pid_t pid;
+    FILE *f;
+    int fd, ret = -1;
+
+    *rss_kb = -1;
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(conf, sizeof(conf), "%s/collectd.conf", dir);
+    snprintf(log, sizeof(log), "%s/collectd.out", dir);
+    n += (size_t)snprintf(text + n, sizeof(text) - n,
+                          "Hostname \"bench\"\nFQDNLookup false\nInterval 1\n"
+                          "BaseDir \"%s\"\nPIDFile \"%s/collectd.pid\"\n"
+                          "TypesDB \"" TKM_TYPES_DB "\"\n"
+                          "PluginDir \"" TKM_COLLECTD_STOCK_DIR "\"\n"
+                          "LoadPlugin csv\n<Plugin csv>\n  DataDir \"%s/csv\"\n"
+                          "</Plugin>\n",
+                          dir, dir, dir);
+    if (with_plugin) {
+        n += (size_t)snprintf(text + n, sizeof(text) - n,
+                              "PluginDir \"" TKM_PLUGIN_DIR "\"\n"
+                              "LoadPlugin tokenmgr\n<Plugin tokenmgr>\n");
+        for (int i = 0; i < 10; i++)
+            n += (size_t)snprintf(text + n, sizeof(text) - n,
+                                  "  <Pool \"p%d\">\n    RedisURL \"%s\"\n"
+                                  "    Timeout 300\n  </Pool>\n",
+                                  i, url);
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "</Plugin>\n");
+    }
+    if (n >= sizeof(text))
+        goto out;
+    f = fopen(conf, "w");
+    if (f == NULL)
+        goto out;
+    fputs(text, f);
+    fclose(f);
+    fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto out;
+    pid = fork();
+    if (pid < 0) {
+        close(fd);
+        goto out;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
+        signal(SIGINT, SIG_IGN);          /* we stop it ourselves */
+        /* The sanitizer build's plugin needs the ASan runtime preloaded
+         * into the uninstrumented collectd (its RSS is then not the
+         * normal build's). */
+        if (TKM_ASAN_RUNTIME[0] != '\0')
+            setenv("LD_PRELOAD", TKM_ASAN_RUNTIME, 1);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    for (int i = 0; i < 50 && !bench_interrupted; i++)
+        bench_sleep_ms(100);
+    if (waitpid(pid, &fd, WNOHANG) == pid) {
+        fprintf(stderr, PROG ": collectd exited early (see its output: %s)\n",
+                log);
+        goto out; /* keep the folder for the reader */
+    }
+    *rss_kb = vm_rss_kb(pid);
+    stop_child(pid);
+    ret = bench_interrupted || *rss_kb < 0 ? -1 : 0;
+out:
+    if (ret == 0 || bench_interrupted)
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return ret;
+}
+
 static void print_row(const char *name, const figures *f)
 {
     char alloc[48];
@@ -244,27 +400,49 @@ static void print_row(const char *name, const figures *f)
            f->round_trips <= 1.0 && f->p99_us < TARGET_US ? "ok" : "MISS");
 }
 
+static void json_fig(FILE *jf, const char *name, const figures *f, int first)
+{
+    if (jf == NULL)
+        return;
+    fprintf(jf,
+            "%s\"%s\":{\"round_trips\":%.3f,\"p50_us\":%.2f,\"p99_us\":%.2f,"
+            "\"mean_us\":%.2f,\"cpu_us\":%.2f,\"redis_us\":%.2f,"
+            "\"alloc_bytes\":%.1f}",
+            first ? "" : ",", name, f->round_trips, f->p50_us, f->p99_us,
+            f->mean_us, f->cpu_us, f->redis_us, f->alloc_bytes);
+}
+
 int main(int argc, char **argv)
 {
     int64_t n = DEFAULT_ITERATIONS;
+    const char *json_path = NULL;
     tkt_redis srv;
     tkm_options o;
     tkm_client *c = NULL, *strict = NULL;
     redisContext *r = NULL;
-    figures f;
+    figures f[5];
+    static const char *const names[5] = {
+        "native_1_worker", "native_100_workers", "native_1000_workers",
+        "native_1000_stale", "legacy"};
+    long long rss_with = -1, rss_without = -1;
+    FILE *jf;
     int rc = 1;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc &&
             tkm_parse_int(argv[i + 1], 1, 10000000, &n) == TKM_OK) {
             i++;
+        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+            json_path = argv[++i];
         } else {
-            fprintf(stderr, "usage: " PROG " [--iterations N]\n");
+            fprintf(stderr, "usage: " PROG " [--iterations N] [--json FILE]\n");
             return 2;
         }
     }
+    bench_signals();
     if (tkt_redis_start(&srv) != 0) {
         fprintf(stderr, PROG ": cannot start redis-server\n");
+        tkt_redis_stop(&srv);
         return 1;
     }
     r = redisConnectUnix(srv.sock);
@@ -298,22 +476,63 @@ int main(int argc, char **argv)
     printf("%-30s %6s %8s %8s %8s %8s %8s %18s %10s\n", "scenario", "trips",
            "p50 us", "p99 us", "mean us", "cpu us", "redis us", "alloc/read",
            "heap");
-    if (add_workers(srv.url, 1) != 0 || measure(c, r, NATIVE, n, &f) != 0)
+    if (add_workers(srv.url, 1) != 0 || measure(c, r, NATIVE, n, &f[0]) != 0)
         goto out;
-    print_row("native, 1 worker", &f);
-    if (add_workers(srv.url, 1000) != 0 || measure(c, r, NATIVE, n, &f) != 0)
+    print_row("native, 1 worker", &f[0]);
+    if (add_workers(srv.url, 100) != 0 || measure(c, r, NATIVE, n, &f[1]) != 0)
         goto out;
-    print_row("native, 1000 workers alive", &f);
-    sleep(2); /* every heartbeat is now older than the strict 1 s */
-    if (measure(strict, r, NATIVE, n, &f) != 0)
+    print_row("native, 100 workers alive", &f[1]);
+    if (add_workers(srv.url, 1000) != 0 || measure(c, r, NATIVE, n, &f[2]) != 0)
         goto out;
-    print_row("native, 1000 workers stale", &f);
-    if (measure(c, r, LEGACY, n, &f) != 0)
+    print_row("native, 1000 workers alive", &f[2]);
+    for (int i = 0; i < 20 && !bench_interrupted; i++)
+        bench_sleep_ms(100); /* every heartbeat is now older than 1 s */
+    if (measure(strict, r, NATIVE, n, &f[3]) != 0)
         goto out;
-    print_row("legacy (read + project)", &f);
+    print_row("native, 1000 workers stale", &f[3]);
+    if (measure(c, r, LEGACY, n, &f[4]) != 0)
+        goto out;
+    print_row("legacy (read + project)", &f[4]);
     printf("target: 1 round trip and p99 under %.0f us per read\n", TARGET_US);
+    fflush(stdout);
+
+    if (TKM_COLLECTD[0] == '\0') {
+        printf("collectd RSS: n/a (collectd not found at build time)\n");
+    } else {
+        for (int i = 0; i < 10; i++) {
+            tkm_options po = o;
+            tkm_client *pc = NULL;
+            tkm_sync_info s = {250, 5, -1, -1};
+            snprintf(po.pool, sizeof(po.pool), "p%d", i);
+            if (tkm_client_open(&po, &pc) != TKM_OK ||
+                tkm_sync(pc, &s, NULL) != TKM_OK) {
+                tkm_client_free(pc);
+                goto out;
+            }
+            tkm_client_free(pc);
+        }
+        if (collectd_rss(srv.url, 0, &rss_without) != 0 ||
+            collectd_rss(srv.url, 1, &rss_with) != 0)
+            goto out;
+        printf("collectd VmRSS after ~5 s at Interval 1: %lld kB without the "
+               "plugin, %lld kB with it and 10 pools (%+lld kB)\n",
+               rss_without, rss_with, rss_with - rss_without);
+    }
+    jf = bench_json_open(json_path, PROG);
+    if (jf != NULL) {
+        fprintf(jf, "{\"iterations\":%lld,", (long long)n);
+        for (int i = 0; i < 5; i++)
+            json_fig(jf, names[i], &f[i], i == 0);
+        fprintf(jf,
+                ",\"collectd_rss_kb_without_plugin\":%lld,"
+                "\"collectd_rss_kb_with_plugin_10_pools\":%lld}\n",
+                rss_without, rss_with);
+        fclose(jf);
+    }
     rc = 0;
 out:
+    if (rc != 0 && bench_interrupted)
+        fprintf(stderr, PROG ": interrupted\n");
     tkm_client_free(c);
     tkm_client_free(strict);
     if (r != NULL)

@@ -1,0 +1,324 @@
+/*
+ * bench_decide: decision speed with concurrent clients.
+ *
+ * Against a private redis-server on a Unix socket, N threads (1, 8, 32), each
+ * with its own tkm_client, run tkm_try_acquire(1) + tkm_complete(1) pairs for
+ * a fixed time; then redis-benchmark -c N sends the very EVALSHA of the
+ * acquire script (the library's own argument builder, as bench_acquire does)
+ * with the same concurrency.  The ratio compares the library's round trips
+ * per second (2 per pair) with redis-benchmark's requests per second.
+ *
+ *   bench_decide [--seconds S] [--threads 1,8,32] [--json FILE]
+ *
+ * Targets: ratio >= 0.9 with 1 connection, >= 0.8 with 8.  Exit status 0
+ * when measured, 1 when something could not run, 2 on a bad command line.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "internal.h"
+#include "redis_fixture.h"
+#include "tokenmgr.h"
+
+#define PROG        "bench_decide"
+#define POOL        "decide"
+#define MAX_THREADS 64
+#define MAX_COUNTS  8
+#define MAX_SAMPLES 2000000
+
+typedef struct thr {
+    pthread_t tid;
+    const char *url;
+    int index;
+    const volatile int *go, *stop;
+    int64_t pairs;
+    int64_t *lat;
+    size_t nlat;
+    int failed;
+} thr;
+
+typedef struct row {
+    int threads;
+    double pairs_per_s, trips_per_s, p50_us, p99_us, evalsha_rps, ratio;
+    double target;
+} row;
+
+static void bucket_opts(tkm_options *o, const char *url, const char *id)
+{
+    tkm_options_init(o);
+    snprintf(o->pool, sizeof(o->pool), POOL);
+    snprintf(o->redis_url, sizeof(o->redis_url), "%s", url);
+    snprintf(o->worker_id, sizeof(o->worker_id), "%s", id);
+    /* Never deny: recharge never starts, no deficit limit is reachable. */
+    o->bucket.capacity = 1000000000;
+    o->bucket.max_deficit = -1000000000;
+    o->bucket.soft_floor = -1000000000;
+    o->bucket.lease_ttl_s = 86400; /* redis-benchmark's grants stay live */
+}
+
+static int pair(tkm_client *c)
+{
+    tkm_grant g;
+
+    if (tkm_try_acquire(c, 1, &g) != TKM_OK || !g.granted)
+        return -1;
+    return tkm_complete(c, g.id, 1, NULL, NULL) == TKM_OK ? 0 : -1;
+}
+
+static void *thr_main(void *arg)
+{
+    thr *t = arg;
+    tkm_client *c = NULL;
+    tkm_options o;
+    char id[32];
+
+    snprintf(id, sizeof(id), "d%d", t->index);
+    bucket_opts(&o, t->url, id);
+    if (tkm_client_open(&o, &c) != TKM_OK) {
+        t->failed = 1;
+        tkm_client_free(c);
+        return NULL;
+    }
+    for (int i = 0; i < 200; i++) /* warm-up: connect, load scripts */
+        if (pair(c) != 0) {
+            fprintf(stderr, PROG ": %s\n", tkm_errstr(c));
+            t->failed = 1;
+            break;
+        }
+    while (!*t->go && !t->failed)
+        bench_sleep_ms(1);
+    while (!*t->stop && !t->failed && !bench_interrupted) {
+        int64_t t0 = bench_now_ns();
+        if (pair(c) != 0) {
+            fprintf(stderr, PROG ": %s\n", tkm_errstr(c));
+            t->failed = 1;
+            break;
+        }
+        if (t->nlat < MAX_SAMPLES)
+            t->lat[t->nlat++] = bench_now_ns() - t0;
+        t->pairs++;
+    }
+    tkm_client_free(c);
+    return NULL;
+}
+
+typedef struct evalsha_cmd {
+    tkm__args args;
+    const char *argv[3 + TKM__NKEYS + TKM__MAX_EXTRA_KEYS + TKM__NPOLICY +
+                     TKM__MAX_OP_ARGS];
+    char numkeys[16];
+    int argc;
+} evalsha_cmd;
+
+/* The acquire command exactly as tkm_try_acquire(c, 1, ...) sends it. */
+static void evalsha_init(evalsha_cmd *e, const tkm_client *c)
+{
+    tkm__args_init(&e->args, c);
+    tkm__push_int(&e->args, 1);
+    tkm__push_str(&e->args, tkm_client_options(c)->worker_id);
+    snprintf(e->numkeys, sizeof(e->numkeys), "%d", TKM__NKEYS);
+    e->argc = 0;
+    e->argv[e->argc++] = "EVALSHA";
+    e->argv[e->argc++] = tkm__scripts[TKM__SCRIPT_ACQUIRE].sha1;
+    e->argv[e->argc++] = e->numkeys;
+    for (int i = 0; i < e->args.argc; i++)
+        e->argv[e->argc++] = e->args.argv[i];
+}
+
+static int prepare(tkm_client *c)
+{
+    tkm_sync_info info = {
+        .tokens = 900000000, .rate = 0, .refill_in_ms = -1, .timestamp_ms = -1};
+
+    if (tkm_reset(c, NULL) != TKM_OK || tkm_sync(c, &info, NULL) != TKM_OK ||
+        pair(c) != 0) {
+        fprintf(stderr, PROG ": preparing the pool: %s\n", tkm_errstr(c));
+        return -1;
+    }
+    return 0;
+}
+
+static int measure(const tkt_redis *srv, tkm_client *main_c, int nthreads,
+                   int64_t seconds, row *out)
+{
+    volatile int go = 0, stop = 0;
+    thr *ts = calloc((size_t)nthreads, sizeof(*ts));
+    int64_t total = 0, t0, t1, *all = NULL;
+    size_t nall = 0;
+    int started = 0, failed = 0, ret = -1;
+    evalsha_cmd cmd;
+
+    out->threads = nthreads;
+    if (ts == NULL || prepare(main_c) != 0)
+        goto out;
+    for (int i = 0; i < nthreads; i++) {
+        ts[i].url = srv->url;
+        ts[i].index = i;
+        ts[i].go = &go;
+        ts[i].stop = &stop;
+        ts[i].lat = malloc(MAX_SAMPLES / (size_t)nthreads * sizeof(int64_t));
+        if (ts[i].lat == NULL ||
+            pthread_create(&ts[i].tid, NULL, thr_main, &ts[i]) != 0)
+            break;
+        started++;
+    }
+    bench_sleep_ms(300);
+    t0 = bench_now_ns();
+    go = 1;
+    while (!bench_interrupted && bench_now_ns() - t0 < seconds * 1000000000)
+        bench_sleep_ms(10);
+    stop = 1;
+    for (int i = 0; i < started; i++)
+        pthread_join(ts[i].tid, NULL);
+    t1 = bench_now_ns();
+    for (int i = 0; i < started; i++) {
+        total += ts[i].pairs;
+        nall += ts[i].nlat;
+        failed |= ts[i].failed;
+    }
+    if (bench_interrupted || failed || started < nthreads)
+        goto out;
+    all = malloc((nall ? nall : 1) * sizeof(*all));
+    if (all == NULL)
+        goto out;
+    nall = 0;
+    for (int i = 0; i < started; i++) {
+        memcpy(all + nall, ts[i].lat, ts[i].nlat * sizeof(*all));
+        nall += ts[i].nlat;
+    }
+    bench_sort(all, nall);
+    out->pairs_per_s = (double)total * 1e9 / (double)(t1 - t0);
+    out->trips_per_s = 2 * out->pairs_per_s;
+    out->p50_us = bench_pct_us(all, nall, 500);
+    out->p99_us = bench_pct_us(all, nall, 990);
+
+    /* The same acquire through redis-benchmark, as many requests as the
+     * library made round trips (at least 20000). */
+    if (prepare(main_c) != 0)
+        goto out;
+    evalsha_init(&cmd, main_c);
+    if (bench_redis_benchmark(srv->sock, nthreads,
+                              total * 2 > 20000 ? total * 2 : 20000, cmd.argv,
+                              cmd.argc, &out->evalsha_rps) != 0)
+        goto out;
+    out->ratio = out->trips_per_s / out->evalsha_rps;
+    ret = 0;
+out:
+    for (int i = 0; i < nthreads && ts != NULL; i++)
+        free(ts[i].lat);
+    free(ts);
+    free(all);
+    return ret;
+}
+
+static int parse_list(const char *s, int *v, int *n)
+{
+    char buf[128];
+    char *save = NULL, *tok;
+
+    if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+        return -1;
+    *n = 0;
+    for (tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        int64_t x;
+        if (*n >= MAX_COUNTS ||
+            tkm_parse_int(tok, 1, MAX_THREADS, &x) != TKM_OK)
+            return -1;
+        v[(*n)++] = (int)x;
+    }
+    return *n > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    int counts[MAX_COUNTS] = {1, 8, 32}, ncounts = 3;
+    int64_t seconds = 3;
+    const char *json_path = NULL;
+    row rows[MAX_COUNTS];
+    tkm_client *c = NULL;
+    tkm_options o;
+    tkt_redis srv;
+    FILE *jf;
+    int status = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc &&
+            tkm_parse_int(argv[i + 1], 1, 3600, &seconds) == TKM_OK) {
+            i++;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
+                   parse_list(argv[i + 1], counts, &ncounts) == 0) {
+            i++;
+        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+            json_path = argv[++i];
+        } else {
+            fprintf(stderr, "usage: " PROG " [--seconds S] [--threads "
+                            "1,8,32] [--json FILE]\n");
+            return 2;
+        }
+    }
+    if (!bench_program_found(
+            bench_env_or("TKM_REDIS_BENCHMARK", "redis-benchmark"))) {
+        fprintf(stderr, PROG ": redis-benchmark not found (redis-tools)\n");
+        return 1;
+    }
+    bench_signals();
+    memset(&srv, 0, sizeof(srv));
+    if (tkt_redis_start(&srv) != 0) {
+        fprintf(stderr, PROG ": cannot start redis-server\n");
+        tkt_redis_stop(&srv);
+        return 1;
+    }
+    bucket_opts(&o, srv.url, "decide-main");
+    if (tkm_client_open(&o, &c) != TKM_OK) {
+        fprintf(stderr, PROG ": %s\n", c ? tkm_errstr(c) : "out of memory");
+        goto out;
+    }
+    printf("bench_decide: tkm_try_acquire(1)+tkm_complete pairs, one "
+           "tkm_client per thread, %llds each,\n  vs redis-benchmark -c N "
+           "EVALSHA acquire (Unix socket)\n",
+           (long long)seconds);
+    printf("%7s %12s %12s %9s %9s %14s %7s %s\n", "threads", "pairs/s",
+           "trips/s", "p50 us", "p99 us", "EVALSHA rps", "ratio", "target");
+    for (int i = 0; i < ncounts; i++) {
+        row *r = &rows[i];
+        if (measure(&srv, c, counts[i], seconds, r) != 0) {
+            if (bench_interrupted)
+                fprintf(stderr, PROG ": interrupted\n");
+            goto out;
+        }
+        r->target = counts[i] == 1 ? 0.9 : counts[i] == 8 ? 0.8 : 0;
+        printf("%7d %12.0f %12.0f %9.1f %9.1f %14.0f %7.3f %s\n", r->threads,
+               r->pairs_per_s, r->trips_per_s, r->p50_us, r->p99_us,
+               r->evalsha_rps, r->ratio,
+               r->target == 0          ? "-"
+               : r->ratio >= r->target ? "ok"
+                                       : "MISS");
+        fflush(stdout);
+    }
+    printf("targets: ratio >= 0.9 with 1 thread, >= 0.8 with 8\n");
+    jf = bench_json_open(json_path, PROG);
+    if (jf != NULL) {
+        fprintf(jf, "{\"seconds\":%lld,\"rows\":[", (long long)seconds);
+        for (int i = 0; i < ncounts; i++)
+            fprintf(jf,
+                    "%s{\"threads\":%d,\"pairs_per_s\":%.1f,"
+                    "\"round_trips_per_s\":%.1f,\"pair_p50_us\":%.2f,"
+                    "\"pair_p99_us\":%.2f,\"redis_benchmark_evalsha_rps\":%.1f,"
+                    "\"ratio\":%.4f,\"target\":%.2f}",
+                    i ? "," : "", rows[i].threads, rows[i].pairs_per_s,
+                    rows[i].trips_per_s, rows[i].p50_us, rows[i].p99_us,
+                    rows[i].evalsha_rps, rows[i].ratio, rows[i].target);
+        fprintf(jf, "]}\n");
+        fclose(jf);
+    }
+    status = 0;
+out:
+    tkm_client_free(c);
+    tkt_redis_stop(&srv);
+    return status;
+}

@@ -1,0 +1,893 @@
+/*
+ * bench_policy: how well a spending policy uses a Keepa token bucket.
+ *
+ * A private fake_keepa (rate 20 per 1000 ms "minute", capacity 1200, starting
+ * full, latency 50-500 ms) and a private redis-server.  W worker threads
+ * (1, 4, 16, 64) each make calls for a fixed number of periods from a
+ * realistic mix: half /deal pages (estimate 5, cost 5), half /product
+ * batches of 2 ASINs with offers=40 (estimate 12 = one offers page per ASIN,
+ * actual 12..48: up to x4).  Policies:
+ *
+ *   tokenmgr   the library: one tkm_client + tkm_keepa per thread,
+ *              tkm_keepa_request with default bucket settings, one forced
+ *              tkm_keepa_sync before the workers start
+ *   retry429   what the official clients do: no shared budget; call, and on
+ *              429 sleep refillIn from the body and retry (libcurl)
+ *   seed       the original system (shared/SEED.md): check-then-act on a
+ *              Redis float key (MGET, INCRBYFLOAT, revert), soft floor 20,
+ *              recharge target 50 (20 for calls <= 10), max deficit -180,
+ *              after each call a sync that overwrites the balance with
+ *              tokensLeft; a 429 drops the call (read as "no data")
+ *   ideal      the physical limit: initial balance + tokens refilled
+ *
+ * Per run: useful tokens (charged by the server, minus any debt left at
+ * the end) over the ideal, 429s, the server's minimum balance, wait per
+ * call (wall time minus the successful request's processing time) p50/p99,
+ * Redis round trips per call, /token calls.
+ *
+ *   bench_policy [--periods N] [--workers 1,4,16,64] [--initial N]
+ *                [--policy tokenmgr|retry429|seed] [--json FILE]
+ *
+ * --initial sets the starting balance (default: full, 1200); a low one
+ * shows the steady state without the first drain of a full bucket.
+ *
+ * Exit status 0 when measured (targets met or not), 1 when something could
+ * not run, 2 on a bad command line.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "bench_util.h"
+#include "fake_keepa_fixture.h"
+#include "redis_fixture.h"
+#include "tokenmgr.h"
+
+#define PROG            "bench_policy"
+#define KEY             "benchkey"
+#define POOL            "policy"
+#define RATE            20
+#define PERIOD_MS       1000
+#define CAPACITY        (60 * RATE)
+#define LATENCY         "50-500"
+#define DEAL_COST       5
+#define PRODUCT_ASINS   2
+#define PRODUCT_EST     (6 * PRODUCT_ASINS)
+#define PRODUCT_MAX     (4 * PRODUCT_EST)
+#define MAX_EST_ERROR   (PRODUCT_MAX - PRODUCT_EST)
+#define MAX_DEFICIT     (-180)
+#define SOFT_FLOOR      20
+#define RECHARGE_TARGET 50
+#define LOW_COST_MAX    10
+#define LOW_COST_TARGET 20
+#define MAX_WORKERS     256
+#define MAX_COUNTS      8
+#define BODY_MAX        (256 * 1024)
+#define TARGET_UTIL     0.97
+
+typedef enum policy { P_TOKENMGR, P_RETRY429, P_SEED, P_COUNT } policy;
+static const char *const policy_names[P_COUNT] = {"tokenmgr", "retry429",
+                                                  "seed"};
+
+/* Shared by the threads of one run. */
+typedef struct run_ctx {
+    policy pol;
+    const char *keepa_url;
+    const char *redis_url;
+    const char *redis_sock;
+    volatile sig_atomic_t stop;
+} run_ctx;
+
+typedef struct worker {
+    pthread_t tid;
+    run_ctx *run;
+    int index;
+    uint64_t rng;
+    int64_t *waits;
+    size_t nwaits, capwaits;
+    int64_t calls, errors, dropped, trips, cut;
+    char first_error[256];
+} worker;
+
+typedef struct run_result {
+    policy pol;
+    int workers;
+    int64_t calls, errors, dropped, cut;
+    int64_t charged, useful, ideal, final_balance, min_balance;
+    int64_t n429, token_calls, elapsed_ms;
+    double util, p50_ms, p99_ms, trips_per_call;
+    int drained;
+    char first_error[256];
+} run_result;
+
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t x = *s;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static void note_error(worker *w, const char *what)
+{
+    w->errors++;
+    if (w->first_error[0] == '\0')
+        snprintf(w->first_error, sizeof(w->first_error), "%s", what);
+}
+
+static void add_wait(worker *w, int64_t ns)
+{
+    if (ns < 0)
+        ns = 0;
+    if (w->nwaits == w->capwaits) {
+        size_t cap = w->capwaits ? 2 * w->capwaits : 1024;
+        int64_t *p = realloc(w->waits, cap * sizeof(*p));
+        if (p == NULL)
+            return;
+        w->waits = p;
+        w->capwaits = cap;
+    }
+    w->waits[w->nwaits++] = ns;
+}
+
+/* One call of the mix: path, params (name/value pairs), estimate. */
+typedef struct call {
+    const char *path;
+    const char *params[8];
+    char a[32], b[32];
+    int64_t estimate;
+} call;
+
+static void pick_call(worker *w, call *c)
+{
+    uint64_t r = next_rand(&w->rng);
+
+    if (r % 2 == 0) {
+        c->path = "/deal";
+        snprintf(c->a, sizeof(c->a), "%u", (unsigned)((r >> 8) % 5));
+        c->params[0] = "domain";
+        c->params[1] = "1";
+        c->params[2] = "page";
+        c->params[3] = c->a;
+        c->params[4] = NULL;
+        c->estimate = DEAL_COST;
+    } else {
+        uint64_t x = next_rand(&w->rng);
+        c->path = "/product";
+        snprintf(c->a, sizeof(c->a), "B%09u,B%09u", (unsigned)(x % 1000000000u),
+                 (unsigned)((x >> 32) % 1000000000u));
+        c->params[0] = "domain";
+        c->params[1] = "1";
+        c->params[2] = "asin";
+        c->params[3] = c->a;
+        c->params[4] = "offers";
+        c->params[5] = "40";
+        c->params[6] = NULL;
+        c->estimate = PRODUCT_EST;
+    }
+}
+
+static void call_url(const run_ctx *run, const call *c, char *url, size_t len)
+{
+    size_t n =
+        (size_t)snprintf(url, len, "%s%s?key=" KEY, run->keepa_url, c->path);
+
+    for (int i = 0; c->params[i] != NULL && n < len; i += 2)
+        n += (size_t)snprintf(url + n, len - n, "&%s=%s", c->params[i],
+                              c->params[i + 1]);
+}
+
+/* Sleep ms in slices, returning early when the run stops. */
+static void nap(const run_ctx *run, int64_t ms)
+{
+    while (ms > 0 && !run->stop && !bench_interrupted) {
+        int64_t slice = ms < 50 ? ms : 50;
+        bench_sleep_ms(slice);
+        ms -= slice;
+    }
+}
+
+/* ---- tokenmgr ----------------------------------------------------------- */
+
+static void tkm_opts(const run_ctx *run, int index, tkm_options *o)
+{
+    tkm_options_init(o);
+    snprintf(o->pool, sizeof(o->pool), POOL);
+    snprintf(o->redis_url, sizeof(o->redis_url), "%s", run->redis_url);
+    if (index >= 0)
+        snprintf(o->worker_id, sizeof(o->worker_id), "w%d", index);
+    else
+        snprintf(o->worker_id, sizeof(o->worker_id), "main");
+    snprintf(o->keepa.base_url, sizeof(o->keepa.base_url), "%s",
+             run->keepa_url);
+    o->bucket.refill_period_ms = PERIOD_MS;
+    o->keepa.timeout_ms = 5000;
+    o->heartbeat.wait_slice_ms = 100; /* the run's stop is seen promptly */
+}
+
+static void run_tokenmgr(worker *w)
+{
+    run_ctx *run = w->run;
+    tkm_client *c = NULL;
+    tkm_keepa *kc = NULL;
+    tkm_options o;
+
+    tkm_opts(run, w->index, &o);
+    if (tkm_client_open(&o, &c) != TKM_OK || tkm_keepa_open(c, &kc) != TKM_OK) {
+        note_error(w, c ? tkm_errstr(c) : "out of memory");
+        goto out;
+    }
+    tkm_client_set_cancel(c, &run->stop);
+    while (!run->stop && !bench_interrupted) {
+        tkm_keepa_response resp;
+        call cl;
+        int64_t t0, t1;
+        tkm_code rc;
+
+        pick_call(w, &cl);
+        t0 = bench_now_ns();
+        rc = tkm_keepa_request(kc, cl.path, cl.params, cl.estimate, &resp);
+        t1 = bench_now_ns();
+        if (rc == TKM_OK && resp.http_status == 200) {
+            w->calls++;
+            add_wait(w, t1 - t0 - resp.processing_ms * 1000000);
+        } else if (rc == TKM_ECANCELED) {
+            /* Still waiting at the stop: its wait so far is a lower bound. */
+            w->cut++;
+            add_wait(w, t1 - t0);
+            tkm_keepa_response_free(&resp);
+            break;
+        } else {
+            note_error(w, tkm_keepa_errstr(kc));
+        }
+        tkm_keepa_response_free(&resp);
+    }
+out:
+    w->trips = c ? tkm_client_round_trips(c) : 0;
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+}
+
+/* ---- retry on 429 ------------------------------------------------------- */
+
+static void run_retry429(worker *w)
+{
+    run_ctx *run = w->run;
+    char *body = malloc(BODY_MAX);
+    char url[512];
+
+    if (body == NULL) {
+        note_error(w, "out of memory");
+        return;
+    }
+    while (!run->stop && !bench_interrupted) {
+        int64_t t0 = bench_now_ns();
+        call cl;
+
+        pick_call(w, &cl);
+        call_url(run, &cl, url, sizeof(url));
+        for (;;) {
+            long status = 0;
+            if (tkt_http_get(url, &status, body, BODY_MAX) != 0) {
+                note_error(w, "HTTP transport error");
+                break;
+            }
+            if (status == 429) {
+                int64_t refill = tkt_json_int(body, "refillIn");
+                nap(run, refill > 0 ? refill : 100);
+                if (run->stop || bench_interrupted) {
+                    w->cut++;
+                    add_wait(w, bench_now_ns() - t0);
+                    break;
+                }
+                continue;
+            }
+            if (status == 200) {
+                int64_t proc = tkt_json_int(body, "processingTimeInMs");
+                w->calls++;
+                add_wait(w,
+                         bench_now_ns() - t0 - (proc > 0 ? proc * 1000000 : 0));
+            } else {
+                note_error(w, "unexpected HTTP status");
+            }
+            break;
+        }
+    }
+    free(body);
+}
+
+/* ---- the seed's policy -------------------------------------------------- */
+
+static double wall_s(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static double reply_double(const redisReply *r, double fallback)
+{
+    double v;
+
+    if (r == NULL || r->type != REDIS_REPLY_STRING ||
+        tkm_parse_double(r->str, -1e15, 1e15, &v) != TKM_OK)
+        return fallback;
+    return v;
+}
+
+/* One command, counted; NULL on a transport error (message noted). */
+static redisReply *seed_cmd(worker *w, redisContext *rc, int argc,
+                            const char **argv)
+{
+    redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+
+    w->trips++;
+    if (r == NULL)
+        note_error(w, rc->errstr);
+    return r;
+}
+
+static int seed_simple(worker *w, redisContext *rc, int argc, const char **argv)
+{
+    redisReply *r = seed_cmd(w, rc, argc, argv);
+
+    freeReplyObject(r);
+    return r ? 0 : -1;
+}
+
+/* The seed's sync: the shared balance becomes tokensLeft (reservations of
+ * calls still in flight are wiped: its failure 2). */
+static int seed_sync(worker *w, redisContext *rc, const char *body)
+{
+    int64_t left = tkt_json_int(body, "tokensLeft");
+    int64_t rate = tkt_json_int(body, "refillRate");
+    char tl[32], rt[32], ts[32];
+    const char *argv[] = {
+        "MSET", "keepa_tokens_left",     tl, "keepa_refill_rate",
+        rt,     "keepa_token_timestamp", ts};
+
+    if (left == INT64_MIN || rate == INT64_MIN)
+        return -1;
+    snprintf(tl, sizeof(tl), "%lld.0", (long long)left);
+    snprintf(rt, sizeof(rt), "%lld.0", (long long)rate);
+    snprintf(ts, sizeof(ts), "%.3f", wall_s());
+    return seed_simple(w, rc, 7, argv);
+}
+
+/* Check-then-act reservation.  0 when reserved, -1 when the run stopped. */
+static int seed_acquire(worker *w, redisContext *rc, int64_t cost)
+{
+    static const char *mget[] = {"MGET",
+                                 "keepa_tokens_left",
+                                 "keepa_refill_rate",
+                                 "keepa_token_timestamp",
+                                 "keepa_recharge_mode_active",
+                                 "keepa_recharge_start_time"};
+    const double period_s = PERIOD_MS / 1000.0;
+    const double timeout_s = 60 * period_s; /* its 60 "minutes" */
+
+    while (!w->run->stop && !bench_interrupted) {
+        redisReply *r = seed_cmd(w, rc, 6, mget);
+        double tokens, rate, ts, since, now = wall_s(), projected;
+        int mode;
+        char buf[32];
+
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+            freeReplyObject(r);
+            return -1;
+        }
+        tokens = reply_double(r->element[0], 0);
+        rate = reply_double(r->element[1], 0);
+        ts = reply_double(r->element[2], now);
+        mode = r->element[3]->type == REDIS_REPLY_STRING;
+        since = reply_double(r->element[4], now);
+        freeReplyObject(r);
+        projected = tokens + rate * (now - ts) / period_s;
+        if (projected > CAPACITY)
+            projected = CAPACITY;
+        if (mode) {
+            double target =
+                cost <= LOW_COST_MAX ? LOW_COST_TARGET : RECHARGE_TARGET;
+            const char *del[] = {"DEL", "keepa_recharge_mode_active"};
+            if (now - since > timeout_s) {
+                seed_simple(w, rc, 2, del);
+            } else if (projected < target) {
+                double need = rate > 0 ? (target - projected) / rate : 1;
+                nap(w->run, (int64_t)(need * PERIOD_MS) + 10);
+                continue;
+            } else {
+                seed_simple(w, rc, 2, del);
+            }
+        }
+        if (projected < 1 || projected - (double)cost < MAX_DEFICIT) {
+            double need = rate > 0 ? (1 - projected) / rate : 1;
+            if (need * PERIOD_MS < 50)
+                need = 0.05;
+            nap(w->run, (int64_t)(need * PERIOD_MS));
+            continue;
+        }
+        {
+            const char *incr[] = {"INCRBYFLOAT", "keepa_tokens_left", buf};
+            double left;
+            snprintf(buf, sizeof(buf), "%lld", (long long)-cost);
+            r = seed_cmd(w, rc, 3, incr);
+            if (r == NULL)
+                return -1;
+            left = reply_double(r, 0) + rate * (now - ts) / period_s;
+            freeReplyObject(r);
+            if (left < MAX_DEFICIT) {
+                snprintf(buf, sizeof(buf), "%lld", (long long)cost);
+                seed_simple(w, rc, 3, incr); /* revert */
+                nap(w->run, 50);
+                continue;
+            }
+            if (left < SOFT_FLOOR) {
+                /* This call still goes ("graceful stop"); later ones wait. */
+                char nowbuf[32];
+                const char *set[] = {"MSET", "keepa_recharge_mode_active", "1",
+                                     "keepa_recharge_start_time", nowbuf};
+                snprintf(nowbuf, sizeof(nowbuf), "%.3f", now);
+                seed_simple(w, rc, 5, set);
+            }
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static void run_seed(worker *w)
+{
+    run_ctx *run = w->run;
+    char *body = malloc(BODY_MAX);
+    redisContext *rc = redisConnectUnix(run->redis_sock);
+    char url[512];
+
+    if (body == NULL || rc == NULL || rc->err) {
+        note_error(w, "cannot connect to Redis");
+        goto out;
+    }
+    while (!run->stop && !bench_interrupted) {
+        int64_t t0 = bench_now_ns();
+        long status = 0;
+        call cl;
+
+        pick_call(w, &cl);
+        if (seed_acquire(w, rc, cl.estimate) != 0) {
+            w->cut++;
+            add_wait(w, bench_now_ns() - t0);
+            break;
+        }
+        call_url(run, &cl, url, sizeof(url));
+        if (tkt_http_get(url, &status, body, BODY_MAX) != 0) {
+            note_error(w, "HTTP transport error");
+            continue;
+        }
+        if (status == 200 || status == 429)
+            seed_sync(w, rc, body);
+        if (status == 200) {
+            int64_t proc = tkt_json_int(body, "processingTimeInMs");
+            w->calls++;
+            add_wait(w, bench_now_ns() - t0 - (proc > 0 ? proc * 1000000 : 0));
+        } else if (status == 429) {
+            w->dropped++; /* its failure 13: a 429 read as "no more data" */
+        } else {
+            note_error(w, "unexpected HTTP status");
+        }
+    }
+out:
+    if (rc != NULL)
+        redisFree(rc);
+    free(body);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+
+    switch (w->run->pol) {
+    case P_TOKENMGR:
+        run_tokenmgr(w);
+        break;
+    case P_RETRY429:
+        run_retry429(w);
+        break;
+    default:
+        run_seed(w);
+        break;
+    }
+    return NULL;
+}
+
+/* ---- one run --------------------------------------------------------------
+ */
+
+static int admin(const tkt_keepa *k, const char *path_query, char *body,
+                 size_t len)
+{
+    char url[512];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s%s", k->url, path_query);
+    if (tkt_http_get(url, &status, body, len) != 0 || status != 200) {
+        fprintf(stderr, PROG ": %s: HTTP %ld %s\n", path_query, status, body);
+        return -1;
+    }
+    return 0;
+}
+
+/* The fresh state every run starts from: Redis empty, the bucket full, the
+ * refill phase restarted, the counters zeroed. */
+static int reset_all(const tkt_keepa *k, redisContext *r, int64_t initial)
+{
+    char body[4096], set[256];
+    redisReply *rep = redisCommand(r, "FLUSHALL");
+
+    if (rep == NULL) {
+        fprintf(stderr, PROG ": FLUSHALL: %s\n", r->errstr);
+        return -1;
+    }
+    freeReplyObject(rep);
+    snprintf(set, sizeof(set),
+             "/admin/set?key=" KEY "&balance=%lld&rate=%d&period_ms=%d",
+             (long long)initial, RATE, PERIOD_MS);
+    if (admin(k, set, body, sizeof(body)) != 0)
+        return -1;
+    return admin(k, "/admin/reset_counters?key=" KEY, body, sizeof(body));
+}
+
+/* The policy's first look at the balance, before the workers start. */
+static int first_sync(run_ctx *run, const tkt_keepa *k)
+{
+    if (run->pol == P_TOKENMGR) {
+        tkm_client *c = NULL;
+        tkm_keepa *kc = NULL;
+        tkm_keepa_sync_result sr;
+        tkm_options o;
+        int ret = 0;
+
+        tkm_opts(run, -1, &o);
+        if (tkm_client_open(&o, &c) != TKM_OK ||
+            tkm_keepa_open(c, &kc) != TKM_OK ||
+            tkm_keepa_sync(kc, 1, &sr) != TKM_OK) {
+            fprintf(stderr, PROG ": first sync: %s / %s\n",
+                    c ? tkm_errstr(c) : "", kc ? tkm_keepa_errstr(kc) : "");
+            ret = -1;
+        }
+        tkm_keepa_free(kc);
+        tkm_client_free(c);
+        return ret;
+    }
+    if (run->pol == P_SEED) {
+        worker w = {.run = run};
+        char body[4096], url[256];
+        long status = 0;
+        redisContext *rc = redisConnectUnix(run->redis_sock);
+        int ret = -1;
+
+        snprintf(url, sizeof(url), "%s/token?key=" KEY, k->url);
+        if (rc != NULL && !rc->err &&
+            tkt_http_get(url, &status, body, sizeof(body)) == 0 &&
+            status == 200 && seed_sync(&w, rc, body) == 0)
+            ret = 0;
+        if (rc != NULL)
+            redisFree(rc);
+        if (ret != 0)
+            fprintf(stderr, PROG ": seed's first sync failed\n");
+        return ret;
+    }
+    return 0;
+}
+
+static int run_one(policy pol, int nworkers, int periods, int64_t initial,
+                   const tkt_keepa *k, const tkt_redis *srv, redisContext *r,
+                   run_result *out)
+{
+    run_ctx run = {.pol = pol,
+                   .keepa_url = k->url,
+                   .redis_url = srv->url,
+                   .redis_sock = srv->sock};
+    worker *ws = calloc((size_t)nworkers, sizeof(*ws));
+    int64_t t_set, t_end, started = 0, sum_trips = 0;
+    int64_t *all = NULL;
+    size_t nall = 0;
+    char state[4096];
+    int ret = -1;
+
+    memset(out, 0, sizeof(*out));
+    out->pol = pol;
+    out->workers = nworkers;
+    if (ws == NULL)
+        return -1;
+    if (reset_all(k, r, initial) != 0)
+        goto out;
+    t_set = bench_now_ns();
+    if (first_sync(&run, k) != 0)
+        goto out;
+    for (int i = 0; i < nworkers; i++) {
+        ws[i].run = &run;
+        ws[i].index = i;
+        ws[i].rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) + (uint64_t)pol;
+        if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
+            fprintf(stderr, PROG ": pthread_create failed\n");
+            run.stop = 1;
+            break;
+        }
+        started++;
+    }
+    t_end = t_set + (int64_t)periods * PERIOD_MS * 1000000;
+    while (!bench_interrupted && bench_now_ns() < t_end)
+        bench_sleep_ms(20);
+    run.stop = 1;
+    for (int i = 0; i < started; i++)
+        pthread_join(ws[i].tid, NULL);
+    if (bench_interrupted || started < nworkers)
+        goto out;
+    if (admin(k, "/admin/state?key=" KEY, state, sizeof(state)) != 0)
+        goto out;
+    out->elapsed_ms = (bench_now_ns() - t_set) / 1000000;
+
+    for (int i = 0; i < nworkers; i++) {
+        out->calls += ws[i].calls;
+        out->errors += ws[i].errors;
+        out->dropped += ws[i].dropped;
+        out->cut += ws[i].cut;
+        sum_trips += ws[i].trips;
+        nall += ws[i].nwaits;
+        if (out->first_error[0] == '\0' && ws[i].first_error[0] != '\0')
+            snprintf(out->first_error, sizeof(out->first_error), "%s",
+                     ws[i].first_error);
+    }
+    all = malloc((nall ? nall : 1) * sizeof(*all));
+    if (all == NULL)
+        goto out;
+    nall = 0;
+    for (int i = 0; i < nworkers; i++) {
+        memcpy(all + nall, ws[i].waits, ws[i].nwaits * sizeof(*all));
+        nall += ws[i].nwaits;
+    }
+    bench_sort(all, nall);
+    out->p50_ms = bench_pct_us(all, nall, 500) / 1000.0;
+    out->p99_ms = bench_pct_us(all, nall, 990) / 1000.0;
+    out->trips_per_call =
+        out->calls ? (double)sum_trips / (double)out->calls : 0;
+    out->charged = tkt_json_int(state, "tokens_charged");
+    out->final_balance = tkt_json_int(state, "balance");
+    out->min_balance = tkt_json_int(state, "min_balance");
+    out->n429 = tkt_json_int(state, "requests_429");
+    out->token_calls = tkt_json_int(state, "token_calls");
+    /* Every tick from the reset to the final read (calls in flight at the
+     * stop complete inside it). */
+    out->ideal = initial + RATE * (out->elapsed_ms / PERIOD_MS);
+    out->useful =
+        out->charged - (out->final_balance < 0 ? -out->final_balance : 0);
+    out->util = (double)out->useful / (double)out->ideal;
+    out->drained = out->min_balance < SOFT_FLOOR;
+    ret = 0;
+out:
+    for (int i = 0; i < nworkers; i++)
+        free(ws[i].waits);
+    free(ws);
+    free(all);
+    return ret;
+}
+
+/* ---- output -----------------------------------------------------------------
+ */
+
+static const char *verdict_429(const run_result *r)
+{
+    return r->n429 == 0 ? "ok" : "MISS";
+}
+
+static const char *verdict_util(const run_result *r)
+{
+    if (!r->drained)
+        return "n/a";
+    return r->util >= TARGET_UTIL ? "ok" : "MISS";
+}
+
+static const char *verdict_min(const run_result *r)
+{
+    return r->min_balance >= MAX_DEFICIT - MAX_EST_ERROR ? "ok" : "MISS";
+}
+
+static void print_header(int periods, int64_t initial)
+{
+    printf("bench_policy: fake Keepa rate %d per %d ms, capacity %d, "
+           "starting at %lld, latency %s ms,\n"
+           "  %d periods per run; mix: 1/2 /deal (5), 1/2 /product 2 ASINs "
+           "offers=40 (estimate %d, actual %d..%d)\n",
+           RATE, PERIOD_MS, CAPACITY, (long long)initial, LATENCY, periods,
+           PRODUCT_EST, PRODUCT_EST, PRODUCT_MAX);
+    printf("%-9s %4s %6s %7s %6s %6s %5s %6s %6s %8s %8s %7s %6s %4s %4s "
+           "%s\n",
+           "policy", "wrk", "calls", "useful", "ideal", "util", "429s",
+           "minbal", "final", "wait p50", "wait p99", "rt/call", "/token",
+           "cut", "drop", "errors");
+}
+
+static void print_row(const run_result *r)
+{
+    printf("%-9s %4d %6lld %7lld %6lld %6.3f %5lld %6lld %6lld %8.1f %8.1f "
+           "%7.2f %6lld %4lld %4lld %lld%s%s\n",
+           policy_names[r->pol], r->workers, (long long)r->calls,
+           (long long)r->useful, (long long)r->ideal, r->util,
+           (long long)r->n429, (long long)r->min_balance,
+           (long long)r->final_balance, r->p50_ms, r->p99_ms, r->trips_per_call,
+           (long long)r->token_calls, (long long)r->cut, (long long)r->dropped,
+           (long long)r->errors, r->first_error[0] ? " first: " : "",
+           r->first_error);
+}
+
+static void json_row(FILE *f, const run_result *r, int first)
+{
+    fprintf(f,
+            "%s{\"policy\":\"%s\",\"workers\":%d,\"calls\":%lld,"
+            "\"tokens_charged\":%lld,\"useful_tokens\":%lld,\"ideal\":%lld,"
+            "\"utilisation\":%.4f,\"drained\":%s,\"http_429\":%lld,"
+            "\"min_balance\":%lld,\"final_balance\":%lld,"
+            "\"wait_p50_ms\":%.2f,\"wait_p99_ms\":%.2f,"
+            "\"redis_round_trips_per_call\":%.3f,\"token_calls\":%lld,"
+            "\"cut\":%lld,\"dropped\":%lld,\"errors\":%lld,"
+            "\"elapsed_ms\":%lld}",
+            first ? "" : ",", policy_names[r->pol], r->workers,
+            (long long)r->calls, (long long)r->charged, (long long)r->useful,
+            (long long)r->ideal, r->util, r->drained ? "true" : "false",
+            (long long)r->n429, (long long)r->min_balance,
+            (long long)r->final_balance, r->p50_ms, r->p99_ms,
+            r->trips_per_call, (long long)r->token_calls, (long long)r->cut,
+            (long long)r->dropped, (long long)r->errors,
+            (long long)r->elapsed_ms);
+}
+
+static int parse_workers(const char *s, int *counts, int *n)
+{
+    char buf[128];
+    char *save = NULL, *tok;
+
+    if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+        return -1;
+    *n = 0;
+    for (tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        int64_t v;
+        if (*n >= MAX_COUNTS ||
+            tkm_parse_int(tok, 1, MAX_WORKERS, &v) != TKM_OK)
+            return -1;
+        counts[(*n)++] = (int)v;
+    }
+    return *n > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *fk_args[] = {
+        "--rate",       "20",    "--period-ms", "1000", "--balance", "1200",
+        "--latency-ms", LATENCY, "--seed",      "7",    NULL};
+    int counts[MAX_COUNTS] = {1, 4, 16, 64}, ncounts = 4;
+    int64_t periods = 10, initial = CAPACITY;
+    unsigned policies = (1u << P_COUNT) - 1;
+    const char *json_path = NULL;
+    run_result results[P_COUNT * MAX_COUNTS];
+    int nresults = 0;
+    tkt_keepa k = {0};
+    tkt_redis srv;
+    redisContext *r = NULL;
+    FILE *jf = NULL;
+    int status = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--periods") == 0 && i + 1 < argc &&
+            tkm_parse_int(argv[i + 1], 2, 600, &periods) == TKM_OK) {
+            i++;
+        } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc &&
+                   parse_workers(argv[i + 1], counts, &ncounts) == 0) {
+            i++;
+        } else if (strcmp(argv[i], "--initial") == 0 && i + 1 < argc &&
+                   tkm_parse_int(argv[i + 1], 0, CAPACITY, &initial) ==
+                       TKM_OK) {
+            i++;
+        } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
+            policies = 0;
+            for (int p = 0; p < P_COUNT; p++)
+                if (strcmp(argv[i + 1], policy_names[p]) == 0)
+                    policies = 1u << p;
+            if (policies == 0)
+                goto usage;
+            i++;
+        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+            json_path = argv[++i];
+        } else {
+        usage:
+            fprintf(stderr, "usage: " PROG " [--periods N] [--workers "
+                            "1,4,16,64] [--initial N] [--policy NAME] "
+                            "[--json FILE]\n");
+            return 2;
+        }
+    }
+    bench_signals();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    setenv("TOKENMGR_KEEPA_KEY", KEY, 1);
+    memset(&srv, 0, sizeof(srv));
+    if (tkt_redis_start(&srv) != 0) {
+        fprintf(stderr, PROG ": cannot start redis-server\n");
+        tkt_redis_stop(&srv);
+        return 1;
+    }
+    if (tkt_keepa_start(&k, fk_args) != 0) {
+        fprintf(stderr, PROG ": cannot start %s\n", tkt_keepa_binary());
+        goto out;
+    }
+    r = redisConnectUnix(srv.sock);
+    if (r == NULL || r->err) {
+        fprintf(stderr, PROG ": cannot connect to %s\n", srv.sock);
+        goto out;
+    }
+    print_header((int)periods, initial);
+    for (int p = 0; p < P_COUNT; p++) {
+        if (!(policies & (1u << p)))
+            continue;
+        for (int i = 0; i < ncounts; i++) {
+            run_result *res = &results[nresults];
+            if (run_one((policy)p, counts[i], (int)periods, initial, &k, &srv,
+                        r, res) != 0) {
+                if (bench_interrupted)
+                    fprintf(stderr, PROG ": interrupted\n");
+                goto out;
+            }
+            print_row(res);
+            fflush(stdout);
+            nresults++;
+        }
+    }
+    printf("%-9s %4s %6s %7lld %6lld %6.3f %5d %6d (initial %d + %d per "
+           "period; the most any policy can spend)\n",
+           "ideal", "any", "-", (long long)results[0].ideal,
+           (long long)results[0].ideal, 1.0, 0, 0, (int)initial, RATE);
+    printf("\ntargets for tokenmgr: 0 429s after the first sync; "
+           "utilisation >= %.2f when drained\n  (min balance < %d); min "
+           "balance >= max_deficit %d - largest estimate error %d = %d\n",
+           TARGET_UTIL, SOFT_FLOOR, MAX_DEFICIT, MAX_EST_ERROR,
+           MAX_DEFICIT - MAX_EST_ERROR);
+    for (int i = 0; i < nresults; i++) {
+        const run_result *x = &results[i];
+        if (x->pol != P_TOKENMGR)
+            continue;
+        printf("  %3d workers: 429s %s, utilisation %s (%.3f%s), min balance "
+               "%s (%lld)\n",
+               x->workers, verdict_429(x), verdict_util(x), x->util,
+               x->drained ? "" : ", not drained: latency-bound", verdict_min(x),
+               (long long)x->min_balance);
+    }
+    jf = bench_json_open(json_path, PROG);
+    if (jf != NULL) {
+        fprintf(jf,
+                "{\"rate\":%d,\"period_ms\":%d,\"capacity\":%d,"
+                "\"initial\":%d,\"latency_ms\":\"%s\",\"periods\":%lld,"
+                "\"target_utilisation\":%.2f,\"target_min_balance\":%d,"
+                "\"runs\":[",
+                RATE, PERIOD_MS, CAPACITY, (int)initial, LATENCY,
+                (long long)periods, TARGET_UTIL, MAX_DEFICIT - MAX_EST_ERROR);
+        for (int i = 0; i < nresults; i++)
+            json_row(jf, &results[i], i == 0);
+        fprintf(jf, "]}\n");
+        fclose(jf);
+    }
+    status = 0;
+out:
+    if (r != NULL)
+        redisFree(r);
+    tkt_keepa_stop(&k);
+    tkt_redis_stop(&srv);
+    curl_global_cleanup();
+    return status;
+}

@@ -1,0 +1,317 @@
+/* Helpers shared by the benchmarks; see bench_util.h. */
+#include "bench_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUTPUT_MAX 65536
+
+volatile sig_atomic_t bench_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    bench_interrupted = 1;
+}
+
+void bench_signals(void)
+{
+    struct sigaction sa;
+
+    signal(SIGPIPE, SIG_IGN);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int64_t bench_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void bench_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+
+    if (ms <= 0)
+        return;
+    nanosleep(&ts, NULL); /* an interrupt cuts it short: callers re-check */
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+void bench_sort(int64_t *v, size_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_i64);
+}
+
+double bench_pct_us(const int64_t *sorted, size_t n, int permille)
+{
+    size_t rank;
+
+    if (n == 0)
+        return 0;
+    rank = (n * (size_t)permille + 999) / 1000;
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return (double)sorted[rank - 1] / 1000.0;
+}
+
+int bench_program_found(const char *name)
+{
+    const char *path = getenv("PATH");
+    char file[4096];
+
+    if (strchr(name, '/') != NULL)
+        return access(name, X_OK) == 0;
+    if (path == NULL)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (;;) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+
+        if (len == 0)
+            snprintf(file, sizeof(file), "%s", name);
+        else
+            snprintf(file, sizeof(file), "%.*s/%s", (int)len, path, name);
+        if (access(file, X_OK) == 0)
+            return 1;
+        if (end == NULL)
+            return 0;
+        path = end + 1;
+    }
+}
+
+const char *bench_env_or(const char *var, const char *fallback)
+{
+    const char *v = getenv(var);
+
+    return v != NULL && v[0] != '\0' ? v : fallback;
+}
+
+/* Append, dropping the oldest bytes when full (figures come last). */
+static void keep_tail(char *buf, size_t cap, size_t *len, const char *data,
+                      size_t n)
+{
+    if (n >= cap) {
+        data += n - (cap - 1);
+        n = cap - 1;
+        *len = 0;
+    }
+    if (*len + n > cap - 1) {
+        size_t drop = *len + n - (cap - 1);
+        memmove(buf, buf + drop, *len - drop);
+        *len -= drop;
+    }
+    memcpy(buf + *len, data, n);
+    *len += n;
+    buf[*len] = '\0';
+}
+
+int bench_run_capture(const char *const *argv, char *out, size_t cap,
+                      int *status)
+{
+    int outp[2], errp[2];
+    int exec_errno = 0;
+    size_t len = 0;
+    ssize_t n;
+    pid_t pid;
+
+    out[0] = '\0';
+    if (pipe2(outp, O_CLOEXEC) != 0)
+        goto fail;
+    if (pipe2(errp, O_CLOEXEC) != 0) {
+        close(outp[0]);
+        close(outp[1]);
+        goto fail;
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(outp[0]);
+        close(outp[1]);
+        close(errp[0]);
+        close(errp[1]);
+        goto fail;
+    }
+    if (pid == 0) {
+        int e;
+        ssize_t w;
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (dup2(outp[1], STDOUT_FILENO) >= 0 &&
+            dup2(outp[1], STDERR_FILENO) >= 0)
+            execvp(argv[0], (char *const *)argv);
+        e = errno;
+        w = write(errp[1], &e, sizeof(e));
+        (void)w;
+        _exit(127);
+    }
+    close(outp[1]);
+    close(errp[1]);
+    do {
+        n = read(errp[0], &exec_errno, sizeof(exec_errno));
+    } while (n < 0 && errno == EINTR);
+    close(errp[0]);
+    if (n == (ssize_t)sizeof(exec_errno)) {
+        close(outp[0]);
+        while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+            ;
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(exec_errno));
+        return -1;
+    }
+    for (;;) {
+        char chunk[4096];
+
+        n = read(outp[0], chunk, sizeof(chunk));
+        if (n > 0) {
+            keep_tail(out, cap, &len, chunk, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            if (bench_interrupted)
+                kill(pid, SIGTERM);
+            continue;
+        }
+        break;
+    }
+    close(outp[0]);
+    while (waitpid(pid, status, 0) < 0) {
+        if (errno != EINTR) {
+            fprintf(stderr, "waitpid: %s\n", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+fail:
+    fprintf(stderr, "cannot start %s: %s\n", argv[0], strerror(errno));
+    return -1;
+}
+
+static const char *last_line(char *out)
+{
+    size_t len = strlen(out);
+    char *p;
+
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r' ||
+                       out[len - 1] == ' '))
+        out[--len] = '\0';
+    p = out + len;
+    while (p > out && p[-1] != '\n' && p[-1] != '\r')
+        p--;
+    return p[0] ? p : "(no output)";
+}
+
+static int parse_rps(const char *out, double *rps)
+{
+    const char *tag = " requests per second";
+    const char *hit = NULL;
+    const char *p;
+    char *end;
+
+    for (p = strstr(out, tag); p != NULL; p = strstr(p + 1, tag))
+        hit = p;
+    if (hit == NULL)
+        return -1;
+    p = hit;
+    while (p > out && ((p[-1] >= '0' && p[-1] <= '9') || p[-1] == '.'))
+        p--;
+    if (p == hit)
+        return -1;
+    errno = 0;
+    *rps = strtod(p, &end);
+    if (errno != 0 || end != hit || !(*rps > 0))
+        return -1;
+    return 0;
+}
+
+int bench_redis_benchmark(const char *sock, int clients, int64_t n,
+                          const char *const *cmd, int ncmd, double *rps)
+{
+    const char *argv[64];
+    char nbuf[32], cbuf[16];
+    static char out[OUTPUT_MAX];
+    int argc = 0;
+    int status = 0;
+
+    if (ncmd + 9 > (int)(sizeof(argv) / sizeof(argv[0])))
+        return -1;
+    snprintf(nbuf, sizeof(nbuf), "%lld", (long long)n);
+    snprintf(cbuf, sizeof(cbuf), "%d", clients);
+    argv[argc++] = bench_env_or("TKM_REDIS_BENCHMARK", "redis-benchmark");
+    argv[argc++] = "-s";
+    argv[argc++] = sock;
+    argv[argc++] = "-c";
+    argv[argc++] = cbuf;
+    argv[argc++] = "-n";
+    argv[argc++] = nbuf;
+    argv[argc++] = "-q";
+    for (int i = 0; i < ncmd; i++)
+        argv[argc++] = cmd[i];
+    argv[argc] = NULL;
+    if (bench_run_capture(argv, out, sizeof(out), &status) != 0)
+        return -1;
+    if (bench_interrupted)
+        return -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "redis-benchmark %s failed (status %d): %s\n", cmd[0],
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1, last_line(out));
+        return -1;
+    }
+    if (parse_rps(out, rps) != 0) {
+        fprintf(stderr,
+                "no 'requests per second' in redis-benchmark's "
+                "output: %s\n",
+                last_line(out));
+        return -1;
+    }
+    return 0;
+}
+
+FILE *bench_json_open(const char *path, const char *prog)
+{
+    FILE *f;
+
+    if (path == NULL || strcmp(path, "-") == 0)
+        return NULL;
+    f = fopen(path, "w");
+    if (f == NULL)
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, path,
+                strerror(errno));
+    return f;
+}
+
+void bench_redis_version(char *buf, size_t len)
+{
+    const char *argv[] = {bench_env_or("TKM_REDIS_SERVER", "redis-server"),
+                          "--version", NULL};
+    char out[1024];
+    const char *v;
+    int status;
+
+    snprintf(buf, len, "unknown");
+    if (bench_run_capture(argv, out, sizeof(out), &status) != 0)
+        return;
+    v = strstr(out, "v=");
+    if (v != NULL)
+        snprintf(buf, len, "%.*s", (int)strcspn(v + 2, " \n"), v + 2);
+}

@@ -1,0 +1,49 @@
+/* Helpers shared by the benchmarks (bench_policy, bench_decide,
+ * bench_scaling, bench_plugin): clocks, percentiles, a child process with its
+ * output captured (fork/execvp, no shell), redis-benchmark's figure, and the
+ * SIGINT/SIGTERM flag every benchmark polls so that it always stops its
+ * servers.  Not part of the library. */
+#ifndef TKM_BENCH_UTIL_H
+#define TKM_BENCH_UTIL_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Raised by SIGINT or SIGTERM once bench_signals() is installed. */
+extern volatile sig_atomic_t bench_interrupted;
+
+/* SIGINT/SIGTERM raise bench_interrupted; SIGPIPE is ignored. */
+void bench_signals(void);
+
+int64_t bench_now_ns(void);
+void bench_sleep_ms(int64_t ms);
+
+/* Sort v (n values, in ns) and return the nearest-rank percentile in us
+ * (permille: 500 = p50, 990 = p99); 0 when n is 0. */
+void bench_sort(int64_t *v, size_t n);
+double bench_pct_us(const int64_t *sorted, size_t n, int permille);
+
+/* Whether execvp would find `name`. */
+int bench_program_found(const char *name);
+/* getenv(var), or fallback when unset or empty. */
+const char *bench_env_or(const char *var, const char *fallback);
+
+/* Run argv, stdout and stderr captured (the tail kept in out).  Returns 0
+ * when it ran (*status from waitpid), -1 when it could not start. */
+int bench_run_capture(const char *const *argv, char *out, size_t cap,
+                      int *status);
+
+/* redis-benchmark -s sock -c clients -n n -q CMD...: *rps from its summary.
+ * Returns 0, or -1 with a message on stderr. */
+int bench_redis_benchmark(const char *sock, int clients, int64_t n,
+                          const char *const *cmd, int ncmd, double *rps);
+
+/* Open path for the JSON figures ("-" = none: returns NULL quietly). */
+FILE *bench_json_open(const char *path, const char *prog);
+
+/* "redis-server v=7.0.15" -> "7.0.15" into buf ("unknown" on failure). */
+void bench_redis_version(char *buf, size_t len);
+
+#endif
