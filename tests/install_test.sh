@@ -50,7 +50,10 @@ int main(void)
 C
 flags=$(pkg-config --cflags --libs tokenmgr) || fail "pkg-config does not know tokenmgr"
 case "$flags" in *"$stage"*) ;; *) fail "pkg-config flags do not point into the staging folder: $flags" ;; esac
-cc -Wall -Wextra -Werror -o "$stage/hello" "$stage/hello.c" $flags ||
+# The sanitizer build's library needs its runtime in the program too.
+san=()
+[ "${TKM_SANITIZED:-0}" = 1 ] && san=(-fsanitize=address,undefined)
+cc -Wall -Wextra -Werror "${san[@]}" -o "$stage/hello" "$stage/hello.c" $flags ||
     fail "a program does not compile against the installed header"
 out=$(LD_LIBRARY_PATH=$stage/usr/$libdir "$stage/hello")
 [ "$out" = "tokenmgr $(pkg-config --modversion tokenmgr), pool keepa" ] || fail "hello printed '$out'"
