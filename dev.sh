@@ -6,6 +6,8 @@
 #                            -Werror), run every test through CTest
 #   ./dev.sh build [--asan]  install and build only
 #   ./dev.sh format [--check] clang-format the C sources (or only check)
+#   ./dev.sh fuzz [SECONDS]  build the libFuzzer targets with clang (ASan +
+#                            UBSan) and run each for SECONDS (60)
 #
 # Dependencies come from Debian packages, installed with apt-get as root or
 # through sudo.  Builds go to build/ (build-asan/ with --asan).
@@ -45,6 +47,9 @@ install_missing() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# Only `./dev.sh fuzz` needs these.
+fuzz_packages=(clang libclang-rt-14-dev)
 
 builddir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
@@ -94,6 +99,45 @@ format() {
     fi
 }
 
+# Each target of tests/fuzz/ for $1 seconds on a copy of its seed corpus
+# (the seeds stay as committed); a crash stops the run with its input
+# saved in build-fuzz/crashes/.
+fuzz() {
+    local secs=${1:-60} t log failed=0
+    case "$secs" in
+    '' | *[!0-9]*)
+        echo "dev.sh: fuzz takes a number of seconds, not '$secs'" >&2
+        exit 64
+        ;;
+    esac
+    install_missing "${packages[@]}" "${fuzz_packages[@]}"
+    say "building the fuzz targets in build-fuzz/"
+    cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTKM_FUZZ=ON \
+        -DTKM_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    cmake --build build-fuzz -j "$(nproc)" --target fuzz_all
+    mkdir -p build-fuzz/crashes build-fuzz/logs
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    for t in $(sed -n 's/^set(TKM_FUZZ_TARGETS \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt); do
+        rm -rf "build-fuzz/corpus/$t"
+        mkdir -p "build-fuzz/corpus/$t"
+        cp tests/fuzz/corpus/"$t"/* "build-fuzz/corpus/$t/"
+        log=build-fuzz/logs/$t.log
+        say "fuzzing $t for ${secs}s"
+        if "build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$secs" \
+            -timeout=10 -close_fd_mask=1 -print_final_stats=1 \
+            -artifact_prefix="build-fuzz/crashes/$t-" \
+            "build-fuzz/corpus/$t" >"$log" 2>&1; then
+            { grep -E '^#[0-9]+[[:space:]]+DONE' "$log" || echo "(no DONE line)"; } | tail -1 | sed "s/^/$t: /"
+        else
+            failed=1
+            echo "dev.sh: fuzz_$t failed (input in build-fuzz/crashes/):" >&2
+            grep -v '^tokenmgr: ' "$log" | tail -40 >&2
+        fi
+    done
+    return $failed
+}
+
 demo() {
     build
     exec bash "$top/tests/demo/demo.sh" "$top/$builddir"
@@ -106,8 +150,9 @@ test) parse_flavour "$@"; run_tests ;;
 build) parse_flavour "$@"; build ;;
 demo) demo "$@" ;;
 format) format "$@" ;;
+fuzz) fuzz "$@" ;;
 *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || exit 64
     ;;
 esac

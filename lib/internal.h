@@ -53,6 +53,12 @@ int tkm__pool_name_valid(const char *name);
 int tkm__worker_id_valid(const char *id);
 int tkm__copy(char *dst, size_t dstlen, const char *src);
 
+/* config.c: the YAML loader on a buffer (tkm_config_load_file's code path);
+ * `name` prefixes messages as the path does. */
+tkm_code tkm__config_load_string(const char *name, const char *text, size_t len,
+                                 tkm_options *opts, char *errbuf,
+                                 size_t errlen);
+
 /* url.c: parse and check a Redis URL; errbuf gets a one-line reason. */
 tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
                         size_t errlen);
