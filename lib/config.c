@@ -378,6 +378,10 @@ static tkm_code section_pair(loader *ld, const char *section,
             return at(ld, v, "redis.url: %s", why);
         return rc;
     }
+    if (strcmp(section, "redis") == 0 && strcmp(name, "password_file") == 0)
+        return set_string(ld, v, "redis.password_file",
+                          ld->opts->redis_password_file,
+                          sizeof(ld->opts->redis_password_file));
     if (strcmp(section, "keepa") == 0 && strcmp(name, "base_url") == 0)
         return set_string(ld, v, "keepa.base_url", ld->opts->keepa.base_url,
                           sizeof(ld->opts->keepa.base_url));
