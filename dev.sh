@@ -6,8 +6,8 @@
 #                            -Werror), run every test through CTest
 #   ./dev.sh build [--asan]  install and build only
 #   ./dev.sh format [--check] clang-format the C sources (or only check)
-#   ./dev.sh fuzz [SECONDS]  build the libFuzzer targets with clang (ASan +
-#                            UBSan) and run each for SECONDS (60)
+#   ./dev.sh fuzz [SECONDS] [TARGET...]  build the libFuzzer targets with
+#                            clang (ASan + UBSan), run each for SECONDS (60)
 #
 # Dependencies come from Debian packages, installed with apt-get as root or
 # through sudo.  Builds go to build/ (build-asan/ with --asan).
@@ -103,7 +103,7 @@ format() {
 # (the seeds stay as committed); a crash stops the run with its input
 # saved in build-fuzz/crashes/.
 fuzz() {
-    local secs=${1:-60} t log failed=0
+    local secs=${1:-60} t log failed=0 targets
     case "$secs" in
     '' | *[!0-9]*)
         echo "dev.sh: fuzz takes a number of seconds, not '$secs'" >&2
@@ -118,7 +118,11 @@ fuzz() {
     mkdir -p build-fuzz/crashes build-fuzz/logs
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    for t in $(sed -n 's/^set(TKM_FUZZ_TARGETS \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt); do
+    [ $# -gt 0 ] && shift
+    targets=("$@")
+    [ ${#targets[@]} -gt 0 ] ||
+        read -ra targets <<<"$(sed -n 's/^set(TKM_FUZZ_TARGETS \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt)"
+    for t in "${targets[@]}"; do
         rm -rf "build-fuzz/corpus/$t"
         mkdir -p "build-fuzz/corpus/$t"
         cp tests/fuzz/corpus/"$t"/* "build-fuzz/corpus/$t/"
@@ -152,7 +156,7 @@ demo) demo "$@" ;;
 format) format "$@" ;;
 fuzz) fuzz "$@" ;;
 *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || exit 64
     ;;
 esac
