@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,6 +530,78 @@ START_TEST(test_audit_fields_bounded)
 }
 END_TEST
 
+/* An HTTP server that answers one request with an endless body of JSON
+ * whitespace (a Keepa that never stops talking). */
+static void *endless_body(void *arg)
+{
+    int lfd = *(int *)arg, fd;
+    static char chunk[65536];
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       "Connection: close\r\n\r\n";
+    char req[4096];
+
+    memset(chunk, ' ', sizeof(chunk));
+    fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    if (read(fd, req, sizeof(req)) > 0 &&
+        write(fd, head, strlen(head)) == (ssize_t)strlen(head)) {
+        /* 1 GiB at most: the client must hang up long before. */
+        for (int i = 0; i < 16384; i++) {
+            if (write(fd, chunk, sizeof(chunk)) < 0)
+                break;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A response body is bounded (BODY_MAX, 256 MiB): the transfer is cut and
+ * the request fails, it does not eat the worker's memory. */
+START_TEST(test_http_body_bounded)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    pthread_t th;
+    tkm_options o;
+    tkm_client *c;
+    tkm_keepa *kc = NULL;
+    tkm_keepa_response resp;
+    const char *params[] = {"asin", "B000000000", NULL};
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 4), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, endless_body, &lfd), 0);
+
+    tkm_options_init(&o);
+    snprintf(o.pool, sizeof(o.pool), "t");
+    snprintf(o.redis_url, sizeof(o.redis_url), "unix://%s", srv.sock);
+    snprintf(o.keepa.base_url, sizeof(o.keepa.base_url), "http://127.0.0.1:%d",
+             ntohs(sa.sin_port));
+    o.keepa.max_retries = 0;
+    o.keepa.timeout_ms = 60000;
+    setenv("TOKENMGR_KEEPA_KEY", KEEPA_KEY, 1);
+    c = tkt_open(&o);
+    tkt_sync(c, 300, 5, 60000, -1);
+    ck_assert_int_eq(tkm_keepa_open(c, &kc), TKM_OK);
+    memset(&resp, 0, sizeof(resp));
+    ck_assert_int_eq(tkm_keepa_request(kc, "/product", params, 1, &resp),
+                     TKM_EHTTP);
+    ck_assert_ptr_nonnull(strstr(tkm_keepa_errstr(kc), "larger than"));
+    tkm_keepa_response_free(&resp);
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+    pthread_join(th, NULL);
+    close(lfd);
+    unsetenv("TOKENMGR_KEEPA_KEY");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -554,7 +627,9 @@ int main(void)
     tcase_add_test(secrets, test_webhook_error_hides_credentials);
     tcase_add_unchecked_fixture(limits, acl_setup, acl_teardown);
     tcase_add_checked_fixture(limits, flush, NULL);
+    tcase_set_timeout(limits, 120);
     tcase_add_test(limits, test_audit_fields_bounded);
+    tcase_add_test(limits, test_http_body_bounded);
     suite_add_tcase(s, acl);
     suite_add_tcase(s, secrets);
     suite_add_tcase(s, limits);
