@@ -9,6 +9,8 @@
 #   ./dev.sh format [--check] clang-format the C sources (or only check)
 #   ./dev.sh bench           build, run the benchmarks (a few minutes):
 #                            tables on stdout, JSON in build/bench/results.json
+#   ./dev.sh fuzz [SECONDS] [TARGET...]  build the libFuzzer targets with
+#                            clang (ASan + UBSan), run each for SECONDS (60)
 #
 # Dependencies come from Debian packages, installed with apt-get as root or
 # through sudo.  Builds go to build/ (build-asan/ with --asan).
@@ -48,6 +50,9 @@ install_missing() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# Only `./dev.sh fuzz` needs these.
+fuzz_packages=(clang libclang-rt-14-dev)
 
 builddir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
@@ -140,6 +145,49 @@ bench() {
     return $failed
 }
 
+# Each target of tests/fuzz/ for $1 seconds on a copy of its seed corpus
+# (the seeds stay as committed); a crash stops the run with its input
+# saved in build-fuzz/crashes/.
+fuzz() {
+    local secs=${1:-60} t log failed=0 targets
+    case "$secs" in
+    '' | *[!0-9]*)
+        echo "dev.sh: fuzz takes a number of seconds, not '$secs'" >&2
+        exit 64
+        ;;
+    esac
+    install_missing "${packages[@]}" "${fuzz_packages[@]}"
+    say "building the fuzz targets in build-fuzz/"
+    cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTKM_FUZZ=ON \
+        -DTKM_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    cmake --build build-fuzz -j "$(nproc)" --target fuzz_all
+    mkdir -p build-fuzz/crashes build-fuzz/logs
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    [ $# -gt 0 ] && shift
+    targets=("$@")
+    [ ${#targets[@]} -gt 0 ] ||
+        read -ra targets <<<"$(sed -n 's/^set(TKM_FUZZ_TARGETS \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt)"
+    for t in "${targets[@]}"; do
+        rm -rf "build-fuzz/corpus/$t"
+        mkdir -p "build-fuzz/corpus/$t"
+        cp tests/fuzz/corpus/"$t"/* "build-fuzz/corpus/$t/"
+        log=build-fuzz/logs/$t.log
+        say "fuzzing $t for ${secs}s"
+        if "build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$secs" \
+            -timeout=10 -close_fd_mask=1 -print_final_stats=1 \
+            -artifact_prefix="build-fuzz/crashes/$t-" \
+            "build-fuzz/corpus/$t" >"$log" 2>&1; then
+            { grep -E '^#[0-9]+[[:space:]]+DONE' "$log" || echo "(no DONE line)"; } | tail -1 | sed "s/^/$t: /"
+        else
+            failed=1
+            echo "dev.sh: fuzz_$t failed (input in build-fuzz/crashes/):" >&2
+            grep -v '^tokenmgr: ' "$log" | tail -40 >&2
+        fi
+    done
+    return $failed
+}
+
 demo() {
     build
     exec bash "$top/tests/demo/demo.sh" "$top/$builddir" "$@"
@@ -153,8 +201,9 @@ build) parse_flavour "$@"; build ;;
 demo) demo "$@" ;;
 format) format "$@" ;;
 bench) bench ;;
+fuzz) fuzz "$@" ;;
 *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || exit 64
     ;;
 esac

@@ -44,6 +44,15 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
         return TKM_ECONFIG;
     }
     tkm__url_parse(c->opts.redis_url, &c->url, NULL, 0);
+    if (c->opts.redis_password_file[0] != '\0') {
+        tkm_code rc = tkm__read_secret_file(
+            "redis.password_file", c->opts.redis_password_file, c->url.password,
+            sizeof(c->url.password), why, sizeof(why));
+        if (rc != TKM_OK) {
+            c->open_status = tkm__fail(c, rc, "%s", why);
+            return rc;
+        }
+    }
     if (c->opts.worker_id[0] == '\0')
         default_worker_id(c->opts.worker_id, sizeof(c->opts.worker_id));
     snprintf(c->key_bucket, sizeof(c->key_bucket), "tokenmgr:{%s}:bucket",

@@ -378,6 +378,10 @@ static tkm_code section_pair(loader *ld, const char *section,
             return at(ld, v, "redis.url: %s", why);
         return rc;
     }
+    if (strcmp(section, "redis") == 0 && strcmp(name, "password_file") == 0)
+        return set_string(ld, v, "redis.password_file",
+                          ld->opts->redis_password_file,
+                          sizeof(ld->opts->redis_password_file));
     if (strcmp(section, "keepa") == 0 && strcmp(name, "base_url") == 0)
         return set_string(ld, v, "keepa.base_url", ld->opts->keepa.base_url,
                           sizeof(ld->opts->keepa.base_url));
@@ -427,16 +431,58 @@ static tkm_code top_pair(loader *ld, const char *section, const yaml_node_t *k,
     return at(ld, k, "unknown key '%s'", name);
 }
 
+/*
+ * Both loaders share this: the parser's input is set (a file or a buffer),
+ * the rest (YAML errors, every key, the relations) is one code path.
+ */
+static tkm_code load(yaml_parser_t *parser, const char *path, tkm_options *opts,
+                     char *errbuf, size_t errlen)
+{
+    yaml_document_t doc;
+    yaml_node_t *root;
+    tkm_code rc;
+    loader ld = {path, &doc, opts, errbuf, errlen};
+    char where[TKM__ERR_MAX];
+
+    if (!yaml_parser_load(parser, &doc)) {
+        tkm__fmt(errbuf, errlen, "%s:%zu:%zu: malformed YAML: %s%s%s", path,
+                 parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+                 parser->problem ? parser->problem : "syntax error",
+                 parser->context ? " " : "",
+                 parser->context ? parser->context : "");
+        return TKM_ECONFIG;
+    }
+    root = yaml_document_get_root_node(&doc);
+    rc = root == NULL ? TKM_OK : each_pair(&ld, root, "", top_pair);
+    yaml_document_delete(&doc);
+    if (rc != TKM_OK)
+        return rc;
+    tkm__fmt(where, sizeof(where), "%s: ", path);
+    return check_relations(opts, where, errbuf, errlen);
+}
+
+tkm_code tkm__config_load_string(const char *name, const char *text, size_t len,
+                                 tkm_options *opts, char *errbuf, size_t errlen)
+{
+    yaml_parser_t parser;
+    tkm_code rc;
+
+    if (!yaml_parser_initialize(&parser)) {
+        tkm__fmt(errbuf, errlen, "%s: out of memory", name);
+        return TKM_ENOMEM;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    rc = load(&parser, name, opts, errbuf, errlen);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 TKM_EXPORT tkm_code tkm_config_load_file(const char *path, tkm_options *opts,
                                          char *errbuf, size_t errlen)
 {
     yaml_parser_t parser;
-    yaml_document_t doc;
-    yaml_node_t *root;
     FILE *fp;
     tkm_code rc;
-    loader ld = {path, &doc, opts, errbuf, errlen};
-    char where[TKM__ERR_MAX];
 
     fp = fopen(path, "rb");
     if (fp == NULL) {
@@ -449,23 +495,8 @@ TKM_EXPORT tkm_code tkm_config_load_file(const char *path, tkm_options *opts,
         return TKM_ENOMEM;
     }
     yaml_parser_set_input_file(&parser, fp);
-    if (!yaml_parser_load(&parser, &doc)) {
-        tkm__fmt(errbuf, errlen, "%s:%zu:%zu: malformed YAML: %s%s%s", path,
-                 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                 parser.problem ? parser.problem : "syntax error",
-                 parser.context ? " " : "",
-                 parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        fclose(fp);
-        return TKM_ECONFIG;
-    }
-    root = yaml_document_get_root_node(&doc);
-    rc = root == NULL ? TKM_OK : each_pair(&ld, root, "", top_pair);
-    yaml_document_delete(&doc);
+    rc = load(&parser, path, opts, errbuf, errlen);
     yaml_parser_delete(&parser);
     fclose(fp);
-    if (rc != TKM_OK)
-        return rc;
-    tkm__fmt(where, sizeof(where), "%s: ", path);
-    return check_relations(opts, where, errbuf, errlen);
+    return rc;
 }

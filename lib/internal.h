@@ -37,6 +37,7 @@ struct tkm_client {
     char key_token_sync[TKM__KEY_MAX];
     char key_guard[4][TKM__KEY_MAX]; /* recovery.c fills them per call */
     char key_pattern[TKM__KEY_MAX];
+    char audit_host[64]; /* recovery.c: the host of the call, cut */
     int64_t round_trips;
     int64_t last_heartbeat_ms; /* monotonic; -1 before the first */
     unsigned int jitter_seed;
@@ -52,6 +53,21 @@ tkm_code tkm__fail(tkm_client *c, tkm_code code, const char *fmt, ...)
 int tkm__pool_name_valid(const char *name);
 int tkm__worker_id_valid(const char *id);
 int tkm__copy(char *dst, size_t dstlen, const char *src);
+/*
+ * Read a secret (a key, a password) from a regular file that neither group
+ * nor others may read or write: at most len - 1 bytes, trailing newlines
+ * stripped.  Messages name `what` and the path, never the contents.
+ * Returns TKM_OK, TKM_EIO (cannot open or read) or TKM_ECONFIG (mode,
+ * empty, too long).
+ */
+tkm_code tkm__read_secret_file(const char *what, const char *path, char *buf,
+                               size_t len, char *errbuf, size_t errlen);
+
+/* config.c: the YAML loader on a buffer (tkm_config_load_file's code path);
+ * `name` prefixes messages as the path does. */
+tkm_code tkm__config_load_string(const char *name, const char *text, size_t len,
+                                 tkm_options *opts, char *errbuf,
+                                 size_t errlen);
 
 /* url.c: parse and check a Redis URL; errbuf gets a one-line reason. */
 tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,

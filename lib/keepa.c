@@ -78,25 +78,12 @@ static tkm_code read_key(tkm_keepa *kc, const tkm_keepa_options *o)
     size_t n;
 
     if (o->key_file[0] != '\0') {
-        FILE *fp = fopen(o->key_file, "r");
-        if (fp == NULL)
-            return kfail(kc, TKM_EIO, "keepa.key_file %s: cannot open: %s",
-                         o->key_file, strerror(errno));
-        n = fread(kc->key, 1, sizeof(kc->key) - 1, fp);
-        kc->key[n] = '\0';
-        if (ferror(fp)) {
-            fclose(fp);
-            return kfail(kc, TKM_EIO, "keepa.key_file %s: cannot read",
-                         o->key_file);
-        }
-        if (!feof(fp) && fgetc(fp) != EOF) {
-            fclose(fp);
-            return kfail(kc, TKM_ECONFIG,
-                         "keepa.key_file %s: longer than %d bytes: not an "
-                         "access key",
-                         o->key_file, KEY_MAX - 1);
-        }
-        fclose(fp);
+        char why[TKM__ERR_MAX];
+        tkm_code rc =
+            tkm__read_secret_file("keepa.key_file", o->key_file, kc->key,
+                                  sizeof(kc->key), why, sizeof(why));
+        if (rc != TKM_OK)
+            return kfail(kc, rc, "%s", why);
     } else {
         const char *env = getenv("TOKENMGR_KEEPA_KEY");
         if (env == NULL || env[0] == '\0')

@@ -45,6 +45,28 @@ static tkm_decision decision_from(const char *s)
 }
 
 /* The guard's keys follow the pool's six. */
+/*
+ * Free text bound for the audit stream (anyone who can run `tokenmgr
+ * recover --reason` writes it): at most len - 1 bytes, cut at a UTF-8
+ * character boundary, control characters but newlines made spaces.
+ */
+static const char *audit_text(char *dst, size_t len, const char *src)
+{
+    size_t n = 0;
+
+    if (src == NULL)
+        src = "";
+    while (src[n] != '\0' && n + 1 < len)
+        n++;
+    while (src[n] != '\0' && n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+        n--; /* src[n] continues a character: do not split it */
+    for (size_t i = 0; i < n; i++)
+        dst[i] =
+            ((unsigned char)src[i] < 0x20 && src[i] != '\n') ? ' ' : src[i];
+    dst[n] = '\0';
+    return dst;
+}
+
 static void guard_args(tkm__args *a, tkm_client *c, const char *cmd,
                        const char *host)
 {
@@ -59,7 +81,7 @@ static void guard_args(tkm__args *a, tkm_client *c, const char *cmd,
     }
     tkm__args_init_keys(a, c, keys, 4);
     tkm__push_str(a, cmd);
-    tkm__push_str(a, host ? host : "");
+    tkm__push_str(a, audit_text(c->audit_host, sizeof(c->audit_host), host));
 }
 
 /* 128 random bits as hex, for the lease: only its holder may release it. */
@@ -90,13 +112,15 @@ TKM_EXPORT tkm_code tkm_recovery_decide(tkm_client *c,
     tkm__args a;
     tkm__value v[5];
     tkm_code rc;
+    char why[TKM__VALUE_STR_MAX], in[TKM__VALUE_STR_MAX];
+    char argv_cut[TKM__VALUE_STR_MAX];
 
     memset(t, 0, sizeof(*t));
     random_token(c, t->lease_token, sizeof(t->lease_token));
     guard_args(&a, c, "decide", host);
-    tkm__push_str(&a, reason ? reason : "");
-    tkm__push_str(&a, inputs ? inputs : "");
-    tkm__push_str(&a, argv_text ? argv_text : "");
+    tkm__push_str(&a, audit_text(why, sizeof(why), reason));
+    tkm__push_str(&a, audit_text(in, sizeof(in), inputs));
+    tkm__push_str(&a, audit_text(argv_cut, sizeof(argv_cut), argv_text));
     tkm__push_str(&a, t->lease_token);
     tkm__push_int(&a, o->cooldown_s * 1000);
     tkm__push_int(&a, o->max_actions);
@@ -125,12 +149,8 @@ TKM_EXPORT tkm_code tkm_recovery_finish(tkm_client *c,
     tkm__args a;
     tkm__value v[1];
     char clean[TKM__VALUE_STR_MAX];
-    size_t n = 0;
 
-    /* The audit keeps printable text only. */
-    for (const char *p = output ? output : ""; *p && n + 1 < sizeof(clean); p++)
-        clean[n++] = ((unsigned char)*p < 0x20 && *p != '\n') ? ' ' : *p;
-    clean[n] = '\0';
+    audit_text(clean, sizeof(clean), output);
     guard_args(&a, c, "finish", host);
     tkm__push_str(&a, t->action_id);
     tkm__push_str(&a, t->lease_token);
@@ -203,9 +223,10 @@ static tkm_code simple(tkm_client *c, const char *cmd, const char *host,
 {
     tkm__args a;
     tkm__value v[1];
+    char why[TKM__VALUE_STR_MAX];
 
     guard_args(&a, c, cmd, host);
-    tkm__push_str(&a, reason ? reason : "");
+    tkm__push_str(&a, audit_text(why, sizeof(why), reason));
     return tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 1, NULL);
 }
 

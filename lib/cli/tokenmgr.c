@@ -456,7 +456,8 @@ static int cmd_heartbeat(tkm_client *c, cmd_args *a)
     tkm_code rc;
     int e;
 
-    for (int i = 0; i < a->argc; i++) {
+    /* Every argument is a flag and its value. */
+    for (int i = 0; i < a->argc; i += 2) {
         const char *f = a->argv[i];
         const char *v = i + 1 < a->argc ? a->argv[i + 1] : NULL;
         if (strcmp(f, "--phase") == 0) {
@@ -470,7 +471,6 @@ static int cmd_heartbeat(tkm_client *c, cmd_args *a)
         } else {
             return usage("heartbeat: unknown argument '%s'", f);
         }
-        i++;
     }
     rc =
         busy > 0 ? tkm_heartbeat_busy(c, phase, busy) : tkm_heartbeat(c, phase);
@@ -859,16 +859,23 @@ static int load_options(tkm_options *o, const char *config, const char *pool,
     return EXIT_OK;
 }
 
-int main(int argc, char **argv)
-{
-    const char *config = NULL, *pool = NULL, *redis = NULL, *worker = NULL;
-    const command *cmd = NULL;
-    cmd_args a = {0, NULL, 0};
-    tkm_options opts;
-    tkm_client *c = NULL;
-    tkm_code rc;
-    int i, e;
+/* What the command line asks for, before any configuration is read. */
+typedef struct invocation {
+    const char *config, *pool, *redis, *worker;
+    const command *cmd;
+    cmd_args a; /* a.argv is allocated: free it */
+} invocation;
 
+/*
+ * The global options, the command and its arguments.  Returns -1 to go on,
+ * or the exit status (--help, --version, a usage error).  Connects to
+ * nothing and reads no file, so the fuzzer calls it (tests/fuzz/).
+ */
+static int parse_command_line(int argc, char **argv, invocation *inv)
+{
+    int i;
+
+    memset(inv, 0, sizeof(*inv));
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         const char *f = argv[i];
         const char **slot = NULL;
@@ -881,11 +888,11 @@ int main(int argc, char **argv)
             return EXIT_OK;
         }
         if (strcmp(f, "--config") == 0)
-            slot = &config;
+            slot = &inv->config;
         else if (strcmp(f, "--pool") == 0)
-            slot = &pool;
+            slot = &inv->pool;
         else if (strcmp(f, "--redis") == 0)
-            slot = &redis;
+            slot = &inv->redis;
         else
             return usage("unknown option '%s'", f);
         if (i + 1 >= argc)
@@ -896,37 +903,53 @@ int main(int argc, char **argv)
         return usage("%s", "no command given");
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
         if (strcmp(commands[k].name, argv[i]) == 0)
-            cmd = &commands[k];
+            inv->cmd = &commands[k];
     }
-    if (cmd == NULL)
+    if (inv->cmd == NULL)
         return usage("unknown command '%s'", argv[i]);
     /* --json is accepted anywhere after the command; the rest is the command's.
      */
-    a.argv = calloc((size_t)argc, sizeof(*a.argv));
-    if (a.argv == NULL)
+    inv->a.argv = calloc((size_t)argc, sizeof(*inv->a.argv));
+    if (inv->a.argv == NULL)
         return fail(EXIT_OTHER, "out of memory");
     for (int k = i + 1; k < argc; k++) {
-        if (cmd->takes_json && strcmp(argv[k], "--json") == 0) {
-            a.json = 1;
-        } else if (cmd->takes_worker && strcmp(argv[k], "--worker") == 0) {
-            if (k + 1 >= argc) {
-                free(a.argv);
+        if (inv->cmd->takes_json && strcmp(argv[k], "--json") == 0) {
+            inv->a.json = 1;
+        } else if (inv->cmd->takes_worker && strcmp(argv[k], "--worker") == 0) {
+            if (k + 1 >= argc)
                 return usage("%s", "--worker needs a value");
-            }
-            worker = argv[++k];
+            inv->worker = argv[++k];
         } else {
-            a.argv[a.argc++] = argv[k];
+            inv->a.argv[inv->a.argc++] = argv[k];
         }
     }
-    e = load_options(&opts, config, pool, redis, worker);
+    return -1;
+}
+
+#ifndef TKM_CLI_NO_MAIN
+int main(int argc, char **argv)
+{
+    invocation inv;
+    tkm_options opts;
+    tkm_client *c = NULL;
+    tkm_code rc;
+    int e;
+
+    e = parse_command_line(argc, argv, &inv);
+    if (e >= 0) {
+        free(inv.a.argv);
+        return e;
+    }
+    e = load_options(&opts, inv.config, inv.pool, inv.redis, inv.worker);
     if (e == EXIT_OK) {
         rc = tkm_client_open(&opts, &c);
         if (rc != TKM_OK)
             e = lib_fail(c, rc, "cannot create the client");
         else
-            e = cmd->run(c, &a);
+            e = inv.cmd->run(c, &inv.a);
     }
     tkm_client_free(c);
-    free(a.argv);
+    free(inv.a.argv);
     return e;
 }
+#endif

@@ -154,6 +154,10 @@ typedef struct tkm_options {
     tkm_keepa_options keepa;
     tkm_stall_options stall;       /* YAML `stall:` */
     tkm_recovery_options recovery; /* YAML `recovery:` */
+    /* YAML `redis.password_file`: "" = the URL's password, else the AUTH
+     * password, read once by tkm_client_open() from a file only its owner
+     * may read (trailing newline stripped); it replaces the URL's. */
+    char redis_password_file[TKM_PATH_MAX];
 } tkm_options;
 
 /* Fill *opts with the documented defaults.  Thread-safe. */

@@ -28,6 +28,20 @@ t_cleanup() {
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# With an ASan build (BUILD_DIR, the scripts' second argument, configured
+# with TKM_SANITIZE) the instrumented plugin loads into the uninstrumented
+# collectd only with the ASan runtime preloaded, as tests/check_plugin.c
+# does.  Leaks are check_plugin's business: collectd -T exits without
+# freeing its configuration.
+if [ -n "${2:-}" ] && grep -qx 'TKM_SANITIZE:BOOL=ON' "$2/CMakeCache.txt" 2>/dev/null; then
+    T_ASAN_RUNTIME=$("$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$2/CMakeCache.txt")" \
+        -print-file-name=libasan.so)
+    collectd() {
+        LD_PRELOAD=$T_ASAN_RUNTIME ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+            command collectd "$@"
+    }
+fi
+
 say() { printf '%s: %s\n' "$T_NAME" "$*" >&2; }
 skip() { say "SKIP: $*"; exit 77; }
 # The sanitizer build's plugin needs the ASan runtime preloaded into
