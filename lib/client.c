@@ -13,7 +13,7 @@ static void default_worker_id(char *buf, size_t len)
     char host[TKM_WORKER_ID_MAX];
 
     if (gethostname(host, sizeof(host)) != 0)
-        strcpy(host, "localhost");
+        tkm__copy(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
     for (char *p = host; *p; p++) {
         if (!tkm__worker_id_valid((char[]){*p, '\0'}))

@@ -85,8 +85,8 @@ static int64_t int_value(const tkm_options *o, const int_key *k)
 TKM_EXPORT void tkm_options_init(tkm_options *o)
 {
     memset(o, 0, sizeof(*o));
-    strcpy(o->pool, "keepa");
-    strcpy(o->redis_url, "redis://127.0.0.1:6379/0");
+    tkm__copy(o->pool, sizeof(o->pool), "keepa");
+    tkm__copy(o->redis_url, sizeof(o->redis_url), "redis://127.0.0.1:6379/0");
     o->timeout_ms = 500;
     o->bucket.refill_period_ms = 60000;
     o->bucket.capacity = 0;
@@ -103,7 +103,8 @@ TKM_EXPORT void tkm_options_init(tkm_options *o)
     o->heartbeat.stale_after_s = 900;
     o->heartbeat.retention_s = 86400;
     o->heartbeat.wait_slice_ms = 2000;
-    strcpy(o->keepa.base_url, "https://api.keepa.com");
+    tkm__copy(o->keepa.base_url, sizeof(o->keepa.base_url),
+              "https://api.keepa.com");
     o->keepa.timeout_ms = 30000;
     o->keepa.max_retries = 5;
     o->keepa.token_sync_min_interval_s = 300;

@@ -4,9 +4,9 @@
  * Against a private redis-server on a Unix socket, N threads (1, 8, 32), each
  * with its own tkm_client, run tkm_try_acquire(1) + tkm_complete(1) pairs for
  * a fixed time; then redis-benchmark -c N sends the very EVALSHA of the
- * acquire script (the library's own argument builder, as bench_acquire does)
- * with the same concurrency.  The ratio compares the library's round trips
- * per second (2 per pair) with redis-benchmark's requests per second.
+ * acquire script (the library's own argument builder, from its internal static
+ * copy) with the same concurrency.  The ratio compares the library's round
+ * trips per second (2 per pair) with redis-benchmark's requests per second.
  *
  *   bench_decide [--seconds S] [--threads 1,8,32] [--json FILE]
  *
