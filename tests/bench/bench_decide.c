@@ -215,25 +215,6 @@ out:
     return ret;
 }
 
-static int parse_list(const char *s, int *v, int *n)
-{
-    char buf[128];
-    char *save = NULL, *tok;
-
-    if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
-        return -1;
-    *n = 0;
-    for (tok = strtok_r(buf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        int64_t x;
-        if (*n >= MAX_COUNTS ||
-            tkm_parse_int(tok, 1, MAX_THREADS, &x) != TKM_OK)
-            return -1;
-        v[(*n)++] = (int)x;
-    }
-    return *n > 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv)
 {
     int counts[MAX_COUNTS] = {1, 8, 32}, ncounts = 3;
@@ -251,7 +232,8 @@ int main(int argc, char **argv)
             tkm_parse_int(argv[i + 1], 1, 3600, &seconds) == TKM_OK) {
             i++;
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
-                   parse_list(argv[i + 1], counts, &ncounts) == 0) {
+                   bench_parse_counts(argv[i + 1], MAX_THREADS, counts,
+                                      MAX_COUNTS, &ncounts) == 0) {
             i++;
         } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
             json_path = argv[++i];

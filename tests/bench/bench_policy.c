@@ -749,25 +749,6 @@ static void json_row(FILE *f, const run_result *r, int first)
             (long long)r->elapsed_ms);
 }
 
-static int parse_workers(const char *s, int *counts, int *n)
-{
-    char buf[128];
-    char *save = NULL, *tok;
-
-    if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
-        return -1;
-    *n = 0;
-    for (tok = strtok_r(buf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        int64_t v;
-        if (*n >= MAX_COUNTS ||
-            tkm_parse_int(tok, 1, MAX_WORKERS, &v) != TKM_OK)
-            return -1;
-        counts[(*n)++] = (int)v;
-    }
-    return *n > 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv)
 {
     const char *fk_args[] = {
@@ -790,7 +771,8 @@ int main(int argc, char **argv)
             tkm_parse_int(argv[i + 1], 2, 600, &periods) == TKM_OK) {
             i++;
         } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc &&
-                   parse_workers(argv[i + 1], counts, &ncounts) == 0) {
+                   bench_parse_counts(argv[i + 1], MAX_WORKERS, counts,
+                                      MAX_COUNTS, &ncounts) == 0) {
             i++;
         } else if (strcmp(argv[i], "--initial") == 0 && i + 1 < argc &&
                    tkm_parse_int(argv[i + 1], 0, CAPACITY, &initial) ==

@@ -1,6 +1,10 @@
 /* Helpers shared by the benchmarks; see bench_util.h. */
 #include "bench_util.h"
 
+#include <stdio.h>
+
+#include "tokenmgr.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -314,4 +318,22 @@ void bench_redis_version(char *buf, size_t len)
     v = strstr(out, "v=");
     if (v != NULL)
         snprintf(buf, len, "%.*s", (int)strcspn(v + 2, " \n"), v + 2);
+}
+
+int bench_parse_counts(const char *s, int64_t max, int *v, int cap, int *n)
+{
+    char buf[128];
+    char *save = NULL, *tok;
+
+    if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+        return -1;
+    *n = 0;
+    for (tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        int64_t x;
+        if (*n >= cap || tkm_parse_int(tok, 1, max, &x) != TKM_OK)
+            return -1;
+        v[(*n)++] = (int)x;
+    }
+    return *n > 0 ? 0 : -1;
 }

@@ -22,6 +22,9 @@ void bench_sleep_ms(int64_t ms);
 
 /* Sort v (n values, in ns) and return the nearest-rank percentile in us
  * (permille: 500 = p50, 990 = p99); 0 when n is 0. */
+/* "1,8,32": at most `cap` whole numbers in 1..max; 0, or -1 when malformed. */
+int bench_parse_counts(const char *s, int64_t max, int *v, int cap, int *n);
+
 void bench_sort(int64_t *v, size_t n);
 double bench_pct_us(const int64_t *sorted, size_t n, int permille);
 
