@@ -228,12 +228,12 @@ TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
 TKM_EXPORT tkm_code tkm_status(tkm_client *c, tkm_pool_status *st)
 {
     tkm__args a;
-    tkm__value v[16];
+    tkm__value v[18];
     tkm_code rc;
 
     memset(st, 0, sizeof(*st));
     tkm__args_init(&a, c);
-    rc = run(c, TKM__SCRIPT_STATUS, &a, v, 16);
+    rc = run(c, TKM__SCRIPT_STATUS, &a, v, 18);
     if (rc != TKM_OK)
         return rc;
     st->synced = v[0].i != 0;
@@ -252,6 +252,8 @@ TKM_EXPORT tkm_code tkm_status(tkm_client *c, tkm_pool_status *st)
     st->workers_total = v[13].i;
     st->workers_alive = v[14].i;
     st->heartbeat_age_ms = v[15].i;
+    st->inflight_reserve = v[16].i;
+    st->estimate_ratio = (double)v[17].i / 1000.0;
     return TKM_OK;
 }
 

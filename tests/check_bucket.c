@@ -215,7 +215,7 @@ START_TEST(test_deficit_limit)
     tkm_client *c = tkt_open(&o);
     tkm_grant g;
 
-    tkt_sync(c, 5, 5, 30000, -1);
+    tkt_sync_exact(c, 5, 5, 30000, -1);
     g = tkt_acquire(c, 200); /* 5 - 200 = -195 < -180 */
     ck_assert_int_eq(g.granted, 0);
     ck_assert_int_eq(g.reason, TKM_REASON_DEFICIT_LIMIT);
@@ -453,6 +453,98 @@ START_TEST(test_release_returns_estimate)
 }
 END_TEST
 
+/* SEED failure 3: estimates far below actual costs let the calls in flight
+ * add their errors past the deficit limit.  The pool learns the error and
+ * holds it for every call in flight. */
+START_TEST(test_estimate_errors_are_learned)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c;
+    tkm_grant g[8];
+    tkm_reconcile r;
+    int n = 0;
+
+    o.bucket.soft_floor = -180; /* no recharge: only the deficit limit */
+    o.bucket.low_cost_target = -180;
+    c = tkt_open(&o);
+    tkt_sync(c, 300, 5, 30000, -1);
+    ck_assert(tkt_status(c).estimate_ratio == 0.0);
+    g[0] = tkt_acquire(c, 10);
+    /* Nothing learned yet: a call counts as 4 times its estimate. */
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 30);
+    ck_assert_int_eq(tkm_complete(c, g[0].id, 40, NULL, NULL), TKM_OK);
+    ck_assert(tkt_status(c).estimate_ratio == 4.0);
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 0);
+
+    /* Estimated 10, costing 40: from 55 five grants, not 23. */
+    tkt_sync(c, 55, 5, 30000, -1);
+    for (n = 0; n < 8; n++) {
+        g[n] = tkt_acquire(c, 10);
+        if (!g[n].granted)
+            break;
+    }
+    ck_assert_int_eq(n, 5);
+    ck_assert_int_eq(g[5].reason, TKM_REASON_DEFICIT_LIMIT);
+    ck_assert_int_eq(g[5].tokens, 5);
+    /* What cures it is a completion: retry within a tick, not 28 minutes. */
+    ck_assert_int_gt(g[5].retry_after_ms, 0);
+    ck_assert_int_le(g[5].retry_after_ms, 30000);
+    /* Worst case 5 - 150 = -145: the real deficit stays above -180. */
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 150);
+
+    /* Cheaper than feared: the ratio decays slowly, the reserve at once. */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(tkm_complete(c, g[i].id, 10, NULL, &r), TKM_OK);
+    ck_assert_int_eq(r.tokens, 5);
+    ck_assert(tkt_status(c).estimate_ratio < 4.0);
+    ck_assert(tkt_status(c).estimate_ratio > 3.5);
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 0);
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_reserve_revalued_as_the_pool_learns)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_grant a, b, d;
+
+    tkt_sync(c, 300, 5, 30000, -1);
+    a = tkt_acquire(c, 10);
+    b = tkt_acquire(c, 10);
+    d = tkt_acquire(c, 7);
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 30 + 30 + 21);
+    /* a cost what it was estimated at: b (same estimate) and d (an
+     * estimate never seen, valued at the pool's ratio) are revalued. */
+    ck_assert_int_eq(tkm_complete(c, a.id, 10, NULL, NULL), TKM_OK);
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 0);
+    ck_assert_int_eq(tkm_release(c, b.id, NULL), TKM_OK);
+    ck_assert_int_eq(tkm_complete(c, d.id, 14, NULL, NULL), TKM_OK);
+    ck_assert(tkt_status(c).estimate_ratio == 2.0);
+    d = tkt_acquire(c, 7);
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 7);
+    b = tkt_acquire(c, 10);
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 7); /* 10 costs 10 */
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_reserve_never_blocks_a_grantable_cost)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_grant g;
+
+    /* Capacity 300 - max_deficit -180: 480 is the largest cost, and a full
+     * bucket grants it even though its error is unknown. */
+    tkt_sync(c, 300, 5, 30000, -1);
+    g = tkt_acquire(c, 480);
+    ck_assert_int_eq(g.granted, 1);
+    ck_assert_int_eq(g.tokens, -180);
+    tkm_client_free(c);
+}
+END_TEST
+
 START_TEST(test_unknown_grant)
 {
     tkm_options o = tkt_options();
@@ -588,6 +680,9 @@ int main(void)
     tcase_add_test(leases, test_stale_report_ignored);
     tcase_add_test(leases, test_sync_keeps_inflight_reservations);
     tcase_add_test(leases, test_release_returns_estimate);
+    tcase_add_test(leases, test_estimate_errors_are_learned);
+    tcase_add_test(leases, test_reserve_revalued_as_the_pool_learns);
+    tcase_add_test(leases, test_reserve_never_blocks_a_grantable_cost);
     tcase_add_test(leases, test_unknown_grant);
     tcase_add_test(leases, test_lease_expires_keeping_cost);
     tcase_add_test(admin, test_recharge_on_off);

@@ -87,7 +87,7 @@ START_TEST(test_concurrent_grants_are_exact)
 
     o.bucket.capacity = 1000; /* rate 0: no refill during the test */
     c = tkt_open(&o);
-    tkt_sync(c, 100, 0, -1, -1);
+    tkt_sync_exact(c, 100, 0, -1, -1);
     r = hammer(&o, 7);
     /* 100 -> 16 in 12 grants; the 12th crosses the floor 20 and recharge
      * stops everyone else. */
@@ -108,13 +108,13 @@ START_TEST(test_concurrent_grants_respect_deficit)
     o.bucket.soft_floor = -180; /* no recharge: only the hard limits */
     o.bucket.low_cost_target = -180;
     c = tkt_open(&o);
-    tkt_sync(c, 100, 0, -1, -1);
+    tkt_sync_exact(c, 100, 0, -1, -1);
     r = hammer(&o, 7);
     /* Grants while the balance is >= 1: 100, 93, ..., 2 -> 15 grants. */
     ck_assert_int_eq(r.grants, 15);
     ck_assert_int_eq(r.min_tokens, -5);
     ck_assert_int_eq(tkm_reset(c, NULL), TKM_OK);
-    tkt_sync(c, 20, 0, -1, -1);
+    tkt_sync_exact(c, 20, 0, -1, -1);
     r = hammer(&o, 150);
     /* 20 - 150 = -130 passes; then the balance is not positive. */
     ck_assert_int_eq(r.grants, 1);

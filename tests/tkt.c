@@ -57,6 +57,18 @@ void tkt_sync(tkm_client *c, int64_t tokens, int64_t rate, int64_t refill_in,
     ck_assert_msg(rc == TKM_OK, "sync: %s", tkm_errstr(c));
 }
 
+void tkt_sync_exact(tkm_client *c, int64_t tokens, int64_t rate,
+                    int64_t refill_in, int64_t ts)
+{
+    tkm_grant g;
+
+    tkt_sync(c, 100, 0, -1, -1); /* far from the floor: no recharge */
+    g = tkt_acquire(c, 1);
+    ck_assert_int_eq(g.granted, 1);
+    ck_assert_int_eq(tkm_complete(c, g.id, 1, NULL, NULL), TKM_OK);
+    tkt_sync(c, tokens, rate, refill_in, ts);
+}
+
 tkm_pool_status tkt_status(tkm_client *c)
 {
     tkm_pool_status st;

@@ -25,6 +25,11 @@ tkm_client *tkt_open(const tkm_options *o);
 /* Sync: tokens, rate, refill_in_ms (-1 none), timestamp_ms (-1 none). */
 void tkt_sync(tkm_client *c, int64_t tokens, int64_t rate, int64_t refill_in,
               int64_t ts);
+/* tkt_sync after teaching the pool that its estimates are exact (one call
+ * estimated at 1 completed at 1): grants near max_deficit then hold no
+ * reserve for estimate errors. */
+void tkt_sync_exact(tkm_client *c, int64_t tokens, int64_t rate,
+                    int64_t refill_in, int64_t ts);
 tkm_pool_status tkt_status(tkm_client *c);
 /* Acquire; fails the test on an error status. */
 tkm_grant tkt_acquire(tkm_client *c, int64_t cost);

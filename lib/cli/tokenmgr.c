@@ -161,8 +161,14 @@ static int cmd_status(tkm_client *c, cmd_args *a)
         json_int_or_null("recharge_since_ms", st.recharge_since_ms,
                          !st.recharge_mode, ",");
         json_int_or_null("recharge_target", st.recharge_target, ns, ",");
-        printf("\"inflight\":%lld,\"inflight_tokens\":%lld,",
-               (long long)st.inflight, (long long)st.inflight_tokens);
+        printf("\"inflight\":%lld,\"inflight_tokens\":%lld,"
+               "\"inflight_reserve\":%lld,",
+               (long long)st.inflight, (long long)st.inflight_tokens,
+               (long long)st.inflight_reserve);
+        if (st.estimate_ratio > 0)
+            printf("\"estimate_ratio\":%.3f,", st.estimate_ratio);
+        else
+            printf("\"estimate_ratio\":null,");
         printf("\"synced\":%s,", st.synced ? "true" : "false");
         json_secs_or_null("last_sync_age_s", st.last_sync_age_ms, ",");
         printf("\"workers_alive\":%lld,\"workers_total\":%lld,",
@@ -193,8 +199,16 @@ static int cmd_status(tkm_client *c, cmd_args *a)
                (long long)st.recharge_target);
     else
         printf("recharge   off\n");
-    printf("inflight   %lld reservations, %lld tokens\n",
-           (long long)st.inflight, (long long)st.inflight_tokens);
+    printf("inflight   %lld reservations, %lld tokens, %lld held for "
+           "estimate errors\n",
+           (long long)st.inflight, (long long)st.inflight_tokens,
+           (long long)st.inflight_reserve);
+    if (st.estimate_ratio > 0)
+        printf("estimates  calls cost up to %.2f x their estimate lately\n",
+               st.estimate_ratio);
+    else
+        printf("estimates  no call completed yet: valued at 4 x their "
+               "estimate\n");
     printf("last sync  %.1f s ago\n", (double)st.last_sync_age_ms / 1000.0);
     return EXIT_OK;
 }

@@ -280,8 +280,14 @@ typedef struct tkm_grant {
  * (grant->granted == 0) is not an error: it returns TKM_OK with the reason
  * and retry_after_ms, and writes nothing except recharge transitions.
  * A cost that no balance could ever allow (above capacity - max_deficit) is
- * TKM_EINVAL.  A grant is a lease: end it with tkm_complete() or
- * tkm_release() within lease_ttl_s, or it expires keeping its cost.
+ * TKM_EINVAL.  The deficit limit counts what calls may really cost: every
+ * tkm_complete() teaches the pool how far actual costs exceeded estimates
+ * (per estimate value and for the pool: a slowly decaying maximum of
+ * actual/estimate; 4 before anything completed), and a grant needs the
+ * balance minus the calls in flight at that error, and this call at its
+ * own, to stay above max_deficit.  A grant is a lease: end it with
+ * tkm_complete() or tkm_release() within lease_ttl_s, or it expires keeping
+ * its cost.
  */
 TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *client, int64_t cost,
                                     tkm_grant *grant);
@@ -349,6 +355,10 @@ typedef struct tkm_pool_status {
     int64_t workers_total;     /* workers heard from within the retention */
     int64_t workers_alive;     /* fresh heartbeat, or inside a busy period */
     int64_t heartbeat_age_ms;  /* freshest heartbeat's age; -1 when none */
+    /* What the calls in flight may cost beyond their estimates, going by
+     * what completed calls cost (see tkm_try_acquire). */
+    int64_t inflight_reserve;
+    double estimate_ratio; /* the pool's learned actual/estimate; 0: none */
 } tkm_pool_status;
 
 /* Read the pool's state (and its workers' summary) in one round trip. */

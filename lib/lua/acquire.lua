@@ -54,8 +54,19 @@ if recharge_on(s) then
   end
   s.recharge_since_ms = nil -- target reached: recharge ends, written below
 end
-if s.tokens - cost < cfg.max_deficit then
-  return deny('deficit_limit', cfg.max_deficit + cost)
+-- The deficit limit holds for what the calls may really cost: this one at
+-- its estimate's known error (but never so much that it could never pass)
+-- and those in flight at their reserve.
+local extra = math.min(math.ceil(cost * (ratio_of(s, cost) - RATIO_ONE) / RATIO_ONE),
+                       cap - cfg.max_deficit - cost)
+local held = reserve(s) + extra
+if s.tokens - cost - held < cfg.max_deficit then
+  local reply = deny('deficit_limit', cfg.max_deficit + cost + held)
+  if reserve(s) > 0 and (reply[5] < 0 or reply[5] > refill_in(s)) then
+    -- Completions free reserve sooner than refill: look again next tick.
+    reply[5] = refill_in(s)
+  end
+  return reply
 end
 
 s.tokens = s.tokens - cost
@@ -66,6 +77,7 @@ end
 local seq = redis.call('HINCRBY', B, 'seq', 1)
 local id = seq .. '-' .. now
 s.inflight_tokens = s.inflight_tokens + cost
+hold(s, cost, 1)
 persist(s)
 redis.call('HSET', L, id, cost .. '|' .. worker)
 redis.call('ZADD', E, now + cfg.lease_ttl_ms, id)

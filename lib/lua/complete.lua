@@ -10,6 +10,7 @@ local s, est = take_lease(id)
 if not s then
   return est -- the error reply
 end
+learn(s, est, consumed)
 
 local applied, stale = 0, 0
 if tokens_left then

@@ -2,7 +2,9 @@
 -- schedule, lease expiry and persistence.  The bucket policy lives here and
 -- in the per-operation scripts, nowhere else.
 --
--- KEYS[1] bucket hash, KEYS[2] leases hash (id -> "estimate|worker"),
+-- KEYS[1] bucket hash (the fields in FIELDS, 'seq', and the estimate
+-- errors: 'ratio:<estimate>', 'n:<estimate>'), KEYS[2] leases hash
+-- (id -> "estimate|worker"),
 -- KEYS[3] lease expiry sorted set (id -> expiry, Unix ms on Redis' clock),
 -- KEYS[4] heartbeats sorted set (worker id -> last heartbeat, Unix ms),
 -- KEYS[5] workers hash (worker id -> "busy_until_ms|phase"),
@@ -44,7 +46,8 @@ local function int_or_nil(v)
 end
 
 local FIELDS = {'tokens', 'rate', 'period_ms', 'anchor_ms', 'report_ts',
-                'sync_ms', 'recharge_since_ms', 'inflight_tokens'}
+                'sync_ms', 'recharge_since_ms', 'inflight_tokens',
+                'reserve_mt', 'unlearned_tokens', 'ratio:*'}
 local REQUIRED = {tokens = true, rate = true, period_ms = true, anchor_ms = true}
 
 -- Returns state, nil; or nil, nil (no state); or nil, error text.
@@ -73,7 +76,84 @@ local function load()
                 ' or period ' .. s.period_ms
   end
   s.inflight_tokens = s.inflight_tokens or 0
+  s.reserve_mt = s.reserve_mt or 0
+  s.unlearned_tokens = s.unlearned_tokens or 0
+  s.ratios, s.counts = {}, {}
   return s, nil
+end
+
+-- Estimate errors.  Each completion teaches the pool how far its estimates
+-- fall short: a ratio in thousandths of actual / estimate (>= 1000), one per
+-- estimate value ('ratio:<estimate>') and one for the pool ('ratio:*', for
+-- estimates never completed yet).  A ratio is a slowly decaying maximum: it
+-- rises at once to a larger error and moves 1/64 of the way toward a
+-- smaller one per completion, so it follows the worst recent error.  Before
+-- the pool has learned anything a call is valued at RATIO_PRIOR: 4 times
+-- its estimate (SEED's recorded error, 386 charged for 100, rounded up).
+--
+-- The calls in flight hold a reserve, the sum over them of
+-- estimate x (ratio - 1) at the ratios known now ('reserve_mt', thousandths
+-- of a token, exact), revalued whenever a ratio changes: 'n:<estimate>'
+-- counts them per estimate, and 'unlearned_tokens' sums the estimates that
+-- have no ratio of their own.  The deficit limit holds for that reserve.
+local RATIO_ONE, RATIO_PRIOR = 1000, 4000
+
+local function class_ratio(s, c)
+  local r = s.ratios[c]
+  if r == nil then
+    r = int_or_nil(redis.call('HGET', B, 'ratio:' .. c)) or false
+    s.ratios[c] = r
+  end
+  return r or nil
+end
+
+local function ratio_of(s, c)
+  return class_ratio(s, c) or s['ratio:*'] or RATIO_PRIOR
+end
+
+-- A reservation estimated at c starts (d = 1) or stops (d = -1) being in
+-- flight.
+local function hold(s, c, d)
+  s.reserve_mt = s.reserve_mt + d * c * (ratio_of(s, c) - RATIO_ONE)
+  if not class_ratio(s, c) then
+    s.unlearned_tokens = s.unlearned_tokens + d * c
+  end
+  s.counts[c] = (s.counts[c] or 0) + d
+end
+
+-- The reserve in whole tokens (never negative).
+local function reserve(s)
+  return math.max(0, math.ceil(s.reserve_mt / RATIO_ONE))
+end
+
+local function decayed_max(old, seen)
+  if old == nil or seen >= old then
+    return seen
+  end
+  return old - math.floor((old - seen) / 64)
+end
+
+-- complete: a call estimated at c cost `consumed` (its lease ended first).
+local function learn(s, c, consumed)
+  if c <= 0 or consumed < 0 then
+    return
+  end
+  local seen = math.max(RATIO_ONE, math.min(1000 * RATIO_ONE,
+                                            math.ceil(consumed * RATIO_ONE / c)))
+  local learned = class_ratio(s, c)
+  local before = ratio_of(s, c)
+  local n = math.max(0, (int_or_nil(redis.call('HGET', B, 'n:' .. c)) or 0) +
+                        (s.counts[c] or 0))
+  local rc = decayed_max(learned, seen)
+  if not learned then
+    s.unlearned_tokens = s.unlearned_tokens - n * c
+  end
+  s.reserve_mt = s.reserve_mt + n * c * (rc - before)
+  s.ratios[c] = rc
+  redis.call('HSET', B, 'ratio:' .. c, rc)
+  local rp = decayed_max(s['ratio:*'], seen)
+  s.reserve_mt = s.reserve_mt + s.unlearned_tokens * (rp - (s['ratio:*'] or RATIO_PRIOR))
+  s['ratio:*'] = rp
 end
 
 local function capacity(s)
@@ -128,6 +208,7 @@ local function expire(s)
         local est = int_or_nil(string.match(vals[i], '^([^|]*)'))
         if est then
           s.inflight_tokens = s.inflight_tokens - est
+          hold(s, est, -1)
         end
       end
     end
@@ -144,9 +225,21 @@ local function recharge_timed_out(s)
 end
 
 local function persist(s)
+  if s.inflight_tokens <= 0 then
+    -- Nothing (or only free calls) in flight: no reserve, whatever drifted.
+    s.reserve_mt, s.unlearned_tokens = 0, 0
+  end
   redis.call('HSET', B, 'tokens', s.tokens, 'rate', s.rate,
              'period_ms', s.period_ms, 'anchor_ms', s.anchor_ms,
-             'inflight_tokens', s.inflight_tokens)
+             'inflight_tokens', s.inflight_tokens, 'reserve_mt', s.reserve_mt,
+             'unlearned_tokens', s.unlearned_tokens)
+  if s['ratio:*'] then redis.call('HSET', B, 'ratio:*', s['ratio:*']) end
+  for c, d in pairs(s.counts) do
+    if d ~= 0 and redis.call('HINCRBY', B, 'n:' .. c, d) <= 0 then
+      redis.call('HDEL', B, 'n:' .. c)
+    end
+  end
+  s.counts = {}
   if s.report_ts then redis.call('HSET', B, 'report_ts', s.report_ts) end
   if s.sync_ms then redis.call('HSET', B, 'sync_ms', s.sync_ms) end
   if s.recharge_since_ms then
@@ -176,6 +269,7 @@ local function end_lease(s, id, est)
   redis.call('HDEL', L, id)
   redis.call('ZREM', E, id)
   s.inflight_tokens = s.inflight_tokens - est
+  hold(s, est, -1)
 end
 
 local function no_grant(id)

@@ -1,14 +1,16 @@
 -- status (read-only): Reply {synced, tokens, capacity, rate, period_ms,
 -- refill_in_ms, recharge_mode, recharge_since_ms, recharge_target, inflight,
 -- inflight_tokens, last_sync_age_ms, now, workers_total, workers_alive,
--- heartbeat_age_ms}
+-- heartbeat_age_ms, inflight_reserve, estimate_ratio (thousandths, 0 when
+-- nothing learned yet)}
 local s, err = load()
 if err then
   return redis.error_reply(err)
 end
 local total, alive, hb_age = worker_summary()
 if not s then
-  return {0, 0, 0, 0, cfg.period_ms, -1, 0, -1, 0, 0, 0, -1, now, total, alive, hb_age}
+  return {0, 0, 0, 0, cfg.period_ms, -1, 0, -1, 0, 0, 0, -1, now, total, alive, hb_age,
+          0, 0}
 end
 refill(s)
 expire(s)
@@ -24,4 +26,4 @@ end
 return {1, s.tokens, cap, s.rate, s.period_ms, refill_in(s),
         recharge_on(s) and 1 or 0, s.recharge_since_ms or -1,
         math.min(cfg.recharge_target, cap), inflight, s.inflight_tokens, age, now,
-        total, alive, hb_age}
+        total, alive, hb_age, reserve(s), s['ratio:*'] or 0}

@@ -19,11 +19,21 @@ if s then
 else
   -- A pool without state may still have leases (its hash deleted by hand):
   -- expire() subtracted the expired ones, the sum below adds all of them.
-  s = {inflight_tokens = 0}
+  -- Their reserve is counted afresh (stale counts dropped first).
+  s = {inflight_tokens = 0, reserve_mt = 0, unlearned_tokens = 0,
+       ratios = {}, counts = {},
+       ['ratio:*'] = int_or_nil(redis.call('HGET', B, 'ratio:*'))}
+  for _, f in ipairs(redis.call('HKEYS', B)) do
+    if string.sub(f, 1, 2) == 'n:' then
+      redis.call('HDEL', B, f)
+    end
+  end
   expire(s)
   local live = redis.call('HVALS', L)
   for _, v in ipairs(live) do
-    s.inflight_tokens = s.inflight_tokens + (int_or_nil(string.match(v, '^([^|]*)')) or 0)
+    local est = int_or_nil(string.match(v, '^([^|]*)')) or 0
+    s.inflight_tokens = s.inflight_tokens + est
+    hold(s, est, 1)
   end
 end
 

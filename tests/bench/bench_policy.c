@@ -1,10 +1,10 @@
 /*
  * bench_policy: how well a spending policy uses a Keepa token bucket.
  *
- * A private fake_keepa (rate 20 per 1000 ms "minute", capacity 1200, starting
- * full, latency 50-500 ms) and a private redis-server.  W worker threads
- * (1, 4, 16, 64) each make calls for a fixed number of periods from a
- * realistic mix: half /deal pages (estimate 5, cost 5), half /product
+ * A private fake_keepa (rate 20 per 1000 ms "minute" unless --period-ms,
+ * capacity 1200, starting full, latency 50-500 ms) and a private redis-server.
+ * W worker threads (1, 4, 16, 64) each make calls for a fixed number of periods
+ * from a realistic mix: half /deal pages (estimate 5, cost 5), half /product
  * batches of 2 ASINs with offers=40 (estimate 12 = one offers page per ASIN,
  * actual 12..48: up to x4).  Policies:
  *
@@ -26,10 +26,13 @@
  * Redis round trips per call, /token calls.
  *
  *   bench_policy [--periods N] [--workers 1,4,16,64] [--initial N]
- *                [--policy tokenmgr|retry429|seed] [--json FILE]
+ *                [--period-ms MS] [--policy tokenmgr|retry429|seed]
+ *                [--json FILE]
  *
  * --initial sets the starting balance (default: full, 1200); a low one
  * shows the steady state without the first drain of a full bucket.
+ * --period-ms shortens the "minute" (default 1000), so that a long steady
+ * state (60 periods: an hour of Keepa time) fits in a few seconds.
  *
  * Exit status 0 when measured (targets met or not), 1 when something could
  * not run, 2 on a bad command line.
@@ -49,11 +52,14 @@
 #include "redis_fixture.h"
 #include "tokenmgr.h"
 
-#define PROG            "bench_policy"
-#define KEY             "benchkey"
-#define POOL            "policy"
-#define RATE            20
-#define PERIOD_MS       1000
+#define PROG              "bench_policy"
+#define KEY               "benchkey"
+#define POOL              "policy"
+#define RATE              20
+#define PERIOD_MS_DEFAULT 1000
+
+/* The fake Keepa's "minute" (--period-ms). */
+static int period_ms = PERIOD_MS_DEFAULT;
 #define CAPACITY        (60 * RATE)
 #define LATENCY         "50-500"
 #define DEAL_COST       5
@@ -208,7 +214,7 @@ static void tkm_opts(const run_ctx *run, int index, tkm_options *o)
         snprintf(o->worker_id, sizeof(o->worker_id), "main");
     snprintf(o->keepa.base_url, sizeof(o->keepa.base_url), "%s",
              run->keepa_url);
-    o->bucket.refill_period_ms = PERIOD_MS;
+    o->bucket.refill_period_ms = period_ms;
     o->keepa.timeout_ms = 5000;
     o->heartbeat.wait_slice_ms = 100; /* the run's stop is seen promptly */
 }
@@ -372,7 +378,7 @@ static int seed_acquire(worker *w, redisContext *rc, int64_t cost)
                                  "keepa_token_timestamp",
                                  "keepa_recharge_mode_active",
                                  "keepa_recharge_start_time"};
-    const double period_s = PERIOD_MS / 1000.0;
+    const double period_s = period_ms / 1000.0;
     const double timeout_s = 60 * period_s; /* its 60 "minutes" */
 
     while (!w->run->stop && !bench_interrupted) {
@@ -402,7 +408,7 @@ static int seed_acquire(worker *w, redisContext *rc, int64_t cost)
                 seed_simple(w, rc, 2, del);
             } else if (projected < target) {
                 double need = rate > 0 ? (target - projected) / rate : 1;
-                nap(w->run, (int64_t)(need * PERIOD_MS) + 10);
+                nap(w->run, (int64_t)(need * period_ms) + 10);
                 continue;
             } else {
                 seed_simple(w, rc, 2, del);
@@ -410,9 +416,9 @@ static int seed_acquire(worker *w, redisContext *rc, int64_t cost)
         }
         if (projected < 1 || projected - (double)cost < MAX_DEFICIT) {
             double need = rate > 0 ? (1 - projected) / rate : 1;
-            if (need * PERIOD_MS < 50)
+            if (need * period_ms < 50)
                 need = 0.05;
-            nap(w->run, (int64_t)(need * PERIOD_MS));
+            nap(w->run, (int64_t)(need * period_ms));
             continue;
         }
         {
@@ -538,7 +544,7 @@ static int reset_all(const tkt_keepa *k, redisContext *r, int64_t initial)
     freeReplyObject(rep);
     snprintf(set, sizeof(set),
              "/admin/set?key=" KEY "&balance=%lld&rate=%d&period_ms=%d",
-             (long long)initial, RATE, PERIOD_MS);
+             (long long)initial, RATE, period_ms);
     if (admin(k, set, body, sizeof(body)) != 0)
         return -1;
     return admin(k, "/admin/reset_counters?key=" KEY, body, sizeof(body));
@@ -623,7 +629,7 @@ static int run_one(policy pol, int nworkers, int periods, int64_t initial,
         }
         started++;
     }
-    t_end = t_set + (int64_t)periods * PERIOD_MS * 1000000;
+    t_end = t_set + (int64_t)periods * period_ms * 1000000;
     while (!bench_interrupted && bench_now_ns() < t_end)
         bench_sleep_ms(20);
     run.stop = 1;
@@ -666,7 +672,7 @@ static int run_one(policy pol, int nworkers, int periods, int64_t initial,
     out->token_calls = tkt_json_int(state, "token_calls");
     /* Every tick from the reset to the final read (calls in flight at the
      * stop complete inside it). */
-    out->ideal = initial + RATE * (out->elapsed_ms / PERIOD_MS);
+    out->ideal = initial + RATE * (out->elapsed_ms / period_ms);
     out->useful =
         out->charged - (out->final_balance < 0 ? -out->final_balance : 0);
     out->util = (double)out->useful / (double)out->ideal;
@@ -706,7 +712,7 @@ static void print_header(int periods, int64_t initial)
            "starting at %lld, latency %s ms,\n"
            "  %d periods per run; mix: 1/2 /deal (5), 1/2 /product 2 ASINs "
            "offers=40 (estimate %d, actual %d..%d)\n",
-           RATE, PERIOD_MS, CAPACITY, (long long)initial, LATENCY, periods,
+           RATE, period_ms, CAPACITY, (long long)initial, LATENCY, periods,
            PRODUCT_EST, PRODUCT_EST, PRODUCT_MAX);
     printf("%-9s %4s %6s %7s %6s %6s %5s %6s %6s %8s %8s %7s %6s %4s %4s "
            "%s\n",
@@ -751,11 +757,12 @@ static void json_row(FILE *f, const run_result *r, int first)
 
 int main(int argc, char **argv)
 {
+    char period_arg[24] = "";
     const char *fk_args[] = {
-        "--rate",       "20",    "--period-ms", "1000", "--balance", "1200",
-        "--latency-ms", LATENCY, "--seed",      "7",    NULL};
+        "--rate",       "20",    "--period-ms", period_arg, "--balance", "1200",
+        "--latency-ms", LATENCY, "--seed",      "7",        NULL};
     int counts[MAX_COUNTS] = {1, 4, 16, 64}, ncounts = 4;
-    int64_t periods = 10, initial = CAPACITY;
+    int64_t periods = 10, initial = CAPACITY, period = PERIOD_MS_DEFAULT;
     unsigned policies = (1u << P_COUNT) - 1;
     const char *json_path = NULL;
     run_result results[P_COUNT * MAX_COUNTS];
@@ -774,6 +781,9 @@ int main(int argc, char **argv)
                    bench_parse_counts(argv[i + 1], MAX_WORKERS, counts,
                                       MAX_COUNTS, &ncounts) == 0) {
             i++;
+        } else if (strcmp(argv[i], "--period-ms") == 0 && i + 1 < argc &&
+                   tkm_parse_int(argv[i + 1], 100, 60000, &period) == TKM_OK) {
+            i++;
         } else if (strcmp(argv[i], "--initial") == 0 && i + 1 < argc &&
                    tkm_parse_int(argv[i + 1], 0, CAPACITY, &initial) ==
                        TKM_OK) {
@@ -791,11 +801,14 @@ int main(int argc, char **argv)
         } else {
         usage:
             fprintf(stderr, "usage: " PROG " [--periods N] [--workers "
-                            "1,4,16,64] [--initial N] [--policy NAME] "
+                            "1,4,16,64] [--initial N] [--period-ms MS] "
+                            "[--policy NAME] "
                             "[--json FILE]\n");
             return 2;
         }
     }
+    period_ms = (int)period;
+    snprintf(period_arg, sizeof(period_arg), "%d", period_ms);
     bench_signals();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setenv("TOKENMGR_KEEPA_KEY", KEY, 1);
@@ -857,7 +870,7 @@ int main(int argc, char **argv)
                 "\"initial\":%d,\"latency_ms\":\"%s\",\"periods\":%lld,"
                 "\"target_utilisation\":%.2f,\"target_min_balance\":%d,"
                 "\"runs\":[",
-                RATE, PERIOD_MS, CAPACITY, (int)initial, LATENCY,
+                RATE, period_ms, CAPACITY, (int)initial, LATENCY,
                 (long long)periods, TARGET_UTIL, MAX_DEFICIT - MAX_EST_ERROR);
         for (int i = 0; i < nresults; i++)
             json_row(jf, &results[i], i == 0);
