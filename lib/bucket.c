@@ -42,6 +42,7 @@ void tkm__args_init_keys(tkm__args *a, const tkm_client *c,
     tkm__push_str(a, c->key_heartbeats);
     tkm__push_str(a, c->key_workers);
     tkm__push_str(a, c->key_token_sync);
+    tkm__push_str(a, c->key_busy);
     for (int i = 0; i < nextra && i < TKM__MAX_EXTRA_KEYS; i++)
         tkm__push_str(a, extra[i]);
     a->nkeys = a->argc;

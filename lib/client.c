@@ -67,6 +67,8 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
              c->opts.pool);
     snprintf(c->key_token_sync, sizeof(c->key_token_sync),
              "tokenmgr:{%s}:token_sync", c->opts.pool);
+    snprintf(c->key_busy, sizeof(c->key_busy), "tokenmgr:{%s}:busy",
+             c->opts.pool);
     snprintf(c->key_pattern, sizeof(c->key_pattern), "tokenmgr:{%s}:*",
              c->opts.pool);
     return TKM_OK;

@@ -35,6 +35,7 @@ struct tkm_client {
     char key_heartbeats[TKM__KEY_MAX];
     char key_workers[TKM__KEY_MAX];
     char key_token_sync[TKM__KEY_MAX];
+    char key_busy[TKM__KEY_MAX];
     char key_guard[4][TKM__KEY_MAX]; /* recovery.c fills them per call */
     char key_pattern[TKM__KEY_MAX];
     char audit_host[64]; /* recovery.c: the host of the call, cut */
@@ -84,7 +85,7 @@ typedef struct tkm__value {
 } tkm__value;
 
 /* bucket.c: the arguments every script takes (keys, policy, op[]). */
-#define TKM__NKEYS          6
+#define TKM__NKEYS          7
 #define TKM__NPOLICY        12
 #define TKM__MAX_OP_ARGS    20
 #define TKM__NUM_LEN        24

@@ -8,11 +8,19 @@ if busy > 0 then
 end
 redis.call('ZADD', H, now, worker)
 redis.call('HSET', W, worker, until_ms .. '|' .. phase)
--- Departed workers do not accumulate: drop records past the retention.
+if until_ms > 0 then
+  redis.call('ZADD', U, until_ms, worker)
+else
+  redis.call('ZREM', U, worker)
+end
+-- Busy periods that ended, and departed workers, do not accumulate: drop
+-- records past the retention.
+redis.call('ZREMRANGEBYSCORE', U, '-inf', now)
 local old = redis.call('ZRANGEBYSCORE', H, '-inf', '(' .. (now - cfg.retention_ms),
                        'LIMIT', 0, 100)
 if #old > 0 then
   redis.call('ZREM', H, unpack(old))
+  redis.call('ZREM', U, unpack(old))
   redis.call('HDEL', W, unpack(old))
 end
 return {now, until_ms}

@@ -8,12 +8,15 @@
 -- KEYS[3] lease expiry sorted set (id -> expiry, Unix ms on Redis' clock),
 -- KEYS[4] heartbeats sorted set (worker id -> last heartbeat, Unix ms),
 -- KEYS[5] workers hash (worker id -> "busy_until_ms|phase"),
--- KEYS[6] the /token throttle (string, expires when a sync is allowed).
+-- KEYS[6] the /token throttle (string, expires when a sync is allowed),
+-- KEYS[7] busy workers (sorted set: worker id -> busy_until_ms, only while
+-- the worker's latest heartbeat declared a busy period).
 -- ARGV[1..12] the policy: capacity (0 = 60 x rate), min_start_balance,
 -- soft_floor, recharge_target, low_cost_max, low_cost_target,
 -- recharge_timeout_ms, max_deficit, lease_ttl_ms, refill_period_ms,
 -- stale_after_ms, retention_ms.  ARGV[13..] belong to the operation: op[].
-local B, L, E, H, W, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local B, L, E, H, W, S, U = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6],
+                            KEYS[7]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -331,16 +334,13 @@ local function worker_summary()
   local stale_before = now - cfg.stale_after_ms
   local total = redis.call('ZCOUNT', H, '(' .. horizon, '+inf')
   local alive = redis.call('ZCOUNT', H, stale_before, '+inf')
-  local stale = redis.call('ZRANGEBYSCORE', H, '(' .. horizon, '(' .. stale_before,
-                           'LIMIT', 0, 1000)
-  if #stale > 0 then
-    local infos = redis.call('HMGET', W, unpack(stale))
-    for i = 1, #stale do
-      -- heartbeat.lua writes "0|phase" when not busy: skip those cheaply.
-      local info = infos[i]
-      if info and string.byte(info, 1) ~= 48 and busy_until(info) > now then
-        alive = alive + 1
-      end
+  -- Plus the workers inside a busy period whose heartbeat is stale: only
+  -- the busy ones are looked at, never the departed (O(busy x log n)).
+  local busy = redis.call('ZRANGEBYSCORE', U, '(' .. now, '+inf', 'LIMIT', 0, 1000)
+  for _, id in ipairs(busy) do
+    local hb = redis.call('ZSCORE', H, id)
+    if hb and tonumber(hb) < stale_before and tonumber(hb) > horizon then
+      alive = alive + 1
     end
   end
   local age = -1

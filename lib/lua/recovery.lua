@@ -1,9 +1,9 @@
 -- The recovery guard, shared by every monitor and the CLI of a pool.
--- KEYS[7] guard hash, KEYS[8] actions sorted set (action id -> time),
--- KEYS[9] the actor lease (string holding a random token),
--- KEYS[10] the audit stream (capped).
+-- KEYS[8] guard hash, KEYS[9] actions sorted set (action id -> time),
+-- KEYS[10] the actor lease (string holding a random token),
+-- KEYS[11] the audit stream (capped).
 -- op[1] command, op[2] host; the rest depends on the command.
-local R, A, LEASE, LOG = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local R, A, LEASE, LOG = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local cmd, host = op[1], op[2]
 local pool = string.match(B, '{(.-)}')
 local AUDIT_MAX = 1000

@@ -1,6 +1,6 @@
 -- The audit trail, newest first.  op[1] how many entries.
 -- Reply: {id, nfields, field, value, ..., id, nfields, ...}
-local rows = redis.call('XREVRANGE', KEYS[10], '+', '-', 'COUNT', tonumber(op[1]))
+local rows = redis.call('XREVRANGE', KEYS[11], '+', '-', 'COUNT', tonumber(op[1]))
 local reply = {}
 for _, row in ipairs(rows) do
   reply[#reply + 1] = row[1]

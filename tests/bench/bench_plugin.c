@@ -3,9 +3,9 @@
  *
  * A plugin read is one tkm_status() (native layout) or one tkm_legacy_read()
  * + tkm_legacy_project() (legacy layout).  Against a private redis-server,
- * for a pool with 1 worker, 100 and 1000 live workers and 1000 stale ones (the
- * status script's worker_summary then walks every stale record to look for
- * busy periods: its worst case), this prints per read:
+ * for a pool with 1 worker, 100 and 1000 live workers and 1000 stale ones
+ * (status counts the alive ones from the heartbeat index and the busy
+ * index, never walking the departed), this prints per read:
  *
  *   round trips   tkm_client_round_trips() delta (target: 1)
  *   wall us       p50 / p99 / mean of the call, client side
