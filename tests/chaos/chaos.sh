@@ -1,98 +1,228 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # scenarios are called as sc_$name
 # Chaos driver: example workers (build/keepa_worker) against the fake Keepa
-# server (build/tests/fake_keepa) and a private redis-server, while things
-# break.  Bounded: each scenario gives up after 80 s.
+# server (build/tests/fake_keepa) and a private redis-server on a Unix
+# socket, while things break.  Real processes, bounded: each scenario gives
+# up after 80 s.
 #
-#   chaos.sh BUILD_DIR [SCENARIO...]     scenarios: redis_restart sigstop
+#   chaos.sh BUILD_DIR [SCENARIO...]
 #
+# Scenarios (default: all but the monitors_* ones; CTest runs `chaos` and
+# `chaos_monitors`):
 # redis_restart  Redis is killed (SIGKILL) under three running workers and
 #                restarted empty on the same socket; the workers re-sync
 #                from /token.
+# redis_persist  Redis runs with AOF (appendonly yes, appendfsync always),
+#                is killed and restarted from its file: the pool's state
+#                (bucket, heartbeats) survives, the workers continue.
+# redis_pause    CLIENT PAUSE 2000 WRITE, then DEBUG SLEEP 1.5, both longer
+#                than redis.timeout_ms (300): workers fail closed (exit,
+#                restarted) or wait, and a paid call is served again within
+#                5 s of each.
 # sigstop        one of three workers is frozen (SIGSTOP) for 4 s, longer
 #                than the lease TTL, then resumed.
+# worker_kill    a worker is SIGKILLed mid-run, twice; the supervisor
+#                restarts it and it resumes from its checkpoint; its lease
+#                ends by expiry.
+# fake_faults    the fake server's faults switched on under load, in turn:
+#                429s (its balance set to -30), 503s, 502 and 504 HTML
+#                pages, slow answers (+800 ms), missing fields, truncated
+#                bodies, clock skew (+-1 h); every fault must have fired.
+# monitors       two collectd instances (tokenmgr plugin, Interval 1, a
+#                <Recovery> whose Exec, tests/chaos/recovery-log, logs one
+#                line) watch the pool.  All workers are frozen and Redis
+#                sleeps (DEBUG SLEEP 6) meanwhile: no action on missing
+#                data.  Redis back, the stall confirms on both: exactly one
+#                action.  Once its end is audited, the collectd that acted is
+#                restarted mid-incident: no second action.  Workers resume.
+# monitors_actor_restart
+#                the same, but the acting collectd is restarted at once,
+#                before its next read polls the finished action: FAILS
+#                today, the action's end is never audited (the plugin's
+#                shutdown drops it); not in CTest.
 #
 # Workers are supervised as systemd would (Restart=on-failure): a worker
 # exiting non-zero (Redis unreachable fails closed) is started again and
-# resumes from its checkpoint.  After each scenario:
-#   - the fake server's lowest balance >= max_deficit - the largest error of
-#     the estimates in flight (3 workers x the largest call, twice: before
-#     and after the state is lost);
-#   - no 429 storm: at most 3 answers 429 in all;
+# resumes from its checkpoint.  redis-cli MONITOR records every command of
+# the whole scenario (restarted with Redis).  After each scenario:
+#   - balance: the fake server's lowest balance >= max_deficit - 2 x workers
+#     x the largest call (the estimates in flight when the state is lost or
+#     an answer goes unread, before and after): -60 - 2 x 3 x 10 = -120;
+#   - no 429 storm: at most one 429 per worker per forced drop of the
+#     server's balance, plus one per worker: 3, 6 with fake_faults' drop;
+#   - nothing hung: every worker finishes within the bound (80 s), and
+#     within redis_pause each worker makes progress again within 5 s of
+#     Redis coming back;
+#   - leases: once the lease TTL (2 s) has passed after the run and one
+#     script has swept, tokenmgr:{chaos}:leases and :lease_expiry are empty
+#     (redis-cli HLEN, ZCARD);
 #   - every worker's output holds each deal's product exactly once;
-#   - Redis holds nothing but tokenmgr:{chaos}:* keys, and a foreign key
-#     planted there is untouched.
+#   - recovery: the Exec log has one line per incident (monitors: 1; else
+#     0), none while Redis slept; `tokenmgr recovery log` has one entry per
+#     decision (repeated skips counted in "repeats"), a reason in each, and
+#     for each action taken its end ("finished", same action_id);
+#   - key audit: every write in the MONITOR capture (SET, HSET, HDEL, ZADD,
+#     ZREM, DEL, XADD, XTRIM, EXPIRE, INCR..., from clients and "[0 lua]")
+#     names only tokenmgr:{chaos}:* keys, scripts declare only such keys,
+#     no FLUSH*; Redis holds nothing else and the planted other:key is
+#     untouched (key_audit.py).
 # Exit 0 all invariants held; 1 one broke (said on stderr); 77 a tool is
-# missing.
+# missing; 64 an unknown scenario.
 set -euo pipefail
 
 build=$(cd "${1:?usage: chaos.sh BUILD_DIR [SCENARIO...]}" && pwd)
 shift
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(redis_restart sigstop)
+[ ${#scenarios[@]} -gt 0 ] ||
+    scenarios=(redis_restart redis_persist redis_pause sigstop worker_kill fake_faults)
 
 worker_bin=$build/keepa_worker
 fake_bin=$build/tests/fake_keepa
-for t in redis-server redis-cli curl "$worker_bin" "$fake_bin"; do
+tm_bin=$build/tokenmgr
+plugin_so=$build/plugin/tokenmgr.so
+collectd_bin=$(command -v collectd || echo /usr/sbin/collectd)
+for t in redis-server redis-cli curl python3 "$worker_bin" "$fake_bin" "$tm_bin"; do
     command -v "$t" >/dev/null || { echo "chaos: $t missing" >&2; exit 77; }
 done
+for s in "${scenarios[@]}"; do
+    case $s in
+    monitors | monitors_actor_restart)
+        [ -x "$collectd_bin" ] || { echo "chaos: collectd missing" >&2; exit 77; }
+        [ -f "$plugin_so" ] || { echo "chaos: $plugin_so missing" >&2; exit 77; }
+        ;;
+    redis_restart | redis_persist | redis_pause | sigstop | worker_kill | fake_faults) ;;
+    *) echo "chaos: unknown scenario $s" >&2; exit 64 ;;
+    esac
+done
 
+# An ASan build's plugin loads into the uninstrumented collectd only with
+# the ASan runtime preloaded (as tests/alerts/lib.sh does).
+collectd_env=()
+if grep -qx 'TKM_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+    cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+    collectd_env=(LD_PRELOAD="$("$cc" -print-file-name=libasan.so)"
+                  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0)
+fi
+
+POOL=chaos
+PREFIX="tokenmgr:{$POOL}:"
+FOREIGN=other:key
 WORKERS=3
 DEALS=150
 BATCH=10           # products a /product call: its cost
 MAX_DEFICIT=-60
 LARGEST_CALL=$BATCH
 FLOOR=$((MAX_DEFICIT - 2 * WORKERS * LARGEST_CALL))
+LEASE_TTL_S=2
+BOUND_S=80
 
 tmp=$(mktemp -d /tmp/tkm-chaos-XXXXXX)
-redis_pid= fake_pid=
+sock=$tmp/redis.sock
+redis_pid='' fake_pid='' monitor_pid=''
+declare -A collectd_pid=()
 declare -a wpid wdone
 failed=0
+scenario=
 
 fail() { echo "chaos: $scenario: $*" >&2; failed=1; }
+die() { echo "chaos: $scenario: $*" >&2; exit 1; }
+
+stop_pid() { # stop_pid SIGNAL PID: signal it and reap it
+    [ -n "$2" ] || return 0
+    kill -CONT "$2" 2>/dev/null || true
+    kill "-$1" "$2" 2>/dev/null || true
+    wait "$2" 2>/dev/null || true
+}
+
+stop_collectd() {
+    stop_pid TERM "${collectd_pid[$1]:-}"
+    unset "collectd_pid[$1]"
+}
 
 cleanup() {
-    local p
-    for p in "${wpid[@]:-}"; do
-        [ -n "$p" ] && kill -CONT "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-    done
-    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null
-    [ -n "$redis_pid" ] && kill -KILL "$redis_pid" 2>/dev/null
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
+    local p n
+    set +e
+    for p in "${wpid[@]:-}"; do stop_pid KILL "$p"; done
+    for n in "${!collectd_pid[@]}"; do stop_collectd "$n"; done
+    stop_pid TERM "$fake_pid"
+    stop_pid TERM "$monitor_pid"
+    stop_pid KILL "$redis_pid"
+    wait 2>/dev/null
+    if [ "${CHAOS_KEEP:-0}" = 1 ]; then echo "chaos: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-rcli() { redis-cli -s "$tmp/redis.sock" "$@"; }
+rcli() { redis-cli -s "$sock" "$@"; }
 
-start_redis() {
-    redis-server --port 0 --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \
-        --dir "$tmp" --save "" --appendonly no --logfile "$tmp/redis.log" \
-        --daemonize no &
-    redis_pid=$!
-    for _ in $(seq 200); do
-        rcli PING >/dev/null 2>&1 && break
-        sleep 0.02
+# wait_until SECONDS COMMAND...: poll until COMMAND succeeds; 1 at the deadline.
+wait_until() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt "$end" ] || return 1
+        sleep 0.05
     done
-    rcli SET other:key untouched >/dev/null
+}
+
+# ---- Redis, its MONITOR capture, the fake server -------------------------
+
+# start_redis [aof]: on $sock, empty unless aof finds its file in $tmp/data.
+start_redis() {
+    local persist=(--save "" --appendonly no)
+    [ "${1:-}" = aof ] && persist=(--save "" --appendonly yes --appendfsync always)
+    mkdir -p "$tmp/data"
+    redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
+        --dir "$tmp/data" "${persist[@]}" --enable-debug-command local \
+        --logfile "$tmp/redis.log" --daemonize no &
+    redis_pid=$!
+    wait_until 5 rcli PING || die "redis-server did not start (see redis.log)"
+    # Planted before the capture starts: any later write to it is foreign.
+    rcli SET "$FOREIGN" untouched NX >/dev/null
+    start_monitor
+}
+
+lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+lines_above() { [ "$(lines "$1")" -gt "$2" ]; }
+
+start_monitor() {
+    local before
+    before=$(lines "$tmp/monitor.log")
+    redis-cli -s "$sock" MONITOR >>"$tmp/monitor.log" 2>>"$tmp/monitor.err" &
+    monitor_pid=$!
+    # "OK" once the capture runs
+    wait_until 5 lines_above "$tmp/monitor.log" "$before" ||
+        die "redis-cli MONITOR did not start"
+}
+
+kill_redis() {
+    stop_pid KILL "$redis_pid"
+    redis_pid=
+    stop_pid TERM "$monitor_pid"
+    monitor_pid=
 }
 
 start_fake() {
     "$fake_bin" --port 0 --rate 20 --period-ms 500 --balance 60 \
         --latency-ms 10-40 --deals "$DEALS" >"$tmp/fake.out" 2>"$tmp/fake.err" &
     fake_pid=$!
-    for _ in $(seq 200); do
-        grep -q "listening on" "$tmp/fake.out" 2>/dev/null && break
-        sleep 0.02
-    done
+    wait_until 5 grep -q "listening on" "$tmp/fake.out" || die "fake_keepa did not start"
     fake_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/fake.out")
-    [ -n "$fake_url" ] || { echo "chaos: fake_keepa did not start" >&2; exit 1; }
+}
+
+fault() { # fault NAME ON [VALUE] [COUNT]
+    local q="name=$1&on=$2"
+    [ -n "${3:-}" ] && q+="&value=$3"
+    [ -n "${4:-}" ] && q+="&count=$4"
+    curl -sf "$fake_url/admin/fault?$q" >/dev/null || die "fake_keepa refused fault $q"
 }
 
 write_config() {
     cat >"$tmp/tokenmgr.yaml" <<YAML
-pool: chaos
+pool: $POOL
 redis:
-  url: unix://$tmp/redis.sock
+  url: unix://$sock
   timeout_ms: 300
 bucket:
   refill_period_ms: 500
@@ -100,104 +230,370 @@ bucket:
   recharge_target: 40
   low_cost_target: 20
   max_deficit: $MAX_DEFICIT
-  lease_ttl_s: 2
+  lease_ttl_s: $LEASE_TTL_S
   max_wait_s: 30
+heartbeat:
+  min_interval_ms: 200
+  wait_slice_ms: 500
+  stale_after_s: 3
 keepa:
   base_url: $fake_url
   token_sync_min_interval_s: 0
 YAML
 }
 
+# ---- workers under a supervisor ------------------------------------------
+
 start_worker() {
     local i=$1
     "$worker_bin" --config "$tmp/tokenmgr.yaml" --output "$tmp/w$i/out.jsonl" \
         --state "$tmp/w$i" --batch "$BATCH" --worker "chaos-w$i" \
         2>>"$tmp/w$i/err.log" &
-    wpid[$i]=$!
+    wpid[i]=$!
 }
 
 # Restart workers that failed (as systemd would); 0 once all are done.
 supervise() {
     local i st all=0
     for i in $(seq "$WORKERS"); do
-        [ "${wdone[$i]}" = 1 ] && continue
+        [ "${wdone[i]}" = 1 ] && continue
         all=1
-        kill -0 "${wpid[$i]}" 2>/dev/null && continue
+        kill -0 "${wpid[i]}" 2>/dev/null && continue
         st=0
-        wait "${wpid[$i]}" || st=$?
+        { wait "${wpid[i]}"; } 2>/dev/null || st=$?
         if [ "$st" = 0 ]; then
-            wdone[$i]=1
+            wdone[i]=1
         else
-            echo "worker $i exited $st; restarting" >>"$tmp/supervisor.log"
+            echo "$SECONDS worker $i exited $st; restarting" >>"$tmp/supervisor.log"
             start_worker "$i"
         fi
     done
     return $all
 }
 
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((10#$t / 1000)); }
+
+# supervise_for MS: keep the workers supervised that long (or until done).
+supervise_for() {
+    local end=$(($(now_ms) + $1))
+    while [ "$(now_ms)" -lt "$end" ]; do
+        supervise && return 0
+        sleep 0.1
+    done
+}
+
+# Calls the fake server has answered: the workers' progress.
+served() {
+    curl -s "$fake_url/admin/state" | grep -o '"served":[0-9]*' | cut -d: -f2 | head -1
+}
+
+# ---- collectd with the plugin --------------------------------------------
+
+start_collectd() {
+    local n=$1 d=$tmp/collectd-$1
+    mkdir -p "$d"
+    cat >"$d/collectd.conf" <<CONF
+Hostname "chaos-$n"
+FQDNLookup false
+Interval 1
+BaseDir "$d"
+PIDFile "$d/collectd.pid"
+TypesDB "/usr/share/collectd/types.db"
+PluginDir "/usr/lib/collectd"
+LoadPlugin logfile
+<Plugin logfile>
+  File "$d/collectd.log"
+  LogLevel info
+  Timestamp true
+</Plugin>
+LoadPlugin csv
+<Plugin csv>
+  DataDir "$d/csv"
+</Plugin>
+PluginDir "$build/plugin"
+LoadPlugin tokenmgr
+<Plugin tokenmgr>
+  <Pool "$POOL">
+    ConfigFile "$tmp/tokenmgr.yaml"
+    RedisURL "unix://$sock"
+    Timeout 300
+    StallTokens 100
+    StallHeartbeatAge 3
+    StallConfirmations 2
+    # All workers are frozen on purpose: not a shared cause here.
+    SharedCauseMinWorkers 4
+    <Recovery>
+      Exec "$here/recovery-log" "$tmp/recovery.log"
+      Timeout 5
+      Cooldown 600
+      MaxActions 3
+      Window 3600
+      Grace 30
+    </Recovery>
+  </Pool>
+</Plugin>
+CONF
+    env "${collectd_env[@]}" "$collectd_bin" -f -C "$d/collectd.conf" \
+        >>"$d/collectd.out" 2>&1 &
+    collectd_pid[$n]=$!
+    wait_until 10 grep -q 'Initialization complete' "$d/collectd.log" ||
+        die "collectd $n did not start (see $d/collectd.out)"
+}
+
+# ---- checks --------------------------------------------------------------
+
 check_keys() {
     local bad
-    bad=$(rcli --scan | grep -v '^tokenmgr:{chaos}:' | grep -vx 'other:key' || true)
-    [ -z "$bad" ] || fail "keys outside tokenmgr:{chaos}:*: $bad"
-    [ "$(rcli GET other:key)" = untouched ] || fail "other:key was changed"
+    bad=$(rcli --scan | grep -v "^tokenmgr:{$POOL}:" | grep -vx "$FOREIGN" || true)
+    [ -z "$bad" ] || fail "keys outside $PREFIX*: $bad"
+    [ "$(rcli GET "$FOREIGN")" = untouched ] || fail "$FOREIGN was changed"
 }
+
+recoveries() { lines "$tmp/recovery.log"; }
+
+# Leases: wait out the TTL, let one script sweep (an acquire released at
+# once), then both the hash and the expiry set must be empty.
+check_leases() {
+    local grant
+    sleep $((LEASE_TTL_S + 1))
+    grant=$(TOKENMGR_CONFIG=$tmp/tokenmgr.yaml "$tm_bin" acquire 1 2>/dev/null || true)
+    [ -n "$grant" ] && TOKENMGR_CONFIG=$tmp/tokenmgr.yaml "$tm_bin" release "$grant" >/dev/null 2>&1
+    leases=$(rcli HLEN "${PREFIX}leases")/$(rcli ZCARD "${PREFIX}lease_expiry")
+    [ "$leases" = 0/0 ] || fail "leases left after the TTL (hash/expiry): $leases"
+}
+
+audit_json() {
+    TOKENMGR_CONFIG=$tmp/tokenmgr.yaml "$tm_bin" recovery log --json --count 100
+}
+
+# audit_field EXPR: a python expression over the entries e of the trail.
+audit_query() {
+    audit_json 2>/dev/null | python3 -c '
+import json, sys
+e = json.loads(sys.stdin.read() or "[]")
+print(eval(sys.argv[1]))' "$1"
+}
+
+# The audit trail: one entry per decision (a skip repeating the previous one
+# is counted in the next entry's "repeats", or in the guard's audit_repeats
+# until then), each with a reason; each action taken ("act") has its end
+# ("finished", same action_id).
+check_audit_trail() {
+    local want=$1 log acted unended
+    log=$(audit_json 2>&1) || { fail "tokenmgr recovery log failed: $log"; return; }
+    printf '%s\n' "$log" >"$tmp/audit.json"
+    read -r audit_entries audit_repeats acted audit_noreason unended < <(python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))
+acts = [x["action_id"] for x in e if x["decision"] == "act"]
+ended = {x["action_id"] for x in e if x["decision"] == "finished"}
+print(len(e), sum(x.get("repeats", 0) for x in e) + int(sys.argv[2] or 0), len(acts),
+      sum(1 for x in e if not x.get("reason") and x["decision"] != "finished"),
+      ",".join(a for a in acts if a not in ended) or "-")' \
+        "$tmp/audit.json" "$(rcli HGET "${PREFIX}recovery" audit_repeats)") ||
+        { fail "tokenmgr recovery log --json is not JSON: $log"; return; }
+    [ "$acted" = "$want" ] || fail "audit trail: $acted actions, want $want"
+    [ "$audit_noreason" = 0 ] || fail "audit trail: $audit_noreason entries without a reason"
+    [ "$unended" = - ] || fail "audit trail: action $unended started, its end never recorded"
+}
+
+check_all() {
+    local state min n429 lines uniq i audit
+    check_keys
+    state=$(curl -s "$fake_url/admin/state")
+    min=$(grep -o '"min_balance":-\?[0-9]*' <<<"$state" | cut -d: -f2 | sort -n | head -1)
+    n429=$(grep -o '"requests_429":[0-9]*' <<<"$state" | cut -d: -f2 | awk '{s+=$1} END {print s+0}')
+    if [ -z "$min" ] || [ "$min" -lt "$FLOOR" ]; then
+        fail "fake server balance went to $min, below $FLOOR"
+    fi
+    [ "$n429" -le "$max429" ] || fail "$n429 answers 429 (limit $max429): a storm"
+    for i in $(seq "$WORKERS"); do
+        lines=$(wc -l <"$tmp/w$i/out.jsonl" 2>/dev/null || echo 0)
+        uniq=$(grep -o '"asin":"[^"]*"' "$tmp/w$i/out.jsonl" 2>/dev/null | sort -u | wc -l)
+        if [ "$lines" != "$DEALS" ] || [ "$uniq" != "$DEALS" ]; then
+            fail "worker $i wrote $lines lines, $uniq distinct products, not $DEALS"
+        fi
+    done
+    check_leases
+    [ "$(recoveries)" = "$want_recoveries" ] ||
+        fail "$(recoveries) recovery actions, want $want_recoveries"
+    check_audit_trail "$want_recoveries"
+    stop_pid TERM "$monitor_pid"
+    monitor_pid=
+    audit=$(python3 "$here/key_audit.py" "$tmp/monitor.log" "$PREFIX" "$FOREIGN" 2>"$tmp/audit.err") ||
+        fail "key audit: $(head -3 "$tmp/audit.err")"
+    echo "chaos: $scenario: min balance $min (floor $FLOOR = $MAX_DEFICIT - 2 x $WORKERS x $LARGEST_CALL)," \
+        "429s $n429 (limit $max429), restarts $(lines "$tmp/supervisor.log")," \
+        "$WORKERS x $DEALS products exactly once, leases $leases after TTL," \
+        "recoveries $(recoveries)/$want_recoveries (audit: $audit_entries entries + $audit_repeats repeats), key audit $audit${extra:+, $extra}"
+}
+
+# ---- scenarios -------------------------------------------------------------
+
+sc_redis_restart() {
+    check_keys
+    kill_redis
+    sleep 1
+    start_redis # empty: no save, no AOF
+}
+
+sc_redis_persist() {
+    local before after
+    before=$(rcli HGET "${PREFIX}bucket" rate)
+    kill_redis
+    sleep 1
+    start_redis aof
+    after=$(rcli HGET "${PREFIX}bucket" rate)
+    if [ -z "$before" ] || [ "$before" != "$after" ]; then
+        fail "the bucket did not survive the restart (rate '$before' then '$after')"
+    fi
+    [ "$(rcli ZCARD "${PREFIX}heartbeats")" -gt 0 ] ||
+        fail "the heartbeats did not survive the restart"
+    extra="bucket survived (rate $after)"
+}
+
+# expect_progress WHAT: a paid call is served within 5 s (workers supervised).
+expect_progress() {
+    local len0 end=$((SECONDS + 5))
+    len0=$(served)
+    while [ "$SECONDS" -lt "$end" ]; do
+        supervise && return 0
+        [ "$(served)" -gt "$len0" ] && return 0
+        sleep 0.1
+    done
+    fail "no worker made progress within 5 s after $1"
+}
+
+sc_redis_pause() {
+    local sleeper
+    rcli CLIENT PAUSE 2000 WRITE >/dev/null
+    supervise_for 2000
+    expect_progress "CLIENT PAUSE 2000 WRITE"
+    rcli DEBUG SLEEP 1.5 >/dev/null &
+    sleeper=$!
+    supervise_for 1500
+    wait "$sleeper" || true
+    expect_progress "DEBUG SLEEP 1.5"
+}
+
+sc_sigstop() {
+    kill -STOP "${wpid[2]}"
+    sleep 4
+    kill -CONT "${wpid[2]}"
+}
+
+sc_worker_kill() {
+    for _ in 1 2; do
+        { kill -KILL "${wpid[2]}" && wait "${wpid[2]}"; } 2>/dev/null || true
+        supervise_for 1500
+    done
+}
+
+faults_all_fired() { ! curl -sf "$fake_url/admin/fault" | grep -q '"on":true'; }
+
+sc_fake_faults() {
+    local f
+    # 429s: the server's balance falls below the workers' estimates, twice
+    # (the second time with 503s instead of some 429s): one 429 a worker
+    # for each drop at most.
+    max429=$((2 * WORKERS))
+    curl -sf "$fake_url/admin/set?balance=-30" >/dev/null
+    supervise_for 1000
+    fault 503 1 "" 3
+    curl -sf "$fake_url/admin/set?balance=-30" >/dev/null
+    supervise_for 1000
+    for f in 502html 504html; do
+        fault "$f" 1 "" 3
+        supervise_for 1000
+    done
+    fault slow 1 800 3
+    supervise_for 2000
+    for f in missing_fields truncated; do
+        fault "$f" 1 "" 2
+        supervise_for 1000
+    done
+    fault skew 1 3600000 5
+    supervise_for 1000
+    fault skew 1 -3600000 5
+    supervise_for 1000
+    f=0
+    while ! faults_all_fired; do
+        [ "$f" -lt 50 ] || { fail "faults left unfired: $(curl -s "$fake_url/admin/fault")"; break; }
+        supervise && break
+        sleep 0.1
+        f=$((f + 1))
+    done
+    extra="every fault fired (the fake counts 503s among its 429s)"
+}
+
+recovery_count_is() { [ "$(recoveries)" = "$1" ]; }
+
+action_ended() { [ "$(audit_query 'sum(x["decision"] == "finished" for x in e)')" = 1 ]; }
+
+# monitors [now]: restart the collectd that acted once its end is audited
+# (with "now": at once, while its action may still be unpolled).
+sc_monitors() {
+    local i actor sleeper
+    start_collectd a
+    start_collectd b
+    sleep 1
+    # Every worker frozen, and Redis asleep meanwhile: missing data.
+    for i in $(seq "$WORKERS"); do kill -STOP "${wpid[i]}"; done
+    rcli DEBUG SLEEP 6 >/dev/null &
+    sleeper=$!
+    wait "$sleeper" || true
+    [ "$(recoveries)" = 0 ] || fail "a recovery ran while Redis slept (missing data)"
+    # Redis back: the stall confirms on both; the guard lets one act.
+    wait_until 20 recovery_count_is 1 || fail "no recovery action within 20 s of the stall"
+    actor=$(audit_query '[x["host"] for x in e if x["decision"] == "act"][0][len("chaos-"):]') ||
+        die "no act entry in the audit trail"
+    [ "${1:-}" = now ] ||
+        wait_until 5 action_ended ||
+        fail "the action's end was not audited within 5 s"
+    # The actor restarted mid-incident: the guard's state is in Redis.
+    stop_collectd "$actor"
+    start_collectd "$actor"
+    sleep 4
+    for i in $(seq "$WORKERS"); do kill -CONT "${wpid[i]}"; done
+    extra="collectd $actor (the actor) restarted mid-incident"
+}
+
+sc_monitors_actor_restart() { sc_monitors now; }
 
 run() {
     scenario=$1
-    local i deadline state min n429 lines uniq
-    rm -rf "$tmp"/w* "$tmp/supervisor.log"
-    start_redis
+    local i deadline
+    rm -rf "$tmp"/w* "$tmp/supervisor.log" "$tmp/data" "$tmp/monitor.log" \
+        "$tmp/recovery.log" "$tmp"/collectd-*
+    max429=$WORKERS want_recoveries=0 extra=
+    if [ "$scenario" = redis_persist ]; then start_redis aof; else start_redis; fi
     start_fake
     write_config
     export TOKENMGR_KEEPA_KEY=chaosKey0123456789
     for i in $(seq "$WORKERS"); do
         mkdir -p "$tmp/w$i"
-        wdone[$i]=0
+        wdone[i]=0
         start_worker "$i"
     done
-    sleep 1
-    case "$scenario" in
-    redis_restart)
-        check_keys
-        kill -KILL "$redis_pid"
-        wait "$redis_pid" 2>/dev/null || true
-        sleep 1
-        start_redis # empty: no save, no AOF
-        ;;
-    sigstop)
-        kill -STOP "${wpid[2]}"
-        sleep 4
-        kill -CONT "${wpid[2]}"
-        ;;
-    *) echo "chaos: unknown scenario $scenario" >&2; exit 64 ;;
-    esac
-    deadline=$((SECONDS + 80))
-    while supervise; [ $? -ne 0 ]; do
+    supervise_for 1000
+    case $scenario in monitors*) want_recoveries=1 ;; esac
+    "sc_$scenario"
+    deadline=$((SECONDS + BOUND_S))
+    until supervise; do
         if [ $SECONDS -ge $deadline ]; then
-            fail "workers did not finish within 80 s"
+            fail "workers did not finish within $BOUND_S s"
             break
         fi
         check_keys
         sleep 0.2
     done
-    check_keys
-    state=$(curl -s "$fake_url/admin/state")
-    min=$(grep -o '"min_balance":-\?[0-9]*' <<<"$state" | cut -d: -f2 | sort -n | head -1)
-    n429=$(grep -o '"requests_429":[0-9]*' <<<"$state" | cut -d: -f2 | awk "{s+=\$1} END {print s+0}")
-    [ -n "$min" ] && [ "$min" -ge "$FLOOR" ] ||
-        fail "fake server balance went to $min, below $FLOOR"
-    [ "${n429:-0}" -le 3 ] || fail "$n429 answers 429: a storm"
-    for i in $(seq "$WORKERS"); do
-        lines=$(wc -l <"$tmp/w$i/out.jsonl" 2>/dev/null || echo 0)
-        uniq=$(grep -o '"asin":"[^"]*"' "$tmp/w$i/out.jsonl" 2>/dev/null | sort -u | wc -l)
-        [ "$lines" = "$DEALS" ] && [ "$uniq" = "$DEALS" ] ||
-            fail "worker $i wrote $lines lines, $uniq distinct products, not $DEALS"
-    done
-    echo "chaos: $scenario: min balance $min (floor $FLOOR), 429s ${n429:-0}," \
-        "restarts $(cat "$tmp/supervisor.log" 2>/dev/null | wc -l)," \
-        "$WORKERS x $DEALS products exactly once"
-    kill "$fake_pid" 2>/dev/null; wait "$fake_pid" 2>/dev/null || true; fake_pid=
-    kill -KILL "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null || true; redis_pid=
+    # The workers are done: a pool nobody uses is a new incident, not
+    # this one's.
+    for i in "${!collectd_pid[@]}"; do stop_collectd "$i"; done
+    check_all
+    stop_pid TERM "$fake_pid"
+    fake_pid=
+    kill_redis
     wpid=()
 }
 
