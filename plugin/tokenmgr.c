@@ -38,13 +38,15 @@ typedef struct pool {
     c_complain_t missing_key[TKM_LEGACY_NKEYS]; /* legacy: absent */
 } pool;
 
+static void settle_action(pool *p);
+
 static void pool_free(void *arg)
 {
     pool *p = arg;
 
     if (p == NULL)
         return;
-    tkm_action_free(p->action); /* shutdown: a running action is killed */
+    settle_action(p); /* shutdown: every action's end is audited */
     tkm_client_free(p->client);
     tkm__pool_conf_clear(&p->conf);
     free(p);
@@ -329,6 +331,49 @@ static const char *outcome_of(const tkm_action_result *r)
     return r->exit_status == 0 ? "ok" : "failed";
 }
 
+/* Audit the end of the action of p->ticket; a complaint when Redis
+ * refuses. */
+static void record_end(pool *p, const tkm_recovery_ticket *ticket,
+                       const char *outcome, const tkm_action_result *r)
+{
+    if (tkm_recovery_finish(p->client, ticket, hostname_g, outcome,
+                            r->exit_status, r->duration_ms,
+                            r->output) != TKM_OK)
+        WARNING(PLUGIN " plugin: pool \"%s\": recording the end of action "
+                       "%s failed: %s",
+                name(p), ticket->action_id, tkm_errstr(p->client));
+}
+
+/* collectd is stopping: an action that ended is recorded as at a read; one
+ * still running is recorded "abandoned" (its command runs on, in its own
+ * process group, until its deadline) keeping the actor lease, which expires
+ * at that deadline, so that no other monitor acts meanwhile. */
+static void settle_action(pool *p)
+{
+    tkm_action_result r;
+    tkm_recovery_ticket kept;
+
+    if (p->action == NULL)
+        return;
+    if (tkm_action_poll(p->action, &r) == TKM_OK && r.done) {
+        record_end(p, &p->ticket, outcome_of(&r), &r);
+    } else {
+        kept = p->ticket;
+        kept.lease_token[0] = '\0';
+        r.exit_status = -1;
+        sstrncpy(r.output,
+                 "collectd stopped while it ran: it runs on until its "
+                 "deadline, exit status unknown",
+                 sizeof(r.output));
+        record_end(p, &kept, "abandoned", &r);
+    }
+    INFO(PLUGIN " plugin: pool \"%s\": collectd stops; action %s %s", name(p),
+         p->ticket.action_id,
+         r.done ? "had ended: recorded" : "still running: recorded abandoned");
+    tkm_action_free(p->action);
+    p->action = NULL;
+}
+
 /* A running action is polled every read; its end is audited and logged. */
 static void poll_action(pool *p, cdtime_t t)
 {
@@ -339,11 +384,7 @@ static void poll_action(pool *p, cdtime_t t)
         return;
     tkm_action_free(p->action);
     p->action = NULL;
-    if (tkm_recovery_finish(p->client, &p->ticket, hostname_g, outcome_of(&r),
-                            r.exit_status, r.duration_ms, r.output) != TKM_OK)
-        WARNING(PLUGIN " plugin: pool \"%s\": recording the end of action "
-                       "%s failed: %s",
-                name(p), p->ticket.action_id, tkm_errstr(p->client));
+    record_end(p, &p->ticket, outcome_of(&r), &r);
     notify(p, t, r.exit_status == 0 ? NOTIF_WARNING : NOTIF_FAILURE, NULL,
            "recovery action %s for pool %s %s (exit %d%s) in %lld ms: %.200s",
            p->ticket.action_id, name(p),

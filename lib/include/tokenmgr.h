@@ -604,8 +604,9 @@ TKM_EXPORT tkm_code tkm_recovery_decide(tkm_client *client,
                                         const char *argv_text,
                                         tkm_recovery_ticket *ticket);
 
-/* Record the action's outcome ("ok", "failed", "timeout"), release the
- * lease if still ours. */
+/* Record the action's outcome ("ok", "failed", "timeout"; "abandoned" when
+ * the monitor stopped while it ran), release the lease if still ours (an
+ * empty lease_token keeps it until it expires). */
 TKM_EXPORT tkm_code tkm_recovery_finish(tkm_client *client,
                                         const tkm_recovery_ticket *ticket,
                                         const char *host, const char *outcome,

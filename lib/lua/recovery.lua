@@ -100,7 +100,7 @@ if cmd == 'finish' then
     redis.call('DEL', LEASE)
     released = 1
   end
-  if outcome ~= 'ok' then
+  if outcome == 'failed' or outcome == 'timeout' then
     redis.call('HINCRBY', R, 'failed', 1)
   end
   audit('finished', {'action_id', id, 'outcome', outcome, 'exit', op[6],

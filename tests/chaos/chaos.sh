@@ -37,9 +37,9 @@
 #                restarted mid-incident: no second action.  Workers resume.
 # monitors_actor_restart
 #                the same, but the acting collectd is restarted at once,
-#                before its next read polls the finished action: FAILS
-#                today, the action's end is never audited (the plugin's
-#                shutdown drops it); not in CTest.
+#                before its next read polls the action: the plugin's
+#                shutdown must still audit the action's end (it dropped it
+#                once).
 #
 # Workers are supervised as systemd would (Restart=on-failure): a worker
 # exiting non-zero (Redis unreachable fails closed) is started again and
