@@ -126,7 +126,7 @@ bench() {
     # A full bucket drained by 1..64 workers, then the steady state from an
     # empty one (no first drain) with 16 and 64.
     run_bench policy bench_policy --periods 10
-    run_bench policy_steady bench_policy --periods 60 --period-ms 250 --initial 0 --workers 16,64
+    run_bench policy_steady bench_policy --periods 100 --period-ms 250 --initial 0 --workers 16,64
     run_bench decide bench_decide --seconds 3
     run_bench scaling bench_scaling --iterations 1000
     run_bench plugin bench_plugin --iterations 2000

@@ -4,7 +4,7 @@
 local cost = tonumber(op[1])
 local worker = op[2]
 
-local s, err = load()
+local s, err = load({cost})
 if err then
   return redis.error_reply(err)
 end
@@ -62,9 +62,13 @@ local extra = math.min(math.ceil(cost * (ratio_of(s, cost) - RATIO_ONE) / RATIO_
 local held = reserve(s) + extra
 if s.tokens - cost - held < cfg.max_deficit then
   local reply = deny('deficit_limit', cfg.max_deficit + cost + held)
-  if reserve(s) > 0 and (reply[5] < 0 or reply[5] > refill_in(s)) then
-    -- Completions free reserve sooner than refill: look again next tick.
-    reply[5] = refill_in(s)
+  if reserve(s) > 0 then
+    -- Any completion frees reserve, sooner than refill (a Keepa minute):
+    -- look again within a second, or at the next tick when that is sooner.
+    local soon = math.min(refill_in(s), 1000)
+    if reply[5] < 0 or reply[5] > soon then
+      reply[5] = soon
+    end
   end
   return reply
 end

@@ -53,9 +53,40 @@ local FIELDS = {'tokens', 'rate', 'period_ms', 'anchor_ms', 'report_ts',
                 'reserve_mt', 'unlearned_tokens', 'ratio:*'}
 local REQUIRED = {tokens = true, rate = true, period_ms = true, anchor_ms = true}
 
--- Returns state, nil; or nil, nil (no state); or nil, error text.
-local function load()
-  local raw = redis.call('HMGET', B, unpack(FIELDS))
+-- Estimate errors.  Each completion teaches the pool how far its estimates
+-- fall short: a ratio in thousandths of actual / estimate (>= 1000), one per
+-- estimate value ('ratio:<estimate>') and one for the pool ('ratio:*', for
+-- estimates never completed yet).  A ratio is a slowly decaying maximum: it
+-- rises at once to a larger error and moves 1/64 of the way toward a
+-- smaller one per completion, so it follows the worst recent error.  Before
+-- the pool has learned anything a call is valued at RATIO_PRIOR: 4 times
+-- its estimate (SEED's recorded error, 386 charged for 100, rounded up).
+--
+-- The calls in flight hold a reserve, the sum over them of
+-- estimate x (ratio - 1) at the ratios known now ('reserve_mt', thousandths
+-- of a token, exact), revalued whenever a ratio changes: 'n:<estimate>'
+-- counts them per estimate, and 'unlearned_tokens' sums the estimates that
+-- have no ratio of their own.  The deficit limit holds for that reserve.
+-- Two fields per estimate value ever used: callers use a handful.
+local RATIO_ONE, RATIO_PRIOR = 1000, 4000
+
+-- The ratio (false: none) and in-flight count of estimate c, from the
+-- values read (HMGET 'ratio:<c>', 'n:<c>').
+local function set_class(s, c, ratio, count)
+  s.ratios[c] = int_or_nil(ratio) or false
+  s.n[c] = int_or_nil(count) or 0
+end
+
+-- Returns state, nil; or nil, nil (no state); or nil, error text.  The
+-- estimate values in `classes` (optional) are read in the same HMGET.
+local function load(classes)
+  classes = classes or {}
+  local names = {unpack(FIELDS)}
+  for _, c in ipairs(classes) do
+    names[#names + 1] = 'ratio:' .. c
+    names[#names + 1] = 'n:' .. c
+  end
+  local raw = redis.call('HMGET', B, unpack(names))
   if not raw[1] then
     return nil, nil
   end
@@ -81,33 +112,20 @@ local function load()
   s.inflight_tokens = s.inflight_tokens or 0
   s.reserve_mt = s.reserve_mt or 0
   s.unlearned_tokens = s.unlearned_tokens or 0
-  s.ratios, s.counts = {}, {}
+  s.ratios, s.n, s.dirty = {}, {}, {}
+  for i, c in ipairs(classes) do
+    set_class(s, c, raw[#FIELDS + 2 * i - 1], raw[#FIELDS + 2 * i])
+  end
   return s, nil
 end
 
--- Estimate errors.  Each completion teaches the pool how far its estimates
--- fall short: a ratio in thousandths of actual / estimate (>= 1000), one per
--- estimate value ('ratio:<estimate>') and one for the pool ('ratio:*', for
--- estimates never completed yet).  A ratio is a slowly decaying maximum: it
--- rises at once to a larger error and moves 1/64 of the way toward a
--- smaller one per completion, so it follows the worst recent error.  Before
--- the pool has learned anything a call is valued at RATIO_PRIOR: 4 times
--- its estimate (SEED's recorded error, 386 charged for 100, rounded up).
---
--- The calls in flight hold a reserve, the sum over them of
--- estimate x (ratio - 1) at the ratios known now ('reserve_mt', thousandths
--- of a token, exact), revalued whenever a ratio changes: 'n:<estimate>'
--- counts them per estimate, and 'unlearned_tokens' sums the estimates that
--- have no ratio of their own.  The deficit limit holds for that reserve.
-local RATIO_ONE, RATIO_PRIOR = 1000, 4000
-
+-- The learned ratio of estimate c, or nil (read when not loaded yet).
 local function class_ratio(s, c)
-  local r = s.ratios[c]
-  if r == nil then
-    r = int_or_nil(redis.call('HGET', B, 'ratio:' .. c)) or false
-    s.ratios[c] = r
+  if s.ratios[c] == nil then
+    local v = redis.call('HMGET', B, 'ratio:' .. c, 'n:' .. c)
+    set_class(s, c, v[1], v[2])
   end
-  return r or nil
+  return s.ratios[c] or nil
 end
 
 local function ratio_of(s, c)
@@ -121,7 +139,8 @@ local function hold(s, c, d)
   if not class_ratio(s, c) then
     s.unlearned_tokens = s.unlearned_tokens + d * c
   end
-  s.counts[c] = (s.counts[c] or 0) + d
+  s.n[c] = math.max(0, s.n[c] + d)
+  s.dirty[c] = true
 end
 
 -- The reserve in whole tokens (never negative).
@@ -145,15 +164,14 @@ local function learn(s, c, consumed)
                                             math.ceil(consumed * RATIO_ONE / c)))
   local learned = class_ratio(s, c)
   local before = ratio_of(s, c)
-  local n = math.max(0, (int_or_nil(redis.call('HGET', B, 'n:' .. c)) or 0) +
-                        (s.counts[c] or 0))
+  local n = s.n[c]
   local rc = decayed_max(learned, seen)
   if not learned then
     s.unlearned_tokens = s.unlearned_tokens - n * c
   end
   s.reserve_mt = s.reserve_mt + n * c * (rc - before)
   s.ratios[c] = rc
-  redis.call('HSET', B, 'ratio:' .. c, rc)
+  s.dirty[c] = true
   local rp = decayed_max(s['ratio:*'], seen)
   s.reserve_mt = s.reserve_mt + s.unlearned_tokens * (rp - (s['ratio:*'] or RATIO_PRIOR))
   s['ratio:*'] = rp
@@ -232,17 +250,19 @@ local function persist(s)
     -- Nothing (or only free calls) in flight: no reserve, whatever drifted.
     s.reserve_mt, s.unlearned_tokens = 0, 0
   end
-  redis.call('HSET', B, 'tokens', s.tokens, 'rate', s.rate,
-             'period_ms', s.period_ms, 'anchor_ms', s.anchor_ms,
-             'inflight_tokens', s.inflight_tokens, 'reserve_mt', s.reserve_mt,
-             'unlearned_tokens', s.unlearned_tokens)
-  if s['ratio:*'] then redis.call('HSET', B, 'ratio:*', s['ratio:*']) end
-  for c, d in pairs(s.counts) do
-    if d ~= 0 and redis.call('HINCRBY', B, 'n:' .. c, d) <= 0 then
-      redis.call('HDEL', B, 'n:' .. c)
+  local f = {'tokens', s.tokens, 'rate', s.rate, 'period_ms', s.period_ms,
+             'anchor_ms', s.anchor_ms, 'inflight_tokens', s.inflight_tokens,
+             'reserve_mt', s.reserve_mt, 'unlearned_tokens', s.unlearned_tokens}
+  if s['ratio:*'] then
+    f[#f + 1], f[#f + 2] = 'ratio:*', s['ratio:*']
+  end
+  for c in pairs(s.dirty) do
+    f[#f + 1], f[#f + 2] = 'n:' .. c, s.n[c]
+    if s.ratios[c] then
+      f[#f + 1], f[#f + 2] = 'ratio:' .. c, s.ratios[c]
     end
   end
-  s.counts = {}
+  redis.call('HSET', B, unpack(f))
   if s.report_ts then redis.call('HSET', B, 'report_ts', s.report_ts) end
   if s.sync_ms then redis.call('HSET', B, 'sync_ms', s.sync_ms) end
   if s.recharge_since_ms then
@@ -254,18 +274,6 @@ local function persist(s)
     redis.call('HDEL', L, unpack(s.expired))
     redis.call('ZREM', E, unpack(s.expired))
   end
-end
-
--- Find a live lease: estimate, or nil when unknown, ended or expired.
-local function lease(s, id)
-  if s.is_expired[id] then
-    return nil
-  end
-  local v = redis.call('HGET', L, id)
-  if not v then
-    return nil
-  end
-  return int_or_nil(string.match(v, '^([^|]*)'))
 end
 
 local function end_lease(s, id, est)
@@ -284,17 +292,18 @@ end
 -- complete and release: the pool's state with the live lease `id` ended.
 -- Returns s, est; or nil, an error reply.
 local function take_lease(id)
-  local s, err = load()
+  local v = redis.call('HGET', L, id)
+  local est = v and int_or_nil(string.match(v, '^([^|]*)'))
+  local s, err = load(est and {est})
   if err then
     return nil, redis.error_reply(err)
   end
-  if not s then
+  if not s or not est then
     return nil, no_grant(id)
   end
   refill(s)
   expire(s)
-  local est = lease(s, id)
-  if not est then
+  if s.is_expired[id] then
     return nil, no_grant(id)
   end
   end_lease(s, id, est)

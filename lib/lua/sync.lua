@@ -21,7 +21,7 @@ else
   -- expire() subtracted the expired ones, the sum below adds all of them.
   -- Their reserve is counted afresh (stale counts dropped first).
   s = {inflight_tokens = 0, reserve_mt = 0, unlearned_tokens = 0,
-       ratios = {}, counts = {},
+       ratios = {}, n = {}, dirty = {},
        ['ratio:*'] = int_or_nil(redis.call('HGET', B, 'ratio:*'))}
   for _, f in ipairs(redis.call('HKEYS', B)) do
     if string.sub(f, 1, 2) == 'n:' then
