@@ -14,7 +14,9 @@
  * batch.  SIGTERM/SIGINT: the call in flight completes (and is accounted
  * for), a wait for tokens is abandoned, the checkpoint is saved, exit 0.
  * A 429 is never read as "no more data" (SEED failure 13): the client waits
- * for tokens and retries.
+ * for tokens and retries.  Redis unreachable means no call was made (the
+ * client fails closed): it tries again each second for up to 60 s, then
+ * exits 1 for the supervisor.
  *
  * Exit: 0 done or stopped by a signal; 1 an error (the checkpoint keeps the
  * position); 64 usage; 78 configuration.
@@ -34,6 +36,11 @@
 
 #define PAGE_COST 5 /* /deal: 5 tokens a page */
 #define ASIN_LEN  10
+/* Redis unreachable (a restart, a pause): no call was made, the client
+ * fails closed.  Try again each second for this long before exiting 1 for
+ * the supervisor: a blip must not become a restart storm, nor spend
+ * systemd's StartLimitBurst. */
+#define REDIS_PATIENCE_S 60
 
 static volatile sig_atomic_t stop;
 
@@ -173,6 +180,8 @@ static int load_checkpoint(worker *w)
 static int call(worker *w, const char *path, const char *const *params,
                 int64_t estimate, yajl_val *tree)
 {
+    int redis_waited = 0;
+
     for (;;) {
         tkm_keepa_response r;
         tkm_code rc = tkm_keepa_request(w->keepa, path, params, estimate, &r);
@@ -193,6 +202,14 @@ static int call(worker *w, const char *path, const char *const *params,
         if (rc == TKM_EAPI) {
             say("%s", tkm_keepa_errstr(w->keepa));
             return 2;
+        }
+        if (rc == TKM_EREDIS && redis_waited < REDIS_PATIENCE_S) {
+            if (redis_waited == 0)
+                say("%s; trying again each second for up to %d s",
+                    tkm_keepa_errstr(w->keepa), REDIS_PATIENCE_S);
+            sleep(1);
+            redis_waited++;
+            continue;
         }
         if (rc != TKM_EWAIT) {
             say("%s", tkm_keepa_errstr(w->keepa));
