@@ -573,7 +573,7 @@ run() {
     local i deadline
     rm -rf "$tmp"/w* "$tmp/supervisor.log" "$tmp/data" "$tmp/monitor.log" \
         "$tmp/recovery.log" "$tmp"/collectd-*
-    max429=$WORKERS want_recoveries=0 extra= max_restarts=
+    max429=$WORKERS want_recoveries=0 extra='' max_restarts=''
     if [ "$scenario" = redis_persist ]; then start_redis aof; else start_redis; fi
     start_fake
     write_config
