@@ -167,26 +167,30 @@ static int recovery_exec(parser *p, const oconfig_item_t *ci,
                     "Exec \"%.200s\" is not an absolute path (no shell and "
                     "no PATH search run it)",
                     ci->values[0].value.string);
-    r->exec = calloc((size_t)ci->values_num + 1, sizeof(*r->exec));
-    if (r->exec == NULL)
-        return fail(p, "out of memory");
+    if (ci->values_num > TKM_EXEC_ARGS_MAX)
+        return fail(p, "Exec has more than %d words", TKM_EXEC_ARGS_MAX);
     for (int i = 0; i < ci->values_num; i++) {
-        r->exec[i] = strdup(ci->values[i].value.string);
-        if (r->exec[i] == NULL)
-            return fail(p, "out of memory");
-        r->exec_argc++;
+        const char *word = ci->values[i].value.string;
+
+        if (strlen(word) >= TKM_EXEC_ARG_MAX)
+            return fail(p, "Exec word %d is longer than %d bytes", i + 1,
+                        TKM_EXEC_ARG_MAX - 1);
+        memcpy(r->exec[i], word, strlen(word) + 1);
     }
+    r->exec_argc = ci->values_num;
     return 0;
 }
 
 static int webhook(parser *p, const oconfig_item_t *ci, tkm__recovery_conf *r);
 
+enum { NNAMES = 8 };
+static const char *const recovery_names[NNAMES] = {
+    "Exec",   "Timeout", "Cooldown", "MaxActions",
+    "Window", "DryRun",  "Grace",    "Webhook"};
+
 static int recovery(parser *p, const oconfig_item_t *ci, tkm__pool_conf *c)
 {
-    static const char *const names[] = {"Exec",       "Timeout", "Cooldown",
-                                        "MaxActions", "Window",  "DryRun",
-                                        "Grace",      "Webhook"};
-    enum { NNAMES = 8 };
+    const char *const *names = recovery_names;
     tkm__recovery_conf *r = &c->recovery;
     int seen[NNAMES] = {0};
 
@@ -238,7 +242,7 @@ static int recovery(parser *p, const oconfig_item_t *ci, tkm__pool_conf *c)
         if (rc != 0)
             return -1;
     }
-    if (r->exec != NULL && r->webhook[0] != '\0')
+    if (r->exec_argc > 0 && r->webhook[0] != '\0')
         return fail(p, "Exec and Webhook exclude each other: give one");
     p->section = "";
     return 0;
@@ -442,25 +446,11 @@ static int resolve(parser *p, tkm__pool_conf *c)
     FROM_FILE(grace_s);
     FROM_FILE(dry_run);
 #undef FROM_FILE
-    if (r->webhook[0] != '\0' || r->exec != NULL) {
-        ro->exec_argc = 0;
-        ro->webhook[0] = '\0';
-    }
-    if (r->webhook[0] != '\0')
+    /* The block's Exec or Webhook replaces the file's, whichever it was. */
+    if (r->webhook[0] != '\0' || r->exec_argc > 0) {
         memcpy(ro->webhook, r->webhook, sizeof(ro->webhook));
-    if (r->exec != NULL) {
-        if (r->exec_argc > TKM_EXEC_ARGS_MAX)
-            return fail(p, "<Recovery> Exec has more than %d words",
-                        TKM_EXEC_ARGS_MAX);
-        for (size_t i = 0; i < r->exec_argc; i++) {
-            if (strlen(r->exec[i]) >= TKM_EXEC_ARG_MAX)
-                return fail(p,
-                            "<Recovery> Exec word %zu is longer than %d "
-                            "bytes",
-                            i + 1, TKM_EXEC_ARG_MAX - 1);
-            memcpy(ro->exec[i], r->exec[i], strlen(r->exec[i]) + 1);
-        }
-        ro->exec_argc = (int)r->exec_argc;
+        memcpy(ro->exec, r->exec, sizeof(ro->exec));
+        ro->exec_argc = r->exec_argc;
     }
     if (r->configured && ro->exec_argc == 0 && ro->webhook[0] == '\0')
         return fail(p, "<Recovery> needs Exec (the recovery command) or "
@@ -587,11 +577,17 @@ void tkm__pool_conf_clear(tkm__pool_conf *c)
 {
     if (c == NULL)
         return;
-    if (c->recovery.exec != NULL) {
-        for (size_t i = 0; i < c->recovery.exec_argc; i++)
-            free(c->recovery.exec[i]);
-        free(c->recovery.exec);
-    }
     /* The options may hold a Redis password. */
     memset(c, 0, sizeof(*c));
+}
+
+size_t tkm__pool_conf_names(const char **out, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < OPT_COUNT && n < max; i++)
+        out[n++] = option_names[i];
+    for (size_t i = 0; i < NNAMES && n < max; i++)
+        out[n++] = recovery_names[i];
+    return n;
 }

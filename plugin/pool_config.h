@@ -23,15 +23,15 @@ typedef enum tkm__layout {
  * are also in opts.recovery, which the library's guard takes.
  */
 typedef struct tkm__recovery_conf {
-    int configured;      /* a <Recovery> block was given: actions may run */
-    char **exec;         /* argv, NULL-terminated, owned; exec[0] absolute */
-    size_t exec_argc;    /* >= 1 when Exec was given */
-    int64_t timeout_s;   /* Timeout: the command's deadline (60) */
-    int64_t cooldown_s;  /* Cooldown: between two actions (1800) */
-    int64_t max_actions; /* MaxActions: per Window (3) */
-    int64_t window_s;    /* Window (3600) */
-    int64_t grace_s;     /* Grace: not judged after an action (300) */
-    int dry_run;         /* DryRun: audit only (false) */
+    int configured; /* a <Recovery> block was given: actions may run */
+    char exec[TKM_EXEC_ARGS_MAX][TKM_EXEC_ARG_MAX]; /* Exec: exec[0] absolute */
+    int exec_argc;                 /* >= 1 when Exec was given */
+    int64_t timeout_s;             /* Timeout: the command's deadline (60) */
+    int64_t cooldown_s;            /* Cooldown: between two actions (1800) */
+    int64_t max_actions;           /* MaxActions: per Window (3) */
+    int64_t window_s;              /* Window (3600) */
+    int64_t grace_s;               /* Grace: not judged after an action (300) */
+    int dry_run;                   /* DryRun: audit only (false) */
     char webhook[TKM_URL_MAX + 1]; /* Webhook: instead of Exec */
 } tkm__recovery_conf;
 
@@ -64,5 +64,9 @@ int tkm__pool_conf_parse(const oconfig_item_t *block, tkm__pool_conf *out,
 
 /* Free what tkm__pool_conf_parse() allocated; NULL is fine. */
 void tkm__pool_conf_clear(tkm__pool_conf *conf);
+
+/* The option names a <Pool> block knows, then those of <Recovery>: up to
+ * max of them into out; returns how many (the fuzzer's vocabulary). */
+size_t tkm__pool_conf_names(const char **out, size_t max);
 
 #endif

@@ -148,7 +148,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.opts.heartbeat.stale_after_s, 900);
     ck_assert_int_eq(c.stall_confirm, 2);
     ck_assert(!c.recovery.configured);
-    ck_assert_ptr_null(c.recovery.exec);
+    ck_assert_int_eq(c.recovery.exec_argc, 0);
     tkm__pool_conf_clear(&c);
     block_free(b);
 }
@@ -190,10 +190,12 @@ START_TEST(test_contract_example)
     ck_assert_int_eq(c.opts.heartbeat.stale_after_s, 600);
     ck_assert_int_eq(c.stall_confirm, 3);
     ck_assert(c.recovery.configured);
-    ck_assert_uint_eq(c.recovery.exec_argc, 2);
+    ck_assert_int_eq(c.recovery.exec_argc, 2);
     ck_assert_str_eq(c.recovery.exec[0], "/bin/true");
     ck_assert_str_eq(c.recovery.exec[1], "--graceful");
-    ck_assert_ptr_null(c.recovery.exec[2]);
+    /* Resolved for the guard and the action. */
+    ck_assert_int_eq(c.opts.recovery.exec_argc, 2);
+    ck_assert_str_eq(c.opts.recovery.exec[1], "--graceful");
     ck_assert_int_eq(c.recovery.timeout_s, 60);
     ck_assert_int_eq(c.recovery.cooldown_s, 1800);
     ck_assert_int_eq(c.recovery.max_actions, 3);

@@ -24,31 +24,19 @@ static unsigned byte(src *s)
     return *s->p++;
 }
 
-static const char *const keys[] = {
-    "ConfigFile",
-    "RedisURL",
-    "Layout",
-    "Timeout",
-    "Capacity",
-    "StallTokens",
-    "StallTokensRatio",
-    "StallHeartbeatAge",
-    "StallConfirmations",
-    "Recovery",
-    "SharedCauseShare",
-    "SharedCauseWindow",
-    "SharedCauseMinWorkers",
-    "WorkerMetrics",
-    "Exec",
-    "Cooldown",
-    "MaxActions",
-    "Window",
-    "DryRun",
-    "Grace",
-    "Webhook",
-    "timeout",
-    "Pool",
-};
+/* The plugin's own option names, then names it must refuse. */
+#define NKEYS_MAX 40
+static const char *keys[NKEYS_MAX];
+static size_t nkeys;
+
+static void load_keys(void)
+{
+    if (nkeys > 0)
+        return;
+    nkeys = tkm__pool_conf_names(keys, NKEYS_MAX - 2);
+    keys[nkeys++] = "timeout"; /* option names are case-insensitive */
+    keys[nkeys++] = "Pool";    /* a block inside a block */
+}
 
 static const char *const strings[] = {
     "unix:///tmp/tokenmgr-fuzz.sock",
@@ -127,7 +115,7 @@ static void item(src *s, oconfig_item_t *ci, oconfig_item_t *parent, int depth)
     memset(ci, 0, sizeof(*ci));
     ci->parent = parent;
     if (b < 240) {
-        ci->key = strdup(keys[b % (sizeof(keys) / sizeof(keys[0]))]);
+        ci->key = strdup(keys[b % nkeys]);
     } else {
         ci->key = text(s);
         s->raw = 1; /* "unknown option '<key>'" quotes it */
@@ -172,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[1024];
     int n;
 
+    load_keys();
     memset(&block, 0, sizeof(block));
     block.key = strdup("Pool");
     block.values_num = 1;
@@ -199,7 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     TKM_OK);
         FUZZ_ASSERT(conf.stall_confirm >= 1);
         FUZZ_ASSERT(!(conf.stall_tokens >= 0 && conf.stall_ratio >= 0));
-        FUZZ_ASSERT(conf.recovery.exec == NULL ||
+        FUZZ_ASSERT(conf.recovery.exec_argc == 0 ||
                     conf.recovery.exec[0][0] == '/');
         tkm__pool_conf_clear(&conf);
     } else {
