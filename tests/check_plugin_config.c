@@ -12,7 +12,7 @@
 /* ---- building oconfig trees -------------------------------------------- */
 
 #define MAX_CHILDREN 16
-#define MAX_VALUES   8
+#define MAX_VALUES   24 /* Exec with more words than allowed */
 
 static oconfig_item_t *item_init(oconfig_item_t *it, const char *key)
 {
@@ -34,6 +34,7 @@ static oconfig_item_t *add(oconfig_item_t *parent, const char *key)
 
 static oconfig_item_t *str(oconfig_item_t *it, const char *s)
 {
+    ck_assert_int_lt(it->values_num, MAX_VALUES);
     oconfig_value_t *v = &it->values[it->values_num++];
 
     v->type = OCONFIG_TYPE_STRING;
@@ -380,6 +381,20 @@ START_TEST(test_recovery_errors)
     b = pool_block("keepa", "unix:///tmp/r.sock");
     add(add(b, "Recovery"), "Exec");
     parse_fails(b, "Exec", "command");
+    b = pool_block("keepa", "unix:///tmp/r.sock");
+    r = str(add(add(b, "Recovery"), "Exec"), "/bin/echo");
+    for (int i = 1; i < TKM_EXEC_ARGS_MAX + 1; i++)
+        str(r, "word");
+    parse_fails(b, "Exec has more than 16 words", NULL);
+    {
+        char word[TKM_EXEC_ARG_MAX + 1];
+
+        memset(word, 'x', TKM_EXEC_ARG_MAX);
+        word[TKM_EXEC_ARG_MAX] = '\0';
+        b = pool_block("keepa", "unix:///tmp/r.sock");
+        str(str(add(add(b, "Recovery"), "Exec"), "/bin/echo"), word);
+        parse_fails(b, "Exec word 2 is longer than 255 bytes", NULL);
+    }
 
     static const char *const opts[] = {"Timeout", "Cooldown", "MaxActions",
                                        "Window"};
