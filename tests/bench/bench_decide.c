@@ -26,6 +26,7 @@
 
 #define PROG        "bench_decide"
 #define POOL        "decide"
+#define LEASE_TTL_S 86400 /* redis-benchmark's grants stay live */
 #define MAX_THREADS 64
 #define MAX_COUNTS  8
 #define MAX_SAMPLES 2000000
@@ -47,19 +48,6 @@ typedef struct row {
     double target;
 } row;
 
-static void bucket_opts(tkm_options *o, const char *url, const char *id)
-{
-    tkm_options_init(o);
-    snprintf(o->pool, sizeof(o->pool), POOL);
-    snprintf(o->redis_url, sizeof(o->redis_url), "%s", url);
-    snprintf(o->worker_id, sizeof(o->worker_id), "%s", id);
-    /* Never deny: recharge never starts, no deficit limit is reachable. */
-    o->bucket.capacity = 1000000000;
-    o->bucket.max_deficit = -1000000000;
-    o->bucket.soft_floor = -1000000000;
-    o->bucket.lease_ttl_s = 86400; /* redis-benchmark's grants stay live */
-}
-
 static int pair(tkm_client *c)
 {
     tkm_grant g;
@@ -77,7 +65,7 @@ static void *thr_main(void *arg)
     char id[32];
 
     snprintf(id, sizeof(id), "d%d", t->index);
-    bucket_opts(&o, t->url, id);
+    bench_never_deny(&o, POOL, t->url, id, LEASE_TTL_S);
     if (tkm_client_open(&o, &c) != TKM_OK) {
         t->failed = 1;
         tkm_client_free(c);
@@ -255,7 +243,7 @@ int main(int argc, char **argv)
         tkt_redis_stop(&srv);
         return 1;
     }
-    bucket_opts(&o, srv.url, "decide-main");
+    bench_never_deny(&o, POOL, srv.url, "decide-main", LEASE_TTL_S);
     if (tkm_client_open(&o, &c) != TKM_OK) {
         fprintf(stderr, PROG ": %s\n", c ? tkm_errstr(c) : "out of memory");
         goto out;

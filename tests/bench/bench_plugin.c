@@ -428,17 +428,8 @@ int main(int argc, char **argv)
     FILE *jf;
     int rc = 1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc &&
-            tkm_parse_int(argv[i + 1], 1, 10000000, &n) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            json_path = argv[++i];
-        } else {
-            fprintf(stderr, "usage: " PROG " [--iterations N] [--json FILE]\n");
-            return 2;
-        }
-    }
+    if (bench_parse_iterations(argc, argv, PROG, 1, &n, &json_path) != 0)
+        return 2;
     bench_signals();
     if (tkt_redis_start(&srv) != 0) {
         fprintf(stderr, PROG ": cannot start redis-server\n");

@@ -36,18 +36,6 @@ typedef struct cell {
     double acq_p50, acq_p99, rel_p50, st_p50, st_p99;
 } cell;
 
-static void opts(tkm_options *o, const char *url, const char *id)
-{
-    tkm_options_init(o);
-    snprintf(o->pool, sizeof(o->pool), POOL);
-    snprintf(o->redis_url, sizeof(o->redis_url), "%s", url);
-    snprintf(o->worker_id, sizeof(o->worker_id), "%s", id);
-    o->bucket.capacity = 1000000000;
-    o->bucket.max_deficit = -1000000000;
-    o->bucket.soft_floor = -1000000000;
-    o->bucket.lease_ttl_s = 3600;
-}
-
 /* Workers w<from>..w<to-1> send one heartbeat each. */
 static int add_workers(const char *url, int from, int to)
 {
@@ -58,7 +46,7 @@ static int add_workers(const char *url, int from, int to)
         tkm_code rc;
 
         snprintf(id, sizeof(id), "w%d", i);
-        opts(&o, url, id);
+        bench_never_deny(&o, POOL, url, id, 3600);
         rc = tkm_client_open(&o, &c);
         if (rc == TKM_OK)
             rc = tkm_heartbeat(c, "bench");
@@ -154,17 +142,8 @@ int main(int argc, char **argv)
     tkt_redis srv;
     FILE *jf;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc &&
-            tkm_parse_int(argv[i + 1], 10, 10000000, &n) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            json_path = argv[++i];
-        } else {
-            fprintf(stderr, "usage: " PROG " [--iterations N] [--json FILE]\n");
-            return 2;
-        }
-    }
+    if (bench_parse_iterations(argc, argv, PROG, 10, &n, &json_path) != 0)
+        return 2;
     bench_signals();
     memset(&srv, 0, sizeof(srv));
     if (tkt_redis_start(&srv) != 0) {
@@ -173,7 +152,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ids = calloc(MAX_LEASES, sizeof(*ids));
-    opts(&o, srv.url, "scaling-main");
+    bench_never_deny(&o, POOL, srv.url, "scaling-main", 3600);
     if (ids == NULL || tkm_client_open(&o, &c) != TKM_OK ||
         tkm_reset(c, NULL) != TKM_OK || tkm_sync(c, &info, NULL) != TKM_OK) {
         fprintf(stderr, PROG ": %s\n", c ? tkm_errstr(c) : "out of memory");

@@ -337,3 +337,33 @@ int bench_parse_counts(const char *s, int64_t max, int *v, int cap, int *n)
     }
     return *n > 0 ? 0 : -1;
 }
+
+void bench_never_deny(tkm_options *o, const char *pool, const char *url,
+                      const char *id, int64_t lease_ttl_s)
+{
+    tkm_options_init(o);
+    snprintf(o->pool, sizeof(o->pool), "%s", pool);
+    snprintf(o->redis_url, sizeof(o->redis_url), "%s", url);
+    snprintf(o->worker_id, sizeof(o->worker_id), "%s", id);
+    o->bucket.capacity = 1000000000;
+    o->bucket.max_deficit = -1000000000;
+    o->bucket.soft_floor = -1000000000;
+    o->bucket.lease_ttl_s = lease_ttl_s;
+}
+
+int bench_parse_iterations(int argc, char **argv, const char *prog, int64_t min,
+                           int64_t *n, const char **json_path)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc &&
+            tkm_parse_int(argv[i + 1], min, 10000000, n) == TKM_OK) {
+            i++;
+        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+            *json_path = argv[++i];
+        } else {
+            fprintf(stderr, "usage: %s [--iterations N] [--json FILE]\n", prog);
+            return 2;
+        }
+    }
+    return 0;
+}

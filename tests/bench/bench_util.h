@@ -43,6 +43,18 @@ int bench_run_capture(const char *const *argv, char *out, size_t cap,
 int bench_redis_benchmark(const char *sock, int clients, int64_t n,
                           const char *const *cmd, int ncmd, double *rps);
 
+/* Options for pool `pool` on `url` as worker `id` that never deny: recharge
+ * never starts and no deficit limit is reachable, so a benchmark measures
+ * decisions, not waits.  Leases live lease_ttl_s. */
+struct tkm_options;
+void bench_never_deny(struct tkm_options *o, const char *pool, const char *url,
+                      const char *id, int64_t lease_ttl_s);
+
+/* `--iterations N` (min..10 000 000) and `--json FILE`: 0, or 2 after a
+ * usage line on stderr. */
+int bench_parse_iterations(int argc, char **argv, const char *prog, int64_t min,
+                           int64_t *n, const char **json_path);
+
 /* Open path for the JSON figures ("-" = none: returns NULL quietly). */
 FILE *bench_json_open(const char *path, const char *prog);
 
