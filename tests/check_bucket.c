@@ -492,6 +492,13 @@ START_TEST(test_estimate_errors_are_learned)
     ck_assert_int_le(g[5].retry_after_ms, 1000);
     /* Worst case 5 - 150 = -145: the real deficit stays above -180. */
     ck_assert_int_eq(tkt_status(c).inflight_reserve, 150);
+    /* A call of 60 (never seen: the pool's ratio, 180 more) needs 60 even
+     * with that reserve freed: 11 ticks of refill, and the retry says so
+     * instead of polling each second. */
+    g[6] = tkt_acquire(c, 60);
+    ck_assert_int_eq(g[6].reason, TKM_REASON_DEFICIT_LIMIT);
+    ck_assert_int_gt(g[6].retry_after_ms, 28000 + 10 * MINUTE);
+    ck_assert_int_le(g[6].retry_after_ms, 30000 + 10 * MINUTE);
 
     /* Cheaper than feared: the ratio decays slowly, the reserve at once. */
     for (int i = 0; i < 5; i++)

@@ -61,14 +61,12 @@ local extra = math.min(math.ceil(cost * (ratio_of(s, cost) - RATIO_ONE) / RATIO_
                        cap - cfg.max_deficit - cost)
 local held = reserve(s) + extra
 if s.tokens - cost - held < cfg.max_deficit then
-  local reply = deny('deficit_limit', cfg.max_deficit + cost + held)
-  if reserve(s) > 0 then
-    -- Any completion frees reserve, sooner than refill (a Keepa minute):
-    -- look again within a second, or at the next tick when that is sooner.
-    local soon = math.min(refill_in(s), 1000)
-    if reply[5] < 0 or reply[5] > soon then
-      reply[5] = soon
-    end
+  -- Refill need only bring what the calls in flight do not hold: their
+  -- completions free their reserve, sooner than refill (a Keepa minute).
+  local reply = deny('deficit_limit', cfg.max_deficit + cost + extra)
+  if reply[5] == 0 then
+    -- Only that reserve blocks: look again within a second (or the tick).
+    reply[5] = math.min(refill_in(s), 1000)
   end
   return reply
 end
