@@ -189,12 +189,15 @@ START_TEST(test_busy_until)
     ck_assert_int_eq(w[0].alive, 0);
     ck_assert_int_eq(w[0].busy_until_ms, -1);
     tkm_workers_free(w);
-    /* A plain heartbeat ends a busy period early. */
+    /* A plain heartbeat ends a busy period early: once that heartbeat is
+     * stale too, the worker no longer counts as alive. */
     ck_assert_int_eq(tkm_heartbeat_busy(c, "again", 60), TKM_OK);
     ck_assert_int_eq(tkm_heartbeat(c, "done"), TKM_OK);
     ck_assert_int_eq(tkm_workers(c, &w, &n), TKM_OK);
     ck_assert_int_eq(w[0].busy_until_ms, -1);
     tkm_workers_free(w);
+    tkt_sleep_ms(1500);
+    ck_assert_int_eq(tkt_status(c).workers_alive, 0);
     tkm_client_free(c);
 }
 END_TEST
