@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "internal.h"
 
 #define MAX_ARGV 64
@@ -392,7 +393,7 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
     tkm_code rc;
 
     *out = NULL;
-    rc = tkm__http_url_check(url, errbuf, errlen);
+    rc = tkm__http_url_check("Webhook", url, 0, errbuf, errlen);
     if (rc == TKM_OK)
         rc = make_context(env, &ctx, errbuf, errlen);
     if (rc != TKM_OK)
