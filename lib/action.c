@@ -27,6 +27,7 @@
 
 #include "http.h"
 #include "internal.h"
+#include "jsonw.h"
 
 #define MAX_ARGV 64
 #define ENV_MAX  8
@@ -333,29 +334,12 @@ TKM_EXPORT tkm_code tkm_action_exec(const char *const *argv,
 
 typedef struct webhook_job {
     char url[TKM_URL_MAX + 1];
-    char body[4096];
+    /* Every text field of a context, escaped at worst 6 times over, and
+     * the rest of the object: never cut. */
+    char body[6 * sizeof(context) + 256];
     int64_t timeout_ms;
     int fd;
 } webhook_job;
-
-static size_t json_escape(char *out, size_t len, const char *in)
-{
-    size_t n = 0;
-
-    for (const unsigned char *p = (const unsigned char *)in; *p && n + 7 < len;
-         p++) {
-        if (*p == '"' || *p == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)*p;
-        } else if (*p < 0x20) {
-            n += (size_t)snprintf(out + n, len - n, "\\u%04x", *p);
-        } else {
-            out[n++] = (char)*p;
-        }
-    }
-    out[n] = '\0';
-    return n;
-}
 
 static void *webhook_thread(void *arg)
 {
@@ -383,9 +367,12 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
                                        int64_t timeout_ms, tkm_action **out,
                                        char *errbuf, size_t errlen)
 {
-    char reason[1100], workers[2100], pool[TKM_POOL_MAX * 2 + 1], id[130];
-    webhook_job *job;
     context ctx;
+    char reason[TKM__JSONW_MAX(sizeof(ctx.reason))];
+    char workers[TKM__JSONW_MAX(sizeof(ctx.workers))];
+    char pool[TKM__JSONW_MAX(sizeof(ctx.pool))];
+    char id[TKM__JSONW_MAX(sizeof(ctx.action_id))];
+    webhook_job *job;
     pthread_attr_t attr;
     pthread_t tid;
     int sv[2];
@@ -401,10 +388,13 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
     job = calloc(1, sizeof(*job));
     if (job == NULL)
         return TKM_ENOMEM;
-    json_escape(pool, sizeof(pool), ctx.pool);
-    json_escape(reason, sizeof(reason), ctx.reason);
-    json_escape(workers, sizeof(workers), ctx.workers);
-    json_escape(id, sizeof(id), ctx.action_id);
+    tkm__jsonw_escape(pool, sizeof(pool), ctx.pool, strlen(ctx.pool), NULL);
+    tkm__jsonw_escape(reason, sizeof(reason), ctx.reason, strlen(ctx.reason),
+                      NULL);
+    tkm__jsonw_escape(workers, sizeof(workers), ctx.workers,
+                      strlen(ctx.workers), NULL);
+    tkm__jsonw_escape(id, sizeof(id), ctx.action_id, strlen(ctx.action_id),
+                      NULL);
     snprintf(job->body, sizeof(job->body),
              "{\"pool\":\"%s\",\"reason\":\"%s\",\"tokens\":%lld,"
              "\"heartbeat_age_s\":%lld,\"stale_workers\":\"%s\","
