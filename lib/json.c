@@ -2,6 +2,14 @@
  * The Keepa response parser: the only file that talks to yajl.  Streaming,
  * so a body of megabytes is parsed as it arrives; it keeps only the token
  * fields and the error object of the top level.
+ *
+ * yajl lexes a token that spans two chunks again from its start with every
+ * chunk, so one long token costs time quadratic in its length (a 20 MB
+ * string took seconds, a 250 MB one minutes).  A small lexer in front of
+ * it bounds what yajl ever sees of one token: a string is passed on up to
+ * its first TKM__JSON_STRING_KEEP bytes (cut between two characters, then
+ * closed), and a number or literal longer than TKM__JSON_BARE_MAX bytes
+ * ends the parse as not JSON.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +24,14 @@ struct tkm__json {
     int depth;    /* 1 inside the top-level object */
     int in_error; /* inside the top-level "error" object */
     char key[32]; /* the current key at depth 1 or 2 */
+    /* The lexer in front of yajl. */
+    int in_string;
+    int escape;     /* 1 after a backslash, 2..5 in the hex of a \u */
+    unsigned int u; /* that \u's value */
+    int after_high; /* the last unit was a \u high surrogate */
+    size_t string_len;
+    int eliding;     /* the rest of this string is not passed on */
+    size_t bare_len; /* of the number or literal being read */
 };
 
 static void take_key(tkm__json *j, const unsigned char *k, size_t len)
@@ -172,11 +188,93 @@ tkm__json *tkm__json_new(tkm__keepa_fields *out)
     return j;
 }
 
-int tkm__json_feed(tkm__json *j, const char *buf, size_t len)
+static int yajl_feed(tkm__json *j, const char *buf, size_t len)
 {
+    if (len == 0)
+        return 0;
     return yajl_parse(j->h, (const unsigned char *)buf, len) == yajl_status_ok
                ? 0
                : -1;
+}
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+        return (c | 0x20) - 'a' + 10;
+    return 0; /* not hex: yajl refuses the escape itself */
+}
+
+/*
+ * Whether a string may be cut before byte c: between two characters, so
+ * yajl still sees well-formed text.  Before an ASCII character or a UTF-8
+ * lead byte, and before a backslash unless it may start the low half of a
+ * surrogate pair.
+ */
+static int cut_here(const tkm__json *j, unsigned char c)
+{
+    if (c == '\\')
+        return !j->after_high;
+    return (c >= 0x20 && c < 0x80) || (c >= 0xC2 && c <= 0xF4);
+}
+
+int tkm__json_feed(tkm__json *j, const char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t from = 0; /* where the part still to pass on begins */
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+        if (j->in_string) {
+            if (j->escape == 1) {
+                j->escape = c == 'u' ? 2 : 0;
+                j->u = 0;
+                j->after_high = 0;
+            } else if (j->escape >= 2) {
+                j->u = j->u * 16 + (unsigned int)hex_digit(c);
+                if (++j->escape == 6) {
+                    j->escape = 0;
+                    j->after_high = (j->u & 0xFC00) == 0xD800;
+                }
+            } else if (c == '"') {
+                j->in_string = 0;
+                if (j->eliding) {
+                    j->eliding = 0;
+                    from = i; /* the closing quote goes on */
+                }
+            } else {
+                if (!j->eliding && j->string_len >= TKM__JSON_STRING_KEEP &&
+                    cut_here(j, c)) {
+                    if (yajl_feed(j, buf + from, i - from) != 0)
+                        return -1;
+                    j->eliding = 1;
+                }
+                if (c == '\\')
+                    j->escape = 1;
+                else
+                    j->after_high = 0;
+            }
+            j->string_len++;
+        } else if (c == '"') {
+            j->in_string = 1;
+            j->escape = 0;
+            j->after_high = 0;
+            j->string_len = 0;
+            j->bare_len = 0;
+        } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
+                   c == '{' || c == '}' || c == '[' || c == ']' || c == ':' ||
+                   c == ',') {
+            j->bare_len = 0;
+        } else if (++j->bare_len > TKM__JSON_BARE_MAX) {
+            /* What came before is parsed, as it would be in any split. */
+            (void)yajl_feed(j, buf + from, i - from);
+            return -1;
+        }
+    }
+    if (j->eliding)
+        return 0;
+    return yajl_feed(j, buf + from, len - from);
 }
 
 int tkm__json_finish(tkm__json *j)

@@ -14,8 +14,16 @@
 #include "internal.h"
 #include "keepa_json.h"
 
-#define KEY_MAX          256
-#define BODY_MAX         ((size_t)256 << 20) /* a Keepa answer is megabytes at most */
+#define KEY_MAX 256
+/*
+ * The largest decoded (gunzipped) answer taken.  Keepa's largest are
+ * /product answers for 100 ASINs with history and offers: a product with
+ * years of price history and 100 offers is a few hundred KB of JSON, so
+ * tens of MB for a full request.  64 MiB leaves room for that and bounds a
+ * compression bomb (255 KB on the wire can inflate to 250 MB) to what a
+ * worker can hold: the body is kept whole for the caller.
+ */
+#define BODY_MAX         ((size_t)64 << 20)
 #define BACKOFF_FIRST_MS 500
 #define BACKOFF_MAX_MS   30000
 

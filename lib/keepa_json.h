@@ -32,11 +32,20 @@ typedef struct tkm__keepa_fields {
     char error_message[256];
 } tkm__keepa_fields;
 
+/* The longest piece of one string passed to yajl (longer strings reach it
+ * cut, so their values are cut too), and the longest number or literal
+ * (true, false, null) taken as JSON. */
+#ifndef TKM__JSON_STRING_KEEP /* the fuzz build sets small ones */
+#define TKM__JSON_STRING_KEEP 4096
+#define TKM__JSON_BARE_MAX    256
+#endif
+
 typedef struct tkm__json tkm__json;
 
 /* A parser filling *out (cleared here); NULL when out of memory. */
 tkm__json *tkm__json_new(tkm__keepa_fields *out);
-/* Feed a chunk; -1 once the text is not JSON (later chunks are moot). */
+/* Feed a chunk; -1 once the text is not JSON (later chunks are moot).  The
+ * work is linear in the bytes fed, however they are split. */
 int tkm__json_feed(tkm__json *j, const char *buf, size_t len);
 /* End of body; -1 when the document is incomplete (truncated). */
 int tkm__json_finish(tkm__json *j);

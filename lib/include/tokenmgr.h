@@ -106,7 +106,7 @@ typedef struct tkm_heartbeat_options {
 typedef struct tkm_keepa_options {
     char base_url[TKM_URL_MAX + 1];    /* "https://api.keepa.com" */
     char key_file[TKM_PATH_MAX];       /* "": $TOKENMGR_KEEPA_KEY */
-    int64_t timeout_ms;                /* one HTTP request (30000) */
+    int64_t timeout_ms;                /* one HTTP request, whole (30000) */
     int64_t max_retries;               /* after the first attempt (5) */
     int64_t token_sync_min_interval_s; /* /token at most this often (300) */
 } tkm_keepa_options;
@@ -487,6 +487,15 @@ typedef struct tkm_keepa_response {
  * API's message.  TKM_EWAIT when tokens would take longer than
  * bucket.max_wait_s.  Free *resp with tkm_keepa_response_free() whatever
  * the status.
+ *
+ * Bounds against a hostile or broken API, per HTTP request: the whole
+ * request (connecting, every byte, reading the token fields) within
+ * keepa.timeout_ms, however slowly the bytes come; the decoded (gunzipped)
+ * body at most 64 MiB, else TKM_EHTTP at once ("larger than", not
+ * retried); a JSON string is read for the token fields up to its first
+ * 4 KiB only (resp->body keeps it whole), and a number or literal longer
+ * than 256 bytes makes the body not JSON.  The work per request is linear
+ * in the body's size.
  */
 TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
                                       const char *const *params,
