@@ -1,6 +1,8 @@
 /*
  * Redis URLs: redis://[[user]:password@]host[:port][/db] and
- * unix:///path/to/redis.sock[?db=N].  Pure parsing; redis.c connects.
+ * unix://[[user]:password@]/path/to/redis.sock[?db=N].  Pure parsing;
+ * redis.c connects.  No message shows a password: every one names the URL
+ * as redact() shows it.
  */
 #include <string.h>
 
@@ -18,35 +20,25 @@ static tkm_code parse_db(const char *text, const char *url, tkm__url *out,
     return TKM_OK;
 }
 
-static tkm_code parse_unix(const char *url, const char *rest, tkm__url *out,
-                           char *errbuf, size_t errlen)
+/*
+ * The URL with any credentials masked, for messages: everything between
+ * "://" and the last '@' (a password may hold '@' or '/'), and in a
+ * unix:// URL without '@' whatever precedes the socket path.
+ */
+static void redact(const char *url, char *buf, size_t len)
 {
-    const char *q = strchr(rest, '?');
-    size_t n = q ? (size_t)(q - rest) : strlen(rest);
+    const char *at = strrchr(url, '@');
+    const char *scheme = strstr(url, "://");
 
-    if (n == 0 || rest[0] != '/') {
-        tkm__fmt(errbuf, errlen,
-                 "Redis URL '%s': a unix:// URL needs an absolute socket path "
-                 "(unix:///path/to/redis.sock)",
-                 url);
-        return TKM_ECONFIG;
+    if (scheme != NULL && at != NULL && at > scheme) {
+        tkm__fmt(buf, len, "%.*s***%s", (int)(scheme + 3 - url), url, at);
+    } else if (strncmp(url, "unix://", 7) == 0 && url[7] != '/' &&
+               url[7] != '\0') {
+        const char *slash = strchr(url + 7, '/');
+        tkm__fmt(buf, len, "unix://***%s", slash ? slash : "");
+    } else {
+        tkm__fmt(buf, len, "%s", url);
     }
-    if (n >= sizeof(out->path)) {
-        tkm__fmt(errbuf, errlen, "Redis URL '%s': socket path too long", url);
-        return TKM_ECONFIG;
-    }
-    memcpy(out->path, rest, n);
-    out->path[n] = '\0';
-    out->unix_socket = 1;
-    if (q != NULL) {
-        if (strncmp(q, "?db=", 4) != 0) {
-            tkm__fmt(errbuf, errlen,
-                     "Redis URL '%s': the only query parameter is ?db=N", url);
-            return TKM_ECONFIG;
-        }
-        return parse_db(q + 4, url, out, errbuf, errlen);
-    }
-    return TKM_OK;
 }
 
 static tkm_code parse_auth(const char *url, const char *auth, size_t n,
@@ -75,17 +67,56 @@ static tkm_code parse_auth(const char *url, const char *auth, size_t n,
     return TKM_OK;
 }
 
-/* The URL with any password masked, for messages. */
-static void redact(const char *url, char *buf, size_t len)
+static tkm_code parse_unix(const char *url, const char *rest, tkm__url *out,
+                           char *errbuf, size_t errlen)
 {
-    const char *at = strrchr(url, '@');
-    const char *scheme = strstr(url, "://");
+    char shown[TKM_URL_MAX + 8];
+    const char *q;
+    size_t n;
 
-    if (at == NULL || scheme == NULL || at < scheme) {
-        tkm__fmt(buf, len, "%s", url);
-        return;
+    redact(url, shown, sizeof(shown));
+    if (rest[0] != '\0' && rest[0] != '/') {
+        /* Credentials end with the '@' before the socket path. */
+        const char *slash = strchr(rest, '/');
+        if (slash == NULL || slash == rest || slash[-1] != '@') {
+            tkm__fmt(errbuf, errlen,
+                     "Redis URL '%s': a unix:// URL needs an absolute socket "
+                     "path (unix:///path/to/redis.sock, with a password "
+                     "unix://:password@/path/to/redis.sock)",
+                     shown);
+            return TKM_ECONFIG;
+        }
+        if (parse_auth(url, rest, (size_t)(slash - 1 - rest), out, errbuf,
+                       errlen) != TKM_OK)
+            return TKM_ECONFIG;
+        rest = slash;
     }
-    tkm__fmt(buf, len, "%.*s***%s", (int)(scheme + 3 - url), url, at);
+    q = strchr(rest, '?');
+    n = q ? (size_t)(q - rest) : strlen(rest);
+    if (n == 0 || rest[0] != '/') {
+        tkm__fmt(errbuf, errlen,
+                 "Redis URL '%s': a unix:// URL needs an absolute socket path "
+                 "(unix:///path/to/redis.sock)",
+                 shown);
+        return TKM_ECONFIG;
+    }
+    if (n >= sizeof(out->path)) {
+        tkm__fmt(errbuf, errlen, "Redis URL '%s': socket path too long", shown);
+        return TKM_ECONFIG;
+    }
+    memcpy(out->path, rest, n);
+    out->path[n] = '\0';
+    out->unix_socket = 1;
+    if (q != NULL) {
+        if (strncmp(q, "?db=", 4) != 0) {
+            tkm__fmt(errbuf, errlen,
+                     "Redis URL '%s': the only query parameter is ?db=N",
+                     shown);
+            return TKM_ECONFIG;
+        }
+        return parse_db(q + 4, shown, out, errbuf, errlen);
+    }
+    return TKM_OK;
 }
 
 static tkm_code parse_tcp(const char *url, const char *rest, tkm__url *out,
@@ -167,7 +198,7 @@ tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
     tkm__fmt(
         errbuf, errlen,
         "Redis URL '%.60s' is not redis://[[user]:password@]host[:port][/db] "
-        "or unix:///path/to/redis.sock[?db=N]",
+        "or unix://[[user]:password@]/path/to/redis.sock[?db=N]",
         strchr(text, '@') ? "(redacted)" : text);
     return TKM_ECONFIG;
 }

@@ -481,6 +481,151 @@ START_TEST(test_webhook_error_hides_credentials)
 }
 END_TEST
 
+/* ---- the command-line tool -------------------------------------------- */
+
+typedef struct cli_result {
+    int status; /* exit status; -1 killed by a signal, -2 still running
+                   after 10 s (killed then) */
+    char err[2048];
+} cli_result;
+
+/* Run the tokenmgr command with argv (NULL-terminated), without a
+ * configuration from the environment; stderr captured. */
+static cli_result run_cli(const char *const *args)
+{
+    const char *argv[16] = {TKM_CLI};
+    cli_result r;
+    size_t len = 0;
+    int64_t t0 = tkt_now_ms();
+    int p[2], status;
+    pid_t pid;
+
+    memset(&r, 0, sizeof(r));
+    for (int i = 0; args[i] != NULL && i < 14; i++)
+        argv[i + 1] = args[i];
+    ck_assert_int_eq(pipe(p), 0);
+    pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        unsetenv("TOKENMGR_CONFIG");
+        unsetenv("TOKENMGR_REDIS_URL");
+        execv(TKM_CLI, (char **)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    while (tkt_now_ms() - t0 < 10000) {
+        ssize_t n = read(p[0], r.err + len, sizeof(r.err) - 1 - len);
+        if (n == 0)
+            break;
+        if (n > 0)
+            len += (size_t)n;
+        else
+            tkt_sleep_ms(10);
+        if (len + 1 >= sizeof(r.err))
+            break;
+    }
+    close(p[0]);
+    r.err[len] = '\0';
+    if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        r.status = -2;
+        return r;
+    }
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+#define UNIX_PW "Un1xS0cketPassw0rd"
+
+static void hides(const char *where, const char *msg, const char *secret)
+{
+    ck_assert_msg(msg[0] != '\0', "%s: no message", where);
+    ck_assert_msg(strstr(msg, secret) == NULL, "%s shows the password: %s",
+                  where, msg);
+}
+
+/* A unix:// URL may carry a password (unix://[user]:password@/path); no
+ * message it can reach shows it: a malformed URL, nothing listening, AUTH
+ * refused, through the library, a YAML file and the command. */
+START_TEST(test_unix_url_password_hidden)
+{
+    char url[700], yaml[400], err[512];
+    const char *cli_args[] = {"--pool", "t", "--redis", url, "status", NULL};
+    const char *cli_config[] = {"--config", yaml, "status", NULL};
+    tkm_options o;
+    tkm_client *c = NULL;
+    tkm_pool_status st;
+    cli_result r;
+    FILE *fp;
+
+    /* The form works: the worker authenticates through the socket. */
+    tkm_options_init(&o);
+    snprintf(o.pool, sizeof(o.pool), "t");
+    snprintf(o.redis_url, sizeof(o.redis_url), "unix://tokenmgr-worker:%s@%s",
+             WORKER_PW, srv.sock);
+    c = tkt_open(&o);
+    OK(c, tkm_status(c, &st));
+    tkm_client_free(c);
+
+    /* Malformed (a relative path): the parser's message, everywhere. */
+    snprintf(url, sizeof(url), "unix://:%s@relative/redis.sock", UNIX_PW);
+    snprintf(o.redis_url, sizeof(o.redis_url), "%s", url);
+    ck_assert_int_eq(tkm_options_validate(&o, err, sizeof(err)), TKM_ECONFIG);
+    hides("tkm_options_validate", err, UNIX_PW);
+    ck_assert_ptr_nonnull(strstr(err, "absolute socket path"));
+    ck_assert_int_eq(tkm_client_open(&o, &c), TKM_ECONFIG);
+    hides("tkm_client_open", tkm_errstr(c), UNIX_PW);
+    tkm_client_free(c);
+    snprintf(yaml, sizeof(yaml), "%s/unix.yaml", srv.dir);
+    fp = fopen(yaml, "w");
+    fprintf(fp, "pool: t\nredis:\n  url: \"%s\"\n", url);
+    fclose(fp);
+    tkm_options_init(&o);
+    ck_assert_int_eq(tkm_config_load_file(yaml, &o, err, sizeof(err)),
+                     TKM_ECONFIG);
+    hides("tkm_config_load_file", err, UNIX_PW);
+    r = run_cli(cli_args);
+    ck_assert_msg(r.status == 78, "exit %d: %s", r.status, r.err);
+    hides("tokenmgr --redis", r.err, UNIX_PW);
+    r = run_cli(cli_config);
+    ck_assert_msg(r.status == 78, "exit %d: %s", r.status, r.err);
+    hides("tokenmgr --config", r.err, UNIX_PW);
+    unlink(yaml);
+
+    /* Nothing listens on the socket. */
+    snprintf(url, sizeof(url), "unix://:%s@%s/nothing.sock", UNIX_PW, srv.dir);
+    tkm_options_init(&o);
+    snprintf(o.pool, sizeof(o.pool), "t");
+    snprintf(o.redis_url, sizeof(o.redis_url), "%s", url);
+    c = tkt_open(&o);
+    ck_assert_int_eq(tkm_status(c, &st), TKM_EREDIS);
+    hides("connection refused", tkm_errstr(c), UNIX_PW);
+    tkm_client_free(c);
+    r = run_cli(cli_args);
+    ck_assert_msg(r.status == 69, "exit %d: %s", r.status, r.err);
+    hides("tokenmgr, connection refused", r.err, UNIX_PW);
+
+    /* AUTH refused (a wrong password for the worker). */
+    snprintf(url, sizeof(url), "unix://tokenmgr-worker:%s@%s", UNIX_PW,
+             srv.sock);
+    snprintf(o.redis_url, sizeof(o.redis_url), "%s", url);
+    c = tkt_open(&o);
+    ck_assert_int_eq(tkm_status(c, &st), TKM_EREDIS);
+    ck_assert_ptr_nonnull(strstr(tkm_errstr(c), "AUTH"));
+    hides("AUTH refused", tkm_errstr(c), UNIX_PW);
+    tkm_client_free(c);
+    r = run_cli(cli_args);
+    ck_assert_msg(r.status == 69, "exit %d: %s", r.status, r.err);
+    hides("tokenmgr, AUTH refused", r.err, UNIX_PW);
+}
+END_TEST
+
 /* Free text reaching the audit stream is bounded (255 bytes a field). */
 START_TEST(test_audit_fields_bounded)
 {
@@ -556,7 +701,7 @@ static void *endless_body(void *arg)
     return NULL;
 }
 
-/* A response body is bounded (BODY_MAX, 256 MiB): the transfer is cut and
+/* A response body is bounded (BODY_MAX, 64 MiB): the transfer is cut and
  * the request fails, it does not eat the worker's memory. */
 START_TEST(test_http_body_bounded)
 {
@@ -625,6 +770,7 @@ int main(void)
     tcase_add_test(secrets, test_keepa_errors_hide_key);
     tcase_add_test(secrets, test_action_environment);
     tcase_add_test(secrets, test_webhook_error_hides_credentials);
+    tcase_add_test(secrets, test_unix_url_password_hidden);
     tcase_add_unchecked_fixture(limits, acl_setup, acl_teardown);
     tcase_add_checked_fixture(limits, flush, NULL);
     tcase_set_timeout(limits, 120);
