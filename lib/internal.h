@@ -58,11 +58,23 @@ int tkm__copy(char *dst, size_t dstlen, const char *src);
  * Read a secret (a key, a password) from a regular file that neither group
  * nor others may read or write: at most len - 1 bytes, trailing newlines
  * stripped.  Messages name `what` and the path, never the contents.
- * Returns TKM_OK, TKM_EIO (cannot open or read) or TKM_ECONFIG (mode,
- * empty, too long).
+ * Returns TKM_OK, TKM_ECONFIG (cannot open, not a regular file, mode,
+ * empty, too long: the configuration names a file that will not do) or
+ * TKM_EIO (cannot read).
  */
 tkm_code tkm__read_secret_file(const char *what, const char *path, char *buf,
                                size_t len, char *errbuf, size_t errlen);
+
+/*
+ * file.c: open a file that a configuration names, for open(2)'s `flags`
+ * (O_RDONLY...; O_CLOEXEC and O_NOCTTY are added).  Only a regular file is
+ * opened, and the open never blocks (a FIFO, a directory or a device is
+ * refused without being waited on or read).  Returns the descriptor, or -1
+ * with errno set (open's error, or EINVAL for a file that is not regular)
+ * and a one-line message naming the path in errbuf ("PATH: cannot open:
+ * REASON", "PATH: not a regular file (a FIFO)").  Thread-safe.
+ */
+int tkm__open_regular(const char *path, int flags, char *errbuf, size_t errlen);
 
 /* config.c: the YAML loader on a buffer (tkm_config_load_file's code path);
  * `name` prefixes messages as the path does. */

@@ -194,15 +194,15 @@ tkm_code tkm__read_secret_file(const char *what, const char *path, char *buf,
     struct stat st;
     size_t n = 0;
     ssize_t r;
-    char extra;
+    char extra, why[TKM__ERR_MAX];
     int fd;
 
     buf[0] = '\0';
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* A missing file is a configuration error; a FIFO is never waited on. */
+    fd = tkm__open_regular(path, O_RDONLY, why, sizeof(why));
     if (fd < 0) {
-        tkm__fmt(errbuf, errlen, "%s %s: cannot open: %s", what, path,
-                 strerror(errno));
-        return TKM_EIO;
+        tkm__fmt(errbuf, errlen, "%s %s", what, why);
+        return TKM_ECONFIG;
     }
     /* The mode of what was opened, not of what the name points to later. */
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

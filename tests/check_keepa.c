@@ -469,9 +469,10 @@ START_TEST(test_bad_keepa_config)
 {
     char err[512];
 
+    /* A key file that is not there: a configuration error. */
     ck_assert_int_eq(open_with("http://127.0.0.1:1", "/nonexistent/key", 0, err,
                                sizeof(err)),
-                     TKM_EIO);
+                     TKM_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/key: cannot open"));
     ck_assert_int_eq(
         open_with("http://127.0.0.1:1", "ABCdef123\n", 1, err, sizeof(err)),

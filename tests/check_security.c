@@ -626,6 +626,82 @@ START_TEST(test_unix_url_password_hidden)
 }
 END_TEST
 
+/* redis.password_file missing, a FIFO or a directory: a configuration
+ * error (the command exits 78), said at once. */
+START_TEST(test_password_file_not_usable)
+{
+    static const struct {
+        const char *name, *words;
+    } files[] = {
+        {"missing.pw", "cannot open: No such file"},
+        {"fifo.pw", "not a regular file (a FIFO)"},
+        {".", "not a regular file (a directory)"},
+    };
+    char path[400], yaml[400];
+    const char *cli_config[] = {"--config", yaml, "status", NULL};
+    tkm_options o;
+    tkm_client *c = NULL;
+    cli_result r;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/fifo.pw", srv.dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    snprintf(yaml, sizeof(yaml), "%s/pwfile.yaml", srv.dir);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", srv.dir, files[i].name);
+        tkm_options_init(&o);
+        snprintf(o.pool, sizeof(o.pool), "t");
+        snprintf(o.redis_url, sizeof(o.redis_url), "unix://tokenmgr-worker:@%s",
+                 srv.sock);
+        snprintf(o.redis_password_file, sizeof(o.redis_password_file), "%s",
+                 path);
+        alarm(10); /* a FIFO once hung here */
+        ck_assert_int_eq(tkm_client_open(&o, &c), TKM_ECONFIG);
+        alarm(0);
+        ck_assert_msg(strstr(tkm_errstr(c), "redis.password_file") != NULL &&
+                          strstr(tkm_errstr(c), files[i].words) != NULL,
+                      "%s: %s", files[i].name, tkm_errstr(c));
+        tkm_client_free(c);
+        fp = fopen(yaml, "w");
+        fprintf(fp, "pool: t\nredis:\n  password_file: %s\n", path);
+        fclose(fp);
+        r = run_cli(cli_config);
+        ck_assert_msg(r.status == 78, "%s: exit %d: %s", files[i].name,
+                      r.status, r.err);
+        ck_assert_msg(strstr(r.err, files[i].words) != NULL, "%s: %s",
+                      files[i].name, r.err);
+    }
+    snprintf(path, sizeof(path), "%s/fifo.pw", srv.dir);
+    unlink(path);
+    unlink(yaml);
+}
+END_TEST
+
+/* keepa.key_file a FIFO: refused at once, not waited on. */
+START_TEST(test_key_file_fifo)
+{
+    char path[400];
+    tkm_options o;
+    tkm_client *c;
+    tkm_keepa *kc = NULL;
+
+    snprintf(path, sizeof(path), "%s/keepa.fifo", srv.dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    tkm_options_init(&o);
+    snprintf(o.redis_url, sizeof(o.redis_url), "unix://%s", srv.sock);
+    snprintf(o.keepa.key_file, sizeof(o.keepa.key_file), "%s", path);
+    c = tkt_open(&o);
+    alarm(10);
+    ck_assert_int_eq(tkm_keepa_open(c, &kc), TKM_ECONFIG);
+    alarm(0);
+    ck_assert_ptr_nonnull(strstr(tkm_keepa_errstr(kc), "keepa.key_file"));
+    ck_assert_ptr_nonnull(strstr(tkm_keepa_errstr(kc), "(a FIFO)"));
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+    unlink(path);
+}
+END_TEST
+
 /* Free text reaching the audit stream is bounded (255 bytes a field). */
 START_TEST(test_audit_fields_bounded)
 {
@@ -771,6 +847,8 @@ int main(void)
     tcase_add_test(secrets, test_action_environment);
     tcase_add_test(secrets, test_webhook_error_hides_credentials);
     tcase_add_test(secrets, test_unix_url_password_hidden);
+    tcase_add_test(secrets, test_password_file_not_usable);
+    tcase_add_test(secrets, test_key_file_fifo);
     tcase_add_unchecked_fixture(limits, acl_setup, acl_teardown);
     tcase_add_checked_fixture(limits, flush, NULL);
     tcase_set_timeout(limits, 120);
