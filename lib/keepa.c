@@ -590,11 +590,10 @@ tkm_code tkm__http_url_check(const char *url, char *errbuf, size_t errlen)
         return TKM_ENOMEM;
     if (url == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
-        tkm__fmt(errbuf, errlen, "Webhook: not a URL");
+        tkm__fmt(errbuf, errlen, "this is not a URL");
         rc = TKM_ECONFIG;
     } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
-        tkm__fmt(errbuf, errlen, "Webhook: scheme %s is not http or https",
-                 scheme);
+        tkm__fmt(errbuf, errlen, "scheme %s is not http or https", scheme);
         rc = TKM_ECONFIG;
     }
     curl_free(scheme);

@@ -76,7 +76,7 @@ static tkm_code parse_auth(const char *url, const char *auth, size_t n,
 }
 
 /* The URL with any password masked, for messages. */
-static void redact(const char *url, char *buf, size_t len)
+void tkm__url_redact(const char *url, char *buf, size_t len)
 {
     const char *at = strrchr(url, '@');
     const char *scheme = strstr(url, "://");
@@ -99,7 +99,7 @@ static tkm_code parse_tcp(const char *url, const char *rest, tkm__url *out,
     char shown[TKM_URL_MAX + 8];
     int64_t port = 6379;
 
-    redact(url, shown, sizeof(shown));
+    tkm__url_redact(url, shown, sizeof(shown));
     if (at != NULL) {
         /* Credentials may contain '@' and ':'; the host starts after the last
          * '@'. */
