@@ -3,9 +3,14 @@
 #
 #   ./dev.sh demo [--duration S] [--pool-config FILE] [--out DIR]
 #                            install what is missing, build, run the demo
-#   ./dev.sh test [--asan]   install what is missing, build (-Wall -Wextra
+#   ./dev.sh test [FLAVOUR]  install what is missing, build (-Wall -Wextra
 #                            -Werror), run every test through CTest
-#   ./dev.sh build [--asan]  install and build only
+#   ./dev.sh build [FLAVOUR] install and build only
+#       FLAVOUR (any of, --asan and --release excluded together):
+#       --asan     Debug with ASan + UBSan, in build-asan/
+#       --release  CMAKE_BUILD_TYPE=Release (what packagers build)
+#       --clang    clang instead of gcc (installed if missing)
+#       Builds go to build/, or build-<flavours>/ (build-release-clang/...).
 #   ./dev.sh format [--check] clang-format the C sources (or only check)
 #   ./dev.sh bench           build, run the benchmarks (a few minutes):
 #                            tables on stdout, JSON in build/bench/results.json
@@ -13,7 +18,7 @@
 #                            clang (ASan + UBSan), run each for SECONDS (60)
 #
 # Dependencies come from Debian packages, installed with apt-get as root or
-# through sudo.  Builds go to build/ (build-asan/ with --asan).
+# through sudo.  Every build treats warnings as errors (-DTKM_WERROR=ON).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -55,14 +60,32 @@ install_missing() {
 fuzz_packages=(clang libclang-rt-14-dev)
 
 builddir=build
-cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+build_type=RelWithDebInfo
+asan=0
+compiler=()
+extra_packages=()
 
 parse_flavour() {
+    local suffix=""
     for a in "$@"; do
         case "$a" in
-        --asan)
-            builddir=build-asan
-            cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTKM_SANITIZE=ON)
+        --asan | --release)
+            if [ "$build_type" != RelWithDebInfo ]; then
+                echo "dev.sh: --asan and --release exclude each other" >&2
+                exit 64
+            fi
+            if [ "$a" = --asan ]; then
+                build_type=Debug
+                asan=1
+            else
+                build_type=Release
+            fi
+            suffix+=-${a#--}
+            ;;
+        --clang)
+            compiler=(-DCMAKE_C_COMPILER=clang)
+            extra_packages=("${fuzz_packages[@]}")
+            suffix+=-clang
             ;;
         *)
             echo "dev.sh: unknown option '$a'" >&2
@@ -70,19 +93,22 @@ parse_flavour() {
             ;;
         esac
     done
+    builddir=build$suffix
 }
 
 build() {
-    install_missing "${packages[@]}"
+    install_missing "${packages[@]}" "${extra_packages[@]}"
     say "building in $builddir/"
-    cmake -S . -B "$builddir" "${cmake_args[@]}" >/dev/null
+    cmake -S . -B "$builddir" -DCMAKE_BUILD_TYPE="$build_type" \
+        -DTKM_SANITIZE="$([ $asan = 1 ] && echo ON || echo OFF)" \
+        -DTKM_WERROR=ON "${compiler[@]}" >/dev/null
     cmake --build "$builddir" -j "$(nproc)"
 }
 
 run_tests() {
     build
     say "running the tests"
-    if [ "$builddir" = build-asan ]; then
+    if [ $asan = 1 ]; then
         # Check forks each test; leaks are reported per process.
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -159,7 +185,7 @@ fuzz() {
     install_missing "${packages[@]}" "${fuzz_packages[@]}"
     say "building the fuzz targets in build-fuzz/"
     cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTKM_FUZZ=ON \
-        -DTKM_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+        -DTKM_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug -DTKM_WERROR=ON >/dev/null
     cmake --build build-fuzz -j "$(nproc)" --target fuzz_all
     mkdir -p build-fuzz/crashes build-fuzz/logs
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -447,7 +447,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal; /* no SA_RESTART: sleeps return at once */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --option value */
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t *num = NULL, min = 1, max = 100;
         if (v == NULL)
@@ -473,7 +473,6 @@ int main(int argc, char **argv)
                 (long long)min, (long long)max);
             return 64;
         }
-        i++;
     }
     if (w.output == NULL || state == NULL)
         return usage("--output and --state are required");

@@ -10,6 +10,11 @@
  * async-signal-safe: the daemon is multi-threaded.
  *
  * A webhook runs in a detached thread that reports the same way.
+ *
+ * Freeing an action that still runs asks its supervisor, through the same
+ * socket, to kill the command's group at once: only the supervisor knows
+ * the group, and killing the supervisor alone would leave the command
+ * running with nobody to enforce its deadline.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,14 +27,19 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "internal.h"
+#include "jsonw.h"
 
 #define MAX_ARGV 64
 #define ENV_MAX  8
 #define ENV_LEN  2048
+/* What tkm_action_free sends the supervisor: kill the group now. */
+#define CANCEL_BYTE 'K'
+/* How long tkm_action_free waits for the supervisor to have done it. */
+#define CANCEL_WAIT_MS 2000
 
 struct tkm_action {
     int fd;    /* our end of the result socket */
@@ -37,6 +47,7 @@ struct tkm_action {
     int64_t started_ms;
     tkm_action_result result;
     int finished;
+    int reaped; /* the supervisor was waited for (or by someone else) */
 };
 
 TKM_EXPORT tkm_code tkm_action_check_argv(const char *const *argv, char *errbuf,
@@ -138,14 +149,6 @@ static tkm_code make_context(const tkm_action_env *env, context *ctx,
     return TKM_OK;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static tkm_action *new_action(int fd)
 {
     tkm_action *a = calloc(1, sizeof(*a));
@@ -153,48 +156,63 @@ static tkm_action *new_action(int fd)
     if (a == NULL)
         return NULL;
     a->fd = fd;
-    a->started_ms = now_ms();
+    a->started_ms = tkm__monotonic_ms();
     return a;
 }
 
 /* ---- exec -----------------------------------------------------------------
  */
 
-/* The supervisor's loop: only async-signal-safe calls from here on. */
+/*
+ * The supervisor's loop: only async-signal-safe calls from here on.  It
+ * ends when the command ends, at the deadline, or when the parent sends
+ * CANCEL_BYTE on result_fd; the last two kill the command's whole group.
+ * A parent that goes away without a word leaves the deadline in charge.
+ */
 static void supervise(pid_t child, int out_fd, int result_fd, int64_t deadline)
 {
     tkm_action_result r;
-    int status = -1, reaped = 0, eof = 0;
+    int status = -1, reaped = 0, eof = 0, parent_gone = 0, canceled = 0;
     size_t used = 0;
 
     memset(&r, 0, sizeof(r));
     r.done = 1;
     while (!reaped) {
-        int64_t left = deadline - now_ms();
-        struct pollfd p = {.fd = out_fd, .events = POLLIN};
-        if (left <= 0) {
+        int64_t left = deadline - tkm__monotonic_ms();
+        int slice = eof ? 20 : 50;
+        struct pollfd p[2] = {
+            {.fd = eof ? -1 : out_fd, .events = POLLIN},
+            {.fd = parent_gone ? -1 : result_fd, .events = POLLIN}};
+        if (left <= 0 || canceled) {
             kill(-child, SIGKILL); /* the whole group, descendants too */
-            r.timed_out = 1;
+            r.timed_out = !canceled;
             if (waitpid(child, &status, 0) != child)
                 status = -1;
             reaped = 1;
             break;
         }
-        if (!eof && poll(&p, 1, left < 50 ? (int)left : 50) > 0) {
-            char buf[512];
-            ssize_t n = read(out_fd, buf, sizeof(buf));
-            if (n <= 0) {
-                eof = 1;
-            } else if (used + 1 < sizeof(r.output)) {
-                size_t take = (size_t)n;
-                if (take > sizeof(r.output) - 1 - used)
-                    take = sizeof(r.output) - 1 - used;
-                memcpy(r.output + used, buf, take);
-                used += take;
+        if (poll(p, 2, left < slice ? (int)left : slice) > 0) {
+            if (p[1].revents != 0) {
+                char cmd;
+                ssize_t n = recv(result_fd, &cmd, 1, MSG_DONTWAIT);
+                if (n == 1 && cmd == CANCEL_BYTE)
+                    canceled = 1;
+                else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                    parent_gone = 1;
             }
-        } else if (eof) {
-            struct timespec ts = {0, 20 * 1000000L};
-            nanosleep(&ts, NULL);
+            if (p[0].revents != 0) {
+                char buf[512];
+                ssize_t n = read(out_fd, buf, sizeof(buf));
+                if (n <= 0) {
+                    eof = 1;
+                } else if (used + 1 < sizeof(r.output)) {
+                    size_t take = (size_t)n;
+                    if (take > sizeof(r.output) - 1 - used)
+                        take = sizeof(r.output) - 1 - used;
+                    memcpy(r.output + used, buf, take);
+                    used += take;
+                }
+            }
         }
         if (waitpid(child, &status, WNOHANG) == child)
             reaped = 1;
@@ -277,7 +295,7 @@ TKM_EXPORT tkm_code tkm_action_exec(const char *const *argv,
         close(sv[1]);
         return TKM_ENOMEM;
     }
-    deadline = now_ms() + timeout_ms;
+    deadline = tkm__monotonic_ms() + timeout_ms;
     pid = fork();
     if (pid == 0) {
         sigset_t none;
@@ -332,29 +350,12 @@ TKM_EXPORT tkm_code tkm_action_exec(const char *const *argv,
 
 typedef struct webhook_job {
     char url[TKM_URL_MAX + 1];
-    char body[4096];
+    /* Every text field of a context, escaped at worst 6 times over, and
+     * the rest of the object: never cut. */
+    char body[6 * sizeof(context) + 256];
     int64_t timeout_ms;
     int fd;
 } webhook_job;
-
-static size_t json_escape(char *out, size_t len, const char *in)
-{
-    size_t n = 0;
-
-    for (const unsigned char *p = (const unsigned char *)in; *p && n + 7 < len;
-         p++) {
-        if (*p == '"' || *p == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)*p;
-        } else if (*p < 0x20) {
-            n += (size_t)snprintf(out + n, len - n, "\\u%04x", *p);
-        } else {
-            out[n++] = (char)*p;
-        }
-    }
-    out[n] = '\0';
-    return n;
-}
 
 static void *webhook_thread(void *arg)
 {
@@ -382,9 +383,12 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
                                        int64_t timeout_ms, tkm_action **out,
                                        char *errbuf, size_t errlen)
 {
-    char reason[1100], workers[2100], pool[TKM_POOL_MAX * 2 + 1], id[130];
-    webhook_job *job;
     context ctx;
+    char reason[TKM__JSONW_MAX(sizeof(ctx.reason))];
+    char workers[TKM__JSONW_MAX(sizeof(ctx.workers))];
+    char pool[TKM__JSONW_MAX(sizeof(ctx.pool))];
+    char id[TKM__JSONW_MAX(sizeof(ctx.action_id))];
+    webhook_job *job;
     pthread_attr_t attr;
     pthread_t tid;
     int sv[2];
@@ -392,7 +396,7 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
     tkm_code rc;
 
     *out = NULL;
-    rc = tkm__http_url_check(url, errbuf, errlen);
+    rc = tkm__http_url_check("Webhook", url, 0, errbuf, errlen);
     if (rc == TKM_OK)
         rc = make_context(env, &ctx, errbuf, errlen);
     if (rc != TKM_OK)
@@ -400,10 +404,13 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
     job = calloc(1, sizeof(*job));
     if (job == NULL)
         return TKM_ENOMEM;
-    json_escape(pool, sizeof(pool), ctx.pool);
-    json_escape(reason, sizeof(reason), ctx.reason);
-    json_escape(workers, sizeof(workers), ctx.workers);
-    json_escape(id, sizeof(id), ctx.action_id);
+    tkm__jsonw_escape(pool, sizeof(pool), ctx.pool, strlen(ctx.pool), NULL);
+    tkm__jsonw_escape(reason, sizeof(reason), ctx.reason, strlen(ctx.reason),
+                      NULL);
+    tkm__jsonw_escape(workers, sizeof(workers), ctx.workers,
+                      strlen(ctx.workers), NULL);
+    tkm__jsonw_escape(id, sizeof(id), ctx.action_id, strlen(ctx.action_id),
+                      NULL);
     snprintf(job->body, sizeof(job->body),
              "{\"pool\":\"%s\",\"reason\":\"%s\",\"tokens\":%lld,"
              "\"heartbeat_age_s\":%lld,\"stale_workers\":\"%s\","
@@ -457,15 +464,15 @@ static tkm_code collect(tkm_action *a, int timeout, tkm_action_result *r)
                      "the action's supervisor ended without a result");
         }
         a->result.done = 1;
-        a->result.duration_ms = now_ms() - a->started_ms;
+        a->result.duration_ms = tkm__monotonic_ms() - a->started_ms;
         a->finished = 1;
-        if (a->pid > 0)
-            waitpid(a->pid, NULL, WNOHANG); /* may be reaped elsewhere */
+        if (a->pid > 0 && waitpid(a->pid, NULL, WNOHANG) != 0)
+            a->reaped = 1; /* by us, or (-1) elsewhere */
     }
     *r = a->result;
     if (!a->finished) {
         r->done = 0;
-        r->duration_ms = now_ms() - a->started_ms;
+        r->duration_ms = tkm__monotonic_ms() - a->started_ms;
     }
     return TKM_OK;
 }
@@ -484,10 +491,20 @@ TKM_EXPORT void tkm_action_free(tkm_action *a)
 {
     if (a == NULL)
         return;
-    if (!a->finished && a->pid > 0)
-        kill(a->pid, SIGKILL); /* its command dies at its own deadline */
-    if (a->pid > 0)
-        waitpid(a->pid, NULL, a->finished ? WNOHANG : 0);
+    if (!a->finished && a->pid > 0) {
+        struct pollfd p = {.fd = a->fd, .events = POLLIN};
+        /* Readable: the supervisor already reported or died.  Otherwise it
+         * kills the group on our word and reports once the group leader
+         * is reaped; if it cannot (stopped, stuck), at least it dies. */
+        if (poll(&p, 1, 0) == 0 && (send(a->fd, (char[]){CANCEL_BYTE}, 1,
+                                         MSG_NOSIGNAL | MSG_DONTWAIT) != 1 ||
+                                    poll(&p, 1, CANCEL_WAIT_MS) <= 0))
+            kill(a->pid, SIGKILL);
+    }
+    /* It has reported or been killed: the wait is short.  (-1 when a
+     * daemon that reaps every child took it.) */
+    if (a->pid > 0 && !a->reaped)
+        waitpid(a->pid, NULL, 0);
     close(a->fd);
     free(a);
 }

@@ -127,12 +127,7 @@ tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
 /* A random number in [0, n) from the client's jitter seed (n >= 1). */
 int64_t tkm__random(tkm_client *c, int64_t n);
 
-/* keepa.c (the libcurl file): a JSON POST for webhooks, and the check of
- * its URL (http or https; credentials never reach a message). */
-tkm_code tkm__http_url_check(const char *url, char *errbuf, size_t errlen);
-tkm_code tkm__http_post_json(const char *url, const char *body,
-                             int64_t timeout_ms, long *status, char *errbuf,
-                             size_t errlen);
+/* http.c, the libcurl file, declares its functions in http.h. */
 
 /* redis.c: the only file that talks to hiredis. */
 

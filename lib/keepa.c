@@ -1,16 +1,16 @@
 /*
- * The Keepa client: the only file that talks to libcurl.  Every request is
- * paid for through the bucket (acquire, then complete or release) and every
- * token report the API sends is applied, so the shared balance follows what
- * Keepa says.  The access key never reaches a message.
+ * The Keepa client: the protocol only (what to request, the token fields,
+ * what a 429 or a 5xx means, acquire then complete or release).  HTTP is
+ * http.c's.  Every request is paid for through the bucket and every token
+ * report the API sends is applied, so the shared balance follows what Keepa
+ * says.  The access key never reaches a message.
  */
 #include <ctype.h>
-#include <curl/curl.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "internal.h"
 #include "keepa_json.h"
 
@@ -21,15 +21,11 @@
 
 struct tkm_keepa {
     tkm_client *client;
-    CURL *curl;
+    tkm__http *http;
     char key[KEY_MAX];
     char base[TKM_URL_MAX + 1]; /* without a trailing '/' */
     char err[TKM__ERR_MAX];
-    char curl_err[CURL_ERROR_SIZE];
     /* The response being received. */
-    char *body;
-    size_t len, cap;
-    int too_big;
     tkm__json *json;
     int json_bad;
     tkm__keepa_fields fields;
@@ -41,30 +37,16 @@ static tkm_code kfail(tkm_keepa *kc, tkm_code code, const char *fmt, ...)
 /* Record a message with every "key=..." masked, whatever produced it. */
 static tkm_code kfail(tkm_keepa *kc, tkm_code code, const char *fmt, ...)
 {
-    char raw[TKM__ERR_MAX];
-    size_t o = 0;
+    char raw[TKM__ERR_MAX], withheld[128];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
-    for (const char *p = raw; *p && o + 1 < sizeof(kc->err);) {
-        if (strncmp(p, "key=", 4) == 0 && o + 8 < sizeof(kc->err)) {
-            memcpy(kc->err + o, "key=***", 7);
-            o += 7;
-            p += 4;
-            while (*p && *p != '&' && !isspace((unsigned char)*p))
-                p++;
-        } else {
-            kc->err[o++] = *p++;
-        }
-    }
-    kc->err[o] = '\0';
-    if (kc->key[0] != '\0' && strstr(kc->err, kc->key) != NULL)
-        tkm__fmt(kc->err, sizeof(kc->err),
-                 "%s (message withheld: it "
-                 "contained the access key)",
-                 tkm_strerror(code));
+    tkm__fmt(withheld, sizeof(withheld),
+             "%s (message withheld: it contained the access key)",
+             tkm_strerror(code));
+    tkm__http_redact(kc->err, sizeof(kc->err), raw, kc->key, withheld);
     return code;
 }
 
@@ -116,32 +98,13 @@ static tkm_code read_key(tkm_keepa *kc, const tkm_keepa_options *o)
 
 static tkm_code check_base_url(tkm_keepa *kc, const char *url)
 {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL;
-    tkm_code rc = TKM_OK;
+    char why[TKM__ERR_MAX];
     size_t n;
+    tkm_code rc = tkm__http_url_check("keepa.base_url", url, TKM__URL_NO_QUERY,
+                                      why, sizeof(why));
 
-    if (u == NULL)
-        return kfail(kc, TKM_ENOMEM, "out of memory");
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        rc =
-            kfail(kc, TKM_ECONFIG, "keepa.base_url '%.200s' is not a URL", url);
-    } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
-        rc = kfail(kc, TKM_ECONFIG,
-                   "keepa.base_url '%.200s': scheme %s is not http or https",
-                   url, scheme);
-    } else if (strchr(url, '?') != NULL || strchr(url, '#') != NULL) {
-        rc = kfail(kc, TKM_ECONFIG,
-                   "keepa.base_url '%.200s' may not carry a query or fragment",
-                   url);
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
     if (rc != TKM_OK)
-        return rc;
+        return kfail(kc, rc, "%s", rc == TKM_ENOMEM ? "out of memory" : why);
     tkm__copy(kc->base, sizeof(kc->base), url);
     n = strlen(kc->base);
     while (n > 0 && kc->base[n - 1] == '/')
@@ -149,32 +112,16 @@ static tkm_code check_base_url(tkm_keepa *kc, const char *url)
     return TKM_OK;
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+/* The body goes to the parser as it arrives. */
+static int feed_json(void *ctx, const char *data, size_t len)
 {
     tkm_keepa *kc = ctx;
-    size_t n = size * nmemb;
 
-    if (kc->len + n + 1 > BODY_MAX) {
-        kc->too_big = 1;
-        return 0; /* abort the transfer */
-    }
-    if (kc->len + n + 1 > kc->cap) {
-        size_t cap = kc->cap ? kc->cap : 16384;
-        char *p;
-        while (cap < kc->len + n + 1)
-            cap *= 2;
-        p = realloc(kc->body, cap);
-        if (p == NULL)
-            return 0;
-        kc->body = p;
-        kc->cap = cap;
-    }
-    memcpy(kc->body + kc->len, data, n);
-    kc->len += n;
-    kc->body[kc->len] = '\0';
-    if (!kc->json_bad && tkm__json_feed(kc->json, data, n) != 0)
+    if (tkm__json_feed(kc->json, data, len) != 0) {
         kc->json_bad = 1;
-    return n;
+        return -1;
+    }
+    return 0;
 }
 
 TKM_EXPORT tkm_code tkm_keepa_open(tkm_client *client, tkm_keepa **out)
@@ -189,26 +136,13 @@ TKM_EXPORT tkm_code tkm_keepa_open(tkm_client *client, tkm_keepa **out)
         return TKM_ENOMEM;
     *out = kc;
     kc->client = client;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return kfail(kc, TKM_ENOMEM, "libcurl could not be initialised");
     rc = check_base_url(kc, o->base_url);
     if (rc == TKM_OK)
         rc = read_key(kc, o);
     if (rc != TKM_OK)
         return rc;
-    kc->curl = curl_easy_init();
-    if (kc->curl == NULL)
+    if (tkm__http_open(o->timeout_ms, BODY_MAX, &kc->http) != TKM_OK)
         return kfail(kc, TKM_ENOMEM, "out of memory creating a curl handle");
-    curl_easy_setopt(kc->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(kc->curl, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(kc->curl, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
-    curl_easy_setopt(kc->curl, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(o->timeout_ms < 10000 ? o->timeout_ms : 10000));
-    curl_easy_setopt(kc->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(kc->curl, CURLOPT_USERAGENT, "tokenmgr/" TKM_VERSION);
-    curl_easy_setopt(kc->curl, CURLOPT_ERRORBUFFER, kc->curl_err);
-    curl_easy_setopt(kc->curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(kc->curl, CURLOPT_WRITEDATA, kc);
     return TKM_OK;
 }
 
@@ -216,13 +150,10 @@ TKM_EXPORT void tkm_keepa_free(tkm_keepa *kc)
 {
     if (kc == NULL)
         return;
-    if (kc->curl != NULL)
-        curl_easy_cleanup(kc->curl);
+    tkm__http_free(kc->http);
     tkm__json_free(kc->json);
-    free(kc->body);
     memset(kc->key, 0, sizeof(kc->key));
     free(kc);
-    curl_global_cleanup();
 }
 
 TKM_EXPORT void tkm_keepa_response_free(tkm_keepa_response *resp)
@@ -248,35 +179,23 @@ typedef enum outcome {
 static outcome perform(tkm_keepa *kc, const char *url, long *status, char *why,
                        size_t whylen)
 {
-    CURLcode cc;
+    tkm__http_end end;
     int complete;
 
-    kc->len = 0;
-    kc->too_big = 0;
     kc->json_bad = 0;
-    kc->curl_err[0] = '\0';
     tkm__json_free(kc->json);
     kc->json = tkm__json_new(&kc->fields);
     if (kc->json == NULL) {
         tkm__fmt(why, whylen, "out of memory");
         return OUT_FATAL;
     }
-    curl_easy_setopt(kc->curl, CURLOPT_URL, url);
-    cc = curl_easy_perform(kc->curl);
-    *status = 0;
-    curl_easy_getinfo(kc->curl, CURLINFO_RESPONSE_CODE, status);
-    if (kc->too_big) {
-        tkm__fmt(why, whylen, "response larger than %zu bytes", BODY_MAX);
+    end = tkm__http_get(kc->http, url, feed_json, kc, status, why, whylen);
+    if (end == TKM__HTTP_TOO_BIG || end == TKM__HTTP_NOMEM)
         return OUT_FATAL;
-    }
-    if (cc != CURLE_OK) {
-        tkm__fmt(why, whylen, "%s",
-                 kc->curl_err[0] ? kc->curl_err : curl_easy_strerror(cc));
-        if (cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_CONNECT ||
-            cc == CURLE_COULDNT_RESOLVE_PROXY || cc == CURLE_SSL_CONNECT_ERROR)
-            return OUT_NOT_RUN;
+    if (end == TKM__HTTP_UNSENT)
+        return OUT_NOT_RUN;
+    if (end != TKM__HTTP_ANSWERED)
         return OUT_MAYBE_RUN;
-    }
     complete = !kc->json_bad && tkm__json_finish(kc->json) == 0;
     if (*status == 429 ||
         (*status == 503 && (kc->fields.present & TKM__F_TOKENS_LEFT))) {
@@ -324,13 +243,13 @@ static char *build_url(tkm_keepa *kc, const char *path,
     p = url + snprintf(url, cap, "%s%s%s?key=%s", kc->base,
                        path[0] == '/' ? "" : "/", path, kc->key);
     for (const char *const *q = params; q && q[0] && q[1]; q += 2) {
-        char *esc = curl_easy_escape(kc->curl, q[1], 0);
+        char *esc = tkm__http_escape(kc->http, q[1]);
         if (esc == NULL) {
             free(url);
             return NULL;
         }
         p += snprintf(p, cap - (size_t)(p - url), "&%s=%s", q[0], esc);
-        curl_free(esc);
+        free(esc);
     }
     return url;
 }
@@ -418,7 +337,7 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
     tkm_code rc = TKM_OK;
 
     memset(resp, 0, sizeof(*resp));
-    if (kc->curl == NULL)
+    if (kc->http == NULL)
         return kfail(kc, TKM_ECONFIG, "the Keepa client was not opened");
     if (estimated_cost < 0)
         return kfail(kc, TKM_EINVAL, "estimated cost %lld is negative",
@@ -496,13 +415,8 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
     }
     free(url);
     fill_response(kc, status, attempts, n429, resp);
-    if (kc->len > 0 && attempts > 0) {
-        resp->body = malloc(kc->len + 1);
-        if (resp->body != NULL) {
-            memcpy(resp->body, kc->body, kc->len + 1);
-            resp->body_len = kc->len;
-        }
-    }
+    if (attempts > 0) /* handed over, not copied: it may be large */
+        resp->body = tkm__http_take_body(kc->http, &resp->body_len);
     return rc;
 }
 
@@ -521,7 +435,7 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
     tkm_code rc;
 
     memset(out, 0, sizeof(*out));
-    if (kc->curl == NULL)
+    if (kc->http == NULL)
         return kfail(kc, TKM_ECONFIG, "the Keepa client was not opened");
     tkm__args_init(&a, c);
     tkm__push_int(&a, o->keepa.token_sync_min_interval_s * 1000);
@@ -548,97 +462,5 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
         return kfail(kc, rc, "%s", tkm_errstr(c));
     out->tokens = st.tokens;
     out->refill_rate = st.refill_rate;
-    return TKM_OK;
-}
-
-/* ---- webhooks ---------------------------------------------------------------
- */
-
-static size_t discard_body(char *data, size_t size, size_t nmemb, void *ctx)
-{
-    (void)data;
-    (void)ctx;
-    return size * nmemb;
-}
-
-/* scheme://host/path only: no user, password, query or fragment. */
-static void shown_url(const char *url, char *out, size_t len)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *path = NULL;
-
-    tkm__fmt(out, len, "(unparsable URL)");
-    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-        curl_url_get(u, CURLUPART_PATH, &path, 0);
-        tkm__fmt(out, len, "%s://%s%s", scheme, host, path ? path : "");
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(path);
-    curl_url_cleanup(u);
-}
-
-tkm_code tkm__http_url_check(const char *url, char *errbuf, size_t errlen)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL;
-    tkm_code rc = TKM_OK;
-
-    if (u == NULL)
-        return TKM_ENOMEM;
-    if (url == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
-        tkm__fmt(errbuf, errlen, "this is not a URL");
-        rc = TKM_ECONFIG;
-    } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
-        tkm__fmt(errbuf, errlen, "scheme %s is not http or https", scheme);
-        rc = TKM_ECONFIG;
-    }
-    curl_free(scheme);
-    curl_url_cleanup(u);
-    return rc;
-}
-
-tkm_code tkm__http_post_json(const char *url, const char *body,
-                             int64_t timeout_ms, long *status, char *errbuf,
-                             size_t errlen)
-{
-    char shown[512], cerr[CURL_ERROR_SIZE] = "";
-    struct curl_slist *hdr = NULL;
-    CURL *h;
-    CURLcode cc;
-
-    *status = 0;
-    shown_url(url, shown, sizeof(shown));
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-        (h = curl_easy_init()) == NULL) {
-        tkm__fmt(errbuf, errlen, "webhook %s: libcurl unavailable", shown);
-        return TKM_ENOMEM;
-    }
-    hdr = curl_slist_append(hdr, "Content-Type: application/json");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "tokenmgr/" TKM_VERSION);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
-    cc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(h);
-    curl_global_cleanup();
-    if (cc != CURLE_OK) {
-        /* curl's message may hold the URL: name the host only. */
-        tkm__fmt(errbuf, errlen, "webhook %s: %s", shown,
-                 cc == CURLE_OPERATION_TIMEDOUT ? "timed out"
-                                                : curl_easy_strerror(cc));
-        return TKM_EHTTP;
-    }
-    tkm__fmt(errbuf, errlen, "webhook %s: HTTP %ld", shown, *status);
     return TKM_OK;
 }

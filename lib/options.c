@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http.h"
 #include "internal.h"
 
 #define BIG INT64_C(1000000000)
@@ -47,7 +48,8 @@ typedef struct optdef {
 
 static int check_pool(const char *v, char *why, size_t len);
 static int check_redis_url(const char *v, char *why, size_t len);
-static int check_http_url(const char *v, char *why, size_t len);
+static int check_base_url(const char *v, char *why, size_t len);
+static int check_webhook_url(const char *v, char *why, size_t len);
 static int check_exec_argv0(const char *v, char *why, size_t len);
 static int check_sentinel(const char *v, char *why, size_t len);
 static int check_master_name(const char *v, char *why, size_t len);
@@ -171,7 +173,7 @@ static const optdef table[] = {
      FIELD_OFF(keepa.base_url),
      .size = sizeof(((tkm_options *)0)->keepa.base_url),
      .sdef = "https://api.keepa.com",
-     .check = check_http_url,
+     .check = check_base_url,
      .doc = "the API's address (http or https)"},
     {.key = "keepa.key_file",
      .type = OT_TEXT,
@@ -273,7 +275,7 @@ static const optdef table[] = {
      FIELD_OFF(recovery.webhook),
      .size = sizeof(((tkm_options *)0)->recovery.webhook),
      .sdef = "",
-     .check = check_http_url,
+     .check = check_webhook_url,
      .doc = "or an http(s) URL that gets the context as a JSON POST"},
     {.key = "recovery.timeout_s",
      .collectd = "Timeout",
@@ -450,11 +452,18 @@ static int check_redis_url(const char *v, char *why, size_t len)
     return tkm__url_parse(v, &url, why, len) == TKM_OK ? 0 : -1;
 }
 
-static int check_http_url(const char *v, char *why, size_t len)
+static int check_base_url(const char *v, char *why, size_t len)
+{
+    return tkm__http_url_check("URL", v, TKM__URL_NO_QUERY, why, len) == TKM_OK
+               ? 0
+               : -1;
+}
+
+static int check_webhook_url(const char *v, char *why, size_t len)
 {
     if (v[0] == '\0')
-        return 0;
-    return tkm__http_url_check(v, why, len) == TKM_OK ? 0 : -1;
+        return 0; /* none */
+    return tkm__http_url_check("URL", v, 0, why, len) == TKM_OK ? 0 : -1;
 }
 
 /* No shell and no PATH search: the watchdog's relative

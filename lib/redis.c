@@ -243,9 +243,10 @@ static tkm_code send_script(tkm_client *c, tkm__script_id id, int nkeys,
         return rc;
     }
     if (r->type != REDIS_REPLY_ARRAY) {
+        int type = r->type;
         freeReplyObject(r);
         return tkm__fail(c, TKM_EPROTO,
-                         "unexpected reply type %d from the %s script", r->type,
+                         "unexpected reply type %d from the %s script", type,
                          s->name);
     }
     *reply = r;

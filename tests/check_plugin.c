@@ -1026,7 +1026,8 @@ START_TEST(test_bad_configs)
          "MaxActions"},
         {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Webhook "
          "\"ftp://x/hook\"\n </Recovery>\n</Pool>\n",
-         "<Recovery> Webhook: scheme ftp is not http or https"},
+         "<Recovery> Webhook: URL 'ftp://x/hook': scheme ftp is not http "
+         "or https"},
         {"Frobnicate 1\n", "'Frobnicate'"},
     };
     char pools[2048], out[8192];

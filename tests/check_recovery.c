@@ -1,5 +1,7 @@
 /* The stall rule (pure, table-driven), the recovery guard against a real
  * redis-server, and the supervised actions. */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -514,6 +516,70 @@ START_TEST(test_exec_timeout_kills_group_despite_reaper)
 }
 END_TEST
 
+/* The process group of this process' grandchild named `comm` (the
+ * command under its supervisor), or 0 when there is none (yet). */
+static pid_t grandchild_group(const char *comm)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while (found == 0 && (e = readdir(d)) != NULL) {
+        char path[300], stat[512], name[64], ppath[64], pstat[512];
+        int pid, ppid, pgrp, gppid;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        slurp(path, stat, sizeof(stat));
+        if (sscanf(stat, "%d (%63[^)]) %*c %d %d", &pid, name, &ppid, &pgrp) !=
+                4 ||
+            strcmp(name, comm) != 0)
+            continue;
+        snprintf(ppath, sizeof(ppath), "/proc/%d/stat", ppid);
+        slurp(ppath, pstat, sizeof(pstat));
+        if (sscanf(pstat, "%*d (%*[^)]) %*c %d", &gppid) == 1 &&
+            gppid == (int)getpid())
+            found = (pid_t)pgrp;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Freed before its deadline, an action dies whole at once: its supervisor
+ * must not leave the command running with nobody to enforce the deadline. */
+START_TEST(test_exec_free_kills_group)
+{
+    const char *argv[] = {"/bin/sleep", "7", NULL};
+    tkm_action_env env = {"keepa", "test", 0, 0, "", "1-2"};
+    tkm_action *a = NULL;
+    char err[256];
+    pid_t pgid = 0;
+    int64_t t0 = tkt_now_ms(), freed;
+
+    ck_assert_int_eq(tkm_action_exec(argv, &env, 1000, &a, err, sizeof(err)),
+                     TKM_OK);
+    while (pgid == 0 && tkt_now_ms() - t0 < 150) {
+        pgid = grandchild_group("sleep");
+        if (pgid == 0)
+            tkt_sleep_ms(5);
+    }
+    ck_assert_msg(pgid > 0, "the command did not start");
+    ck_assert_int_eq(kill(-pgid, 0), 0);
+    tkt_sleep_ms(200 - (tkt_now_ms() - t0));
+    freed = tkt_now_ms();
+    tkm_action_free(a);
+    while (kill(-pgid, 0) == 0 && tkt_now_ms() - freed < 1000)
+        tkt_sleep_ms(10);
+    ck_assert_msg(kill(-pgid, 0) == -1 && errno == ESRCH,
+                  "the action's process group %d outlived tkm_action_free "
+                  "by a second",
+                  (int)pgid);
+    /* Not a zombie of ours either: the supervisor was waited for. */
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+}
+END_TEST
+
 START_TEST(test_exec_bad_argv)
 {
     char script[128], err[256];
@@ -660,6 +726,7 @@ int main(void)
     tcase_set_timeout(act, 20);
     tcase_add_test(act, test_exec_env_argv_and_status);
     tcase_add_test(act, test_exec_timeout_kills_group_despite_reaper);
+    tcase_add_test(act, test_exec_free_kills_group);
     tcase_add_test(act, test_exec_bad_argv);
     tcase_add_test(act, test_webhook);
     suite_add_tcase(s, rule);

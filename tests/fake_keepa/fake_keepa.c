@@ -25,6 +25,8 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "jsonw.h"
+
 #define EXIT_USAGE     64
 #define MAX_KEY_LEN    256
 #define MAX_ASINS      100
@@ -232,20 +234,20 @@ sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
-/* A JSON string of printable ASCII (keys and messages are checked). */
+/* A JSON string (keys and messages are checked, but the escaping is the
+ * library's own: valid JSON whatever the bytes). */
 static void sb_json_str(sbuf *b, const char *s)
 {
-    sb_printf(b, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            sb_printf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch > 0x7e)
-            sb_printf(b, "\\u%04x", ch);
-        else
-            sb_printf(b, "%c", ch);
+    size_t n = strlen(s);
+    char *esc = malloc(TKM__JSONW_MAX(n));
+
+    if (esc == NULL) {
+        b->oom = true;
+        return;
     }
-    sb_printf(b, "\"");
+    tkm__jsonw_escape(esc, TKM__JSONW_MAX(n), s, n, NULL);
+    sb_printf(b, "\"%s\"", esc);
+    free(esc);
 }
 
 /* ---- faults and keys (callers hold mu) ------------------------------- */
