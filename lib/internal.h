@@ -85,6 +85,16 @@ tkm_code tkm__config_load_string(const char *name, const char *text, size_t len,
 /* url.c: parse and check a Redis URL; errbuf gets a one-line reason. */
 tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
                         size_t errlen);
+/* The URL with any password shown as "***", for messages. */
+void tkm__url_redact(const char *url, char *buf, size_t len);
+
+/* options.c: the options table, for the YAML loader. */
+/* The relations between options (max_deficit <= soft_floor...); *culprit
+ * (may be NULL) gets the index of the option to blame, -1 when none. */
+tkm_code tkm__options_relations(const tkm_options *o, int *culprit,
+                                char *errbuf, size_t errlen);
+int tkm__option_is_list(int index);
+int tkm__option_is_text(int index);
 
 /* A value of a script's flat reply. */
 #define TKM__VALUE_STR_MAX 256

@@ -14,16 +14,6 @@
 
 #define LEASE_MARGIN_MS 30000 /* the lease outlives the action's deadline */
 
-TKM_EXPORT void tkm_recovery_options_init(tkm_recovery_options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->timeout_s = 60;
-    o->cooldown_s = 1800;
-    o->max_actions = 3;
-    o->window_s = 3600;
-    o->grace_s = 300;
-}
-
 TKM_EXPORT const char *tkm_decision_str(tkm_decision d)
 {
     static const char *const names[] = {

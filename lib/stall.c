@@ -10,18 +10,6 @@
 
 #include "internal.h"
 
-TKM_EXPORT void tkm_stall_options_init(tkm_stall_options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->tokens = -1;
-    o->tokens_ratio = 0.97;
-    o->heartbeat_age_s = 900;
-    o->confirmations = 2;
-    o->shared_cause_share = 0.5;
-    o->shared_cause_window_s = 60;
-    o->shared_cause_min_workers = 3;
-}
-
 TKM_EXPORT const char *tkm_stall_state_str(tkm_stall_state s)
 {
     switch (s) {

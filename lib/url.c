@@ -2,7 +2,7 @@
  * Redis URLs: redis://[[user]:password@]host[:port][/db] and
  * unix://[[user]:password@]/path/to/redis.sock[?db=N].  Pure parsing;
  * redis.c connects.  No message shows a password: every one names the URL
- * as redact() shows it.
+ * as tkm__url_redact() shows it.
  */
 #include <string.h>
 
@@ -25,7 +25,7 @@ static tkm_code parse_db(const char *text, const char *url, tkm__url *out,
  * "://" and the last '@' (a password may hold '@' or '/'), and in a
  * unix:// URL without '@' whatever precedes the socket path.
  */
-static void redact(const char *url, char *buf, size_t len)
+void tkm__url_redact(const char *url, char *buf, size_t len)
 {
     const char *at = strrchr(url, '@');
     const char *scheme = strstr(url, "://");
@@ -74,7 +74,7 @@ static tkm_code parse_unix(const char *url, const char *rest, tkm__url *out,
     const char *q;
     size_t n;
 
-    redact(url, shown, sizeof(shown));
+    tkm__url_redact(url, shown, sizeof(shown));
     if (rest[0] != '\0' && rest[0] != '/') {
         /* Credentials end with the '@' before the socket path. */
         const char *slash = strchr(rest, '/');
@@ -130,7 +130,7 @@ static tkm_code parse_tcp(const char *url, const char *rest, tkm__url *out,
     char shown[TKM_URL_MAX + 8];
     int64_t port = 6379;
 
-    redact(url, shown, sizeof(shown));
+    tkm__url_redact(url, shown, sizeof(shown));
     if (at != NULL) {
         /* Credentials may contain '@' and ':'; the host starts after the last
          * '@'. */

@@ -296,7 +296,7 @@ static void read_legacy(pool *p)
         return;
     }
     redis_up(p, t);
-    tkm_legacy_project(&raw, p->conf.capacity, &st);
+    tkm_legacy_project(&raw, p->conf.opts.bucket.capacity, &st);
     judge_keys(p, &raw, &st);
     if (st.has_tokens)
         submit(p, t, "gauge", "tokens", st.tokens);
@@ -510,7 +510,7 @@ static void judge(pool *p, cdtime_t t, const tkm_stall_input *in)
                    "pool %s: OKAY: no longer stalled (%s)", name(p), v.why);
         p->last_state = v.state;
     }
-    if (!p->conf.recovery.configured || !in->readable)
+    if (!p->conf.recovery || !in->readable)
         return; /* Redis down: the guard is unreachable too, and moot */
     have_guard =
         tkm_recovery_observe(p->client, &p->conf.opts.recovery, hostname_g,

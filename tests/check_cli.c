@@ -120,13 +120,13 @@ START_TEST(test_config_errors)
     ck_assert_int_eq(write(fd, "bucket:\n  floor: 3\n", 19), 19);
     close(fd);
     expect_fail(run_cli("--config", path, "status", NULL), 78,
-                ":2:3: unknown key 'bucket.floor'");
+                ":2:3: unknown option 'bucket.floor'");
     setenv("TOKENMGR_CONFIG", path, 1);
     expect_fail(run_cli("status", NULL), 78, "bucket.floor");
     unsetenv("TOKENMGR_CONFIG");
     unlink(path);
     expect_fail(run_cli("--pool", "my pool", "status", NULL), 78,
-                "pool name 'my pool'");
+                "--pool: 'my pool' is not a pool name");
     expect_fail(run_cli("--redis", "http://x", "status", NULL), 78,
                 "Redis URL");
     expect_fail(run_cli("--config", "/nonexistent.yaml", "status", NULL), 78,

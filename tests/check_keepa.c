@@ -440,7 +440,7 @@ static tkm_code open_with(const char *base_url, const char *key_text,
 {
     tkm_options o = tkt_options();
     char path[] = "/tmp/tkm-key-XXXXXX";
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = NULL;
     tkm_keepa *kc = NULL;
     tkm_code rc;
 
@@ -454,10 +454,15 @@ static tkm_code open_with(const char *base_url, const char *key_text,
     } else if (key_text != NULL) {
         snprintf(o.keepa.key_file, sizeof(o.keepa.key_file), "%s", key_text);
     }
-    tkm_client_free(c);
-    c = tkt_open(&o);
-    rc = tkm_keepa_open(c, &kc);
-    snprintf(err, len, "%s", tkm_keepa_errstr(kc));
+    /* The options are checked when the client opens (a bad base URL is a
+     * configuration error), the key when the Keepa client opens. */
+    rc = tkm_client_open(&o, &c);
+    if (rc == TKM_OK) {
+        rc = tkm_keepa_open(c, &kc);
+        snprintf(err, len, "%s", tkm_keepa_errstr(kc));
+    } else {
+        snprintf(err, len, "%s", tkm_errstr(c));
+    }
     tkm_keepa_free(kc);
     tkm_client_free(c);
     if (write_file)

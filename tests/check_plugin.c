@@ -997,7 +997,9 @@ START_TEST(test_bad_configs)
          "Layout"},
         {"<Pool \"p\">\n RedisURL \"%s\"\n StallTokensRatio 1.5\n</Pool>\n",
          "StallTokensRatio"},
-        {"<Pool \"p\">\n Layout \"native\"\n</Pool>\n", "no Redis URL"},
+        {"<Pool \"p\">\n RedisURL \"%s\"\n StallHeartbeatAg 900\n</Pool>\n",
+         "<Pool \"p\"> unknown option 'StallHeartbeatAg' (did you mean "
+         "'StallHeartbeatAge'?)"},
         {"<Pool \"p\">\n RedisURL \"%s\"\n</Pool>\n<Pool \"p\">\n RedisURL "
          "\"%s\"\n</Pool>\n",
          "pool \"p\" is configured twice"},
@@ -1024,7 +1026,8 @@ START_TEST(test_bad_configs)
          "MaxActions"},
         {"<Pool \"p\">\n RedisURL \"%s\"\n <Recovery>\n  Webhook "
          "\"ftp://x/hook\"\n </Recovery>\n</Pool>\n",
-         "Webhook must be an http"},
+         "<Recovery> Webhook: URL 'ftp://x/hook': scheme ftp is not http "
+         "or https"},
         {"Frobnicate 1\n", "'Frobnicate'"},
     };
     char pools[2048], out[8192];

@@ -143,13 +143,22 @@ START_TEST(test_defaults)
     ck_assert_str_eq(c.opts.redis_url, "unix:///run/redis/redis.sock");
     ck_assert_int_eq(c.opts.timeout_ms, 500);
     ck_assert_int_eq(c.layout, TKM__LAYOUT_NATIVE);
-    ck_assert_int_eq(c.capacity, 0);
-    ck_assert(c.stall_tokens < 0 && c.stall_ratio < 0);
-    ck_assert_int_eq(c.stall_age_s, 900);
+    ck_assert_int_eq(c.opts.bucket.capacity, 0);
+    ck_assert_int_eq(c.opts.stall.tokens, -1);
+    ck_assert(c.opts.stall.tokens_ratio > 0.969 &&
+              c.opts.stall.tokens_ratio < 0.971);
+    ck_assert_int_eq(c.opts.stall.heartbeat_age_s, 900);
     ck_assert_int_eq(c.opts.heartbeat.stale_after_s, 900);
-    ck_assert_int_eq(c.stall_confirm, 2);
-    ck_assert(!c.recovery.configured);
-    ck_assert_int_eq(c.recovery.exec_argc, 0);
+    ck_assert_int_eq(c.opts.stall.confirmations, 2);
+    ck_assert(!c.recovery);
+    ck_assert_int_eq(c.opts.recovery.exec_argc, 0);
+    ck_assert_int_eq(c.nnotes, 0);
+    tkm__pool_conf_clear(&c);
+    block_free(b);
+    /* Without RedisURL: Debian's redis-server as installed. */
+    b = pool_block("keepa", NULL);
+    c = parse_ok(b);
+    ck_assert_str_eq(c.opts.redis_url, "redis://127.0.0.1:6379/0");
     tkm__pool_conf_clear(&c);
     block_free(b);
 }
@@ -186,22 +195,25 @@ START_TEST(test_contract_example)
     ck_assert_str_eq(c.opts.redis_url, "unix:///run/redis/redis.sock");
     ck_assert_int_eq(c.opts.timeout_ms, 250);
     ck_assert_int_eq(c.opts.bucket.capacity, 1500);
-    ck_assert(c.stall_tokens == 290 && c.stall_ratio < 0);
-    ck_assert_int_eq(c.stall_age_s, 600);
+    ck_assert_int_eq(c.opts.stall.tokens, 290);
+    ck_assert_int_eq(c.opts.stall.heartbeat_age_s, 600);
     ck_assert_int_eq(c.opts.heartbeat.stale_after_s, 600);
-    ck_assert_int_eq(c.stall_confirm, 3);
-    ck_assert(c.recovery.configured);
-    ck_assert_int_eq(c.recovery.exec_argc, 2);
-    ck_assert_str_eq(c.recovery.exec[0], "/bin/true");
-    ck_assert_str_eq(c.recovery.exec[1], "--graceful");
-    /* Resolved for the guard and the action. */
+    ck_assert_int_eq(c.opts.stall.confirmations, 3);
+    ck_assert(c.recovery);
     ck_assert_int_eq(c.opts.recovery.exec_argc, 2);
+    ck_assert_str_eq(c.opts.recovery.exec[0], "/bin/true");
     ck_assert_str_eq(c.opts.recovery.exec[1], "--graceful");
-    ck_assert_int_eq(c.recovery.timeout_s, 60);
-    ck_assert_int_eq(c.recovery.cooldown_s, 1800);
-    ck_assert_int_eq(c.recovery.max_actions, 3);
-    ck_assert_int_eq(c.recovery.window_s, 3600);
-    ck_assert_int_eq(c.recovery.dry_run, 0);
+    ck_assert_int_eq(c.opts.recovery.timeout_s, 60);
+    ck_assert_int_eq(c.opts.recovery.cooldown_s, 1800);
+    ck_assert_int_eq(c.opts.recovery.max_actions, 3);
+    ck_assert_int_eq(c.opts.recovery.window_s, 3600);
+    ck_assert_int_eq(c.opts.recovery.dry_run, 0);
+    /* The block overrode the file's URL: said once, both values shown. */
+    ck_assert_int_eq(c.nnotes, 1);
+    ck_assert_ptr_nonnull(strstr(c.notes[0], "<Pool \"keepa\"> RedisURL "
+                                             "unix:///run/redis/redis.sock "
+                                             "overrides redis.url "
+                                             "redis://10.0.0.1:6380/2"));
     tkm__pool_conf_clear(&c);
     block_free(b);
     unlink(path);
@@ -237,11 +249,11 @@ START_TEST(test_legacy)
     str(add(b, "Layout"), "legacy");
     c = parse_ok(b);
     ck_assert_int_eq(c.layout, TKM__LAYOUT_LEGACY);
-    ck_assert_int_eq(c.capacity, 400); /* the file's bucket.capacity */
+    ck_assert_int_eq(c.opts.bucket.capacity, 400); /* the file's */
     tkm__pool_conf_clear(&c);
     num(add(b, "Capacity"), 300);
     c = parse_ok(b);
-    ck_assert_int_eq(c.capacity, 300);
+    ck_assert_int_eq(c.opts.bucket.capacity, 300);
     tkm__pool_conf_clear(&c);
     block_free(b);
     unlink(path);
@@ -259,16 +271,17 @@ START_TEST(test_booleans_and_ratio)
     str(add(r, "Exec"), "/bin/true");
     dry = str(add(r, "DryRun"), "yes");
     c = parse_ok(b);
-    ck_assert(c.stall_ratio > 0.969 && c.stall_ratio < 0.971);
-    ck_assert_int_eq(c.recovery.dry_run, 1);
-    ck_assert_int_eq(c.recovery.timeout_s, 60); /* the defaults */
-    ck_assert_int_eq(c.recovery.cooldown_s, 1800);
+    ck_assert(c.opts.stall.tokens_ratio > 0.969 &&
+              c.opts.stall.tokens_ratio < 0.971);
+    ck_assert_int_eq(c.opts.recovery.dry_run, 1);
+    ck_assert_int_eq(c.opts.recovery.timeout_s, 60); /* the defaults */
+    ck_assert_int_eq(c.opts.recovery.cooldown_s, 1800);
     tkm__pool_conf_clear(&c);
     free(dry->values[0].value.string);
     dry->values_num = 0;
     boolean(dry, 1);
     c = parse_ok(b);
-    ck_assert_int_eq(c.recovery.dry_run, 1);
+    ck_assert_int_eq(c.opts.recovery.dry_run, 1);
     tkm__pool_conf_clear(&c);
     block_free(b);
 }
@@ -281,10 +294,19 @@ START_TEST(test_unknown_options)
     oconfig_item_t *b = pool_block("keepa", "unix:///tmp/r.sock");
 
     num(add(b, "Bogus"), 3);
-    parse_fails(b, "'Bogus'", "pool \"keepa\"");
+    parse_fails(b, "<Pool \"keepa\"> unknown option 'Bogus'", NULL);
+    b = pool_block("keepa", "unix:///tmp/r.sock");
+    num(add(b, "StallHeartbeatAg"), 3);
+    parse_fails(b,
+                "unknown option 'StallHeartbeatAg' (did you mean "
+                "'StallHeartbeatAge'?)",
+                NULL);
     b = pool_block("keepa", "unix:///tmp/r.sock");
     str(add(add(b, "Recovery"), "Shell"), "/bin/sh");
-    parse_fails(b, "'Shell'", "<Recovery>");
+    parse_fails(b, "<Recovery> unknown option 'Shell'", NULL);
+    b = pool_block("keepa", "unix:///tmp/r.sock");
+    num(add(add(b, "Recovery"), "Windw"), 3);
+    parse_fails(b, "'Windw' (did you mean 'Window'?)", NULL);
     /* Options are lines, not blocks. */
     b = pool_block("keepa", NULL);
     add(add(b, "RedisURL"), "Nested");
@@ -302,8 +324,8 @@ START_TEST(test_bad_values)
         {"Timeout", -5},
         {"Timeout", 1.5},
         {"Timeout", 600001},
-        {"Capacity", 0},
-        {"StallTokens", -1},
+        {"Capacity", -1},
+        {"StallTokens", -2},
         {"StallTokensRatio", 0},
         {"StallTokensRatio", 1.5},
         {"StallTokensRatio", -0.5},
@@ -317,15 +339,18 @@ START_TEST(test_bad_values)
         b = pool_block("keepa", "unix:///tmp/r.sock");
         str(add(b, "Layout"), "legacy");
         num(add(b, bad[i].option), bad[i].value);
-        parse_fails(b, bad[i].option, "pool \"keepa\"");
+        parse_fails(b, bad[i].option, "<Pool \"keepa\">");
     }
     /* Wrong types. */
     b = pool_block("keepa", "unix:///tmp/r.sock");
     str(add(b, "Timeout"), "500");
-    parse_fails(b, "Timeout", "number");
+    parse_fails(b,
+                "Timeout must be a whole number of milliseconds, not "
+                "'\"500\"'",
+                NULL);
     b = pool_block("keepa", NULL);
     num(add(b, "RedisURL"), 5);
-    parse_fails(b, "RedisURL", "string");
+    parse_fails(b, "RedisURL", "'5' is not redis://");
     b = pool_block("keepa", "unix:///tmp/r.sock");
     str(add(b, "Layout"), "sideways");
     parse_fails(b, "Layout", "sideways");
@@ -333,7 +358,7 @@ START_TEST(test_bad_values)
     parse_fails(b, "RedisURL", "is not redis://");
     b = pool_block("keepa", "unix:///tmp/r.sock");
     num(num(add(b, "StallTokens"), 1), 2);
-    parse_fails(b, "StallTokens", "several values");
+    parse_fails(b, "StallTokens takes one value, not 2", NULL);
 }
 END_TEST
 
@@ -343,16 +368,13 @@ START_TEST(test_relations)
                             "  stale_after_s: 600\n");
     oconfig_item_t *b;
 
-    b = pool_block("keepa", NULL);
-    str(add(b, "Layout"), "native");
-    parse_fails(b, "no Redis URL", "RedisURL");
     b = pool_block("keepa", "unix:///tmp/r.sock");
     num(add(b, "StallTokens"), 290);
     num(add(b, "StallTokensRatio"), 0.97);
-    parse_fails(b, "StallTokens and StallTokensRatio", "pool \"keepa\"");
-    b = pool_block("keepa", "unix:///tmp/r.sock");
-    num(add(b, "Capacity"), 300);
-    parse_fails(b, "Capacity", "legacy");
+    parse_fails(b,
+                "<Pool \"keepa\"> StallTokens and StallTokensRatio are "
+                "both set",
+                NULL);
     b = pool_block("keepa", "unix:///tmp/r.sock");
     num(add(b, "Timeout"), 100);
     num(add(b, "Timeout"), 200);
@@ -360,7 +382,10 @@ START_TEST(test_relations)
     b = pool_block("keepa", "unix:///tmp/r.sock");
     str(add(b, "ConfigFile"), path);
     num(add(b, "StallHeartbeatAge"), 7200);
-    parse_fails(b, "StallHeartbeatAge", "retention");
+    parse_fails(b,
+                "<Pool \"keepa\"> StallHeartbeatAge 7200 is above "
+                "heartbeat.retention_s 3600",
+                NULL);
     unlink(path);
 }
 END_TEST
@@ -380,12 +405,12 @@ START_TEST(test_recovery_errors)
     parse_fails(b, "Exec", "argument 2");
     b = pool_block("keepa", "unix:///tmp/r.sock");
     add(add(b, "Recovery"), "Exec");
-    parse_fails(b, "Exec", "command");
+    parse_fails(b, "<Recovery> Exec needs a value", NULL);
     b = pool_block("keepa", "unix:///tmp/r.sock");
     r = str(add(add(b, "Recovery"), "Exec"), "/bin/echo");
     for (int i = 1; i < TKM_EXEC_ARGS_MAX + 1; i++)
         str(r, "word");
-    parse_fails(b, "Exec has more than 16 words", NULL);
+    parse_fails(b, "<Recovery> Exec has more than 16 items", NULL);
     {
         char word[TKM_EXEC_ARG_MAX + 1];
 
@@ -393,7 +418,7 @@ START_TEST(test_recovery_errors)
         word[TKM_EXEC_ARG_MAX] = '\0';
         b = pool_block("keepa", "unix:///tmp/r.sock");
         str(str(add(add(b, "Recovery"), "Exec"), "/bin/echo"), word);
-        parse_fails(b, "Exec word 2 is longer than 255 bytes", NULL);
+        parse_fails(b, "<Recovery> Exec item 2 is longer than 255 bytes", NULL);
     }
 
     static const char *const opts[] = {"Timeout", "Cooldown", "MaxActions",
@@ -426,6 +451,96 @@ START_TEST(test_recovery_errors)
 }
 END_TEST
 
+/* Every option the table gives a collectd name, at its minimum - 1 and
+ * maximum + 1: refused in the words of tkm_options_set(), the option named
+ * as written inside its block. */
+START_TEST(test_every_option_out_of_range)
+{
+    size_t checked = 0;
+
+    for (size_t i = 0; i < tkm_option_count(); i++) {
+        tkm_option_info info;
+        long long a, b2;
+        double x, y;
+        double bad[2];
+        char want[256];
+        oconfig_item_t *b, *line;
+
+        tkm_option_describe(i, &info);
+        if (info.collectd == NULL)
+            continue;
+        if (sscanf(info.range, "%lld..%lld", &a, &b2) == 2) {
+            bad[0] = (double)(a - 1);
+            bad[1] = (double)(b2 + 1);
+        } else if (sscanf(info.range + 1, "%lf, %lf]", &x, &y) == 2) {
+            bad[0] = info.range[0] == '(' ? x : x - 0.5;
+            bad[1] = y + 0.5;
+        } else {
+            continue;
+        }
+        for (int k = 0; k < 2; k++) {
+            b = pool_block("keepa", NULL);
+            if (info.collectd_block != NULL) {
+                oconfig_item_t *r = add(b, info.collectd_block);
+                str(add(r, "Exec"), "/bin/true");
+                line = add(r, info.collectd);
+            } else {
+                line = add(b, info.collectd);
+            }
+            num(line, bad[k]);
+            snprintf(want, sizeof(want),
+                     "<Pool \"keepa\"> %s%s%s%s is %.15g, "
+                     "outside %s",
+                     info.collectd_block ? "<" : "",
+                     info.collectd_block ? info.collectd_block : "",
+                     info.collectd_block ? "> " : "", info.collectd, bad[k],
+                     info.range);
+            parse_fails(b, want, NULL);
+            checked++;
+        }
+    }
+    ck_assert_uint_ge(checked, 2 * 10);
+}
+END_TEST
+
+/* The ranges are the table's: what YAML takes, collectd takes. */
+START_TEST(test_same_ranges_as_yaml)
+{
+    oconfig_item_t *b = pool_block("keepa", NULL), *r = add(b, "Recovery");
+    tkm__pool_conf c;
+
+    str(add(r, "Exec"), "/bin/true");
+    num(add(r, "Timeout"), 7200);
+    num(add(r, "Window"), 60);
+    c = parse_ok(b);
+    ck_assert_int_eq(c.opts.recovery.timeout_s, 7200);
+    tkm__pool_conf_clear(&c);
+    block_free(b);
+    b = pool_block("keepa", NULL);
+    r = add(b, "Recovery");
+    str(add(r, "Exec"), "/bin/true");
+    num(add(r, "Window"), 30);
+    parse_fails(b,
+                "<Pool \"keepa\"> <Recovery> Window is 30, outside "
+                "60..2592000 (seconds)",
+                NULL);
+    /* Sentinel lines add up; MasterName goes with them. */
+    b = pool_block("keepa", NULL);
+    str(add(b, "Sentinel"), "10.0.0.1:26379");
+    str(add(b, "Sentinel"), "10.0.0.2:26379");
+    str(add(b, "MasterName"), "mymaster");
+    c = parse_ok(b);
+    ck_assert_int_eq(c.opts.sentinel.count, 2);
+    ck_assert_str_eq(c.opts.sentinel.addr[1], "10.0.0.2:26379");
+    tkm__pool_conf_clear(&c);
+    block_free(b);
+    b = pool_block("keepa", NULL);
+    str(add(b, "Sentinel"), "10.0.0.1:26379");
+    parse_fails(b, "<Pool \"keepa\"> Sentinel is set but MasterName is not",
+                NULL);
+}
+END_TEST
+
 START_TEST(test_pool_names)
 {
     char long_name[80];
@@ -437,7 +552,7 @@ START_TEST(test_pool_names)
     str(b, "b");
     parse_fails(b, "<Pool> needs one name", NULL);
     b = pool_block("a b", "unix:///tmp/r.sock");
-    parse_fails(b, "pool name 'a b' is invalid", NULL);
+    parse_fails(b, "'a b' is not a pool name", NULL);
     memset(long_name, 'x', 65);
     long_name[65] = '\0';
     b = pool_block(long_name, "unix:///tmp/r.sock");
@@ -456,7 +571,7 @@ START_TEST(test_config_file_errors)
     path = yaml("bucket:\n  floor: 3\n");
     b = pool_block("keepa", NULL);
     str(add(b, "ConfigFile"), path);
-    parse_fails(b, "ConfigFile", ":2:3: unknown key 'bucket.floor'");
+    parse_fails(b, "ConfigFile", ":2:3: unknown option 'bucket.floor'");
     unlink(path);
 }
 END_TEST
@@ -500,6 +615,8 @@ int main(void)
     tcase_add_test(bad, test_bad_values);
     tcase_add_test(bad, test_relations);
     tcase_add_test(bad, test_recovery_errors);
+    tcase_add_test(bad, test_every_option_out_of_range);
+    tcase_add_test(bad, test_same_ranges_as_yaml);
     tcase_add_test(bad, test_pool_names);
     tcase_add_test(bad, test_config_file_errors);
     tcase_add_test(bad, test_password_not_shown);

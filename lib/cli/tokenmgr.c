@@ -856,14 +856,13 @@ static int load_options(tkm_options *o, const char *config, const char *pool,
     }
     if (tkm_options_from_env(o, err, sizeof(err)) != TKM_OK)
         return fail(EXIT_CONFIG, "%s", err);
-    if (pool != NULL &&
-        snprintf(o->pool, sizeof(o->pool), "%s", pool) >= (int)sizeof(o->pool))
-        return fail(EXIT_CONFIG, "--pool '%.70s...' is longer than %d bytes",
-                    pool, TKM_POOL_MAX);
-    if (redis != NULL && snprintf(o->redis_url, sizeof(o->redis_url), "%s",
-                                  redis) >= (int)sizeof(o->redis_url))
-        return fail(EXIT_CONFIG, "--redis is longer than %d bytes",
-                    TKM_URL_MAX);
+    if (pool != NULL && tkm_options_set_from(o, "pool", pool, TKM_SOURCE_FLAG,
+                                             NULL, err, sizeof(err)) != TKM_OK)
+        return fail(EXIT_CONFIG, "%s", err);
+    if (redis != NULL &&
+        tkm_options_set_from(o, "redis.url", redis, TKM_SOURCE_FLAG, NULL, err,
+                             sizeof(err)) != TKM_OK)
+        return fail(EXIT_CONFIG, "%s", err);
     if (worker != NULL && snprintf(o->worker_id, sizeof(o->worker_id), "%s",
                                    worker) >= (int)sizeof(o->worker_id))
         return fail(EXIT_USAGE, "--worker is longer than %d bytes",

@@ -90,6 +90,10 @@ typedef struct tkm_bucket_options {
     int64_t max_deficit; /* no grant takes the balance below this (-180) */
     int64_t lease_ttl_s; /* reservations expire after this (120) */
     int64_t max_wait_s;  /* blocking acquires refuse longer waits (60) */
+    /* Before any call of its estimate (or any call at all) completed, a
+     * call is valued at this many times its estimate (4: SEED's 386
+     * charged for 100, rounded up); 1 trusts estimates. */
+    double estimate_prior;
 } tkm_bucket_options;
 
 /* Worker liveness (YAML section `heartbeat:`). */
@@ -143,7 +147,25 @@ typedef struct tkm_recovery_options {
 
 TKM_EXPORT void tkm_recovery_options_init(tkm_recovery_options *o);
 
-/* Everything a client needs.  Fill with tkm_options_init(), then override. */
+#define TKM_SENTINELS_MAX 8
+#define TKM_ADDR_MAX      256
+
+/* Redis Sentinel (YAML `redis.sentinels`, `redis.master_name`,
+ * `redis.sentinel_password_file`): when count > 0 the master is asked of
+ * the sentinels and redis_url only supplies the database and credentials. */
+typedef struct tkm_sentinel_options {
+    int count;                                  /* 0: no Sentinel */
+    char addr[TKM_SENTINELS_MAX][TKM_ADDR_MAX]; /* host:port or unix:///p */
+    char master_name[128];                      /* "mymaster" */
+    char password_file[TKM_PATH_MAX];           /* "": no AUTH */
+} tkm_sentinel_options;
+
+/* Slots of tkm_options.sources_ (one per option of the table). */
+#define TKM_OPTION_SLOTS 128
+
+/* Everything a client needs.  Fill with tkm_options_init(), then override
+ * fields, or better set them by name with tkm_options_set(), which checks
+ * the value and lets defaults that depend on it follow. */
 typedef struct tkm_options {
     char pool[TKM_POOL_MAX + 1];           /* "keepa" */
     char redis_url[TKM_URL_MAX + 1];       /* "redis://127.0.0.1:6379/0" */
@@ -158,10 +180,124 @@ typedef struct tkm_options {
      * password, read once by tkm_client_open() from a file only its owner
      * may read (trailing newline stripped); it replaces the URL's. */
     char redis_password_file[TKM_PATH_MAX];
+    tkm_sentinel_options sentinel; /* YAML `redis.sentinels`... */
+    /* Private: where each option's value came from (tkm_options_source). */
+    unsigned char sources_[TKM_OPTION_SLOTS];
 } tkm_options;
 
 /* Fill *opts with the documented defaults.  Thread-safe. */
 TKM_EXPORT void tkm_options_init(tkm_options *opts);
+
+/* A tkm_options on the heap, filled with the defaults, for callers that
+ * must not depend on the struct's layout (language bindings).  Free with
+ * tkm_options_free().  Returns TKM_OK or TKM_ENOMEM. */
+TKM_EXPORT tkm_code tkm_options_new(tkm_options **out);
+
+/* Free what tkm_options_new() made (the memory is wiped first: the options
+ * may hold a password).  NULL is fine. */
+TKM_EXPORT void tkm_options_free(tkm_options *opts);
+
+/* Where an option's value came from. */
+typedef enum tkm_option_source {
+    TKM_SOURCE_DEFAULT = 0,  /* the default (or derived from another) */
+    TKM_SOURCE_FILE = 1,     /* a YAML file */
+    TKM_SOURCE_ENV = 2,      /* an environment variable */
+    TKM_SOURCE_FLAG = 3,     /* a command-line flag */
+    TKM_SOURCE_COLLECTD = 4, /* a collectd <Pool> block */
+    TKM_SOURCE_API = 5       /* tkm_options_set() */
+} tkm_option_source;
+
+/* "default", "file", "environment", "flag", "collectd", "api". */
+TKM_EXPORT const char *tkm_option_source_name(tkm_option_source source);
+
+/*
+ * The options table: every option the configuration knows, in one place.
+ * The YAML loader, the environment, the CLI's flags, the collectd plugin's
+ * <Pool> parser, tkm_options_set() and the documentation all walk it.
+ */
+typedef struct tkm_option_info {
+    const char *key;      /* YAML path: "bucket.soft_floor" */
+    const char *collectd; /* collectd option ("StallHeartbeatAge"), or NULL */
+    const char *collectd_block; /* "Recovery" for <Recovery> Exec, or NULL */
+    const char *flag;      /* a CLI flag ("--redis"), or NULL: --set KEY=V */
+    const char *type;      /* "integer", "number", "boolean", "string",
+                              "list" */
+    const char *unit;      /* "ms", "s", "tokens", "" */
+    const char *doc;       /* one line */
+    char env[96];          /* TOKENMGR_<KEY>, or "" when none */
+    char range[64];        /* "1..600000", "(0, 1]", "" */
+    char default_text[96]; /* "20", "\"\"", "min(20, bucket.recharge_target)" */
+} tkm_option_info;
+
+/* How many options the table holds. */
+TKM_EXPORT size_t tkm_option_count(void);
+
+/* Describe option `index` (0..tkm_option_count()-1) into *out.  Returns
+ * TKM_OK or TKM_EINVAL.  Thread-safe. */
+TKM_EXPORT tkm_code tkm_option_describe(size_t index, tkm_option_info *out);
+
+/* The index of the option with YAML path `key`, or -1. */
+TKM_EXPORT int tkm_option_index(const char *key);
+
+/*
+ * The index of the option that `source` spells `name`: the collectd option
+ * (case-insensitive) inside `block` (NULL: the <Pool> block itself,
+ * "Recovery"), the environment variable, or else the YAML path.  -1 when
+ * none; then `hint` (may be NULL) gets " (did you mean 'X'?)" when a known
+ * name is close, else "".
+ */
+TKM_EXPORT int tkm_option_lookup(const char *name, tkm_option_source source,
+                                 const char *block, char *hint, size_t hintlen);
+
+/*
+ * Set the option `key` (its YAML path: "bucket.soft_floor") from text
+ * ("20", "true", "0.97", "redis://host"), checked against the table exactly
+ * as the YAML loader checks it: "20x", a value outside the range, an
+ * unknown key are refused with a one-line message naming the key.  A list
+ * option ("recovery.exec", "redis.sentinels") takes its items separated by
+ * commas here (or use tkm_options_set_list).  Defaults derived from this
+ * option follow it (an unset bucket.low_cost_target never exceeds a set
+ * bucket.recharge_target).  Returns TKM_OK or TKM_ECONFIG; *o is unchanged
+ * on failure.  Thread-safe on distinct options.
+ */
+TKM_EXPORT tkm_code tkm_options_set(tkm_options *o, const char *key,
+                                    const char *value, char *errbuf,
+                                    size_t errlen);
+
+/* The same for a list option, item by item. */
+TKM_EXPORT tkm_code tkm_options_set_list(tkm_options *o, const char *key,
+                                         const char *const *items, size_t n,
+                                         char *errbuf, size_t errlen);
+
+/*
+ * What the loaders use: set `key` from `value` on behalf of `source`.  The
+ * message names the option as that source spells it (the collectd option,
+ * the environment variable, the flag, the YAML path), prefixed with
+ * `where` ("file:line:col: ", "<Pool \"x\"> ", may be NULL).
+ */
+TKM_EXPORT tkm_code tkm_options_set_from(tkm_options *o, const char *key,
+                                         const char *value,
+                                         tkm_option_source source,
+                                         const char *where, char *errbuf,
+                                         size_t errlen);
+
+/* The list form of tkm_options_set_from. */
+TKM_EXPORT tkm_code tkm_options_set_list_from(
+    tkm_options *o, const char *key, const char *const *items, size_t n,
+    tkm_option_source source, const char *where, char *errbuf, size_t errlen);
+
+/*
+ * The value of `key` as text, as tkm_options_set() takes it (a list:
+ * items joined by commas); a password in a URL is shown as "***".
+ * Returns TKM_OK, TKM_EINVAL (unknown key) or TKM_ECONFIG (buffer too
+ * small: the text is cut).
+ */
+TKM_EXPORT tkm_code tkm_options_get(const tkm_options *o, const char *key,
+                                    char *buf, size_t len);
+
+/* Where the value of `key` came from (TKM_SOURCE_DEFAULT for unknown). */
+TKM_EXPORT tkm_option_source tkm_options_source(const tkm_options *o,
+                                                const char *key);
 
 /*
  * Load a YAML configuration file over *opts (keys absent from the file keep
@@ -183,8 +319,10 @@ TKM_EXPORT tkm_code tkm_options_validate(const tkm_options *opts, char *errbuf,
                                          size_t errlen);
 
 /*
- * Apply the environment: TOKENMGR_REDIS_URL replaces opts->redis_url.
- * Returns TKM_OK or TKM_ECONFIG (value too long).
+ * Apply the environment: each option's variable (tkm_option_info.env:
+ * TOKENMGR_ and the YAML path in capitals, dots as underscores, e.g.
+ * TOKENMGR_REDIS_URL, TOKENMGR_BUCKET_SOFT_FLOOR) replaces its value when
+ * set and not empty.  Returns TKM_OK or TKM_ECONFIG with the variable named.
  */
 TKM_EXPORT tkm_code tkm_options_from_env(tkm_options *opts, char *errbuf,
                                          size_t errlen);

@@ -186,20 +186,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char why[512];
         FUZZ_ASSERT(tkm_options_validate(&conf.opts, why, sizeof(why)) ==
                     TKM_OK);
-        FUZZ_ASSERT(conf.stall_confirm >= 1);
-        FUZZ_ASSERT(!(conf.stall_tokens >= 0 && conf.stall_ratio >= 0));
-        FUZZ_ASSERT(conf.recovery.exec_argc == 0 ||
-                    conf.recovery.exec[0][0] == '/');
+        FUZZ_ASSERT(conf.opts.stall.confirmations >= 1);
+        FUZZ_ASSERT(conf.opts.recovery.exec_argc == 0 ||
+                    conf.opts.recovery.exec[0][0] == '/');
         tkm__pool_conf_clear(&conf);
     } else {
-        FUZZ_ASSERT(strncmp(err, "pool \"", 6) == 0);
+        FUZZ_ASSERT(strncmp(err, "<Pool", 5) == 0);
         if (getenv("FUZZ_VERBOSE"))
             fprintf(stderr, "%s\n", err);
         /* The passwords of the vocabulary's URLs never show in a message
          * about the options that take URLs (ConfigFile, Exec, Layout or an
          * unknown option's name may quote a URL given where a path, a word
          * or a name belongs; the pool is "keepa" unless s.raw). */
-        const char *what = err + strlen("pool \"keepa\": ");
+        const char *what = err + strlen("<Pool \"keepa\"> ");
         if (!s.raw && (strncmp(what, "RedisURL", 8) == 0 ||
                        strncmp(what, "<Recovery> Webhook", 18) == 0))
             FUZZ_ASSERT(strstr(err, "s3cretpassword") == NULL);
