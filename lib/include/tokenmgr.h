@@ -359,6 +359,16 @@ typedef struct tkm_client tkm_client;
  * replaced on the next call.  Like hiredis' redisConnect, a handle is handed
  * out even when the options are invalid (so tkm_errstr() can say why); only
  * TKM_ENOMEM leaves *out NULL.  The caller frees *out with tkm_client_free().
+ * A redis.password_file that cannot be opened or is not a regular file is
+ * TKM_ECONFIG.
+ *
+ * Whatever the server on the Redis port does, each call that talks to it
+ * (connecting, AUTH, SELECT and the script together) ends within
+ * opts->timeout_ms with TKM_EREDIS, and a reply that declares more than
+ * 50000 elements (nested ones counted), a string over 1 MiB, a line over
+ * 64 KiB, or that runs past 16 MiB fails with TKM_EPROTO before it is
+ * read further; either way the connection is dropped and the next call
+ * reconnects.
  */
 TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out);
 
