@@ -46,20 +46,25 @@ struct tkm_client {
     char err[TKM__ERR_MAX];
 };
 
-/* util.c */
+/* msg.c: vsnprintf into buf (nothing when buf is NULL or len 0). */
 void tkm__fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Record the client's error line (tkm_errstr) and return code. */
 tkm_code tkm__fail(tkm_client *c, tkm_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Copy src whole into dst: 0, or -1 (dst untouched) when it does not fit. */
+int tkm__copy(char *dst, size_t dstlen, const char *src);
+
+/* names.c: [A-Za-z0-9_.-]{1,64} and [A-Za-z0-9_.:@-]{1,128}. */
 int tkm__pool_name_valid(const char *name);
 int tkm__worker_id_valid(const char *id);
-int tkm__copy(char *dst, size_t dstlen, const char *src);
+
 /*
- * Read a secret (a key, a password) from a regular file that neither group
- * nor others may read or write: at most len - 1 bytes, trailing newlines
- * stripped.  Messages name `what` and the path, never the contents.
- * Returns TKM_OK, TKM_EIO (cannot open or read) or TKM_ECONFIG (mode,
- * empty, too long).
+ * secret.c: read a secret (a key, a password) from a regular file that
+ * neither group nor others may read or write: at most len - 1 bytes,
+ * trailing newlines stripped.  Messages name `what` and the path, never the
+ * contents.  Returns TKM_OK, TKM_EIO (cannot open or read) or TKM_ECONFIG
+ * (not a regular file, mode, empty, too long, a NUL byte).
  */
 tkm_code tkm__read_secret_file(const char *what, const char *path, char *buf,
                                size_t len, char *errbuf, size_t errlen);
