@@ -115,11 +115,13 @@ void tkm__push_str(tkm__args *a, const char *s);
 tkm_code tkm__run(tkm_client *c, tkm__script_id id, tkm__args *a,
                   tkm__value *out, int want, int *nout);
 
-/* wait.c / heartbeat.c */
+/* clock.c: milliseconds on CLOCK_MONOTONIC (for intervals, not dates). */
 int64_t tkm__monotonic_ms(void);
-/* Sleep ms in slices of heartbeat.wait_slice_ms, beating `phase` each. */
+
+/* wait.c: sleep ms in slices of heartbeat.wait_slice_ms, beating `phase`
+ * each; an error from a heartbeat, or the cancel flag, ends it early. */
 tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
-/* A random number in [0, n) from the client's jitter seed (n >= 1). */
+/* A random number in [0, n) from the client's jitter seed (0 when n <= 1). */
 int64_t tkm__random(tkm_client *c, int64_t n);
 
 /* keepa.c (the libcurl file): a JSON POST for webhooks, and the check of
