@@ -281,3 +281,23 @@ TKM_EXPORT tkm_code tkm_reset(tkm_client *c, int64_t *deleted)
         *deleted = v[0].i;
     return rc;
 }
+
+tkm_code tkm__sync_claim(tkm_client *c, int64_t interval_ms, int force,
+                         int *claimed, int64_t *next_allowed_ms)
+{
+    tkm__args a;
+    tkm__value v[2];
+    tkm_code rc;
+
+    *claimed = 0;
+    *next_allowed_ms = 0;
+    tkm__args_init(&a, c);
+    tkm__push_int(&a, interval_ms);
+    tkm__push_str(&a, force ? "1" : "0");
+    rc = run(c, TKM__SCRIPT_SYNC_CLAIM, &a, v, 2);
+    if (rc == TKM_OK) {
+        *claimed = v[0].i != 0;
+        *next_allowed_ms = v[1].i;
+    }
+    return rc;
+}

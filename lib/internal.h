@@ -118,6 +118,12 @@ tkm_code tkm__run(tkm_client *c, tkm__script_id id, tkm__args *a,
 /* clock.c: milliseconds on CLOCK_MONOTONIC (for intervals, not dates). */
 int64_t tkm__monotonic_ms(void);
 
+/* bucket.c: may this worker call the API's /token now?  One claim per
+ * interval_ms per pool, unless force: *claimed, and when not, the wait in
+ * *next_allowed_ms. */
+tkm_code tkm__sync_claim(tkm_client *c, int64_t interval_ms, int force,
+                         int *claimed, int64_t *next_allowed_ms);
+
 /* wait.c: sleep ms in slices of heartbeat.wait_slice_ms, beating `phase`
  * each; an error from a heartbeat, or the cancel flag, ends it early. */
 tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
