@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "scripts.h"
+#include "script.h" /* script calls: script.c */
 #include "tokenmgr.h"
 
 #define TKM__ERR_MAX 512
@@ -36,7 +36,7 @@ struct tkm_client {
     char key_workers[TKM__KEY_MAX];
     char key_token_sync[TKM__KEY_MAX];
     char key_busy[TKM__KEY_MAX];
-    char key_guard[4][TKM__KEY_MAX]; /* recovery.c fills them per call */
+    char key_guard[TKM__NKEYS_GUARD][TKM__KEY_MAX]; /* script.c, per call */
     char key_pattern[TKM__KEY_MAX];
     char audit_host[64]; /* recovery.c: the host of the call, cut */
     int64_t round_trips;
@@ -79,50 +79,14 @@ tkm_code tkm__config_load_string(const char *name, const char *text, size_t len,
 tkm_code tkm__url_parse(const char *text, tkm__url *out, char *errbuf,
                         size_t errlen);
 
-/* A value of a script's flat reply. */
-#define TKM__VALUE_STR_MAX 256
-typedef struct tkm__value {
-    int is_int;
-    int is_nil; /* a nil reply (a missing key) */
-    int64_t i;
-    size_t len; /* the string's length in the reply (s may be cut) */
-    char s[TKM__VALUE_STR_MAX];
-} tkm__value;
-
-/* bucket.c: the arguments every script takes (keys, policy, op[]). */
-#define TKM__NKEYS          7
-#define TKM__NPOLICY        12
-#define TKM__MAX_OP_ARGS    20
-#define TKM__NUM_LEN        24
-#define TKM__MAX_EXTRA_KEYS 4
-typedef struct tkm__args {
-    const char *argv[TKM__NKEYS + TKM__MAX_EXTRA_KEYS + TKM__NPOLICY +
-                     TKM__MAX_OP_ARGS];
-    char num[TKM__NPOLICY + TKM__MAX_OP_ARGS][TKM__NUM_LEN];
-    int argc;
-    int nkeys;
-    int nnum;
-} tkm__args;
-/* The pool's keys and the policy; op[] follows with push_int/push_str. */
-void tkm__args_init(tkm__args *a, const tkm_client *c);
-/* The same with more keys after the pool's six (KEYS[7..]). */
-void tkm__args_init_keys(tkm__args *a, const tkm_client *c,
-                         const char *const *extra, int nextra);
-void tkm__push_int(tkm__args *a, int64_t v);
-void tkm__push_str(tkm__args *a, const char *s);
-/* Run a script whose reply must hold exactly `want` values (or, with
- * want < 0, at most -want). */
-tkm_code tkm__run(tkm_client *c, tkm__script_id id, tkm__args *a,
-                  tkm__value *out, int want, int *nout);
-
-/* clock.c: milliseconds on CLOCK_MONOTONIC (for intervals, not dates). */
-int64_t tkm__monotonic_ms(void);
-
 /* bucket.c: may this worker call the API's /token now?  One claim per
  * interval_ms per pool, unless force: *claimed, and when not, the wait in
  * *next_allowed_ms. */
 tkm_code tkm__sync_claim(tkm_client *c, int64_t interval_ms, int force,
                          int *claimed, int64_t *next_allowed_ms);
+
+/* clock.c: milliseconds on CLOCK_MONOTONIC (for intervals, not dates). */
+int64_t tkm__monotonic_ms(void);
 
 /* wait.c: sleep ms in slices of heartbeat.wait_slice_ms, beating `phase`
  * each; an error from a heartbeat, or the cancel flag, ends it early. */
@@ -142,7 +106,8 @@ tkm_code tkm__http_post_json(const char *url, const char *body,
 /*
  * Run one script as EVALSHA (EVAL on NOSCRIPT) with keys/argv; the flat
  * array reply is copied into out[0..*nout).  Errors from the script are
- * mapped by their prefix (TKMSTATE, TKMNOGRANT, TKMCOST) and recorded in c.
+ * mapped by their prefix (TKMSTATE, TKMNOGRANT, TKMCOST, WRONGTYPE) and
+ * recorded in c.
  */
 tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
                          const char *const *args, int nargs, tkm__value *out,

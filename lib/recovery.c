@@ -44,7 +44,6 @@ static tkm_decision decision_from(const char *s)
     return TKM_DECIDE_UNKNOWN;
 }
 
-/* The guard's keys follow the pool's six. */
 /*
  * Free text bound for the audit stream (anyone who can run `tokenmgr
  * recover --reason` writes it): at most len - 1 bytes, cut at a UTF-8
@@ -67,21 +66,12 @@ static const char *audit_text(char *dst, size_t len, const char *src)
     return dst;
 }
 
-static void guard_args(tkm__args *a, tkm_client *c, const char *cmd,
+/* A call of recovery.lua: each takes the host that asks first. */
+static void guard_call(tkm__call *k, tkm_client *c, tkm__call_id id,
                        const char *host)
 {
-    static const char *const names[] = {"recovery", "recovery_actions",
-                                        "recovery_lease", "recovery_log"};
-    const char *keys[4];
-
-    for (int i = 0; i < 4; i++) {
-        snprintf(c->key_guard[i], sizeof(c->key_guard[i]), "tokenmgr:{%s}:%s",
-                 c->opts.pool, names[i]);
-        keys[i] = c->key_guard[i];
-    }
-    tkm__args_init_keys(a, c, keys, 4);
-    tkm__push_str(a, cmd);
-    tkm__push_str(a, audit_text(c->audit_host, sizeof(c->audit_host), host));
+    tkm__call_init(k, c, id);
+    tkm__call_str(k, audit_text(c->audit_host, sizeof(c->audit_host), host));
 }
 
 /* 128 random bits as hex, for the lease: only its holder may release it. */
@@ -109,34 +99,35 @@ TKM_EXPORT tkm_code tkm_recovery_decide(tkm_client *c,
                                         const char *argv_text,
                                         tkm_recovery_ticket *t)
 {
-    tkm__args a;
-    tkm__value v[5];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_DECIDE_NFIELDS];
     tkm_code rc;
     char why[TKM__VALUE_STR_MAX], in[TKM__VALUE_STR_MAX];
     char argv_cut[TKM__VALUE_STR_MAX];
 
     memset(t, 0, sizeof(*t));
     random_token(c, t->lease_token, sizeof(t->lease_token));
-    guard_args(&a, c, "decide", host);
-    tkm__push_str(&a, audit_text(why, sizeof(why), reason));
-    tkm__push_str(&a, audit_text(in, sizeof(in), inputs));
-    tkm__push_str(&a, audit_text(argv_cut, sizeof(argv_cut), argv_text));
-    tkm__push_str(&a, t->lease_token);
-    tkm__push_int(&a, o->cooldown_s * 1000);
-    tkm__push_int(&a, o->max_actions);
-    tkm__push_int(&a, o->window_s * 1000);
-    tkm__push_int(&a, o->timeout_s * 1000 + LEASE_MARGIN_MS);
-    tkm__push_int(&a, o->grace_s * 1000);
-    tkm__push_str(&a, o->dry_run ? "1" : "0");
-    tkm__push_str(&a, mode);
-    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 5, NULL);
+    guard_call(&k, c, TKM__CALL_RECOVERY_DECIDE, host);
+    tkm__call_str(&k, audit_text(why, sizeof(why), reason));
+    tkm__call_str(&k, audit_text(in, sizeof(in), inputs));
+    tkm__call_str(&k, audit_text(argv_cut, sizeof(argv_cut), argv_text));
+    tkm__call_str(&k, t->lease_token);
+    tkm__call_int(&k, o->cooldown_s * 1000);
+    tkm__call_int(&k, o->max_actions);
+    tkm__call_int(&k, o->window_s * 1000);
+    tkm__call_int(&k, o->timeout_s * 1000 + LEASE_MARGIN_MS);
+    tkm__call_int(&k, o->grace_s * 1000);
+    tkm__call_str(&k, o->dry_run ? "1" : "0");
+    tkm__call_str(&k, mode);
+    rc = tkm__call_run(c, &k, v, TKM__RECOVERY_DECIDE_NFIELDS, NULL);
     if (rc != TKM_OK)
         return rc;
-    t->decision = decision_from(v[0].s);
-    tkm__copy(t->action_id, sizeof(t->action_id), v[1].s);
-    t->cooldown_left_ms = v[2].i;
-    t->actions_in_window = v[3].i;
-    t->escalated = v[4].i != 0;
+    t->decision = decision_from(v[TKM__RECOVERY_DECIDE_DECISION].s);
+    tkm__copy(t->action_id, sizeof(t->action_id),
+              v[TKM__RECOVERY_DECIDE_ACTION_ID].s);
+    t->cooldown_left_ms = v[TKM__RECOVERY_DECIDE_COOLDOWN_LEFT_MS].i;
+    t->actions_in_window = v[TKM__RECOVERY_DECIDE_ACTIONS_IN_WINDOW].i;
+    t->escalated = v[TKM__RECOVERY_DECIDE_ESCALATED].i != 0;
     return TKM_OK;
 }
 
@@ -146,19 +137,19 @@ TKM_EXPORT tkm_code tkm_recovery_finish(tkm_client *c,
                                         int exit_status, int64_t duration_ms,
                                         const char *output)
 {
-    tkm__args a;
-    tkm__value v[1];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_FINISH_NFIELDS];
     char clean[TKM__VALUE_STR_MAX];
 
     audit_text(clean, sizeof(clean), output);
-    guard_args(&a, c, "finish", host);
-    tkm__push_str(&a, t->action_id);
-    tkm__push_str(&a, t->lease_token);
-    tkm__push_str(&a, outcome);
-    tkm__push_int(&a, exit_status);
-    tkm__push_int(&a, duration_ms);
-    tkm__push_str(&a, clean);
-    return tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 1, NULL);
+    guard_call(&k, c, TKM__CALL_RECOVERY_FINISH, host);
+    tkm__call_str(&k, t->action_id);
+    tkm__call_str(&k, t->lease_token);
+    tkm__call_str(&k, outcome);
+    tkm__call_int(&k, exit_status);
+    tkm__call_int(&k, duration_ms);
+    tkm__call_str(&k, clean);
+    return tkm__call_run(c, &k, v, TKM__RECOVERY_FINISH_NFIELDS, NULL);
 }
 
 TKM_EXPORT tkm_code tkm_recovery_observe(tkm_client *c,
@@ -168,25 +159,25 @@ TKM_EXPORT tkm_code tkm_recovery_observe(tkm_client *c,
                                          int64_t heartbeat_age_ms,
                                          tkm_recovery_state *out)
 {
-    tkm__args a;
-    tkm__value v[5];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_OBSERVE_NFIELDS];
     tkm_code rc;
 
     memset(out, 0, sizeof(*out));
-    guard_args(&a, c, "observe", host);
-    tkm__push_str(&a, stall_state == TKM_STALL_OK        ? "clear"
+    guard_call(&k, c, TKM__CALL_RECOVERY_OBSERVE, host);
+    tkm__call_str(&k, stall_state == TKM_STALL_OK        ? "clear"
                       : stall_state == TKM_STALL_UNKNOWN ? "unknown"
                                                          : "stalled");
-    tkm__push_int(&a, heartbeat_age_ms);
-    tkm__push_int(&a, o->window_s * 1000);
-    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 5, NULL);
+    tkm__call_int(&k, heartbeat_age_ms);
+    tkm__call_int(&k, o->window_s * 1000);
+    rc = tkm__call_run(c, &k, v, TKM__RECOVERY_OBSERVE_NFIELDS, NULL);
     if (rc != TKM_OK)
         return rc;
-    tkm__copy(out->event, sizeof(out->event), v[0].s);
-    out->escalated = v[1].i != 0;
-    out->paused = v[2].i != 0;
-    out->total = v[3].i;
-    out->failed = v[4].i;
+    tkm__copy(out->event, sizeof(out->event), v[TKM__RECOVERY_OBSERVE_EVENT].s);
+    out->escalated = v[TKM__RECOVERY_OBSERVE_ESCALATED].i != 0;
+    out->paused = v[TKM__RECOVERY_OBSERVE_PAUSED].i != 0;
+    out->total = v[TKM__RECOVERY_OBSERVE_TOTAL].i;
+    out->failed = v[TKM__RECOVERY_OBSERVE_FAILED].i;
     return TKM_OK;
 }
 
@@ -194,52 +185,60 @@ TKM_EXPORT tkm_code tkm_recovery_status(tkm_client *c,
                                         const tkm_recovery_options *o,
                                         tkm_recovery_state *out)
 {
-    tkm__args a;
-    tkm__value v[11];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_STATUS_NFIELDS];
+    int64_t lease_ttl;
     tkm_code rc;
 
     memset(out, 0, sizeof(*out));
-    guard_args(&a, c, "status", "");
-    tkm__push_int(&a, o->cooldown_s * 1000);
-    tkm__push_int(&a, o->window_s * 1000);
-    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 11, NULL);
+    guard_call(&k, c, TKM__CALL_RECOVERY_STATUS, "");
+    tkm__call_int(&k, o->cooldown_s * 1000);
+    tkm__call_int(&k, o->window_s * 1000);
+    rc = tkm__call_run(c, &k, v, TKM__RECOVERY_STATUS_NFIELDS, NULL);
     if (rc != TKM_OK)
         return rc;
-    out->paused = v[0].i != 0;
-    out->escalated = v[1].i != 0;
-    out->escalated_ms = v[2].i;
-    out->last_action_ms = v[3].i;
-    out->actions_in_window = v[4].i;
-    out->cooldown_left_ms = v[5].i;
-    out->total = v[6].i;
-    out->failed = v[7].i;
-    out->grace_left_ms = v[8].i;
-    out->lease_ttl_ms = v[9].i > 0 ? v[9].i : 0;
+    out->paused = v[TKM__RECOVERY_STATUS_PAUSED].i != 0;
+    out->escalated = v[TKM__RECOVERY_STATUS_ESCALATED].i != 0;
+    out->escalated_ms = v[TKM__RECOVERY_STATUS_ESCALATED_MS].i;
+    out->last_action_ms = v[TKM__RECOVERY_STATUS_LAST_ACTION_MS].i;
+    out->actions_in_window = v[TKM__RECOVERY_STATUS_ACTIONS_IN_WINDOW].i;
+    out->cooldown_left_ms = v[TKM__RECOVERY_STATUS_COOLDOWN_LEFT_MS].i;
+    out->total = v[TKM__RECOVERY_STATUS_TOTAL].i;
+    out->failed = v[TKM__RECOVERY_STATUS_FAILED].i;
+    out->grace_left_ms = v[TKM__RECOVERY_STATUS_GRACE_LEFT_MS].i;
+    lease_ttl = v[TKM__RECOVERY_STATUS_LEASE_TTL_MS].i; /* PTTL: -2, -1 */
+    out->lease_ttl_ms = lease_ttl > 0 ? lease_ttl : 0;
     return TKM_OK;
 }
 
-static tkm_code simple(tkm_client *c, const char *cmd, const char *host,
+/* reset, pause and resume: (host, reason) -> {ok}. */
+_Static_assert(TKM__RECOVERY_PAUSE_NFIELDS == TKM__RECOVERY_RESET_NFIELDS &&
+                   TKM__RECOVERY_RESUME_NFIELDS == TKM__RECOVERY_RESET_NFIELDS,
+               "one reply for the guard's simple calls");
+
+static tkm_code simple(tkm_client *c, tkm__call_id id, const char *host,
                        const char *reason)
 {
-    tkm__args a;
-    tkm__value v[1];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_RESET_NFIELDS];
     char why[TKM__VALUE_STR_MAX];
 
-    guard_args(&a, c, cmd, host);
-    tkm__push_str(&a, audit_text(why, sizeof(why), reason));
-    return tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 1, NULL);
+    guard_call(&k, c, id, host);
+    tkm__call_str(&k, audit_text(why, sizeof(why), reason));
+    return tkm__call_run(c, &k, v, TKM__RECOVERY_RESET_NFIELDS, NULL);
 }
 
 TKM_EXPORT tkm_code tkm_recovery_reset(tkm_client *c, const char *host,
                                        const char *reason)
 {
-    return simple(c, "reset", host, reason);
+    return simple(c, TKM__CALL_RECOVERY_RESET, host, reason);
 }
 
 TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *c, const char *host, int on,
                                        const char *reason)
 {
-    return simple(c, on ? "pause" : "resume", host, reason);
+    return simple(c, on ? TKM__CALL_RECOVERY_PAUSE : TKM__CALL_RECOVERY_RESUME,
+                  host, reason);
 }
 
 static int64_t int_or(const char *s, int64_t dflt)
@@ -252,7 +251,7 @@ static int64_t int_or(const char *s, int64_t dflt)
 TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *c, int64_t count,
                                      tkm_audit_entry **entries, size_t *n)
 {
-    tkm__args a;
+    tkm__call k;
     tkm__value *v = NULL;
     tkm_audit_entry *e;
     int nv = 0, i = 0;
@@ -264,11 +263,9 @@ TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *c, int64_t count,
     if (count < 1 || count > 1000)
         return tkm__fail(c, TKM_EINVAL, "count %lld is outside 1..1000",
                          (long long)count);
-    guard_args(&a, c, "", "");
-    a.argc -= 2; /* the log script takes only the count */
-    tkm__push_int(&a, count);
-    rc = tkm__script_run_alloc(c, TKM__SCRIPT_RECOVERY_LOG, a.nkeys, a.argv,
-                               a.argc, &v, &nv);
+    tkm__call_init(&k, c, TKM__CALL_RECOVERY_LOG);
+    tkm__call_int(&k, count);
+    rc = tkm__call_run_alloc(c, &k, &v, &nv);
     if (rc != TKM_OK) {
         free(v);
         return rc;
