@@ -5,6 +5,7 @@
  * each call is one script run.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,11 +242,62 @@ TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *c, const char *host, int on,
                   host, reason);
 }
 
-static int64_t int_or(const char *s, int64_t dflt)
-{
-    int64_t v;
+/*
+ * The audit stream's fields (recovery.lua's audit()) and where each goes in
+ * an entry: text into its buffer, or a number, `absent` when missing or
+ * unreadable.  The stream's "pool" field is the client's own pool: skipped.
+ */
+typedef struct audit_field {
+    const char *name;
+    size_t offset;
+    size_t size; /* text: the buffer's size; 0: an int64_t */
+    int64_t absent;
+} audit_field;
 
-    return tkm_parse_int(s, INT64_MIN, INT64_MAX, &v) == TKM_OK ? v : dflt;
+#define AUDIT_TEXT(name, member)                                                    \
+    {                                                                               \
+        name,                                                                     \
+     _Generic(((tkm_audit_entry *)0)->member,                                  \
+         char *: offsetof(tkm_audit_entry, member)),                           \
+     sizeof(((tkm_audit_entry *)0)->member), 0 \
+    }
+#define AUDIT_NUM(name, member, absent)                                        \
+    {                                                                          \
+        name,                                                                  \
+            _Generic(((tkm_audit_entry *)0)->member, int64_t                   \
+                     : offsetof(tkm_audit_entry, member)),                     \
+            0, absent                                                          \
+    }
+
+static const audit_field audit_fields[] = {
+    AUDIT_NUM("time", time_ms, 0),
+    AUDIT_TEXT("host", host),
+    AUDIT_TEXT("decision", decision),
+    AUDIT_TEXT("reason", reason),
+    AUDIT_TEXT("inputs", inputs),
+    AUDIT_TEXT("argv", argv),
+    AUDIT_TEXT("action_id", action_id),
+    AUDIT_TEXT("outcome", outcome),
+    AUDIT_NUM("exit", exit_status, -1),
+    AUDIT_NUM("duration_ms", duration_ms, -1),
+    AUDIT_TEXT("output", output),
+    AUDIT_NUM("repeats", repeats, 0),
+};
+#define NAUDIT_FIELDS (sizeof(audit_fields) / sizeof(audit_fields[0]))
+
+/* Set field f of e from val (NULL: absent). */
+static void audit_set(tkm_audit_entry *e, const audit_field *f, const char *val)
+{
+    char *at = (char *)e + f->offset;
+    int64_t num;
+
+    if (f->size > 0) {
+        tkm__fmt(at, f->size, "%s", val ? val : "");
+        return;
+    }
+    if (val == NULL || tkm_parse_int(val, INT64_MIN, INT64_MAX, &num) != TKM_OK)
+        num = f->absent;
+    memcpy(at, &num, sizeof(num));
 }
 
 TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *c, int64_t count,
@@ -275,39 +327,19 @@ TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *c, int64_t count,
         free(v);
         return tkm__fail(c, TKM_ENOMEM, "out of memory reading the audit");
     }
+    /* Each entry: its stream id, its number of fields, field, value... */
     while (i + 1 < nv && rows < (size_t)count) {
         tkm_audit_entry *r = &e[rows++];
         int64_t fields = v[i + 1].i;
-        r->exit_status = -1;
-        r->duration_ms = -1;
+        for (size_t a = 0; a < NAUDIT_FIELDS; a++)
+            audit_set(r, &audit_fields[a], NULL);
         tkm__copy(r->id, sizeof(r->id), v[i].s);
         i += 2;
         for (int64_t f = 0; f < fields && i + 1 < nv; f++, i += 2) {
-            const char *k = v[i].s, *val = v[i + 1].s;
-            if (strcmp(k, "time") == 0)
-                r->time_ms = int_or(val, 0);
-            else if (strcmp(k, "host") == 0)
-                tkm__fmt(r->host, sizeof(r->host), "%s", val);
-            else if (strcmp(k, "decision") == 0)
-                tkm__fmt(r->decision, sizeof(r->decision), "%s", val);
-            else if (strcmp(k, "reason") == 0)
-                tkm__fmt(r->reason, sizeof(r->reason), "%s", val);
-            else if (strcmp(k, "inputs") == 0)
-                tkm__fmt(r->inputs, sizeof(r->inputs), "%s", val);
-            else if (strcmp(k, "argv") == 0)
-                tkm__fmt(r->argv, sizeof(r->argv), "%s", val);
-            else if (strcmp(k, "action_id") == 0)
-                tkm__fmt(r->action_id, sizeof(r->action_id), "%s", val);
-            else if (strcmp(k, "outcome") == 0)
-                tkm__fmt(r->outcome, sizeof(r->outcome), "%s", val);
-            else if (strcmp(k, "exit") == 0)
-                r->exit_status = int_or(val, -1);
-            else if (strcmp(k, "duration_ms") == 0)
-                r->duration_ms = int_or(val, -1);
-            else if (strcmp(k, "output") == 0)
-                tkm__fmt(r->output, sizeof(r->output), "%s", val);
-            else if (strcmp(k, "repeats") == 0)
-                r->repeats = int_or(val, 0);
+            for (size_t a = 0; a < NAUDIT_FIELDS; a++) {
+                if (strcmp(v[i].s, audit_fields[a].name) == 0)
+                    audit_set(r, &audit_fields[a], v[i + 1].s);
+            }
         }
     }
     free(v);
