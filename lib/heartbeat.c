@@ -79,10 +79,8 @@ TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list, size_t *count)
     tkm__call_init(&k, c, TKM__CALL_WORKERS);
     tkm__call_int(&k, TKM_WORKERS_MAX);
     rc = tkm__call_run_alloc(c, &k, &v, &n);
-    if (rc != TKM_OK) {
-        free(v);
+    if (rc != TKM_OK)
         return rc;
-    }
     rows = (size_t)(n - TKM__WORKERS_NFIELDS) / TKM__WORKERS_ROW_NFIELDS;
     w = calloc(rows ? rows : 1, sizeof(*w));
     if (w == NULL) {

@@ -318,10 +318,8 @@ TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *c, int64_t count,
     tkm__call_init(&k, c, TKM__CALL_RECOVERY_LOG);
     tkm__call_int(&k, count);
     rc = tkm__call_run_alloc(c, &k, &v, &nv);
-    if (rc != TKM_OK) {
-        free(v);
+    if (rc != TKM_OK)
         return rc;
-    }
     e = calloc((size_t)count, sizeof(*e));
     if (e == NULL) {
         free(v);

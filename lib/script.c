@@ -5,6 +5,7 @@
  * here: it is in lib/lua.  Nothing is allocated but by tkm__call_run_alloc.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -192,5 +193,9 @@ tkm_code tkm__call_run_alloc(tkm_client *c, tkm__call *k, tkm__value **out,
                                    k->argc, out, nout);
     if (rc == TKM_OK)
         rc = check_reply(c, k->decl, *nout);
+    if (rc != TKM_OK) {
+        free(*out);
+        *out = NULL;
+    }
     return rc;
 }

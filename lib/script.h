@@ -96,8 +96,8 @@ void tkm__call_str(tkm__call *k, const char *s); /* s must outlive the run */
  */
 tkm_code tkm__call_run(tkm_client *c, tkm__call *k, tkm__value *out, int maxout,
                        int *nout);
-/* The same, with out[] allocated to fit the reply (caller frees *out, also
- * on failure). */
+/* The same, with out[] allocated to fit the reply: the caller frees *out
+ * on success; on failure *out is NULL. */
 tkm_code tkm__call_run_alloc(tkm_client *c, tkm__call *k, tkm__value **out,
                              int *nout);
 
