@@ -105,9 +105,10 @@ tkm_code tkm__http_post_json(const char *url, const char *body,
 
 /*
  * Run one script as EVALSHA (EVAL on NOSCRIPT) with keys/argv; the flat
- * array reply is copied into out[0..*nout).  Errors from the script are
- * mapped by their prefix (TKMSTATE, TKMNOGRANT, TKMCOST, WRONGTYPE) and
- * recorded in c.
+ * array reply is copied into out[0..*nout).  Callers go through
+ * tkm__call_run (script.c), which builds keys/argv and checks the reply. Errors
+ * from the script are mapped by their prefix (TKMSTATE, TKMNOGRANT, TKMCOST,
+ * WRONGTYPE) and recorded in c.
  */
 tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
                          const char *const *args, int nargs, tkm__value *out,

@@ -42,7 +42,8 @@ for i = 13, #ARGV do
   op[i - 12] = ARGV[i]
 end
 
--- An integer as this library writes it: optional minus, at most 16 digits.
+-- An integer as this library writes it: optional minus and digits, at most
+-- 17 characters.
 local function int_or_nil(v)
   if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') or #v > 17 then
     return nil

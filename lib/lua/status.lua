@@ -1,6 +1,7 @@
 -- status (read-only): the pool with refill projected to now, and its
 -- workers' summary.  estimate_ratio is in thousandths (0: nothing learned
--- yet); a pool without state answers synced 0 (its bucket fields 0 or -1).
+-- yet); a pool without state answers synced 0, its bucket fields 0 or -1
+-- (period_ms: the configured one).
 -- @keys pool
 -- @policy
 -- @call status()
