@@ -5,17 +5,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
-
-int64_t tkm__monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * The rule for phase texts: at most TKM_PHASE_MAX bytes, cut back to the
@@ -40,16 +31,16 @@ static void clean_phase(const char *in, char *out)
 static tkm_code beat(tkm_client *c, const char *phase, int64_t busy_ms)
 {
     char text[TKM_PHASE_MAX + 1];
-    tkm__args a;
-    tkm__value v[2];
+    tkm__call k;
+    tkm__value v[TKM__HEARTBEAT_NFIELDS];
     tkm_code rc;
 
     clean_phase(phase, text);
-    tkm__args_init(&a, c);
-    tkm__push_str(&a, c->opts.worker_id);
-    tkm__push_str(&a, text);
-    tkm__push_int(&a, busy_ms);
-    rc = tkm__run(c, TKM__SCRIPT_HEARTBEAT, &a, v, 2, NULL);
+    tkm__call_init(&k, c, TKM__CALL_HEARTBEAT);
+    tkm__call_str(&k, c->opts.worker_id);
+    tkm__call_str(&k, text);
+    tkm__call_int(&k, busy_ms);
+    rc = tkm__call_run(c, &k, v, TKM__HEARTBEAT_NFIELDS, NULL);
     if (rc == TKM_OK)
         c->last_heartbeat_ms = tkm__monotonic_ms();
     return rc;
@@ -76,7 +67,7 @@ TKM_EXPORT tkm_code tkm_heartbeat_busy(tkm_client *c, const char *phase,
 
 TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list, size_t *count)
 {
-    tkm__args a;
+    tkm__call k;
     tkm__value *v = NULL;
     tkm_worker *w;
     int n = 0;
@@ -85,32 +76,27 @@ TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list, size_t *count)
 
     *list = NULL;
     *count = 0;
-    if (c->open_status != TKM_OK)
-        return c->open_status;
-    tkm__args_init(&a, c);
-    tkm__push_int(&a, TKM_WORKERS_MAX);
-    rc = tkm__script_run_alloc(c, TKM__SCRIPT_WORKERS, a.nkeys, a.argv, a.argc,
-                               &v, &n);
-    if (rc == TKM_OK && (n < 2 || (n - 2) % 4 != 0))
-        rc = tkm__fail(c, TKM_EPROTO, "the workers script answered %d values",
-                       n);
-    if (rc != TKM_OK) {
-        free(v);
+    tkm__call_init(&k, c, TKM__CALL_WORKERS);
+    tkm__call_int(&k, TKM_WORKERS_MAX);
+    rc = tkm__call_run_alloc(c, &k, &v, &n);
+    if (rc != TKM_OK)
         return rc;
-    }
-    rows = (size_t)(n - 2) / 4;
+    rows = (size_t)(n - TKM__WORKERS_NFIELDS) / TKM__WORKERS_ROW_NFIELDS;
     w = calloc(rows ? rows : 1, sizeof(*w));
     if (w == NULL) {
         free(v);
         return tkm__fail(c, TKM_ENOMEM, "out of memory listing workers");
     }
     for (size_t i = 0; i < rows; i++) {
-        const tkm__value *r = &v[2 + 4 * i];
-        int64_t now = v[0].i;
-        tkm__copy(w[i].id, sizeof(w[i].id), r[0].s);
-        w[i].heartbeat_age_ms = now > r[1].i ? now - r[1].i : 0;
-        w[i].busy_until_ms = r[2].i > now ? r[2].i : -1;
-        clean_phase(r[3].s, w[i].phase);
+        const tkm__value *r =
+            &v[TKM__WORKERS_NFIELDS + TKM__WORKERS_ROW_NFIELDS * i];
+        int64_t now = v[TKM__WORKERS_NOW].i;
+        int64_t beat = r[TKM__WORKERS_ROW_HEARTBEAT_MS].i;
+        int64_t busy = r[TKM__WORKERS_ROW_BUSY_UNTIL_MS].i;
+        tkm__copy(w[i].id, sizeof(w[i].id), r[TKM__WORKERS_ROW_ID].s);
+        w[i].heartbeat_age_ms = now > beat ? now - beat : 0;
+        w[i].busy_until_ms = busy > now ? busy : -1;
+        clean_phase(r[TKM__WORKERS_ROW_PHASE].s, w[i].phase);
         w[i].alive =
             w[i].busy_until_ms > 0 ||
             w[i].heartbeat_age_ms <= c->opts.heartbeat.stale_after_s * 1000;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "scripts.h"
+#include "script.h" /* script calls: script.c */
 #include "tokenmgr.h"
 
 #define TKM__ERR_MAX 512
@@ -36,7 +36,7 @@ struct tkm_client {
     char key_workers[TKM__KEY_MAX];
     char key_token_sync[TKM__KEY_MAX];
     char key_busy[TKM__KEY_MAX];
-    char key_guard[4][TKM__KEY_MAX]; /* recovery.c fills them per call */
+    char key_guard[TKM__NKEYS_GUARD][TKM__KEY_MAX]; /* script.c, per call */
     char key_pattern[TKM__KEY_MAX];
     char audit_host[64]; /* recovery.c: the host of the call, cut */
     int64_t round_trips;
@@ -46,21 +46,26 @@ struct tkm_client {
     char err[TKM__ERR_MAX];
 };
 
-/* util.c */
+/* msg.c: vsnprintf into buf (nothing when buf is NULL or len 0). */
 void tkm__fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Record the client's error line (tkm_errstr) and return code. */
 tkm_code tkm__fail(tkm_client *c, tkm_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Copy src whole into dst: 0, or -1 (dst untouched) when it does not fit. */
+int tkm__copy(char *dst, size_t dstlen, const char *src);
+
+/* names.c: [A-Za-z0-9_.-]{1,64} and [A-Za-z0-9_.:@-]{1,128}. */
 int tkm__pool_name_valid(const char *name);
 int tkm__worker_id_valid(const char *id);
-int tkm__copy(char *dst, size_t dstlen, const char *src);
+
 /*
- * Read a secret (a key, a password) from a regular file that neither group
- * nor others may read or write: at most len - 1 bytes, trailing newlines
- * stripped.  Messages name `what` and the path, never the contents.
- * Returns TKM_OK, TKM_ECONFIG (cannot open, not a regular file, mode,
- * empty, too long: the configuration names a file that will not do) or
- * TKM_EIO (cannot read).
+ * secret.c: read a secret (a key, a password) from a regular file that
+ * neither group nor others may read or write: at most len - 1 bytes,
+ * trailing newlines stripped.  Messages name `what` and the path, never the
+ * contents.  Returns TKM_OK, TKM_ECONFIG (cannot open, not a regular file,
+ * mode, empty, too long, a NUL byte: the configuration names a file that
+ * will not do) or TKM_EIO (cannot read).
  */
 tkm_code tkm__read_secret_file(const char *what, const char *path, char *buf,
                                size_t len, char *errbuf, size_t errlen);
@@ -96,47 +101,19 @@ tkm_code tkm__options_relations(const tkm_options *o, int *culprit,
 int tkm__option_is_list(int index);
 int tkm__option_is_text(int index);
 
-/* A value of a script's flat reply. */
-#define TKM__VALUE_STR_MAX 256
-typedef struct tkm__value {
-    int is_int;
-    int is_nil; /* a nil reply (a missing key) */
-    int64_t i;
-    size_t len; /* the string's length in the reply (s may be cut) */
-    char s[TKM__VALUE_STR_MAX];
-} tkm__value;
+/* bucket.c: may this worker call the API's /token now?  One claim per
+ * interval_ms per pool, unless force: *claimed, and when not, the wait in
+ * *next_allowed_ms. */
+tkm_code tkm__sync_claim(tkm_client *c, int64_t interval_ms, int force,
+                         int *claimed, int64_t *next_allowed_ms);
 
-/* bucket.c: the arguments every script takes (keys, policy, op[]). */
-#define TKM__NKEYS          7
-#define TKM__NPOLICY        12
-#define TKM__MAX_OP_ARGS    20
-#define TKM__NUM_LEN        24
-#define TKM__MAX_EXTRA_KEYS 4
-typedef struct tkm__args {
-    const char *argv[TKM__NKEYS + TKM__MAX_EXTRA_KEYS + TKM__NPOLICY +
-                     TKM__MAX_OP_ARGS];
-    char num[TKM__NPOLICY + TKM__MAX_OP_ARGS][TKM__NUM_LEN];
-    int argc;
-    int nkeys;
-    int nnum;
-} tkm__args;
-/* The pool's keys and the policy; op[] follows with push_int/push_str. */
-void tkm__args_init(tkm__args *a, const tkm_client *c);
-/* The same with more keys after the pool's six (KEYS[7..]). */
-void tkm__args_init_keys(tkm__args *a, const tkm_client *c,
-                         const char *const *extra, int nextra);
-void tkm__push_int(tkm__args *a, int64_t v);
-void tkm__push_str(tkm__args *a, const char *s);
-/* Run a script whose reply must hold exactly `want` values (or, with
- * want < 0, at most -want). */
-tkm_code tkm__run(tkm_client *c, tkm__script_id id, tkm__args *a,
-                  tkm__value *out, int want, int *nout);
-
-/* wait.c / heartbeat.c */
+/* clock.c: milliseconds on CLOCK_MONOTONIC (for intervals, not dates). */
 int64_t tkm__monotonic_ms(void);
-/* Sleep ms in slices of heartbeat.wait_slice_ms, beating `phase` each. */
+
+/* wait.c: sleep ms in slices of heartbeat.wait_slice_ms, beating `phase`
+ * each; an error from a heartbeat, or the cancel flag, ends it early. */
 tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
-/* A random number in [0, n) from the client's jitter seed (n >= 1). */
+/* A random number in [0, n) from the client's jitter seed (0 when n <= 1). */
 int64_t tkm__random(tkm_client *c, int64_t n);
 
 /* http.c, the libcurl file, declares its functions in http.h. */
@@ -145,8 +122,10 @@ int64_t tkm__random(tkm_client *c, int64_t n);
 
 /*
  * Run one script as EVALSHA (EVAL on NOSCRIPT) with keys/argv; the flat
- * array reply is copied into out[0..*nout).  Errors from the script are
- * mapped by their prefix (TKMSTATE, TKMNOGRANT, TKMCOST) and recorded in c.
+ * array reply is copied into out[0..*nout).  Callers go through
+ * tkm__call_run (script.c), which builds keys/argv and checks the reply. Errors
+ * from the script are mapped by their prefix (TKMSTATE, TKMNOGRANT, TKMCOST,
+ * WRONGTYPE) and recorded in c.
  */
 tkm_code tkm__script_run(tkm_client *c, tkm__script_id id, int nkeys,
                          const char *const *args, int nargs, tkm__value *out,

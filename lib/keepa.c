@@ -433,8 +433,8 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
 {
     tkm_client *c = kc->client;
     const tkm_options *o = tkm_client_options(c);
-    tkm__args a;
-    tkm__value v[2];
+    int claimed;
+    int64_t next_ms;
     char why[TKM__ERR_MAX];
     long status;
     char *url;
@@ -445,15 +445,13 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
     memset(out, 0, sizeof(*out));
     if (kc->http == NULL)
         return kfail(kc, TKM_ECONFIG, "the Keepa client was not opened");
-    tkm__args_init(&a, c);
-    tkm__push_int(&a, o->keepa.token_sync_min_interval_s * 1000);
-    tkm__push_str(&a, force ? "1" : "0");
-    rc = tkm__run(c, TKM__SCRIPT_SYNC_CLAIM, &a, v, 2, NULL);
+    rc = tkm__sync_claim(c, o->keepa.token_sync_min_interval_s * 1000, force,
+                         &claimed, &next_ms);
     if (rc != TKM_OK)
         return kfail(kc, rc, "/token throttle: %s", tkm_errstr(c));
-    if (v[0].i == 0) {
+    if (!claimed) {
         out->throttled = 1;
-        out->next_allowed_ms = v[1].i;
+        out->next_allowed_ms = next_ms;
         return TKM_OK;
     }
     url = build_url(kc, "/token", NULL);

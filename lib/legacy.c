@@ -28,24 +28,34 @@ TKM_EXPORT const char *tkm_legacy_key_name(tkm_legacy_key key)
 
 TKM_EXPORT tkm_code tkm_legacy_read(tkm_client *c, tkm_legacy_raw *out)
 {
-    tkm__args a;
-    tkm__value v[2 + TKM_LEGACY_NKEYS];
+    enum { NVALUES = TKM__LEGACY_NFIELDS + TKM_LEGACY_NKEYS };
+    tkm__call call;
+    tkm__value v[NVALUES];
+    const tkm__value *sec = &v[TKM__LEGACY_TIME_S];
+    const tkm__value *usec = &v[TKM__LEGACY_TIME_US];
+    int n = 0;
     tkm_code rc;
 
+    _Static_assert(TKM_LEGACY_NKEYS <= TKM__MAX_OP_ARGS, "a call's arguments");
+    _Static_assert(TKM__LEGACY_ROW_NFIELDS == 1, "one value a key");
     memset(out, 0, sizeof(*out));
-    tkm__args_init(&a, c);
+    tkm__call_init(&call, c, TKM__CALL_LEGACY);
     for (int k = 0; k < TKM_LEGACY_NKEYS; k++)
-        tkm__push_str(&a, key_names[k]);
-    rc = tkm__run(c, TKM__SCRIPT_LEGACY, &a, v, 2 + TKM_LEGACY_NKEYS, NULL);
+        tkm__call_str(&call, key_names[k]);
+    rc = tkm__call_run(c, &call, v, NVALUES, &n);
+    if (rc == TKM_OK && n != NVALUES)
+        rc = tkm__fail(c, TKM_EPROTO,
+                       "the legacy script answered %d values for %d keys", n,
+                       TKM_LEGACY_NKEYS);
     if (rc != TKM_OK)
         return rc;
-    if (!v[0].is_int || !v[1].is_int || v[0].i < 0 || v[1].i < 0 ||
-        v[1].i >= 1000000)
+    if (!sec->is_int || !usec->is_int || sec->i < 0 || usec->i < 0 ||
+        usec->i >= 1000000)
         return tkm__fail(c, TKM_EPROTO,
                          "the legacy script answered no usable TIME");
-    out->now_us = v[0].i * 1000000 + v[1].i;
+    out->now_us = sec->i * 1000000 + usec->i;
     for (int k = 0; k < TKM_LEGACY_NKEYS; k++) {
-        const tkm__value *src = &v[2 + k];
+        const tkm__value *src = &v[TKM__LEGACY_NFIELDS + k];
         tkm_legacy_value *dst = &out->value[k];
         if (src->is_nil)
             continue;

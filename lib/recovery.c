@@ -5,6 +5,7 @@
  * each call is one script run.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,6 @@ static tkm_decision decision_from(const char *s)
     return TKM_DECIDE_UNKNOWN;
 }
 
-/* The guard's keys follow the pool's six. */
 /*
  * Free text bound for the audit stream (anyone who can run `tokenmgr
  * recover --reason` writes it): at most len - 1 bytes, cut at a UTF-8
@@ -57,21 +57,12 @@ static const char *audit_text(char *dst, size_t len, const char *src)
     return dst;
 }
 
-static void guard_args(tkm__args *a, tkm_client *c, const char *cmd,
+/* A call of recovery.lua: each takes the host that asks first. */
+static void guard_call(tkm__call *k, tkm_client *c, tkm__call_id id,
                        const char *host)
 {
-    static const char *const names[] = {"recovery", "recovery_actions",
-                                        "recovery_lease", "recovery_log"};
-    const char *keys[4];
-
-    for (int i = 0; i < 4; i++) {
-        snprintf(c->key_guard[i], sizeof(c->key_guard[i]), "tokenmgr:{%s}:%s",
-                 c->opts.pool, names[i]);
-        keys[i] = c->key_guard[i];
-    }
-    tkm__args_init_keys(a, c, keys, 4);
-    tkm__push_str(a, cmd);
-    tkm__push_str(a, audit_text(c->audit_host, sizeof(c->audit_host), host));
+    tkm__call_init(k, c, id);
+    tkm__call_str(k, audit_text(c->audit_host, sizeof(c->audit_host), host));
 }
 
 /* 128 random bits as hex, for the lease: only its holder may release it. */
@@ -99,34 +90,35 @@ TKM_EXPORT tkm_code tkm_recovery_decide(tkm_client *c,
                                         const char *argv_text,
                                         tkm_recovery_ticket *t)
 {
-    tkm__args a;
-    tkm__value v[5];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_DECIDE_NFIELDS];
     tkm_code rc;
     char why[TKM__VALUE_STR_MAX], in[TKM__VALUE_STR_MAX];
     char argv_cut[TKM__VALUE_STR_MAX];
 
     memset(t, 0, sizeof(*t));
     random_token(c, t->lease_token, sizeof(t->lease_token));
-    guard_args(&a, c, "decide", host);
-    tkm__push_str(&a, audit_text(why, sizeof(why), reason));
-    tkm__push_str(&a, audit_text(in, sizeof(in), inputs));
-    tkm__push_str(&a, audit_text(argv_cut, sizeof(argv_cut), argv_text));
-    tkm__push_str(&a, t->lease_token);
-    tkm__push_int(&a, o->cooldown_s * 1000);
-    tkm__push_int(&a, o->max_actions);
-    tkm__push_int(&a, o->window_s * 1000);
-    tkm__push_int(&a, o->timeout_s * 1000 + LEASE_MARGIN_MS);
-    tkm__push_int(&a, o->grace_s * 1000);
-    tkm__push_str(&a, o->dry_run ? "1" : "0");
-    tkm__push_str(&a, mode);
-    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 5, NULL);
+    guard_call(&k, c, TKM__CALL_RECOVERY_DECIDE, host);
+    tkm__call_str(&k, audit_text(why, sizeof(why), reason));
+    tkm__call_str(&k, audit_text(in, sizeof(in), inputs));
+    tkm__call_str(&k, audit_text(argv_cut, sizeof(argv_cut), argv_text));
+    tkm__call_str(&k, t->lease_token);
+    tkm__call_int(&k, o->cooldown_s * 1000);
+    tkm__call_int(&k, o->max_actions);
+    tkm__call_int(&k, o->window_s * 1000);
+    tkm__call_int(&k, o->timeout_s * 1000 + LEASE_MARGIN_MS);
+    tkm__call_int(&k, o->grace_s * 1000);
+    tkm__call_str(&k, o->dry_run ? "1" : "0");
+    tkm__call_str(&k, mode);
+    rc = tkm__call_run(c, &k, v, TKM__RECOVERY_DECIDE_NFIELDS, NULL);
     if (rc != TKM_OK)
         return rc;
-    t->decision = decision_from(v[0].s);
-    tkm__copy(t->action_id, sizeof(t->action_id), v[1].s);
-    t->cooldown_left_ms = v[2].i;
-    t->actions_in_window = v[3].i;
-    t->escalated = v[4].i != 0;
+    t->decision = decision_from(v[TKM__RECOVERY_DECIDE_DECISION].s);
+    tkm__copy(t->action_id, sizeof(t->action_id),
+              v[TKM__RECOVERY_DECIDE_ACTION_ID].s);
+    t->cooldown_left_ms = v[TKM__RECOVERY_DECIDE_COOLDOWN_LEFT_MS].i;
+    t->actions_in_window = v[TKM__RECOVERY_DECIDE_ACTIONS_IN_WINDOW].i;
+    t->escalated = v[TKM__RECOVERY_DECIDE_ESCALATED].i != 0;
     return TKM_OK;
 }
 
@@ -136,19 +128,19 @@ TKM_EXPORT tkm_code tkm_recovery_finish(tkm_client *c,
                                         int exit_status, int64_t duration_ms,
                                         const char *output)
 {
-    tkm__args a;
-    tkm__value v[1];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_FINISH_NFIELDS];
     char clean[TKM__VALUE_STR_MAX];
 
     audit_text(clean, sizeof(clean), output);
-    guard_args(&a, c, "finish", host);
-    tkm__push_str(&a, t->action_id);
-    tkm__push_str(&a, t->lease_token);
-    tkm__push_str(&a, outcome);
-    tkm__push_int(&a, exit_status);
-    tkm__push_int(&a, duration_ms);
-    tkm__push_str(&a, clean);
-    return tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 1, NULL);
+    guard_call(&k, c, TKM__CALL_RECOVERY_FINISH, host);
+    tkm__call_str(&k, t->action_id);
+    tkm__call_str(&k, t->lease_token);
+    tkm__call_str(&k, outcome);
+    tkm__call_int(&k, exit_status);
+    tkm__call_int(&k, duration_ms);
+    tkm__call_str(&k, clean);
+    return tkm__call_run(c, &k, v, TKM__RECOVERY_FINISH_NFIELDS, NULL);
 }
 
 TKM_EXPORT tkm_code tkm_recovery_observe(tkm_client *c,
@@ -158,25 +150,25 @@ TKM_EXPORT tkm_code tkm_recovery_observe(tkm_client *c,
                                          int64_t heartbeat_age_ms,
                                          tkm_recovery_state *out)
 {
-    tkm__args a;
-    tkm__value v[5];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_OBSERVE_NFIELDS];
     tkm_code rc;
 
     memset(out, 0, sizeof(*out));
-    guard_args(&a, c, "observe", host);
-    tkm__push_str(&a, stall_state == TKM_STALL_OK        ? "clear"
+    guard_call(&k, c, TKM__CALL_RECOVERY_OBSERVE, host);
+    tkm__call_str(&k, stall_state == TKM_STALL_OK        ? "clear"
                       : stall_state == TKM_STALL_UNKNOWN ? "unknown"
                                                          : "stalled");
-    tkm__push_int(&a, heartbeat_age_ms);
-    tkm__push_int(&a, o->window_s * 1000);
-    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 5, NULL);
+    tkm__call_int(&k, heartbeat_age_ms);
+    tkm__call_int(&k, o->window_s * 1000);
+    rc = tkm__call_run(c, &k, v, TKM__RECOVERY_OBSERVE_NFIELDS, NULL);
     if (rc != TKM_OK)
         return rc;
-    tkm__copy(out->event, sizeof(out->event), v[0].s);
-    out->escalated = v[1].i != 0;
-    out->paused = v[2].i != 0;
-    out->total = v[3].i;
-    out->failed = v[4].i;
+    tkm__copy(out->event, sizeof(out->event), v[TKM__RECOVERY_OBSERVE_EVENT].s);
+    out->escalated = v[TKM__RECOVERY_OBSERVE_ESCALATED].i != 0;
+    out->paused = v[TKM__RECOVERY_OBSERVE_PAUSED].i != 0;
+    out->total = v[TKM__RECOVERY_OBSERVE_TOTAL].i;
+    out->failed = v[TKM__RECOVERY_OBSERVE_FAILED].i;
     return TKM_OK;
 }
 
@@ -184,65 +176,124 @@ TKM_EXPORT tkm_code tkm_recovery_status(tkm_client *c,
                                         const tkm_recovery_options *o,
                                         tkm_recovery_state *out)
 {
-    tkm__args a;
-    tkm__value v[11];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_STATUS_NFIELDS];
+    int64_t lease_ttl;
     tkm_code rc;
 
     memset(out, 0, sizeof(*out));
-    guard_args(&a, c, "status", "");
-    tkm__push_int(&a, o->cooldown_s * 1000);
-    tkm__push_int(&a, o->window_s * 1000);
-    rc = tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 11, NULL);
+    guard_call(&k, c, TKM__CALL_RECOVERY_STATUS, "");
+    tkm__call_int(&k, o->cooldown_s * 1000);
+    tkm__call_int(&k, o->window_s * 1000);
+    rc = tkm__call_run(c, &k, v, TKM__RECOVERY_STATUS_NFIELDS, NULL);
     if (rc != TKM_OK)
         return rc;
-    out->paused = v[0].i != 0;
-    out->escalated = v[1].i != 0;
-    out->escalated_ms = v[2].i;
-    out->last_action_ms = v[3].i;
-    out->actions_in_window = v[4].i;
-    out->cooldown_left_ms = v[5].i;
-    out->total = v[6].i;
-    out->failed = v[7].i;
-    out->grace_left_ms = v[8].i;
-    out->lease_ttl_ms = v[9].i > 0 ? v[9].i : 0;
+    out->paused = v[TKM__RECOVERY_STATUS_PAUSED].i != 0;
+    out->escalated = v[TKM__RECOVERY_STATUS_ESCALATED].i != 0;
+    out->escalated_ms = v[TKM__RECOVERY_STATUS_ESCALATED_MS].i;
+    out->last_action_ms = v[TKM__RECOVERY_STATUS_LAST_ACTION_MS].i;
+    out->actions_in_window = v[TKM__RECOVERY_STATUS_ACTIONS_IN_WINDOW].i;
+    out->cooldown_left_ms = v[TKM__RECOVERY_STATUS_COOLDOWN_LEFT_MS].i;
+    out->total = v[TKM__RECOVERY_STATUS_TOTAL].i;
+    out->failed = v[TKM__RECOVERY_STATUS_FAILED].i;
+    out->grace_left_ms = v[TKM__RECOVERY_STATUS_GRACE_LEFT_MS].i;
+    lease_ttl = v[TKM__RECOVERY_STATUS_LEASE_TTL_MS].i; /* PTTL: -2, -1 */
+    out->lease_ttl_ms = lease_ttl > 0 ? lease_ttl : 0;
     return TKM_OK;
 }
 
-static tkm_code simple(tkm_client *c, const char *cmd, const char *host,
+/* reset, pause and resume: (host, reason) -> {ok}. */
+_Static_assert(TKM__RECOVERY_PAUSE_NFIELDS == TKM__RECOVERY_RESET_NFIELDS &&
+                   TKM__RECOVERY_RESUME_NFIELDS == TKM__RECOVERY_RESET_NFIELDS,
+               "one reply for the guard's simple calls");
+
+static tkm_code simple(tkm_client *c, tkm__call_id id, const char *host,
                        const char *reason)
 {
-    tkm__args a;
-    tkm__value v[1];
+    tkm__call k;
+    tkm__value v[TKM__RECOVERY_RESET_NFIELDS];
     char why[TKM__VALUE_STR_MAX];
 
-    guard_args(&a, c, cmd, host);
-    tkm__push_str(&a, audit_text(why, sizeof(why), reason));
-    return tkm__run(c, TKM__SCRIPT_RECOVERY, &a, v, 1, NULL);
+    guard_call(&k, c, id, host);
+    tkm__call_str(&k, audit_text(why, sizeof(why), reason));
+    return tkm__call_run(c, &k, v, TKM__RECOVERY_RESET_NFIELDS, NULL);
 }
 
 TKM_EXPORT tkm_code tkm_recovery_reset(tkm_client *c, const char *host,
                                        const char *reason)
 {
-    return simple(c, "reset", host, reason);
+    return simple(c, TKM__CALL_RECOVERY_RESET, host, reason);
 }
 
 TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *c, const char *host, int on,
                                        const char *reason)
 {
-    return simple(c, on ? "pause" : "resume", host, reason);
+    return simple(c, on ? TKM__CALL_RECOVERY_PAUSE : TKM__CALL_RECOVERY_RESUME,
+                  host, reason);
 }
 
-static int64_t int_or(const char *s, int64_t dflt)
-{
-    int64_t v;
+/*
+ * The audit stream's fields (recovery.lua's audit()) and where each goes in
+ * an entry: text into its buffer, or a number, `absent` when missing or
+ * unreadable.  The stream's "pool" field is the client's own pool: skipped.
+ */
+typedef struct audit_field {
+    const char *name;
+    size_t offset;
+    size_t size; /* text: the buffer's size; 0: an int64_t */
+    int64_t absent;
+} audit_field;
 
-    return tkm_parse_int(s, INT64_MIN, INT64_MAX, &v) == TKM_OK ? v : dflt;
+#define AUDIT_TEXT(name, member)                                                    \
+    {                                                                               \
+        name,                                                                     \
+     _Generic(((tkm_audit_entry *)0)->member,                                  \
+         char *: offsetof(tkm_audit_entry, member)),                           \
+     sizeof(((tkm_audit_entry *)0)->member), 0 \
+    }
+#define AUDIT_NUM(name, member, absent)                                        \
+    {                                                                          \
+        name,                                                                  \
+            _Generic(((tkm_audit_entry *)0)->member, int64_t                   \
+                     : offsetof(tkm_audit_entry, member)),                     \
+            0, absent                                                          \
+    }
+
+static const audit_field audit_fields[] = {
+    AUDIT_NUM("time", time_ms, 0),
+    AUDIT_TEXT("host", host),
+    AUDIT_TEXT("decision", decision),
+    AUDIT_TEXT("reason", reason),
+    AUDIT_TEXT("inputs", inputs),
+    AUDIT_TEXT("argv", argv),
+    AUDIT_TEXT("action_id", action_id),
+    AUDIT_TEXT("outcome", outcome),
+    AUDIT_NUM("exit", exit_status, -1),
+    AUDIT_NUM("duration_ms", duration_ms, -1),
+    AUDIT_TEXT("output", output),
+    AUDIT_NUM("repeats", repeats, 0),
+};
+#define NAUDIT_FIELDS (sizeof(audit_fields) / sizeof(audit_fields[0]))
+
+/* Set field f of e from val (NULL: absent). */
+static void audit_set(tkm_audit_entry *e, const audit_field *f, const char *val)
+{
+    char *at = (char *)e + f->offset;
+    int64_t num;
+
+    if (f->size > 0) {
+        tkm__fmt(at, f->size, "%s", val ? val : "");
+        return;
+    }
+    if (val == NULL || tkm_parse_int(val, INT64_MIN, INT64_MAX, &num) != TKM_OK)
+        num = f->absent;
+    memcpy(at, &num, sizeof(num));
 }
 
 TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *c, int64_t count,
                                      tkm_audit_entry **entries, size_t *n)
 {
-    tkm__args a;
+    tkm__call k;
     tkm__value *v = NULL;
     tkm_audit_entry *e;
     int nv = 0, i = 0;
@@ -254,53 +305,29 @@ TKM_EXPORT tkm_code tkm_recovery_log(tkm_client *c, int64_t count,
     if (count < 1 || count > 1000)
         return tkm__fail(c, TKM_EINVAL, "count %lld is outside 1..1000",
                          (long long)count);
-    guard_args(&a, c, "", "");
-    a.argc -= 2; /* the log script takes only the count */
-    tkm__push_int(&a, count);
-    rc = tkm__script_run_alloc(c, TKM__SCRIPT_RECOVERY_LOG, a.nkeys, a.argv,
-                               a.argc, &v, &nv);
-    if (rc != TKM_OK) {
-        free(v);
+    tkm__call_init(&k, c, TKM__CALL_RECOVERY_LOG);
+    tkm__call_int(&k, count);
+    rc = tkm__call_run_alloc(c, &k, &v, &nv);
+    if (rc != TKM_OK)
         return rc;
-    }
     e = calloc((size_t)count, sizeof(*e));
     if (e == NULL) {
         free(v);
         return tkm__fail(c, TKM_ENOMEM, "out of memory reading the audit");
     }
+    /* Each entry: its stream id, its number of fields, field, value... */
     while (i + 1 < nv && rows < (size_t)count) {
         tkm_audit_entry *r = &e[rows++];
         int64_t fields = v[i + 1].i;
-        r->exit_status = -1;
-        r->duration_ms = -1;
+        for (size_t a = 0; a < NAUDIT_FIELDS; a++)
+            audit_set(r, &audit_fields[a], NULL);
         tkm__copy(r->id, sizeof(r->id), v[i].s);
         i += 2;
         for (int64_t f = 0; f < fields && i + 1 < nv; f++, i += 2) {
-            const char *k = v[i].s, *val = v[i + 1].s;
-            if (strcmp(k, "time") == 0)
-                r->time_ms = int_or(val, 0);
-            else if (strcmp(k, "host") == 0)
-                tkm__fmt(r->host, sizeof(r->host), "%s", val);
-            else if (strcmp(k, "decision") == 0)
-                tkm__fmt(r->decision, sizeof(r->decision), "%s", val);
-            else if (strcmp(k, "reason") == 0)
-                tkm__fmt(r->reason, sizeof(r->reason), "%s", val);
-            else if (strcmp(k, "inputs") == 0)
-                tkm__fmt(r->inputs, sizeof(r->inputs), "%s", val);
-            else if (strcmp(k, "argv") == 0)
-                tkm__fmt(r->argv, sizeof(r->argv), "%s", val);
-            else if (strcmp(k, "action_id") == 0)
-                tkm__fmt(r->action_id, sizeof(r->action_id), "%s", val);
-            else if (strcmp(k, "outcome") == 0)
-                tkm__fmt(r->outcome, sizeof(r->outcome), "%s", val);
-            else if (strcmp(k, "exit") == 0)
-                r->exit_status = int_or(val, -1);
-            else if (strcmp(k, "duration_ms") == 0)
-                r->duration_ms = int_or(val, -1);
-            else if (strcmp(k, "output") == 0)
-                tkm__fmt(r->output, sizeof(r->output), "%s", val);
-            else if (strcmp(k, "repeats") == 0)
-                r->repeats = int_or(val, 0);
+            for (size_t a = 0; a < NAUDIT_FIELDS; a++) {
+                if (strcmp(v[i].s, audit_fields[a].name) == 0)
+                    audit_set(r, &audit_fields[a], v[i + 1].s);
+            }
         }
     }
     free(v);

@@ -1,7 +1,7 @@
 /*
- * The blocking acquire: the atomic try, then a sleep of exactly the wait the
- * bucket computed, in slices that each carry a heartbeat.  No polling: each
- * try is followed by the sleep the script asked for.
+ * The blocking acquire: the atomic try, then a sleep of the wait the bucket
+ * computed (plus a little jitter), in slices that each carry a heartbeat.
+ * No polling: each try is followed by the sleep the script asked for.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -43,7 +43,7 @@ static int64_t jitter(tkm_client *c, int64_t wait_ms)
     return 1 + tkm__random(c, span);
 }
 
-/* An error from a heartbeat (Redis down) ends the wait. */
+/* An error from a heartbeat (Redis down) ends the wait, as does cancel. */
 tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase)
 {
     int64_t end = tkm__monotonic_ms() + ms;

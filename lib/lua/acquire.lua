@@ -1,6 +1,10 @@
--- acquire: op[1] cost, op[2] worker id.
--- Reply: {granted, id, tokens, reason, retry_after_ms, recharge_mode,
---         recharge_expired}
+-- acquire: reserve `cost` tokens for `worker` (its id), or say why not
+-- (reason) and when refill may cure the denial (retry_after_ms, -1 never).
+-- @keys pool
+-- @policy
+-- @call acquire(cost, worker)
+--   -> {granted, id, tokens, reason, retry_after_ms, recharge_mode,
+--       recharge_expired}
 local cost = tonumber(op[1])
 local worker = op[2]
 

@@ -1,6 +1,10 @@
--- complete: op[1] grant id, op[2] consumed, op[3] tokens_left or '',
--- op[4] report timestamp (ms) or ''.
--- Reply: {tokens, report_applied, report_stale}
+-- complete: the call of grant `id` was made and cost `consumed`; with a
+-- report (the API's tokens_left at report_ms; both '' when none) that is
+-- not stale (stale_report in the prelude), the report sets the balance.
+-- @keys pool
+-- @policy
+-- @call complete(id, consumed, tokens_left, report_ms)
+--   -> {tokens, report_applied, report_stale}
 local id = op[1]
 local consumed = tonumber(op[2])
 local tokens_left = opt_arg(op[3])

@@ -1,6 +1,8 @@
--- heartbeat: op[1] worker id, op[2] phase, op[3] busy milliseconds (0: not
--- busy; a plain heartbeat ends an earlier busy period).
--- Reply: {now, busy_until_ms}
+-- heartbeat: `worker` is alive doing `phase`; busy_ms > 0 declares it busy
+-- that long (0: not busy; a plain heartbeat ends an earlier busy period).
+-- @keys pool
+-- @policy
+-- @call heartbeat(worker, phase, busy_ms) -> {now, busy_until_ms}
 local worker, phase, busy = op[1], op[2], tonumber(op[3])
 local until_ms = 0
 if busy > 0 then

@@ -1,8 +1,10 @@
--- Shared by every tokenmgr script: reading the pool's state, the refill
--- schedule, lease expiry and persistence.  The bucket policy lives here and
--- in the per-operation scripts, nowhere else.
+-- Shared by the tokenmgr scripts that take the pool's keys and the policy
+-- (those declaring `@policy`; cmake/embed_lua.cmake prepends it and says
+-- how a script declares its keys, arguments and reply): reading the pool's
+-- state, the refill schedule, lease expiry and persistence.  The bucket
+-- policy lives here and in the per-operation scripts, nowhere else.
 --
--- KEYS[1] bucket hash (the fields in FIELDS, 'seq', and the estimate
+-- The `pool` key set: KEYS[1] bucket hash (the fields in FIELDS, 'seq', and the estimate
 -- errors: 'ratio:<estimate>', 'n:<estimate>'), KEYS[2] leases hash
 -- (id -> "estimate|worker"),
 -- KEYS[3] lease expiry sorted set (id -> expiry, Unix ms on Redis' clock),
@@ -11,7 +13,7 @@
 -- KEYS[6] the /token throttle (string, expires when a sync is allowed),
 -- KEYS[7] busy workers (sorted set: worker id -> busy_until_ms, only while
 -- the worker's latest heartbeat declared a busy period).
--- ARGV[1..12] the policy: capacity (0 = 60 x rate), min_start_balance,
+-- ARGV[1..12] the policy (`@policy`): capacity (0 = 60 x rate), min_start_balance,
 -- soft_floor, recharge_target, low_cost_max, low_cost_target,
 -- recharge_timeout_ms, max_deficit, lease_ttl_ms, refill_period_ms,
 -- stale_after_ms, retention_ms.  ARGV[13..] belong to the operation: op[].
@@ -40,7 +42,8 @@ for i = 13, #ARGV do
   op[i - 12] = ARGV[i]
 end
 
--- An integer as this library writes it: optional minus, at most 16 digits.
+-- An integer as this library writes it: optional minus and digits, at most
+-- 17 characters.
 local function int_or_nil(v)
   if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') or #v > 17 then
     return nil

@@ -1,4 +1,7 @@
--- recharge: op[1] '1' (on) or '0' (off).  Reply: {recharge_mode}
+-- recharge: force recharge mode on ('1') or off ('0').
+-- @keys pool
+-- @policy
+-- @call recharge(on) -> {recharge_mode}
 local s, err = load()
 if err then
   return redis.error_reply(err)

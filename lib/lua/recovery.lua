@@ -1,8 +1,11 @@
 -- The recovery guard, shared by every monitor and the CLI of a pool.
--- KEYS[8] guard hash, KEYS[9] actions sorted set (action id -> time),
--- KEYS[10] the actor lease (string holding a random token),
--- KEYS[11] the audit stream (capped).
--- op[1] command, op[2] host; the rest depends on the command.
+-- The `guard` key set, after the pool's: KEYS[8] guard hash, KEYS[9]
+-- actions sorted set (action id -> time), KEYS[10] the actor lease (string
+-- holding a random token), KEYS[11] the audit stream (capped).
+-- op[1] the command (the library sends it for each call declared below),
+-- op[2] the host that asks; the rest depends on the command.
+-- @keys pool guard
+-- @policy
 local R, A, LEASE, LOG = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local cmd, host = op[1], op[2]
 local pool = string.match(B, '{(.-)}')
@@ -48,6 +51,13 @@ local function cooldown_left(cooldown_ms, window_ms, n)
   return math.max(0, last + eff - now)
 end
 
+-- Whether to act now (decision 'act': the lease is held with `token`);
+-- every decision is audited.  Times in ms; dry_run '1' or '0'; mode
+-- 'stalled' or 'manual', or 'unknown' / 'shared_cause' (never act: the
+-- decision is the mode).
+-- @call recovery.decide(host, reason, inputs, argv, token, cooldown_ms,
+--   max_actions, window_ms, lease_ms, grace_ms, dry_run, mode)
+--   -> {decision, action_id, cooldown_left_ms, actions_in_window, escalated}
 if cmd == 'decide' then
   local reason, inputs, argv = op[3], op[4], op[5]
   local token, cooldown, max_actions = op[6], tonumber(op[7]), tonumber(op[8])
@@ -93,6 +103,9 @@ if cmd == 'decide' then
   return {decision, id, left, n, num('escalated')}
 end
 
+-- The action ended: release the lease if `token` still holds it, audit.
+-- @call recovery.finish(host, action_id, token, outcome, exit, duration_ms,
+--   output) -> {released}
 if cmd == 'finish' then
   local id, token, outcome = op[3], op[4], op[5]
   local released = 0
@@ -108,9 +121,12 @@ if cmd == 'finish' then
   return {released}
 end
 
+-- What the monitor saw this read: state 'clear', 'stalled' or 'unknown',
+-- the freshest heartbeat's age (ms, -1 none).  Judges the pending action
+-- after its grace and de-escalates after a clear window.
+-- @call recovery.observe(host, state, heartbeat_age_ms, window_ms)
+--   -> {event, escalated, paused, total, failed}
 if cmd == 'observe' then
-  -- op[3] 'clear' | 'stalled' | 'unknown', op[4] freshest heartbeat age
-  -- (ms, -1 none), op[5] window (ms).
   local state, hb_age, window = op[3], tonumber(op[4]), tonumber(op[5])
   local event = ''
   local pending = redis.call('HGET', R, 'pending_id')
@@ -146,8 +162,10 @@ if cmd == 'observe' then
   return {event, num('escalated'), num('paused'), num('total'), num('failed')}
 end
 
+-- @call recovery.status(host, cooldown_ms, window_ms)
+--   -> {paused, escalated, escalated_ms, last_action_ms, actions_in_window,
+--       cooldown_left_ms, total, failed, grace_left_ms, lease_ttl_ms, now}
 if cmd == 'status' then
-  -- op[3] cooldown (ms), op[4] window (ms)
   local cooldown, window = tonumber(op[3]), tonumber(op[4])
   local n = redis.call('ZCOUNT', A, now - window, '+inf')
   return {num('paused'), num('escalated'), num('escalated_ms'), num('last_action_ms'),
@@ -155,6 +173,7 @@ if cmd == 'status' then
           math.max(0, num('grace_until_ms') - now), redis.call('PTTL', LEASE), now}
 end
 
+-- @call recovery.reset(host, reason) -> {ok}
 if cmd == 'reset' then
   redis.call('HSET', R, 'escalated', 0, 'grace_until_ms', 0)
   redis.call('HDEL', R, 'clear_since_ms', 'pending_id')
@@ -163,6 +182,8 @@ if cmd == 'reset' then
   return {1}
 end
 
+-- @call recovery.pause(host, reason) -> {ok}
+-- @call recovery.resume(host, reason) -> {ok}
 if cmd == 'pause' or cmd == 'resume' then
   redis.call('HSET', R, 'paused', cmd == 'pause' and 1 or 0)
   audit(cmd, {'reason', op[3]}, false)

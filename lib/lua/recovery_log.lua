@@ -1,6 +1,10 @@
--- The audit trail, newest first.  op[1] how many entries.
--- Reply: {id, nfields, field, value, ..., id, nfields, ...}
-local rows = redis.call('XREVRANGE', KEYS[11], '+', '-', 'COUNT', tonumber(op[1]))
+-- The audit trail, newest first: for each entry its stream id, its number
+-- of fields, then the field, value pairs recovery.lua's audit() wrote.
+-- Only the audit stream is read (the guard's KEYS[4]): no pool keys, no
+-- policy, so the prelude is not included and the count is ARGV[1].
+-- @keys guard
+-- @call recovery_log(count) -> {...}
+local rows = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', tonumber(ARGV[1]))
 local reply = {}
 for _, row in ipairs(rows) do
   reply[#reply + 1] = row[1]

@@ -1,4 +1,8 @@
--- release: op[1] grant id.  Reply: {tokens, 0, 0}
+-- release: the call of grant `id` was not made: its estimate comes back.
+-- The reply is complete's (no report: report_applied and report_stale 0).
+-- @keys pool
+-- @policy
+-- @call release(id) -> {tokens, report_applied, report_stale}
 local id = op[1]
 
 local s, est = take_lease(id)

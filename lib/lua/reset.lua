@@ -1,5 +1,8 @@
--- reset: op[1] the pool's key pattern (tokenmgr:{P}:*).  Deletes every
--- key of this pool and nothing else.  Reply: {deleted}
+-- reset: delete every key matching `pattern`, the pool's (tokenmgr:{P}:*),
+-- and nothing else; `deleted` counts them.
+-- @keys pool
+-- @policy
+-- @call reset(pattern) -> {deleted}
 local deleted = 0
 local cursor = '0'
 repeat

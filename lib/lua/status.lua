@@ -1,8 +1,14 @@
--- status (read-only): Reply {synced, tokens, capacity, rate, period_ms,
--- refill_in_ms, recharge_mode, recharge_since_ms, recharge_target, inflight,
--- inflight_tokens, last_sync_age_ms, now, workers_total, workers_alive,
--- heartbeat_age_ms, inflight_reserve, estimate_ratio (thousandths, 0 when
--- nothing learned yet)}
+-- status (read-only): the pool with refill projected to now, and its
+-- workers' summary.  estimate_ratio is in thousandths (0: nothing learned
+-- yet); a pool without state answers synced 0, its bucket fields 0 or -1
+-- (period_ms: the configured one).
+-- @keys pool
+-- @policy
+-- @call status()
+--   -> {synced, tokens, capacity, rate, period_ms, refill_in_ms,
+--       recharge_mode, recharge_since_ms, recharge_target, inflight,
+--       inflight_tokens, last_sync_age_ms, now, workers_total, workers_alive,
+--       heartbeat_age_ms, inflight_reserve, estimate_ratio}
 local s, err = load()
 if err then
   return redis.error_reply(err)

@@ -1,6 +1,10 @@
--- sync: op[1] tokens, op[2] rate, op[3] refill_in_ms or '',
--- op[4] report timestamp (ms) or '' (Redis' now).
--- Reply: {tokens, report_applied, report_stale}
+-- sync: the API's balance (`tokens`, `rate` per period, refill_in_ms or ''
+-- when unknown) as of report_ms ('': Redis' now); a stale report
+-- (stale_report in the prelude) leaves the balance alone.
+-- @keys pool
+-- @policy
+-- @call sync(tokens, rate, refill_in_ms, report_ms)
+--   -> {tokens, report_applied, report_stale}
 local tokens = tonumber(op[1])
 local rate = tonumber(op[2])
 local rin = opt_arg(op[3])

@@ -1,7 +1,10 @@
--- sync_claim: may this worker call /token now?  op[1] the minimum interval
--- (ms), op[2] '1' to force.  One shared timestamp per pool, so restarts and
--- many workers cannot hammer the free endpoint (SEED failure 9).
--- Reply: {claimed, ms until the next is allowed}
+-- sync_claim: may this worker call /token now?  At most once per
+-- interval_ms per pool, unless force is '1'.  One shared timestamp per pool,
+-- so restarts and many workers cannot hammer the free endpoint (SEED failure
+-- 9).  next_allowed_ms: the wait when not claimed.
+-- @keys pool
+-- @policy
+-- @call sync_claim(interval_ms, force) -> {claimed, next_allowed_ms}
 local interval = tonumber(op[1])
 if op[2] ~= '1' then
   local left = redis.call('PTTL', S)

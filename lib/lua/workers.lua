@@ -1,5 +1,9 @@
--- workers (read-only): op[1] the most records to return, freshest first.
--- Reply: {now, total, id, heartbeat_ms, busy_until_ms, phase, ...}
+-- workers (read-only): at most `limit` workers heard from within the
+-- retention, freshest first, after the count of them all (`total`).
+-- @keys pool
+-- @policy
+-- @call workers(limit)
+--   -> {now, total} {id, heartbeat_ms, busy_until_ms, phase}...
 local limit = tonumber(op[1])
 local horizon = now - cfg.retention_ms
 local total = redis.call('ZCOUNT', H, '(' .. horizon, '+inf')

@@ -95,26 +95,25 @@ static void *thr_main(void *arg)
 }
 
 typedef struct evalsha_cmd {
-    tkm__args args;
-    const char *argv[3 + TKM__NKEYS + TKM__MAX_EXTRA_KEYS + TKM__NPOLICY +
-                     TKM__MAX_OP_ARGS];
+    tkm__call call;
+    const char *argv[3 + TKM__ARGV_MAX];
     char numkeys[16];
     int argc;
 } evalsha_cmd;
 
 /* The acquire command exactly as tkm_try_acquire(c, 1, ...) sends it. */
-static void evalsha_init(evalsha_cmd *e, const tkm_client *c)
+static void evalsha_init(evalsha_cmd *e, tkm_client *c)
 {
-    tkm__args_init(&e->args, c);
-    tkm__push_int(&e->args, 1);
-    tkm__push_str(&e->args, tkm_client_options(c)->worker_id);
-    snprintf(e->numkeys, sizeof(e->numkeys), "%d", TKM__NKEYS);
+    tkm__call_init(&e->call, c, TKM__CALL_ACQUIRE);
+    tkm__call_int(&e->call, 1);
+    tkm__call_str(&e->call, tkm_client_options(c)->worker_id);
+    snprintf(e->numkeys, sizeof(e->numkeys), "%d", e->call.nkeys);
     e->argc = 0;
     e->argv[e->argc++] = "EVALSHA";
     e->argv[e->argc++] = tkm__scripts[TKM__SCRIPT_ACQUIRE].sha1;
     e->argv[e->argc++] = e->numkeys;
-    for (int i = 0; i < e->args.argc; i++)
-        e->argv[e->argc++] = e->args.argv[i];
+    for (int i = 0; i < e->call.argc; i++)
+        e->argv[e->argc++] = e->call.argv[i];
 }
 
 static int prepare(tkm_client *c)

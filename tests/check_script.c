@@ -1,0 +1,312 @@
+/* Script calls (lib/script.c): what each Lua script declares (@keys,
+ * @policy, @call) is what the library sends and what the script answers.
+ * Links the library's internal static copy. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "tkt.h"
+
+/* ---- the generated tables ---------------------------------------------- */
+
+START_TEST(test_scripts_table)
+{
+    int calls[TKM__SCRIPT_COUNT] = {0};
+
+    for (int s = 0; s < TKM__SCRIPT_COUNT; s++) {
+        const tkm__script *sc = &tkm__scripts[s];
+        ck_assert_uint_eq(strlen(sc->sha1), 40);
+        ck_assert_uint_eq(strspn(sc->sha1, "0123456789abcdef"), 40);
+        ck_assert_msg((sc->keys & ~(TKM__KEYS_POOL | TKM__KEYS_GUARD)) == 0,
+                      "%s: keys %u", sc->name, sc->keys);
+        /* The prelude (policy) reads the pool's keys, and only the scripts
+         * that take the policy carry it. */
+        ck_assert(!sc->policy || (sc->keys & TKM__KEYS_POOL));
+        ck_assert_int_eq(strstr(sc->text, "local cfg = {") != NULL, sc->policy);
+    }
+    for (int i = 0; i < TKM__CALL_COUNT; i++) {
+        const tkm__call_decl *d = &tkm__calls[i];
+        const char *script = tkm__scripts[d->script].name;
+        size_t len = strlen(script);
+        calls[d->script]++;
+        ck_assert_msg(strncmp(d->name, script, len) == 0, "%s", d->name);
+        if (d->command == NULL)
+            ck_assert_str_eq(d->name, script);
+        else
+            ck_assert_msg(d->name[len] == '.' &&
+                              strcmp(d->name + len + 1, d->command) == 0,
+                          "%s sends %s", d->name, d->command);
+        ck_assert_int_eq(d->fields != NULL, d->nfields > 0);
+        ck_assert_int_eq(d->row != NULL, d->nrow > 0);
+        ck_assert(!(d->open && d->nrow > 0));
+        ck_assert_int_le(d->nargs + (d->command != NULL), TKM__MAX_OP_ARGS);
+        for (int f = 0; f < d->nfields; f++)
+            for (int g = f + 1; g < d->nfields; g++)
+                ck_assert_str_ne(d->fields[f], d->fields[g]);
+    }
+    for (int s = 0; s < TKM__SCRIPT_COUNT; s++)
+        ck_assert_msg(calls[s] > 0, "%s declares no call",
+                      tkm__scripts[s].name);
+}
+END_TEST
+
+/* ---- what a call sends ------------------------------------------------- */
+
+static tkm_client *offline_client(void)
+{
+    tkm_options o;
+    tkm_client *c = NULL;
+
+    tkm_options_init(&o);
+    snprintf(o.pool, sizeof(o.pool), "t");
+    snprintf(o.redis_url, sizeof(o.redis_url), "unix:///nonexistent.sock");
+    ck_assert_int_eq(tkm_client_open(&o, &c), TKM_OK);
+    return c;
+}
+
+START_TEST(test_call_layout)
+{
+    tkm_client *c = offline_client();
+    tkm__call k;
+
+    /* The pool's 7 keys, the 12 policy numbers, then op[]. */
+    tkm__call_init(&k, c, TKM__CALL_ACQUIRE);
+    tkm__call_int(&k, 5);
+    tkm__call_str(&k, "w");
+    ck_assert_int_eq(k.nkeys, TKM__NKEYS_POOL);
+    ck_assert_int_eq(k.argc, TKM__NKEYS_POOL + TKM__NPOLICY + 2);
+    ck_assert_str_eq(k.argv[0], "tokenmgr:{t}:bucket");
+    ck_assert_str_eq(k.argv[6], "tokenmgr:{t}:busy");
+    ck_assert_str_eq(k.argv[TKM__NKEYS_POOL + TKM__NPOLICY], "5");
+    ck_assert_str_eq(k.argv[k.argc - 1], "w");
+
+    /* The guard's keys after the pool's, the command first in op[]. */
+    tkm__call_init(&k, c, TKM__CALL_RECOVERY_STATUS);
+    ck_assert_int_eq(k.nkeys, TKM__NKEYS_POOL + TKM__NKEYS_GUARD);
+    ck_assert_str_eq(k.argv[7], "tokenmgr:{t}:recovery");
+    ck_assert_str_eq(k.argv[10], "tokenmgr:{t}:recovery_log");
+    ck_assert_str_eq(k.argv[k.nkeys + TKM__NPOLICY], "status");
+
+    /* The audit log: the guard's keys alone, no policy. */
+    tkm__call_init(&k, c, TKM__CALL_RECOVERY_LOG);
+    tkm__call_int(&k, 3);
+    ck_assert_int_eq(k.nkeys, TKM__NKEYS_GUARD);
+    ck_assert_str_eq(k.argv[3], "tokenmgr:{t}:recovery_log");
+    ck_assert_int_eq(k.argc, TKM__NKEYS_GUARD + 1);
+
+    /* The legacy read: no keys, no policy, only the names to read. */
+    tkm__call_init(&k, c, TKM__CALL_LEGACY);
+    tkm__call_str(&k, "a");
+    ck_assert_int_eq(k.nkeys, 0);
+    ck_assert_int_eq(k.argc, 1);
+    tkm_client_free(c);
+}
+END_TEST
+
+START_TEST(test_call_bounds)
+{
+    tkm_client *c = offline_client();
+    tkm__value v[4];
+    tkm__call k;
+
+    /* Past the argument array: refused, nothing written past it, nothing
+     * sent. */
+    tkm__call_init(&k, c, TKM__CALL_LEGACY);
+    for (int i = 0; i < TKM__MAX_OP_ARGS + 5; i++)
+        tkm__call_int(&k, i);
+    ck_assert_int_eq(k.argc, TKM__MAX_OP_ARGS);
+    ck_assert_int_eq(tkm__call_run(c, &k, v, 4, NULL), TKM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(tkm_errstr(c), "more than 20 arguments"));
+    ck_assert_int_eq(tkm_client_round_trips(c), 0);
+
+    /* Fewer or more arguments than declared: a bug, refused unsent. */
+    tkm__call_init(&k, c, TKM__CALL_ACQUIRE);
+    tkm__call_int(&k, 1);
+    ck_assert_int_eq(tkm__call_run(c, &k, v, 4, NULL), TKM_EINVAL);
+    ck_assert_str_eq(tkm_errstr(c),
+                     "the acquire call takes 2 arguments, was given 1");
+    tkm__call_str(&k, "w");
+    tkm__call_str(&k, "extra");
+    ck_assert_int_eq(tkm__call_run(c, &k, v, 4, NULL), TKM_EINVAL);
+    ck_assert_int_eq(tkm_client_round_trips(c), 0);
+    tkm_client_free(c);
+}
+END_TEST
+
+/* ---- what each script answers ------------------------------------------ */
+
+#define GRANT "$grant" /* the id of the last acquire */
+
+typedef struct step {
+    tkm__call_id id;
+    const char *args[16]; /* NULL-terminated */
+} step;
+
+/* Every call, in an order where each can succeed. */
+static const step steps[] = {
+    {TKM__CALL_SYNC, {"1000", "10", "", ""}},
+    {TKM__CALL_ACQUIRE, {"1", "w1"}},
+    {TKM__CALL_COMPLETE, {GRANT, "1", "", ""}},
+    {TKM__CALL_ACQUIRE, {"1", "w1"}},
+    {TKM__CALL_RELEASE, {GRANT}},
+    {TKM__CALL_STATUS, {NULL}},
+    {TKM__CALL_RECHARGE, {"1"}},
+    {TKM__CALL_HEARTBEAT, {"w1", "checking", "0"}},
+    {TKM__CALL_WORKERS, {"10"}},
+    {TKM__CALL_SYNC_CLAIM, {"1000", "0"}},
+    {TKM__CALL_RECOVERY_DECIDE,
+     {"h", "why", "in", "argv", "token", "1000", "3", "3600000", "60000",
+      "300000", "1", "manual"}},
+    {TKM__CALL_RECOVERY_FINISH,
+     {"h", "dry-1", "token", "ok", "0", "5", "output"}},
+    {TKM__CALL_RECOVERY_OBSERVE, {"h", "clear", "100", "3600000"}},
+    {TKM__CALL_RECOVERY_STATUS, {"h", "1000", "3600000"}},
+    {TKM__CALL_RECOVERY_PAUSE, {"h", "why"}},
+    {TKM__CALL_RECOVERY_RESUME, {"h", "why"}},
+    {TKM__CALL_RECOVERY_RESET, {"h", "why"}},
+    {TKM__CALL_RECOVERY_LOG, {"10"}},
+    {TKM__CALL_LEGACY,
+     {"keepa_tokens_left", "keepa_refill_rate", "keepa_token_timestamp",
+      "keepa_recharge_mode_active", "keepa_recharge_start_time",
+      "keepa_worker_last_heartbeat"}},
+    {TKM__CALL_RESET, {"tokenmgr:{t}:*"}},
+};
+
+START_TEST(test_every_call_answers_its_declaration)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    int covered[TKM__CALL_COUNT] = {0};
+    char grant[TKM_GRANT_ID_MAX + 1] = "";
+
+    for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+        const tkm__call_decl *d = &tkm__calls[steps[s].id];
+        tkm__value *v = NULL;
+        tkm__call k;
+        int n = 0;
+        tkm_code rc;
+
+        tkm__call_init(&k, c, steps[s].id);
+        for (const char *const *a = steps[s].args; *a != NULL; a++)
+            tkm__call_str(&k, strcmp(*a, GRANT) == 0 ? grant : *a);
+        rc = tkm__call_run_alloc(c, &k, &v, &n);
+        ck_assert_msg(rc == TKM_OK, "%s: %s", d->name, tkm_errstr(c));
+        /* The shape tkm__call_run_alloc accepted, stated once more. */
+        if (d->nrow > 0)
+            ck_assert_msg(n > d->nfields && (n - d->nfields) % d->nrow == 0,
+                          "%s answered %d values", d->name, n);
+        else if (d->open)
+            ck_assert_msg(n > d->nfields, "%s answered %d", d->name, n);
+        else
+            ck_assert_msg(n == d->nfields, "%s answered %d values, declares %d",
+                          d->name, n, d->nfields);
+        if (steps[s].id == TKM__CALL_ACQUIRE) {
+            ck_assert_int_eq(v[TKM__ACQUIRE_GRANTED].i, 1);
+            ck_assert_str_eq(v[TKM__ACQUIRE_REASON].s, "ok");
+            tkm__copy(grant, sizeof(grant), v[TKM__ACQUIRE_ID].s);
+        }
+        if (steps[s].id == TKM__CALL_LEGACY)
+            ck_assert_int_eq(n, TKM__LEGACY_NFIELDS + TKM_LEGACY_NKEYS);
+        covered[steps[s].id] = 1;
+        free(v);
+    }
+    for (int i = 0; i < TKM__CALL_COUNT; i++)
+        ck_assert_msg(covered[i], "the %s call was not run",
+                      tkm__calls[i].name);
+    tkm_client_free(c);
+}
+END_TEST
+
+/* A script whose reply no longer matches its declaration fails loudly. */
+START_TEST(test_reply_off_declaration)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm__call_decl wider = tkm__calls[TKM__CALL_STATUS];
+    tkm__value v[TKM__STATUS_NFIELDS + 1];
+    tkm__call k;
+
+    wider.nfields++;
+    tkm__call_init(&k, c, TKM__CALL_STATUS);
+    k.decl = &wider;
+    ck_assert_int_eq(tkm__call_run(c, &k, v, TKM__STATUS_NFIELDS + 1, NULL),
+                     TKM_EPROTO);
+    ck_assert_str_eq(tkm_errstr(c),
+                     "the status script answered 18 values, expected 19");
+    tkm_client_free(c);
+}
+END_TEST
+
+/* The audit log's entries, field by field (the table in recovery.c). */
+START_TEST(test_recovery_log_fields)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_recovery_options r;
+    tkm_recovery_ticket t;
+    tkm_audit_entry *e = NULL;
+    size_t n = 0;
+
+    tkm_recovery_options_init(&r);
+    ck_assert_int_eq(tkm_recovery_decide(c, &r, "manual", "host-a", "why",
+                                         "tokens=1", "/bin/false", &t),
+                     TKM_OK);
+    ck_assert_int_eq(t.decision, TKM_DECIDE_ACT);
+    ck_assert_int_eq(
+        tkm_recovery_finish(c, &t, "host-b", "failed", 3, 1234, "said no"),
+        TKM_OK);
+    ck_assert_int_eq(tkm_recovery_log(c, 10, &e, &n), TKM_OK);
+    ck_assert_uint_eq(n, 2);
+    /* Newest first: the end of the action, then its decision. */
+    ck_assert_str_eq(e[0].decision, "finished");
+    ck_assert_str_eq(e[0].host, "host-b");
+    ck_assert_str_eq(e[0].action_id, t.action_id);
+    ck_assert_str_eq(e[0].outcome, "failed");
+    ck_assert_int_eq(e[0].exit_status, 3);
+    ck_assert_int_eq(e[0].duration_ms, 1234);
+    ck_assert_str_eq(e[0].output, "said no");
+    ck_assert_str_eq(e[1].decision, "act");
+    ck_assert_str_eq(e[1].host, "host-a");
+    ck_assert_str_eq(e[1].reason, "why");
+    ck_assert_str_eq(e[1].inputs, "tokens=1");
+    ck_assert_str_eq(e[1].argv, "/bin/false");
+    ck_assert_str_eq(e[1].action_id, t.action_id);
+    ck_assert_str_eq(e[1].outcome, "");
+    ck_assert_int_eq(e[1].exit_status, -1); /* absent */
+    ck_assert_int_eq(e[1].duration_ms, -1);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_gt(e[i].time_ms, 1600000000000);
+        ck_assert_int_eq(e[i].repeats, 0);
+        ck_assert_uint_gt(strlen(e[i].id), 0);
+    }
+    free(e);
+    tkm_client_free(c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("script");
+    TCase *decl = tcase_create("declarations");
+    TCase *send = tcase_create("send");
+    TCase *reply = tcase_create("reply");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(decl, test_scripts_table);
+    suite_add_tcase(s, decl);
+    tcase_add_test(send, test_call_layout);
+    tcase_add_test(send, test_call_bounds);
+    suite_add_tcase(s, send);
+    tcase_add_unchecked_fixture(reply, tkt_redis_setup, tkt_redis_teardown);
+    tcase_add_checked_fixture(reply, tkt_flush, NULL);
+    tcase_add_test(reply, test_every_call_answers_its_declaration);
+    tcase_add_test(reply, test_reply_off_declaration);
+    tcase_add_test(reply, test_recovery_log_fields);
+    suite_add_tcase(s, reply);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
