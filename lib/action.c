@@ -47,7 +47,8 @@ struct tkm_action {
     int64_t started_ms;
     tkm_action_result result;
     int finished;
-    int reaped; /* the supervisor was waited for (or by someone else) */
+    int reaped;   /* the supervisor was waited for (or by someone else) */
+    int detached; /* tkm__action_detach: left to its deadline */
 };
 
 TKM_EXPORT tkm_code tkm_action_check_argv(const char *const *argv, char *errbuf,
@@ -487,10 +488,22 @@ TKM_EXPORT tkm_code tkm_action_wait(tkm_action *a, tkm_action_result *r)
     return collect(a, -1, r);
 }
 
+void tkm__action_detach(tkm_action *a)
+{
+    if (a != NULL)
+        a->detached = 1;
+}
+
 TKM_EXPORT void tkm_action_free(tkm_action *a)
 {
     if (a == NULL)
         return;
+    if (a->detached && !a->finished) {
+        /* The supervisor sees us gone and keeps the deadline. */
+        close(a->fd);
+        free(a);
+        return;
+    }
     if (!a->finished && a->pid > 0) {
         struct pollfd p = {.fd = a->fd, .events = POLLIN};
         /* Readable: the supervisor already reported or died.  Otherwise it

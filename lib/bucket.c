@@ -199,18 +199,24 @@ TKM_EXPORT tkm_code tkm_recharge(tkm_client *c, int on)
     return tkm__call_run(c, &k, v, TKM__RECHARGE_NFIELDS, NULL);
 }
 
-TKM_EXPORT tkm_code tkm_reset(tkm_client *c, int64_t *deleted)
+TKM_EXPORT tkm_code tkm_reset_pool(tkm_client *c, unsigned flags,
+                                   int64_t *deleted)
 {
     tkm__call k;
     tkm__value v[TKM__RESET_NFIELDS];
     tkm_code rc;
 
     tkm__call_init(&k, c, TKM__CALL_RESET);
-    tkm__call_str(&k, c->key_pattern);
+    tkm__call_str(&k, (flags & TKM_RESET_ALL) ? "1" : "0");
     rc = tkm__call_run(c, &k, v, TKM__RESET_NFIELDS, NULL);
     if (rc == TKM_OK && deleted != NULL)
         *deleted = v[TKM__RESET_DELETED].i;
     return rc;
+}
+
+TKM_EXPORT tkm_code tkm_reset(tkm_client *c, int64_t *deleted)
+{
+    return tkm_reset_pool(c, TKM_RESET_ALL, deleted);
 }
 
 tkm_code tkm__sync_claim(tkm_client *c, int64_t interval_ms, int force,

@@ -35,6 +35,7 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
     *out = c;
     c->opts = *opts;
     c->last_heartbeat_ms = -1;
+    c->heartbeats = 1;
     /* Waiters on many hosts must not wake in step: seed per process and
      * per client. */
     c->jitter_seed = (unsigned int)getpid() ^ (unsigned int)(uintptr_t)c ^
@@ -69,8 +70,6 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
              "tokenmgr:{%s}:token_sync", c->opts.pool);
     snprintf(c->key_busy, sizeof(c->key_busy), "tokenmgr:{%s}:busy",
              c->opts.pool);
-    snprintf(c->key_pattern, sizeof(c->key_pattern), "tokenmgr:{%s}:*",
-             c->opts.pool);
     return TKM_OK;
 }
 
@@ -100,6 +99,11 @@ TKM_EXPORT void tkm_client_set_cancel(tkm_client *c,
                                       const volatile sig_atomic_t *flag)
 {
     c->cancel = flag;
+}
+
+TKM_EXPORT void tkm_client_set_heartbeats(tkm_client *c, int on)
+{
+    c->heartbeats = on != 0;
 }
 
 TKM_EXPORT int64_t tkm_client_round_trips(const tkm_client *c)

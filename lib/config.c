@@ -4,9 +4,11 @@
  * (options.c), which checks it; messages name the file, line and column.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "internal.h"
@@ -250,9 +252,14 @@ TKM_EXPORT tkm_code tkm_config_load_file(const char *path, tkm_options *opts,
     yaml_parser_t parser;
     FILE *fp;
     tkm_code rc;
+    /* A FIFO or a device would hang the reader: a regular file only. */
+    int fd = tkm__open_regular(path, O_RDONLY, errbuf, errlen);
 
-    fp = fopen(path, "rb");
+    if (fd < 0)
+        return errno == EINVAL ? TKM_ECONFIG : TKM_EIO;
+    fp = fdopen(fd, "rb");
     if (fp == NULL) {
+        close(fd);
         tkm__fmt(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
         return TKM_EIO;
     }

@@ -35,6 +35,8 @@ static tkm_code beat(tkm_client *c, const char *phase, int64_t busy_ms)
     tkm__value v[TKM__HEARTBEAT_NFIELDS];
     tkm_code rc;
 
+    if (!c->heartbeats)
+        return TKM_OK; /* a tool, not a worker */
     clean_phase(phase, text);
     tkm__call_init(&k, c, TKM__CALL_HEARTBEAT);
     tkm__call_str(&k, c->opts.worker_id);
@@ -105,6 +107,28 @@ TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list, size_t *count)
     *list = w;
     *count = rows;
     return TKM_OK;
+}
+
+TKM_EXPORT tkm_code tkm_worker_forget(tkm_client *c, const char *id)
+{
+    tkm__call k;
+    tkm__value v[TKM__FORGET_NFIELDS];
+    tkm_code rc;
+
+    if (id == NULL || !tkm__worker_id_valid(id))
+        return tkm__fail(
+            c, TKM_EINVAL,
+            "'%.140s' is not a worker id ([A-Za-z0-9_.:@-]{1,128})",
+            id ? id : "(null)");
+    tkm__call_init(&k, c, TKM__CALL_FORGET);
+    tkm__call_str(&k, id);
+    rc = tkm__call_run(c, &k, v, TKM__FORGET_NFIELDS, NULL);
+    if (rc == TKM_OK && v[TKM__FORGET_FOUND].i == 0)
+        return tkm__fail(c, TKM_ENOTFOUND,
+                         "pool %s has no worker '%s' (tokenmgr workers lists "
+                         "them)",
+                         c->opts.pool, id);
+    return rc;
 }
 
 TKM_EXPORT void tkm_workers_free(tkm_worker *list)

@@ -37,10 +37,10 @@ struct tkm_client {
     char key_token_sync[TKM__KEY_MAX];
     char key_busy[TKM__KEY_MAX];
     char key_guard[TKM__NKEYS_GUARD][TKM__KEY_MAX]; /* script.c, per call */
-    char key_pattern[TKM__KEY_MAX];
     char audit_host[64]; /* recovery.c: the host of the call, cut */
     int64_t round_trips;
     int64_t last_heartbeat_ms; /* monotonic; -1 before the first */
+    int heartbeats;            /* 0: a tool, never beats */
     unsigned int jitter_seed;
     const volatile sig_atomic_t *cancel; /* set by tkm_client_set_cancel */
     char err[TKM__ERR_MAX];
@@ -117,6 +117,10 @@ tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
 int64_t tkm__random(tkm_client *c, int64_t n);
 
 /* http.c, the libcurl file, declares its functions in http.h. */
+
+/* action.c: free the action without killing it: its supervisor goes on
+ * and kills the command's group at the deadline (a monitor that stops). */
+void tkm__action_detach(tkm_action *a);
 
 /* redis.c: the only file that talks to hiredis. */
 

@@ -42,6 +42,8 @@ TKM_EXPORT const char *tkm_strerror(tkm_code code)
         return "tokens not available within the wait limit";
     case TKM_ECANCELED:
         return "canceled";
+    case TKM_ENOTFOUND:
+        return "not found";
     }
     return "unknown status code";
 }

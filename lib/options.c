@@ -650,6 +650,12 @@ TKM_EXPORT int tkm_option_lookup(const char *name, tkm_option_source source,
         if (collectd ? strcasecmp(name, cand) == 0 : strcmp(name, cand) == 0)
             return (int)i;
         unsigned dist = edit_distance(name, cand);
+        const char *nl = strrchr(name, '.'), *cl = strrchr(cand, '.');
+        /* "bucket.floor": a word of "bucket.soft_floor" in its section. */
+        if (nl != NULL && cl != NULL && nl - name == cl - cand &&
+            strncmp(name, cand, (size_t)(nl - name)) == 0 && nl[1] != '\0' &&
+            strstr(cl + 1, nl + 1) != NULL && dist > 2)
+            dist = 2;
         if (dist < best) {
             best = dist;
             tkm__fmt(pick, sizeof(pick), "%s", cand);

@@ -165,6 +165,11 @@ TKM_EXPORT tkm_code tkm_recovery_observe(tkm_client *c,
     if (rc != TKM_OK)
         return rc;
     tkm__copy(out->event, sizeof(out->event), v[TKM__RECOVERY_OBSERVE_EVENT].s);
+    for (int e = TKM_EVENT_NONE; e <= TKM_EVENT_DEESCALATED; e++) {
+        if (strcmp(out->event,
+                   tkm_recovery_event_name((tkm_recovery_event)e)) == 0)
+            out->ev = (tkm_recovery_event)e;
+    }
     out->escalated = v[TKM__RECOVERY_OBSERVE_ESCALATED].i != 0;
     out->paused = v[TKM__RECOVERY_OBSERVE_PAUSED].i != 0;
     out->total = v[TKM__RECOVERY_OBSERVE_TOTAL].i;
@@ -199,16 +204,17 @@ TKM_EXPORT tkm_code tkm_recovery_status(tkm_client *c,
     out->grace_left_ms = v[TKM__RECOVERY_STATUS_GRACE_LEFT_MS].i;
     lease_ttl = v[TKM__RECOVERY_STATUS_LEASE_TTL_MS].i; /* PTTL: -2, -1 */
     out->lease_ttl_ms = lease_ttl > 0 ? lease_ttl : 0;
+    out->paused_left_ms = v[TKM__RECOVERY_STATUS_PAUSED_LEFT_MS].i;
     return TKM_OK;
 }
 
-/* reset, pause and resume: (host, reason) -> {ok}. */
+/* reset, pause and resume: (host, reason[, duration_ms]) -> {ok}. */
 _Static_assert(TKM__RECOVERY_PAUSE_NFIELDS == TKM__RECOVERY_RESET_NFIELDS &&
                    TKM__RECOVERY_RESUME_NFIELDS == TKM__RECOVERY_RESET_NFIELDS,
                "one reply for the guard's simple calls");
 
 static tkm_code simple(tkm_client *c, tkm__call_id id, const char *host,
-                       const char *reason)
+                       const char *reason, int64_t duration_ms)
 {
     tkm__call k;
     tkm__value v[TKM__RECOVERY_RESET_NFIELDS];
@@ -216,20 +222,32 @@ static tkm_code simple(tkm_client *c, tkm__call_id id, const char *host,
 
     guard_call(&k, c, id, host);
     tkm__call_str(&k, audit_text(why, sizeof(why), reason));
+    if (id == TKM__CALL_RECOVERY_PAUSE)
+        tkm__call_int(&k, duration_ms);
     return tkm__call_run(c, &k, v, TKM__RECOVERY_RESET_NFIELDS, NULL);
 }
 
 TKM_EXPORT tkm_code tkm_recovery_reset(tkm_client *c, const char *host,
                                        const char *reason)
 {
-    return simple(c, TKM__CALL_RECOVERY_RESET, host, reason);
+    return simple(c, TKM__CALL_RECOVERY_RESET, host, reason, 0);
 }
 
 TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *c, const char *host, int on,
                                        const char *reason)
 {
     return simple(c, on ? TKM__CALL_RECOVERY_PAUSE : TKM__CALL_RECOVERY_RESUME,
-                  host, reason);
+                  host, reason, 0);
+}
+
+TKM_EXPORT tkm_code tkm_recovery_pause_for(tkm_client *c, const char *host,
+                                           int64_t seconds, const char *reason)
+{
+    if (seconds < 0 || seconds > 2592000)
+        return tkm__fail(c, TKM_EINVAL,
+                         "pause duration %lld s is outside 0..2592000",
+                         (long long)seconds);
+    return simple(c, TKM__CALL_RECOVERY_PAUSE, host, reason, seconds * 1000);
 }
 
 /*

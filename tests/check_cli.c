@@ -81,7 +81,8 @@ static void use_server(void)
 {
     tkt_flush();
     setenv("TOKENMGR_REDIS_URL", tkt_server.url, 1);
-    unsetenv("TOKENMGR_CONFIG");
+    /* Empty: no file, not even /etc/tokenmgr/tokenmgr.yaml. */
+    setenv("TOKENMGR_CONFIG", "", 1);
 }
 
 START_TEST(test_usage_errors)
@@ -93,7 +94,8 @@ START_TEST(test_usage_errors)
                 "unknown command 'frobnicate'");
     expect_fail(run_cli("--colour", "status", NULL), 64, "unknown option");
     expect_fail(run_cli("--pool", NULL), 64, "--pool needs a value");
-    expect_fail(run_cli("acquire", "abc", NULL), 64, "'abc' is not an integer");
+    expect_fail(run_cli("acquire", "abc", NULL), 64,
+                "COST: 'abc' is not a whole number");
     expect_fail(run_cli("acquire", "-3", NULL), 64, "'-3'");
     expect_fail(run_cli("acquire", "5x", NULL), 64, "'5x'");
     expect_fail(run_cli("acquire", NULL), 64, "needs COST");
@@ -102,13 +104,93 @@ START_TEST(test_usage_errors)
                 "--tokens: 'ten'");
     expect_fail(run_cli("sync", "--tokens", "10", NULL), 64, "--rate");
     expect_fail(run_cli("sync", "--tokens", "10", "--rate", "-1", NULL), 64,
-                "--rate: '-1'");
+                "refill rate -1 is negative");
     expect_fail(run_cli("complete", "1-2", NULL), 64, "--consumed");
     expect_fail(run_cli("complete", "1-2", "--consumed", "1", "--tokens-left",
                         "5", NULL),
                 64, "go together");
     expect_fail(run_cli("recharge", "maybe", NULL), 64, "'on' or 'off'");
     expect_fail(run_cli("release", NULL), 64, "GRANT");
+}
+END_TEST
+
+/* --help lists every command and flag from the command table; each
+ * command's own usage is one call away; --version. */
+START_TEST(test_help)
+{
+    static const char *const every[] = {"status",
+                                        "sync",
+                                        "--from-keepa",
+                                        "--force",
+                                        "acquire COST",
+                                        "--wait SECONDS",
+                                        "--worker ID",
+                                        "complete GRANT",
+                                        "--consumed N",
+                                        "release GRANT",
+                                        "recharge on|off",
+                                        "reset",
+                                        "--yes",
+                                        "--all",
+                                        "heartbeat",
+                                        "--busy-for",
+                                        "workers",
+                                        "workers forget ID",
+                                        "recovery status",
+                                        "recovery reset",
+                                        "recovery pause",
+                                        "--for DURATION",
+                                        "recovery resume",
+                                        "recovery log",
+                                        "--count N",
+                                        "recover",
+                                        "--reason TEXT",
+                                        "config check",
+                                        "config show",
+                                        "help",
+                                        "--set KEY=VALUE",
+                                        "--config FILE",
+                                        "--pool NAME",
+                                        "--redis URL",
+                                        "--version",
+                                        "/etc/tokenmgr/tokenmgr.yaml",
+                                        "75"};
+    run_result r = run_cli("--help", NULL);
+
+    ck_assert_int_eq(r.status, 0);
+    for (size_t i = 0; i < sizeof(every) / sizeof(every[0]); i++)
+        ck_assert_msg(strstr(r.out, every[i]) != NULL, "--help lacks '%s'",
+                      every[i]);
+    r = run_cli("help", "acquire", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(
+        strstr(r.out, "usage: tokenmgr [GLOBAL OPTIONS] acquire COST [--wait "
+                      "SECONDS] [--worker ID] [--json]"));
+    ck_assert_ptr_null(strstr(r.out, "recovery"));
+    r = run_cli("acquire", "--help", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "acquire COST"));
+    r = run_cli("recovery", "pause", "--help", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "--for DURATION"));
+    r = run_cli("help", "recovery", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "recovery log"));
+    r = run_cli("help", "options", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "bucket.soft_floor"));
+    ck_assert_ptr_nonnull(strstr(r.out, "TOKENMGR_BUCKET_SOFT_FLOOR"));
+    r = run_cli("help", "--man", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, ".TH TOKENMGR 1"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\\-\\-from\\-keepa"));
+    r = run_cli("--version", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "tokenmgr " TKM_VERSION));
+    expect_fail(run_cli("help", "frob", NULL), 64, "no command 'frob'");
+    expect_fail(run_cli("recovery", NULL), 64,
+                "recovery needs one of: status reset pause resume log");
+    expect_fail(run_cli("recovery", "frob", NULL), 64, "not frob");
 }
 END_TEST
 
@@ -123,7 +205,11 @@ START_TEST(test_config_errors)
                 ":2:3: unknown option 'bucket.floor'");
     setenv("TOKENMGR_CONFIG", path, 1);
     expect_fail(run_cli("status", NULL), 78, "bucket.floor");
-    unsetenv("TOKENMGR_CONFIG");
+    expect_fail(run_cli("config", "check", NULL), 78, "bucket.floor");
+    setenv("TOKENMGR_CONFIG", "", 1);
+    expect_fail(run_cli("config", "check", path, NULL), 78,
+                ":2:3: unknown option 'bucket.floor' (did you mean "
+                "'bucket.soft_floor'?)");
     unlink(path);
     expect_fail(run_cli("--pool", "my pool", "status", NULL), 78,
                 "--pool: 'my pool' is not a pool name");
@@ -131,6 +217,54 @@ START_TEST(test_config_errors)
                 "Redis URL");
     expect_fail(run_cli("--config", "/nonexistent.yaml", "status", NULL), 78,
                 "/nonexistent.yaml: cannot open");
+}
+END_TEST
+
+/* config show: every effective value with its source; --set any option. */
+START_TEST(test_config_show_and_set)
+{
+    char path[] = "/tmp/tkm-cli-show-XXXXXX";
+    int fd = mkstemp(path);
+    run_result r;
+
+    ck_assert_int_eq(write(fd, "bucket:\n  soft_floor: 30\n", 25), 25);
+    close(fd);
+    setenv("TOKENMGR_CONFIG", path, 1);
+    setenv("TOKENMGR_BUCKET_MAX_WAIT_S", "90", 1);
+    r = run_cli("--set", "bucket.lease_ttl_s=300", "--pool", "shown", "config",
+                "show", NULL);
+    unsetenv("TOKENMGR_BUCKET_MAX_WAIT_S");
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "# file: "));
+    ck_assert_ptr_nonnull(strstr(r.out, "$TOKENMGR_CONFIG"));
+    ck_assert_msg(strstr(r.out, "bucket.soft_floor") &&
+                      strstr(strstr(r.out, "bucket.soft_floor"), "# file"),
+                  "%s", r.out);
+    ck_assert_ptr_nonnull(
+        strstr(strstr(r.out, "bucket.max_wait_s"), "# environment"));
+    ck_assert_ptr_nonnull(
+        strstr(strstr(r.out, "bucket.lease_ttl_s"), "# flag"));
+    ck_assert_ptr_nonnull(strstr(strstr(r.out, "pool "), "# flag"));
+    ck_assert_ptr_nonnull(
+        strstr(strstr(r.out, "bucket.capacity"), "# default"));
+    r = run_cli("config", "show", "--json", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "{\"key\":\"bucket.soft_floor\","
+                                        "\"value\":\"30\",\"source\":"
+                                        "\"file\"}"));
+    setenv("TOKENMGR_CONFIG", "", 1);
+    unlink(path);
+    expect_fail(run_cli("--set", "bucket.soft_floor", "status", NULL), 64,
+                "--set needs KEY=VALUE");
+    expect_fail(run_cli("--set", "bucket.sof_floor=3", "status", NULL), 78,
+                "unknown option 'bucket.sof_floor'");
+    expect_fail(
+        run_cli("--set", "recovery.window_s=30", "config", "show", NULL), 78,
+        "--set recovery.window_s is 30, outside 60..2592000");
+    setenv("TOKENMGR_RECOVERY_WINDOW_S", "30", 1);
+    expect_fail(run_cli("config", "show", NULL), 78,
+                "TOKENMGR_RECOVERY_WINDOW_S is 30, outside 60..2592000");
+    unsetenv("TOKENMGR_RECOVERY_WINDOW_S");
 }
 END_TEST
 
@@ -206,10 +340,13 @@ START_TEST(test_acquire_complete_release)
     ck_assert_ptr_nonnull(strstr(r.out, "balance 8"));
     expect_fail(run_cli("--pool", "p", "release", grant, NULL), 1,
                 "no reservation");
-    expect_fail(run_cli("--pool", "p", "acquire", "100000", NULL), 1,
+    expect_fail(run_cli("--pool", "p", "acquire", "100000", NULL), 64,
                 "can never be granted");
     ck_assert_int_eq(run_cli("--pool", "p", "recharge", "off", NULL).status, 0);
-    r = run_cli("--pool", "p", "reset", NULL);
+    /* reset says what it would delete, and deletes only with --yes. */
+    expect_fail(run_cli("--pool", "p", "reset", NULL), 64,
+                "would delete pool p's state: the bucket (8 tokens)");
+    r = run_cli("--pool", "p", "reset", "--yes", NULL);
     ck_assert_int_eq(r.status, 0);
     /* Ended leases left no keys behind: only the bucket remained. */
     ck_assert_ptr_nonnull(strstr(r.out, "deleted 1 key of pool p"));
@@ -241,10 +378,12 @@ START_TEST(test_heartbeat_workers_wait)
     ck_assert_ptr_nonnull(strstr(r.out, "\"workers_alive\":2"));
     ck_assert_ptr_nonnull(strstr(r.out, "\"workers_total\":2"));
     ck_assert_ptr_null(strstr(r.out, "\"heartbeat_age_s\":null"));
-    expect_fail(run_cli("heartbeat", "--worker", "a b", NULL), 78,
+    expect_fail(run_cli("heartbeat", "--worker", "a b", NULL), 64,
                 "worker id 'a b' is invalid");
-    expect_fail(run_cli("heartbeat", "--busy-for", "-1", NULL), 64,
-                "--busy-for: '-1'");
+    expect_fail(run_cli("heartbeat", "--phase", "x", NULL), 64,
+                "needs --worker ID");
+    expect_fail(run_cli("heartbeat", "--worker", "w", "--busy-for", "-1", NULL),
+                64, "--busy-for: '-1'");
     expect_fail(run_cli("heartbeat", "--worker", NULL), 64, "--worker needs");
     expect_fail(run_cli("acquire", "5", "--wait", "x", NULL), 64,
                 "--wait: 'x'");
@@ -255,6 +394,72 @@ START_TEST(test_heartbeat_workers_wait)
     r = run_cli("acquire", "5", "--wait", "1", "--json", NULL);
     ck_assert_int_eq(r.status, 75);
     ck_assert_ptr_nonnull(strstr(r.out, "\"reason\":\"wait_too_long\""));
+}
+END_TEST
+
+/* What an operator does: forget a departed worker, pause recovery for a
+ * while; the tool itself never shows up as a worker. */
+START_TEST(test_operator_commands)
+{
+    run_result r;
+
+    use_server();
+    run_cli("sync", "--tokens", "0", "--rate", "5", "--refill-in", "60000",
+            NULL);
+    /* A blocking acquire from the tool beats as nobody... */
+    r = run_cli("acquire", "5", "--wait", "1", NULL);
+    ck_assert_int_eq(r.status, 75);
+    r = run_cli("workers", "--json", NULL);
+    ck_assert_msg(strstr(r.out, "\"workers\":[]") != NULL, "%s", r.out);
+    /* ...unless it is told whom. */
+    run_cli("sync", "--tokens", "0", "--rate", "5", "--refill-in", "1500",
+            NULL);
+    r = run_cli("acquire", "5", "--wait", "3", "--worker", "cron:1", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    r = run_cli("workers", "--json", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"id\":\"cron:1\""));
+    r = run_cli("workers", "forget", "cron:1", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "forgot worker cron:1"));
+    r = run_cli("workers", "--json", NULL);
+    ck_assert_ptr_null(strstr(r.out, "cron:1"));
+    expect_fail(run_cli("workers", "forget", "cron:1", NULL), 1,
+                "pool keepa has no worker 'cron:1'");
+    expect_fail(run_cli("workers", "forget", "a b", NULL), 64,
+                "is not a worker id");
+    expect_fail(run_cli("workers", "forget", NULL), 64, "needs ID");
+    /* The kill switch for a while. */
+    r = run_cli("recovery", "pause", "--for", "15m", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    r = run_cli("recovery", "status", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "PAUSED for 900 s more"));
+    r = run_cli("recovery", "status", "--json", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"paused\":true"));
+    expect_fail(run_cli("recovery", "pause", "--for", "-5", NULL), 64,
+                "--for: '-5' is not a duration");
+    expect_fail(run_cli("recovery", "pause", "--for", "5y", NULL), 64,
+                "--for: '5y'");
+    ck_assert_int_eq(run_cli("recovery", "resume", NULL).status, 0);
+    r = run_cli("recovery", "status", "--json", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"paused\":false"));
+    /* The log in text: ISO-8601 times, one field per column. */
+    r = run_cli("recovery", "log", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "TIME"));
+    ck_assert_ptr_nonnull(strstr(r.out, "DECISION"));
+    ck_assert_msg(strstr(r.out, "Z  ") != NULL && strstr(r.out, "T") != NULL,
+                  "%s", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, " resume "));
+    ck_assert_ptr_nonnull(strstr(r.out, " pause "));
+    /* reset --all also takes the guard and its audit trail. */
+    r = run_cli("reset", "--yes", NULL);
+    ck_assert_int_eq(r.status, 0);
+    r = run_cli("recovery", "log", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, " resume "));
+    r = run_cli("reset", "--yes", "--all", NULL);
+    ck_assert_int_eq(r.status, 0);
+    r = run_cli("recovery", "log", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "no recovery decision recorded"));
 }
 END_TEST
 
@@ -339,7 +544,9 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    tcase_add_test(args, test_help);
     tcase_add_test(args, test_usage_errors);
+    tcase_add_test(args, test_config_show_and_set);
     tcase_add_test(args, test_config_errors);
     tcase_add_test(args, test_redis_down_is_69);
     tcase_add_unchecked_fixture(cmds, tkt_redis_setup, tkt_redis_teardown);
@@ -347,6 +554,7 @@ int main(void)
     tcase_add_test(cmds, test_status_json_keys);
     tcase_add_test(cmds, test_acquire_complete_release);
     tcase_add_test(cmds, test_heartbeat_workers_wait);
+    tcase_add_test(cmds, test_operator_commands);
     tcase_add_test(cmds, test_recovery_commands);
     suite_add_tcase(s, args);
     suite_add_tcase(s, cmds);

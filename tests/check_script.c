@@ -161,7 +161,7 @@ static const step steps[] = {
      {"h", "dry-1", "token", "ok", "0", "5", "output"}},
     {TKM__CALL_RECOVERY_OBSERVE, {"h", "clear", "100", "3600000"}},
     {TKM__CALL_RECOVERY_STATUS, {"h", "1000", "3600000"}},
-    {TKM__CALL_RECOVERY_PAUSE, {"h", "why"}},
+    {TKM__CALL_RECOVERY_PAUSE, {"h", "why", "0"}},
     {TKM__CALL_RECOVERY_RESUME, {"h", "why"}},
     {TKM__CALL_RECOVERY_RESET, {"h", "why"}},
     {TKM__CALL_RECOVERY_LOG, {"10"}},
@@ -169,7 +169,8 @@ static const step steps[] = {
      {"keepa_tokens_left", "keepa_refill_rate", "keepa_token_timestamp",
       "keepa_recharge_mode_active", "keepa_recharge_start_time",
       "keepa_worker_last_heartbeat"}},
-    {TKM__CALL_RESET, {"tokenmgr:{t}:*"}},
+    {TKM__CALL_RESET, {"1"}},
+    {TKM__CALL_FORGET, {"w1"}},
 };
 
 START_TEST(test_every_call_answers_its_declaration)

@@ -56,14 +56,15 @@ typedef enum tkm_code {
         5, /* the pool's state in Redis holds garbage; nothing written */
     TKM_ENOGRANT =
         6, /* no such reservation (never granted, already ended, expired) */
-    TKM_ENOMEM = 7,    /* out of memory */
-    TKM_EIO = 8,       /* a file could not be read */
-    TKM_EHTTP = 9,     /* the API could not be reached or answered garbage,
-                          retries exhausted */
-    TKM_EAPI = 10,     /* the API refused the request (400, 402, 404, 405) */
-    TKM_EWAIT = 11,    /* tokens not available within the wait limit: free
-                          the worker and retry later */
-    TKM_ECANCELED = 12 /* the cancel flag was raised during a wait */
+    TKM_ENOMEM = 7,     /* out of memory */
+    TKM_EIO = 8,        /* a file could not be read */
+    TKM_EHTTP = 9,      /* the API could not be reached or answered garbage,
+                           retries exhausted */
+    TKM_EAPI = 10,      /* the API refused the request (400, 402, 404, 405) */
+    TKM_EWAIT = 11,     /* tokens not available within the wait limit: free
+                           the worker and retry later */
+    TKM_ECANCELED = 12, /* the cancel flag was raised during a wait */
+    TKM_ENOTFOUND = 13  /* no such worker (or other named record) */
 } tkm_code;
 
 /* A static, one-line description of a status code.  Never NULL. */
@@ -390,6 +391,14 @@ TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *client);
 TKM_EXPORT void tkm_client_set_cancel(tkm_client *client,
                                       const volatile sig_atomic_t *flag);
 
+/*
+ * on = 0: this client is a tool, not a worker: it never records a
+ * heartbeat (tkm_heartbeat() and tkm_heartbeat_busy() do nothing and
+ * return TKM_OK, and a blocking wait does not beat).  Clients beat by
+ * default.
+ */
+TKM_EXPORT void tkm_client_set_heartbeats(tkm_client *client, int on);
+
 /* Redis round trips this client has made (for benchmarks and tests). */
 TKM_EXPORT int64_t tkm_client_round_trips(const tkm_client *client);
 
@@ -515,9 +524,24 @@ TKM_EXPORT tkm_code tkm_status(tkm_client *client, tkm_pool_status *out);
 /* Force recharge mode on (1) or off (0). */
 TKM_EXPORT tkm_code tkm_recharge(tkm_client *client, int on);
 
-/* Delete every key of this pool (tokenmgr:{pool}:*) and nothing else.
- * *deleted (may be NULL) receives the number of keys removed. */
+/* Delete every key of this pool (tokenmgr:{pool}:*) and nothing else,
+ * the recovery guard and its audit trail included: tkm_reset_pool() with
+ * TKM_RESET_ALL.  *deleted (may be NULL) receives the number of keys
+ * removed. */
 TKM_EXPORT tkm_code tkm_reset(tkm_client *client, int64_t *deleted);
+
+/* tkm_reset_pool() flags. */
+#define TKM_RESET_ALL 1u /* the recovery guard and audit trail too */
+
+/*
+ * Delete the pool's state: the bucket, its leases, its workers'
+ * records, the /token throttle and the wait queue; with TKM_RESET_ALL also
+ * the recovery guard and its audit trail (kept otherwise, so an escalation
+ * and the history survive a reset).  The keys are known by name: no
+ * keyspace scan, so Redis is never blocked by other pools' keys.
+ */
+TKM_EXPORT tkm_code tkm_reset_pool(tkm_client *client, unsigned flags,
+                                   int64_t *deleted);
 
 /* ------------------------------------------------------------------------
  * Worker liveness and waiting
@@ -566,6 +590,11 @@ TKM_EXPORT tkm_code tkm_workers(tkm_client *client, tkm_worker **list,
 
 /* Free a list from tkm_workers().  NULL is fine. */
 TKM_EXPORT void tkm_workers_free(tkm_worker *list);
+
+/* Remove a departed worker's records (its heartbeat, phase, busy period).
+ * TKM_ENOTFOUND when the pool has no worker of that id; TKM_EINVAL for an
+ * id that is not one. */
+TKM_EXPORT tkm_code tkm_worker_forget(tkm_client *client, const char *id);
 
 /*
  * Blocking acquire: try; when denied, sleep exactly the retry_after_ms the
@@ -671,6 +700,67 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
                                    tkm_keepa_sync_result *out);
 
 /* ------------------------------------------------------------------------
+ * JSON views: each call's answer as one JSON object with the keys of
+ * CONTRACT.md (the command-line tool's --json output).  Scalars in, JSON
+ * out, so that language bindings never mirror a C struct.  *json is
+ * allocated (free it with tkm_free()) on TKM_OK and NULL otherwise;
+ * failures are those of the call named, with tkm_errstr() set.
+ * ---------------------------------------------------------------------- */
+
+/* Free what a *_json function (or tkm_keepa_request_json's body) gave. */
+TKM_EXPORT void tkm_free(void *p);
+
+/* {"granted", "grant", "tokens", "reason", "retry_after_ms",
+ *  "recharge_mode", "recharge_expired"} of a grant. */
+TKM_EXPORT tkm_code tkm_grant_json(const tkm_grant *g, char **json);
+
+/* tkm_try_acquire (wait_ms 0) or tkm_acquire (wait_ms > 0, or < 0 for
+ * bucket.max_wait_s), answered as tkm_grant_json. */
+TKM_EXPORT tkm_code tkm_acquire_json(tkm_client *client, int64_t cost,
+                                     int64_t wait_ms, char **json);
+
+/* tkm_complete (with the report when has_report), tkm_release and
+ * tkm_sync (refill_in_ms, timestamp_ms -1: unknown), answered as
+ * {"tokens", "report_applied", "report_stale"}. */
+TKM_EXPORT tkm_code tkm_complete_json(tkm_client *client, const char *grant_id,
+                                      int64_t consumed, int has_report,
+                                      int64_t tokens_left, int64_t timestamp_ms,
+                                      char **json);
+TKM_EXPORT tkm_code tkm_release_json(tkm_client *client, const char *grant_id,
+                                     char **json);
+TKM_EXPORT tkm_code tkm_sync_json(tkm_client *client, int64_t tokens,
+                                  int64_t rate, int64_t refill_in_ms,
+                                  int64_t timestamp_ms, char **json);
+
+/* `tokenmgr status --json`: {"pool", "tokens", "capacity", ...}. */
+TKM_EXPORT tkm_code tkm_status_json(tkm_client *client, char **json);
+
+/* `tokenmgr workers --json`: {"pool", "workers": [{"id",
+ * "heartbeat_age_s", "phase", "busy_until_ms", "busy_for_s", "alive"}]}.
+ * Two round trips (the list and Redis' clock). */
+TKM_EXPORT tkm_code tkm_workers_json(tkm_client *client, char **json);
+
+/* `tokenmgr recovery status --json` with the client's recovery options,
+ * and `recovery log --json` (an array, newest first). */
+TKM_EXPORT tkm_code tkm_recovery_status_json(tkm_client *client, char **json);
+TKM_EXPORT tkm_code tkm_recovery_log_json(tkm_client *client, int64_t count,
+                                          char **json);
+
+/* tkm_keepa_request: the token fields as {"http_status", "has_tokens",
+ * "tokens_left", "tokens_consumed", "refill_in_ms", "refill_rate",
+ * "timestamp_ms", "processing_ms", "token_flow_reduction", "error",
+ * "attempts", "http_429s"} in *json and the body in *body (*body_len
+ * bytes, NUL-terminated; free with tkm_free()). */
+TKM_EXPORT tkm_code tkm_keepa_request_json(tkm_keepa *kc, const char *path,
+                                           const char *const *params,
+                                           int64_t estimated_cost, char **json,
+                                           char **body, size_t *body_len);
+
+/* tkm_keepa_sync: {"throttled", "next_allowed_ms", "tokens",
+ * "refill_rate"}. */
+TKM_EXPORT tkm_code tkm_keepa_sync_json(tkm_keepa *kc, int force, char **json);
+
+/* ------------------------------------------------------------------------
  * The stall rule (pure) and the recovery guard (shared in Redis)
  * ---------------------------------------------------------------------- */
 
@@ -770,6 +860,17 @@ TKM_EXPORT tkm_code tkm_recovery_finish(tkm_client *client,
                                         int exit_status, int64_t duration_ms,
                                         const char *output);
 
+/* What a read learned about the last action (tkm_recovery_observe). */
+typedef enum tkm_recovery_event {
+    TKM_EVENT_NONE = 0,
+    TKM_EVENT_RECOVERED = 1,  /* a heartbeat came within the grace period */
+    TKM_EVENT_FAILED = 2,     /* none came: the action did not help */
+    TKM_EVENT_DEESCALATED = 3 /* clear for a full window: escalation over */
+} tkm_recovery_event;
+
+/* "", "recovered", "failed", "deescalated". */
+TKM_EXPORT const char *tkm_recovery_event_name(tkm_recovery_event e);
+
 /* The guard as one read sees it. */
 typedef struct tkm_recovery_state {
     int paused;
@@ -781,9 +882,11 @@ typedef struct tkm_recovery_state {
     int64_t total;  /* actions ever taken (monotonic) */
     int64_t failed; /* of which failed or timed out */
     int64_t grace_left_ms;
-    int64_t lease_ttl_ms; /* > 0 while an actor holds the lease */
-    char event[16];       /* observe: "recovered", "failed",
-                             "deescalated" or "" */
+    int64_t lease_ttl_ms;   /* > 0 while an actor holds the lease */
+    char event[16];         /* observe: "recovered", "failed",
+                               "deescalated" or "" (tkm_recovery_event_name) */
+    int64_t paused_left_ms; /* paused for a while: what is left; else 0 */
+    tkm_recovery_event ev;  /* observe: `event` as an enum */
 } tkm_recovery_state;
 
 /*
@@ -809,6 +912,11 @@ TKM_EXPORT tkm_code tkm_recovery_reset(tkm_client *client, const char *host,
 /* The kill switch: on = 1 pauses (decisions audited, nothing runs). */
 TKM_EXPORT tkm_code tkm_recovery_pause(tkm_client *client, const char *host,
                                        int on, const char *reason);
+
+/* Pause for `seconds` (1..2592000), after which actions may run again by
+ * themselves; 0 pauses until tkm_recovery_pause(..., 0, ...). */
+TKM_EXPORT tkm_code tkm_recovery_pause_for(tkm_client *client, const char *host,
+                                           int64_t seconds, const char *reason);
 
 /* One audit entry; absent fields are "". */
 typedef struct tkm_audit_entry {
@@ -890,6 +998,85 @@ TKM_EXPORT tkm_code tkm_action_wait(tkm_action *a, tkm_action_result *result);
 
 /* Free; an action still running is killed (its whole group). */
 TKM_EXPORT void tkm_action_free(tkm_action *a);
+
+/* ------------------------------------------------------------------------
+ * A guarded recovery, whole: decide, run, record the outcome.  The collectd
+ * plugin and `tokenmgr recover` both use this pair.
+ * ---------------------------------------------------------------------- */
+
+/* Why a recovery is asked for. */
+typedef enum tkm_recovery_mode {
+    TKM_MODE_STALLED = 0,      /* the stall rule confirmed a stall */
+    TKM_MODE_UNKNOWN = 1,      /* data missing: audited, never acted on */
+    TKM_MODE_SHARED_CAUSE = 2, /* held back on evidence: audited only */
+    TKM_MODE_MANUAL = 3        /* an operator or an alert receiver */
+} tkm_recovery_mode;
+
+/* "stalled", "unknown", "shared_cause", "manual". */
+TKM_EXPORT const char *tkm_recovery_mode_name(tkm_recovery_mode m);
+
+/* How an action ended. */
+typedef enum tkm_recovery_outcome {
+    TKM_OUTCOME_OK = 0,       /* exit status 0 (webhook: 2xx) */
+    TKM_OUTCOME_FAILED = 1,   /* another status, or it could not start */
+    TKM_OUTCOME_TIMEOUT = 2,  /* killed (its process group) at the deadline */
+    TKM_OUTCOME_ABANDONED = 3 /* the monitor stopped while it ran */
+} tkm_recovery_outcome;
+
+/* "ok", "failed", "timeout", "abandoned". */
+TKM_EXPORT const char *tkm_recovery_outcome_name(tkm_recovery_outcome o);
+
+/* What the decision saw: audited, and handed to the action as
+ * TOKENMGR_* variables. */
+typedef struct tkm_recovery_request {
+    tkm_recovery_mode mode;
+    const char *host;          /* the monitor's host, for the audit */
+    const char *reason;        /* TOKENMGR_REASON */
+    const char *inputs;        /* "tokens=.. heartbeat_age_ms=..", audit */
+    int64_t tokens;            /* TOKENMGR_TOKENS */
+    int64_t heartbeat_age_ms;  /* TOKENMGR_HEARTBEAT_AGE; -1 unknown */
+    const char *stale_workers; /* TOKENMGR_STALE_WORKERS (may be NULL) */
+} tkm_recovery_request;
+
+/* An action the guard granted, running. */
+typedef struct tkm_recovery_run tkm_recovery_run;
+
+/*
+ * Ask the guard (tkm_recovery_decide, audited) and, when it grants, start
+ * o's Exec or Webhook with the request's context: *run is then the running
+ * action (end it with tkm_recovery_settle), else NULL and ticket->decision
+ * says why not (cooldown, lease, paused...).  An action that cannot start
+ * is recorded as failed and returned as TKM_EIO with the reason in errbuf;
+ * no Exec and no Webhook is TKM_ECONFIG.  Never blocks on the action.
+ */
+TKM_EXPORT tkm_code tkm_recovery_begin(tkm_client *client,
+                                       const tkm_recovery_options *o,
+                                       const tkm_recovery_request *req,
+                                       tkm_recovery_ticket *ticket,
+                                       tkm_recovery_run **run, char *errbuf,
+                                       size_t errlen);
+
+/* How tkm_recovery_settle waits. */
+typedef enum tkm_settle {
+    TKM_SETTLE_POLL = 0,   /* never blocks: *run stays while it runs */
+    TKM_SETTLE_WAIT = 1,   /* until it ends */
+    TKM_SETTLE_ABANDON = 2 /* the monitor stops: an action still running is
+                              recorded "abandoned" and left to its deadline
+                              in its own process group; the actor lease is
+                              kept until it expires, so no other monitor
+                              acts meanwhile */
+} tkm_settle;
+
+/*
+ * When the action of *run has ended (or is abandoned): record its outcome
+ * with tkm_recovery_finish, free it and set *run to NULL; *result (may be
+ * NULL) tells how it went.  Returns the status of recording the outcome
+ * (the action is freed whatever it is); TKM_OK with *run unchanged while a
+ * polled action still runs.  NULL *run is fine.
+ */
+TKM_EXPORT tkm_code tkm_recovery_settle(tkm_client *client,
+                                        tkm_recovery_run **run, tkm_settle how,
+                                        tkm_action_result *result);
 
 /* ------------------------------------------------------------------------
  * The legacy layout: the original Python system's keys (read-only)

@@ -16,6 +16,22 @@ local function num(field)
   return tonumber(redis.call('HGET', R, field) or '0') or 0
 end
 
+-- The kill switch, on until resumed or (paused_until_ms > 0) until then.
+local function paused_left()
+  if num('paused') ~= 1 then
+    return 0
+  end
+  local until_ms = num('paused_until_ms')
+  if until_ms == 0 then
+    return -1 -- until resumed
+  end
+  return math.max(0, until_ms - now)
+end
+
+local function paused()
+  return paused_left() ~= 0 and 1 or 0
+end
+
 -- Every decision goes to the stream; a skip that repeats the previous one
 -- within a minute is counted instead of appended.
 local function audit(decision, fields, repeatable)
@@ -69,7 +85,7 @@ if cmd == 'decide' then
   local decision, id = nil, ''
   if mode == 'unknown' or mode == 'shared_cause' then
     decision = mode
-  elseif num('paused') == 1 then
+  elseif paused() == 1 then
     decision = 'paused'
   elseif num('escalated') == 1 then
     decision = 'escalated'
@@ -114,7 +130,9 @@ if cmd == 'finish' then
     released = 1
   end
   if outcome == 'failed' or outcome == 'timeout' then
+    -- Counted once: the grace verdict does not count it again.
     redis.call('HINCRBY', R, 'failed', 1)
+    redis.call('HSET', R, 'failed_id', id)
   end
   audit('finished', {'action_id', id, 'outcome', outcome, 'exit', op[6],
                      'duration_ms', op[7], 'output', op[8]}, false)
@@ -138,7 +156,9 @@ if cmd == 'observe' then
       audit('recovered', {'action_id', pending}, false)
     else
       event = 'failed'
-      redis.call('HINCRBY', R, 'failed', 1)
+      if redis.call('HGET', R, 'failed_id') ~= pending then
+        redis.call('HINCRBY', R, 'failed', 1)
+      end
       audit('failed', {'action_id', pending,
                        'reason', 'no heartbeat resumed within the grace period'},
             false)
@@ -159,18 +179,22 @@ if cmd == 'observe' then
       redis.call('HDEL', R, 'clear_since_ms')
     end
   end
-  return {event, num('escalated'), num('paused'), num('total'), num('failed')}
+  return {event, num('escalated'), paused(), num('total'), num('failed')}
 end
 
+-- `total` counts the actions taken, `failed` those of them that failed
+-- (exit status, deadline, or no heartbeat within the grace), each once.
 -- @call recovery.status(host, cooldown_ms, window_ms)
 --   -> {paused, escalated, escalated_ms, last_action_ms, actions_in_window,
---       cooldown_left_ms, total, failed, grace_left_ms, lease_ttl_ms, now}
+--       cooldown_left_ms, total, failed, grace_left_ms, lease_ttl_ms, now,
+--       paused_left_ms}
 if cmd == 'status' then
   local cooldown, window = tonumber(op[3]), tonumber(op[4])
   local n = redis.call('ZCOUNT', A, now - window, '+inf')
-  return {num('paused'), num('escalated'), num('escalated_ms'), num('last_action_ms'),
+  return {paused(), num('escalated'), num('escalated_ms'), num('last_action_ms'),
           n, cooldown_left(cooldown, window, n), num('total'), num('failed'),
-          math.max(0, num('grace_until_ms') - now), redis.call('PTTL', LEASE), now}
+          math.max(0, num('grace_until_ms') - now), redis.call('PTTL', LEASE), now,
+          math.max(0, paused_left())}
 end
 
 -- @call recovery.reset(host, reason) -> {ok}
@@ -182,10 +206,13 @@ if cmd == 'reset' then
   return {1}
 end
 
--- @call recovery.pause(host, reason) -> {ok}
+-- pause: for duration_ms, or until resumed when 0.
+-- @call recovery.pause(host, reason, duration_ms) -> {ok}
 -- @call recovery.resume(host, reason) -> {ok}
 if cmd == 'pause' or cmd == 'resume' then
-  redis.call('HSET', R, 'paused', cmd == 'pause' and 1 or 0)
+  local ms = cmd == 'pause' and tonumber(op[4]) or 0
+  redis.call('HSET', R, 'paused', cmd == 'pause' and 1 or 0,
+             'paused_until_ms', ms > 0 and now + ms or 0)
   audit(cmd, {'reason', op[3]}, false)
   return {1}
 end

@@ -1,15 +1,12 @@
--- reset: delete every key matching `pattern`, the pool's (tokenmgr:{P}:*),
--- and nothing else; `deleted` counts them.
--- @keys pool
+-- reset: delete the pool's keys by name, never by a keyspace scan (which
+-- would block Redis for every other pool on a large database): the pool's
+-- keys, and with all = 1 the recovery guard's and its audit trail.
+-- `deleted` counts the keys that existed.
+-- @keys pool guard
 -- @policy
--- @call reset(pattern) -> {deleted}
-local deleted = 0
-local cursor = '0'
-repeat
-  local r = redis.call('SCAN', cursor, 'MATCH', op[1], 'COUNT', 1000)
-  cursor = r[1]
-  if #r[2] > 0 then
-    deleted = deleted + redis.call('DEL', unpack(r[2]))
-  end
-until cursor == '0'
+-- @call reset(all) -> {deleted}
+local deleted = redis.call('DEL', B, L, E, H, W, S, U)
+if op[1] == '1' then
+  deleted = deleted + redis.call('DEL', KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+end
 return {deleted}

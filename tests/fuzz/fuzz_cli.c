@@ -1,15 +1,16 @@
 /*
  * The command line of `tokenmgr`: the input is its arguments, separated by
- * NUL bytes.  The CLI's own parser (global options, the command table, the
- * --json and --worker split) runs, then the options it would open a client
- * with are built and validated, and every argument goes through the one
- * integer and float parsers the commands use.  Nothing connects: the file
- * is compiled without its main().
+ * NUL bytes.  The CLI's own parser (global options, the command table, each
+ * command's flags) runs, then the options it would open a client with are
+ * built and validated, and every argument goes through the one integer and
+ * float parsers the commands use.  Nothing connects: the CLI's sources are
+ * compiled in without cli/main.c.
  */
-#define TKM_CLI_NO_MAIN
-#include "../../lib/cli/tokenmgr.c"
-
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
 
 #include "fuzz.h"
 
@@ -21,7 +22,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     /* Only the fuzz bytes decide: no configuration file, no URL. */
-    unsetenv("TOKENMGR_CONFIG");
+    setenv("TOKENMGR_CONFIG", "", 1); /* empty: no file, not even /etc's */
     unsetenv("TOKENMGR_REDIS_URL");
     return 0;
 }
@@ -46,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *buf = fuzz_cstr(data, size);
     char *argv[ARGS_MAX + 2];
     int argc = 1, e;
-    invocation inv;
+    cli_invocation inv;
 
     if (!initialised) {
         LLVMFuzzerInitialize(NULL, NULL);
@@ -60,20 +61,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o += strlen(buf + o) + 1;
     }
     argv[argc] = NULL;
-    e = parse_command_line(argc, argv, &inv);
+    e = cli_parse(argc, argv, &inv);
     if (e < 0) {
-        tkm_options o;
+        const cli_args *a = &inv.args;
+        cli_ctx ctx = {.inv = &inv};
         char err[512];
-        FUZZ_ASSERT(inv.cmd != NULL && inv.a.argc < argc);
-        e = load_options(&o, NULL, inv.pool, inv.redis, inv.worker);
-        if (e == EXIT_OK)
-            FUZZ_ASSERT(tkm_options_validate(&o, err, sizeof(err)) == TKM_OK);
-        for (int k = 0; k < inv.a.argc; k++)
-            numbers(inv.a.argv[k]);
+        FUZZ_ASSERT(a->cmd != NULL && a->npos >= a->cmd->min_pos &&
+                    a->npos <= a->cmd->max_pos);
+        e = EXIT_OK;
+        if (a->cmd->needs >= NEEDS_OPTIONS) {
+            e = cli_load_options(&inv, &ctx);
+            if (e == EXIT_OK)
+                FUZZ_ASSERT(tkm_options_validate(&ctx.opts, err, sizeof(err)) ==
+                            TKM_OK);
+        }
+        for (int k = 0; k < a->npos; k++)
+            numbers(a->pos[k]);
+        for (int k = 0; k < CLI_FLAGS_MAX; k++)
+            if (a->value[k] != NULL)
+                numbers(a->value[k]);
     }
     FUZZ_ASSERT(e == -1 || e == EXIT_OK || e == EXIT_USAGE ||
                 e == EXIT_CONFIG || e == EXIT_OTHER);
-    free(inv.a.argv);
     free(buf);
     return 0;
 }
