@@ -262,14 +262,16 @@ static char *build_url(tkm_keepa *kc, const char *path,
     return url;
 }
 
-/* The API's token state, applied as an authoritative sync. */
-static void apply_token_report(tkm_keepa *kc)
+/* The API's token state, applied as an authoritative sync: the sync's
+ * status (a report it refuses, out of range or from a pool whose state is
+ * garbage, is not applied, and the caller says so). */
+static tkm_code apply_token_report(tkm_keepa *kc)
 {
     const tkm__keepa_fields *f = &kc->fields;
     tkm_sync_info in;
 
     if ((f->present & TKM__F_SYNC) != TKM__F_SYNC)
-        return;
+        return TKM_OK;
     in.tokens = f->tokens_left;
     in.rate = f->refill_rate;
     in.refill_in_ms = f->refill_in_ms;
@@ -277,7 +279,7 @@ static void apply_token_report(tkm_keepa *kc)
     if (in.refill_in_ms >
         tkm_client_options(kc->client)->bucket.refill_period_ms)
         in.refill_in_ms = -1;
-    (void)tkm_sync(kc->client, &in, NULL); /* a stale report is fine */
+    return tkm_sync(kc->client, &in, NULL); /* a stale report is fine */
 }
 
 static void fill_response(tkm_keepa *kc, long status, int attempts, int n429,
@@ -371,7 +373,7 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
                                : estimated_cost;
             /* An expired lease (a very slow call) still had its report. */
             if (tkm_complete(c, g.id, used, &rep, NULL) == TKM_ENOGRANT)
-                apply_token_report(kc);
+                (void)apply_token_report(kc);
             rc = TKM_OK;
             break;
         }
@@ -379,7 +381,7 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
             /* Nothing was charged; Keepa's balance is the truth now. */
             n429++;
             (void)tkm_release(c, g.id, NULL);
-            apply_token_report(kc);
+            (void)apply_token_report(kc);
             if (n429 > o->keepa.max_retries) {
                 rc = kfail(kc, TKM_EHTTP, "%s %s: %d answers 429 in a row",
                            "GET", path, n429);
@@ -398,6 +400,9 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
             rc = kfail(kc, TKM_EAPI, "GET %s: Keepa refused it: %s", path, why);
             break;
         }
+        /* The API failed (network, 5xx, garbage): reported by the next
+         * heartbeat, the stall rule's evidence of a shared cause. */
+        tkm__note_failure(c, "api");
         if (out == OUT_NOT_RUN)
             (void)tkm_release(c, g.id, NULL);
         else
@@ -459,10 +464,20 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
         return kfail(kc, TKM_ENOMEM, "out of memory building the URL");
     res = perform(kc, url, &status, why, sizeof(why));
     free(url);
-    if (res != OUT_OK || (kc->fields.present & TKM__F_SYNC) != TKM__F_SYNC)
+    if (res != OUT_OK || (kc->fields.present & TKM__F_SYNC) != TKM__F_SYNC) {
+        if (res != OUT_API_ERROR)
+            tkm__note_failure(c, "api");
         return kfail(kc, res == OUT_API_ERROR ? TKM_EAPI : TKM_EHTTP,
                      "GET /token: %s", res == OUT_OK ? "no token fields" : why);
-    apply_token_report(kc);
+    }
+    /* An apply that did not happen is a failure, with its reason: never
+     * the pool's old balance shown as if it came from Keepa. */
+    rc = apply_token_report(kc);
+    if (rc != TKM_OK)
+        return kfail(kc, rc,
+                     "GET /token answered, but its report was not "
+                     "applied: %s",
+                     tkm_errstr(c));
     rc = tkm_status(c, &st);
     if (rc != TKM_OK)
         return kfail(kc, rc, "%s", tkm_errstr(c));

@@ -150,9 +150,14 @@ START_TEST(test_recharge_ends_at_target)
     tkm_client *c = tkt_open(&o);
     tkm_grant g;
 
-    tkt_sync(c, 80, 5, 30000, -1);
+    tkt_sync(c, 40, 5, 30000, -1);
     ck_assert_int_eq(tkm_recharge(c, 1), TKM_OK);
     ck_assert_int_eq(tkt_status(c).recharge_mode, 1);
+    /* Idle at the target: the flag says what the next decision will see
+     * (off), before any decision writes it down. */
+    tkt_sync(c, 80, 5, 30000, -1);
+    ck_assert_int_eq(tkt_status(c).recharge_mode, 0);
+    ck_assert_int_eq(tkt_status(c).recharge_since_ms, -1);
     g = tkt_acquire(c, 11);
     ck_assert_int_eq(g.granted, 1);
     ck_assert_int_eq(g.recharge_mode, 0);
@@ -604,7 +609,7 @@ START_TEST(test_recharge_on_off)
     tkm_client *c = tkt_open(&o);
     tkm_pool_status st;
 
-    tkt_sync(c, 100, 5, 30000, -1);
+    tkt_sync(c, 30, 5, 30000, -1); /* below the target (50) */
     ck_assert_int_eq(tkm_recharge(c, 1), TKM_OK);
     st = tkt_status(c);
     ck_assert_int_eq(st.recharge_mode, 1);

@@ -420,9 +420,9 @@ START_TEST(test_validate_every_field)
     ck_assert_str_eq(err, "stall.tokens_ratio is 5, outside (0, 1] (of the "
                           "capacity)");
     tkm_options_init(&o);
-    o.stall.shared_cause_share = -2;
+    o.stall.shared_cause_escalate_s = -2;
     ck_assert_int_eq(tkm_options_validate(&o, err, sizeof(err)), TKM_ECONFIG);
-    ck_assert_ptr_nonnull(strstr(err, "stall.shared_cause_share is -2"));
+    ck_assert_ptr_nonnull(strstr(err, "stall.shared_cause_escalate_s is -2"));
     tkm_options_init(&o);
     o.recovery.exec_argc = 1;
     strcpy(o.recovery.exec[0], "restart.sh");

@@ -151,7 +151,7 @@ static const step steps[] = {
     {TKM__CALL_RELEASE, {GRANT}},
     {TKM__CALL_STATUS, {NULL}},
     {TKM__CALL_RECHARGE, {"1"}},
-    {TKM__CALL_HEARTBEAT, {"w1", "checking", "0"}},
+    {TKM__CALL_HEARTBEAT, {"w1", "checking", "0", "redis", "10"}},
     {TKM__CALL_WORKERS, {"10"}},
     {TKM__CALL_SYNC_CLAIM, {"1000", "0"}},
     {TKM__CALL_RECOVERY_DECIDE,

@@ -118,13 +118,13 @@ typedef struct tkm_keepa_options {
 
 /* The stall rule's thresholds (collectd: StallTokens, StallTokensRatio...). */
 typedef struct tkm_stall_options {
-    int64_t tokens;                   /* StallTokens; < 0: use the ratio */
-    double tokens_ratio;              /* StallTokensRatio x capacity (0.97) */
-    int64_t heartbeat_age_s;          /* StallHeartbeatAge (900) */
-    int64_t confirmations;            /* StallConfirmations (2) */
-    double shared_cause_share;        /* more than this share... (0.5) */
-    int64_t shared_cause_window_s;    /* ...went stale within this (60) */
-    int64_t shared_cause_min_workers; /* only with this many workers (3) */
+    int64_t tokens;          /* StallTokens; < 0: use the ratio */
+    double tokens_ratio;     /* StallTokensRatio x capacity (0.97) */
+    int64_t heartbeat_age_s; /* StallHeartbeatAge (900) */
+    int64_t confirmations;   /* StallConfirmations (2) */
+    /* SharedCauseEscalate: a stall held back on evidence of a shared cause
+     * acts once it lasted this long (3 x heartbeat_age_s). */
+    int64_t shared_cause_escalate_s;
 } tkm_stall_options;
 
 /* Fill *o with the defaults above.  Thread-safe. */
@@ -577,6 +577,10 @@ typedef struct tkm_worker {
     char phase[TKM_PHASE_MAX + 1];
     int64_t busy_until_ms; /* Redis time (Unix ms) when busy; -1 when not */
     int alive;             /* fresh heartbeat or busy */
+    /* The last failure its heartbeats reported (a Redis call or an API
+     * call that failed): "redis" or "api", "" when none, and its age. */
+    char error[16];
+    int64_t error_age_ms;
 } tkm_worker;
 
 /*
@@ -769,7 +773,7 @@ typedef enum tkm_stall_state {
     TKM_STALL_PENDING = 1,     /* the condition holds, not yet confirmed */
     TKM_STALL_STALLED = 2,     /* held for `confirmations` reads: act */
     TKM_STALL_UNKNOWN = 3,     /* not enough data: alert, never act */
-    TKM_STALL_SHARED_CAUSE = 4 /* many workers stopped together: alert */
+    TKM_STALL_SHARED_CAUSE = 4 /* held back: evidence of a shared cause */
 } tkm_stall_state;
 
 /* "ok", "pending", "stalled", "unknown", "shared_cause". */
@@ -784,6 +788,10 @@ typedef struct tkm_stall_input {
     int64_t workers_busy;      /* busy workers not in `workers` (legacy: 0) */
     const tkm_worker *workers; /* may be NULL */
     size_t nworkers;
+    /* The monitor itself failed to read Redis (then the workers may have
+     * too): lost_redis 1, that long ago; 0 when it never did. */
+    int monitor_lost_redis;
+    int64_t monitor_lost_redis_age_ms;
 } tkm_stall_input;
 
 /* Consecutive reads the condition held: the caller keeps one per pool. */
@@ -799,12 +807,24 @@ typedef struct tkm_stall_verdict {
     int64_t busy;             /* workers inside a declared busy period */
     int64_t confirmations;    /* consecutive reads the condition held */
     size_t stale;             /* workers silent for the stall age */
-    size_t stale_together;    /* most of them that stopped within a window */
+    size_t stale_errors;      /* of which reported an error before */
     char stale_workers[1024]; /* their ids, comma-separated (",..." cut) */
     char why[256];            /* one line for logs and notifications */
+    /* The evidence of a shared cause, "" when none: the monitor lost
+     * Redis, or most silent workers reported errors before going silent. */
+    char evidence[192];
+    int escalated; /* held back longer than shared_cause_escalate_s */
 } tkm_stall_verdict;
 
-/* Judge one read.  Pure: no I/O, no clock; updates *tracker. */
+/*
+ * Judge one read.  Pure: no I/O, no clock; updates *tracker.  A stall is
+ * tokens unused, no heartbeat for the stall age and nobody busy, for
+ * `confirmations` reads: every worker silent together is a stall too (the
+ * seed's own: a hung shared dependency freezes them all, and a restart is
+ * the cure).  It is held back (TKM_STALL_SHARED_CAUSE) only on evidence of
+ * a shared cause (verdict.evidence), and acted on anyway once the silence
+ * outlasted the stall age by shared_cause_escalate_s.
+ */
 TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
                                 tkm_stall_tracker *tracker,
                                 const tkm_stall_input *in,

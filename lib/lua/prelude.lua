@@ -341,6 +341,20 @@ local function busy_until(info)
   return int_or_nil(string.match(info, '^([^|]*)')) or 0
 end
 
+-- A worker's record "busy_until_ms|error_ms:error|phase" (or the older
+-- "busy_until_ms|phase"): busy_until_ms, the error field, the phase.
+local function worker_record(info)
+  if not info then
+    return 0, '', ''
+  end
+  local b, err, phase = string.match(info, '^([^|]*)|(%d*:?[a-z]*)|(.*)$')
+  if not b then
+    b, phase = string.match(info, '^([^|]*)|(.*)$')
+    err = ''
+  end
+  return int_or_nil(b) or 0, err or '', phase or ''
+end
+
 local function worker_summary()
   local horizon = now - cfg.retention_ms
   local stale_before = now - cfg.stale_after_ms

@@ -20,10 +20,14 @@ if not s then
 end
 refill(s)
 expire(s)
-if recharge_timed_out(s) then
+local cap = capacity(s)
+-- What the next decision would see: recharge timed out, or the balance at
+-- its target (any call then ends it), is off, though only a decision
+-- writes that down.
+if recharge_timed_out(s) or
+   (recharge_on(s) and s.tokens >= math.min(cfg.recharge_target, cap)) then
   s.recharge_since_ms = nil
 end
-local cap = capacity(s)
 local inflight = redis.call('ZCOUNT', E, '(' .. now, '+inf')
 local age = -1
 if s.sync_ms then

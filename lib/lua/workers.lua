@@ -3,7 +3,7 @@
 -- @keys pool
 -- @policy
 -- @call workers(limit)
---   -> {now, total} {id, heartbeat_ms, busy_until_ms, phase}...
+--   -> {now, total} {id, heartbeat_ms, busy_until_ms, error, error_ms, phase}...
 local limit = tonumber(op[1])
 local horizon = now - cfg.retention_ms
 local total = redis.call('ZCOUNT', H, '(' .. horizon, '+inf')
@@ -17,11 +17,14 @@ if #rows > 0 then
   end
   local infos = redis.call('HMGET', W, unpack(ids))
   for i, id in ipairs(ids) do
-    local info = infos[i] or '0|'
+    local b, err, phase = worker_record(infos[i])
+    local err_ms, kind = string.match(err, '^(%d+):(.*)$')
     reply[#reply + 1] = id
     reply[#reply + 1] = tonumber(rows[2 * i])
-    reply[#reply + 1] = busy_until(info)
-    reply[#reply + 1] = string.match(info, '^[^|]*|(.*)$') or ''
+    reply[#reply + 1] = b
+    reply[#reply + 1] = kind or ''
+    reply[#reply + 1] = tonumber(err_ms) or 0
+    reply[#reply + 1] = phase
   end
 end
 return reply
