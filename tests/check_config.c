@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tkt.h"
@@ -464,6 +465,75 @@ START_TEST(test_duplicate_key)
 }
 END_TEST
 
+/* The *.yaml of tokenmgr.d beside tokenmgr.yaml: overrides, in name
+ * order. */
+START_TEST(test_override_files)
+{
+    char dir[] = "/tmp/tkm-conf-XXXXXX", path[128], sub[128], f[160];
+    tkm_options o;
+    char err[512];
+    FILE *fp;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/tokenmgr.yaml", dir);
+    snprintf(sub, sizeof(sub), "%s/tokenmgr.d", dir);
+    fp = fopen(path, "w");
+    fputs("bucket:\n  soft_floor: 30\n  lease_ttl_s: 60\n", fp);
+    fclose(fp);
+    tkm_options_init(&o);
+    ck_assert_int_eq(tkm_config_load_file(path, &o, err, sizeof(err)), TKM_OK);
+    ck_assert_int_eq(o.bucket.soft_floor, 30);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    snprintf(f, sizeof(f), "%s/20-late.yaml", sub);
+    fp = fopen(f, "w");
+    fputs("bucket:\n  lease_ttl_s: 90\n", fp);
+    fclose(fp);
+    snprintf(f, sizeof(f), "%s/10-early.yaml", sub);
+    fp = fopen(f, "w");
+    fputs("bucket:\n  lease_ttl_s: 75\n  soft_floor: 25\n", fp);
+    fclose(fp);
+    snprintf(f, sizeof(f), "%s/ignored.conf", sub);
+    fp = fopen(f, "w");
+    fputs("this is not read\n", fp);
+    fclose(fp);
+    tkm_options_init(&o);
+    ck_assert_msg(tkm_config_load_file(path, &o, err, sizeof(err)) == TKM_OK,
+                  "%s", err);
+    ck_assert_int_eq(o.bucket.soft_floor, 25);
+    ck_assert_int_eq(o.bucket.lease_ttl_s, 90); /* name order */
+    /* An override that breaks a relation is blamed at its own line. */
+    snprintf(f, sizeof(f), "%s/30-bad.yaml", sub);
+    fp = fopen(f, "w");
+    fputs("bucket:\n  recharge_target: 10\n", fp);
+    fclose(fp);
+    tkm_options_init(&o);
+    ck_assert_int_eq(tkm_config_load_file(path, &o, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_msg(strstr(err, "/tokenmgr.d/10-early.yaml:3:15: "
+                              "bucket.soft_floor 25 is above "
+                              "bucket.recharge_target 10") != NULL,
+                  "%s", err);
+    fp = fopen(f, "w");
+    fputs("bucket:\n  recharge_targt: 10\n", fp);
+    fclose(fp);
+    ck_assert_int_eq(tkm_config_load_file(path, &o, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_msg(strstr(err, "/tokenmgr.d/30-bad.yaml:2:3: unknown option "
+                              "'bucket.recharge_targt'") != NULL,
+                  "%s", err);
+    unlink(f);
+    snprintf(f, sizeof(f), "%s/10-early.yaml", sub);
+    unlink(f);
+    snprintf(f, sizeof(f), "%s/20-late.yaml", sub);
+    unlink(f);
+    snprintf(f, sizeof(f), "%s/ignored.conf", sub);
+    unlink(f);
+    rmdir(sub);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_missing_file)
 {
     tkm_options o;
@@ -601,6 +671,7 @@ int main(void)
     tcase_add_test(yaml, test_relations);
     tcase_add_test(yaml, test_derived_defaults);
     tcase_add_test(yaml, test_duplicate_key);
+    tcase_add_test(yaml, test_override_files);
     tcase_add_test(yaml, test_missing_file);
     tcase_add_test(validate, test_every_option_out_of_range);
     tcase_add_test(validate, test_table);

@@ -302,8 +302,12 @@ TKM_EXPORT tkm_option_source tkm_options_source(const tkm_options *o,
 
 /*
  * Load a YAML configuration file over *opts (keys absent from the file keep
- * their current value).  Unknown keys, wrong types and out-of-range values are
- * rejected; the one-line message in errbuf names the file, line and column.
+ * their current value), then its overrides: every *.yaml (or *.yml) in the
+ * folder named like the file without its extension plus ".d"
+ * (/etc/tokenmgr/tokenmgr.yaml: /etc/tokenmgr/tokenmgr.d/), in name order,
+ * each over the ones before.  Unknown keys, wrong types and out-of-range
+ * values are rejected; the one-line message in errbuf names the file, line
+ * and column.
  * The result is validated as tkm_options_validate() does.  On failure *opts
  * may be partly updated.  Returns TKM_OK, TKM_EIO (unreadable file) or
  * TKM_ECONFIG.  errbuf may be NULL.  Thread-safe.
