@@ -328,7 +328,8 @@ else
     sed 's/^/    | /' "$tmp/collectd.log" "$tmp/collectd.out" 2>/dev/null | tail -20
     not_ok "no tokens value from the installed plugin"
 fi
-check "the drop-in's own pool is read too" test -d "$tmp/csv/package-test/tokenmgr-keepa"
+check "the drop-in's own pool is read too" sh -c "
+    ls '$tmp/csv/package-test' | grep '^tokenmgr-' | grep -vqx tokenmgr-pkgtest"
 
 step "apt-get purge (the README's line) while collectd runs with the plugin loaded"
 lines=$(wc -l <"$f" 2>/dev/null || echo 0)
