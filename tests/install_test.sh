@@ -15,16 +15,21 @@ DESTDIR=$stage cmake --install "$build" >"$stage.log" 2>&1 ||
 rm -f "$stage.log"
 
 for f in usr/include/tokenmgr.h "usr/$libdir/libtokenmgr.so" \
-    "usr/$libdir/pkgconfig/tokenmgr.pc" usr/bin/tokenmgr usr/bin/keepa_worker \
+    "usr/$libdir/pkgconfig/tokenmgr.pc" usr/bin/tokenmgr \
     usr/lib/collectd/tokenmgr.so etc/tokenmgr/tokenmgr.yaml \
     etc/collectd/collectd.conf.d/tokenmgr.conf \
     usr/libexec/tokenmgr/restart-workers usr/libexec/tokenmgr/fake_keepa \
+    usr/libexec/tokenmgr/keepa_worker \
+    usr/share/man/man1/tokenmgr.1 usr/share/man/man5/collectd-tokenmgr.5 \
     usr/lib/systemd/system/keepa-worker@.service \
     usr/share/tokenmgr/alerts/prometheus/tokenmgr.rules.yml \
     usr/share/tokenmgr/alerts/grafana/tokenmgr.json; do
     [ -e "$stage/$f" ] || fail "missing /$f"
 done
 ls "$stage/usr/$libdir"/libtokenmgr.so.0* >/dev/null || fail "no versioned libtokenmgr.so.0"
+# Only the command is on the PATH: examples and the fake Keepa are not.
+extra=$(ls "$stage/usr/bin" | grep -vx tokenmgr || true)
+[ -z "$extra" ] || fail "/usr/bin holds more than tokenmgr: $extra"
 [ -x "$stage/usr/libexec/tokenmgr/restart-workers" ] || fail "restart-workers is not executable"
 echo "install: every file in place"
 
