@@ -220,14 +220,15 @@ typedef struct tkm_option_info {
     const char *key;      /* YAML path: "bucket.soft_floor" */
     const char *collectd; /* collectd option ("StallHeartbeatAge"), or NULL */
     const char *collectd_block; /* "Recovery" for <Recovery> Exec, or NULL */
-    const char *flag;      /* a CLI flag ("--redis"), or NULL: --set KEY=V */
-    const char *type;      /* "integer", "number", "boolean", "string",
-                              "list" */
-    const char *unit;      /* "ms", "s", "tokens", "" */
-    const char *doc;       /* one line */
-    char env[96];          /* TOKENMGR_<KEY>, or "" when none */
-    char range[64];        /* "1..600000", "(0, 1]", "" */
-    char default_text[96]; /* "20", "\"\"", "min(20, bucket.recharge_target)" */
+    const char *flag;       /* a CLI flag ("--redis"), or NULL: --set KEY=V */
+    const char *type;       /* "integer", "number", "boolean", "string",
+                               "list" */
+    const char *unit;       /* "ms", "s", "tokens", "" */
+    const char *doc;        /* one line */
+    char env[96];           /* TOKENMGR_<KEY>, or "" when none */
+    char range[64];         /* "1..600000", "(0, 1]", "" */
+    char default_text[192]; /* "20", "\"\"", "50, at least bucket.soft_floor
+                               when that is set, ..." */
 } tkm_option_info;
 
 /* How many options the table holds. */
