@@ -96,9 +96,9 @@ static tkm_code check_grant_id(tkm_client *c, const char *id)
 #define TOKENS    -TKM_TOKENS_MAX, TKM_TOKENS_MAX, "tokens"
 #define COST      0, TKM_TOKENS_MAX, "tokens"
 #define RATE      0, TKM_RATE_MAX, "tokens per refill period"
-#define TIMESTAMP 0, TKM_TIMESTAMP_MS_MAX, "Unix milliseconds"
+#define TIMESTAMP 0, TKM_TIMESTAMP_MS_MAX, "(Unix milliseconds)"
 #define TIMESTAMP1                                                             \
-    0, TKM_TIMESTAMP_MS_MAX, "Unix milliseconds, or -1: Redis' clock"
+    0, TKM_TIMESTAMP_MS_MAX, "(Unix milliseconds; -1: Redis' clock)"
 
 /* An optional number: -1 means absent, sent as '' (the scripts' arg_opt);
  * any other value is held to its range. */
@@ -154,7 +154,7 @@ TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
     tkm__call_int_in(&k, "refill rate", info->rate, RATE);
     push_opt(&k, "refill_in_ms", info->refill_in_ms, 0,
              c->opts.bucket.refill_period_ms,
-             "ms, at most the refill period; -1: unknown");
+             "ms (at most the refill period; -1: unknown)");
     push_opt(&k, "timestamp_ms", info->timestamp_ms, TIMESTAMP1);
     return reconcile_reply(c, &k, out);
 }

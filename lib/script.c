@@ -131,18 +131,12 @@ void tkm__call_int_in(tkm__call *k, const char *name, int64_t v, int64_t lo,
         tkm__call_int(k, v);
         return;
     }
-    if (k->refused[0] == '\0') {
-        char why[64];
-        if (v < 0 && lo == 0)
-            tkm__fmt(why, sizeof(why), "is negative");
-        else
-            tkm__fmt(why, sizeof(why), "is %s %lld", v < lo ? "below" : "above",
-                     (long long)(v < lo ? lo : hi));
+    if (k->refused[0] == '\0')
         tkm__fmt(k->refused, sizeof(k->refused),
-                 "%s: %s %lld %s (allowed %lld..%lld%s%s); nothing was sent",
-                 k->decl->name, name, (long long)v, why, (long long)lo,
+                 "%s %lld is %s: allowed %lld..%lld%s%s; nothing was sent",
+                 name, (long long)v,
+                 v < 0 && lo == 0 ? "negative" : "out of range", (long long)lo,
                  (long long)hi, unit[0] ? " " : "", unit);
-    }
     /* A placeholder keeps the count the declaration checks. */
     tkm__call_str(k, "");
 }

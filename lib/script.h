@@ -92,7 +92,7 @@ void tkm__call_str(tkm__call *k, const char *s); /* s must outlive the run */
  * A number that must lie in lo..hi: every number a caller hands to a script
  * enters through here, so that a value the pool's state cannot hold is
  * refused where it enters (tkm__call_run: TKM_EINVAL, nothing sent, the
- * message naming the call, `name`, the value, its range and `unit`).
+ * message naming `name`, the value, its range and `unit`).
  */
 void tkm__call_int_in(tkm__call *k, const char *name, int64_t v, int64_t lo,
                       int64_t hi, const char *unit);
