@@ -6,6 +6,7 @@
  * says.  The access key never reaches a message.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct tkm_keepa {
     tkm__json *json;
     int json_bad;
     tkm__keepa_fields fields;
+    char bad_field[160]; /* a token field out of its range, or "" */
 };
 
 static tkm_code kfail(tkm_keepa *kc, tkm_code code, const char *fmt, ...)
@@ -183,6 +185,53 @@ typedef enum outcome {
     OUT_FATAL      /* out of memory, body too large */
 } outcome;
 
+/*
+ * The token fields held to the ranges of tokenmgr.h, which the pool's
+ * scripts take (a reply is hostile input like any other): a field outside
+ * its range, or a number that is no integer, is dropped as if absent, so
+ * the report it belongs to is not applied, and kc->bad_field says which.
+ */
+static void check_ranges(tkm_keepa *kc)
+{
+    static const struct {
+        int bit;
+        const char *name;
+        size_t offset;
+        int64_t lo, hi;
+    } ranges[] = {
+        {TKM__F_TOKENS_LEFT, "tokensLeft",
+         offsetof(tkm__keepa_fields, tokens_left), -TKM_TOKENS_MAX,
+         TKM_TOKENS_MAX},
+        {TKM__F_CONSUMED, "tokensConsumed",
+         offsetof(tkm__keepa_fields, tokens_consumed), 0, TKM_TOKENS_MAX},
+        {TKM__F_REFILL_IN, "refillIn",
+         offsetof(tkm__keepa_fields, refill_in_ms), 0, TKM_MAX_WAIT_MS},
+        {TKM__F_RATE, "refillRate", offsetof(tkm__keepa_fields, refill_rate), 0,
+         TKM_RATE_MAX},
+        {TKM__F_TIMESTAMP, "timestamp",
+         offsetof(tkm__keepa_fields, timestamp_ms), 0, TKM_TIMESTAMP_MS_MAX},
+    };
+    tkm__keepa_fields *f = &kc->fields;
+
+    kc->bad_field[0] = '\0';
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        int64_t v = *(const int64_t *)(const void *)((const char *)f +
+                                                     ranges[i].offset);
+        if ((f->not_integer & ranges[i].bit) && kc->bad_field[0] == '\0')
+            tkm__fmt(kc->bad_field, sizeof(kc->bad_field),
+                     "%s is not an integer", ranges[i].name);
+        if (!(f->present & ranges[i].bit) ||
+            (v >= ranges[i].lo && v <= ranges[i].hi))
+            continue;
+        f->present &= ~ranges[i].bit;
+        if (kc->bad_field[0] == '\0')
+            tkm__fmt(kc->bad_field, sizeof(kc->bad_field),
+                     "%s %lld is outside %lld..%lld", ranges[i].name,
+                     (long long)v, (long long)ranges[i].lo,
+                     (long long)ranges[i].hi);
+    }
+}
+
 /* GET url; fills kc->fields and *status.  *why gets a short reason. */
 static outcome perform(tkm_keepa *kc, const char *url, long *status, char *why,
                        size_t whylen)
@@ -205,6 +254,7 @@ static outcome perform(tkm_keepa *kc, const char *url, long *status, char *why,
     if (end != TKM__HTTP_ANSWERED)
         return OUT_MAYBE_RUN;
     complete = !kc->json_bad && tkm__json_finish(kc->json) == 0;
+    check_ranges(kc);
     if (*status == 429 ||
         (*status == 503 && (kc->fields.present & TKM__F_TOKENS_LEFT))) {
         tkm__fmt(why, whylen, "HTTP %ld: out of tokens", *status);
@@ -230,7 +280,11 @@ static outcome perform(tkm_keepa *kc, const char *url, long *status, char *why,
         return OUT_MAYBE_RUN;
     }
     if ((kc->fields.present & TKM__F_REPORT) != TKM__F_REPORT) {
-        tkm__fmt(why, whylen, "HTTP %ld without the token fields", *status);
+        if (kc->bad_field[0] != '\0')
+            tkm__fmt(why, whylen, "HTTP %ld with a bad token report (%s)",
+                     *status, kc->bad_field);
+        else
+            tkm__fmt(why, whylen, "HTTP %ld without the token fields", *status);
         return OUT_MAYBE_RUN;
     }
     return OUT_OK;
@@ -467,6 +521,11 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
     if (res != OUT_OK || (kc->fields.present & TKM__F_SYNC) != TKM__F_SYNC) {
         if (res != OUT_API_ERROR)
             tkm__note_failure(c, "api");
+        if (kc->bad_field[0] != '\0' && res != OUT_API_ERROR)
+            return kfail(kc, TKM_EHTTP,
+                         "GET /token: HTTP %ld with a bad token report (%s), "
+                         "not applied",
+                         status, kc->bad_field);
         return kfail(kc, res == OUT_API_ERROR ? TKM_EAPI : TKM_EHTTP,
                      "GET /token: %s", res == OUT_OK ? "no token fields" : why);
     }

@@ -93,7 +93,9 @@ typedef struct tkm_bucket_options {
     int64_t max_wait_s;  /* blocking acquires refuse longer waits (60) */
     /* Before any call of its estimate (or any call at all) completed, a
      * call is valued at this many times its estimate (4: SEED's 386
-     * charged for 100, rounded up); 1 trusts estimates. */
+     * charged for 100, rounded up); 1 trusts estimates.  A single
+     * completion far above its estimate counts at most this much once 3
+     * refill periods have passed (see tkm_try_acquire). */
     double estimate_prior;
 } tkm_bucket_options;
 
@@ -422,6 +424,23 @@ typedef enum tkm_reason {
 TKM_EXPORT const char *tkm_reason_str(tkm_reason reason);
 
 #define TKM_GRANT_ID_MAX 32
+
+/*
+ * The ranges of the numbers a pool takes, from the C API (tkm_try_acquire,
+ * tkm_complete, tkm_sync), the command-line tool and the API's replies
+ * alike.  A value outside them is refused where it enters: TKM_EINVAL (the
+ * message names the value and its range) and nothing is sent to Redis; a
+ * reply from the API that holds one is a bad reply, not applied.  Far
+ * beyond any real pool (Keepa's plans refill at most a few thousand tokens
+ * a minute), and small enough that whatever the scripts compute from them
+ * stays an integer the pool's state holds exactly.
+ */
+#define TKM_TOKENS_MAX INT64_C(1000000000) /* |balance|, cost, consumed */
+#define TKM_RATE_MAX   INT64_C(1000000)    /* refill rate, per period */
+/* Timestamps: Unix milliseconds, 0 up to 2100-01-01T00:00:00Z (a
+ * microsecond or nanosecond clock is refused, not read as a far future). */
+#define TKM_TIMESTAMP_MS_MAX INT64_C(4102444800000)
+
 /* retry_after_ms of a denial that refill cannot cure (rate 0, no state). */
 #define TKM_RETRY_NEVER INT64_C(-1)
 
@@ -441,15 +460,21 @@ typedef struct tkm_grant {
  * Try to reserve `cost` tokens, never sleeping.  One round trip.  A denial
  * (grant->granted == 0) is not an error: it returns TKM_OK with the reason
  * and retry_after_ms, and writes nothing except recharge transitions.
- * A cost that no balance could ever allow (above capacity - max_deficit) is
- * TKM_EINVAL.  The deficit limit counts what calls may really cost: every
- * tkm_complete() teaches the pool how far actual costs exceeded estimates
- * (per estimate value and for the pool: a slowly decaying maximum of
- * actual/estimate; 4 before anything completed), and a grant needs the
+ * A cost outside 0..TKM_TOKENS_MAX, or that no balance could ever allow
+ * (above capacity - max_deficit), is TKM_EINVAL.  The deficit limit counts
+ * what calls may really cost: every tkm_complete() teaches the pool how far
+ * the actual cost exceeded the estimate (per estimate class, estimates
+ * within a factor of 2, and for the pool), and a call is valued at the
+ * second largest actual/estimate of the last 8 completions, the largest
+ * counting only for 3 refill periods after it (one outlier holds the pool
+ * back that long, a repeated one for as long as it repeats);
+ * bucket.estimate_prior before anything completed.  A grant needs the
  * balance minus the calls in flight at that error, and this call at its
  * own, to stay above max_deficit.  A grant is a lease: end it with
  * tkm_complete() or tkm_release() within lease_ttl_s, or it expires keeping
- * its cost.
+ * its cost.  A script that cannot finish (a key of the wrong type, a Redis
+ * user without the permission) is refused before its first write: no
+ * operation leaves a half-written pool.
  */
 TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *client, int64_t cost,
                                     tkm_grant *grant);
@@ -472,7 +497,10 @@ typedef struct tkm_reconcile {
  * than the last one applied, the balance becomes report->tokens_left minus
  * the estimates of reservations still outstanding; otherwise the difference
  * between estimate and consumed is applied.  report may be NULL; out may be
- * NULL.  TKM_ENOGRANT when the id is unknown, ended or expired.
+ * NULL.  TKM_ENOGRANT when the id is unknown, ended or expired; TKM_EINVAL
+ * for consumed outside 0..TKM_TOKENS_MAX, tokens_left outside
+ * -TKM_TOKENS_MAX..TKM_TOKENS_MAX or timestamp_ms outside
+ * 0..TKM_TIMESTAMP_MS_MAX (nothing changed).
  */
 TKM_EXPORT tkm_code tkm_complete(tkm_client *client, const char *grant_id,
                                  int64_t consumed, const tkm_report *report,
@@ -485,16 +513,18 @@ TKM_EXPORT tkm_code tkm_release(tkm_client *client, const char *grant_id,
 
 /* An authoritative balance, as the API reported it. */
 typedef struct tkm_sync_info {
-    int64_t tokens;       /* tokensLeft (may be negative) */
-    int64_t rate;         /* refillRate, tokens per period (>= 0) */
-    int64_t refill_in_ms; /* refillIn, or -1 when unknown */
-    int64_t timestamp_ms; /* the API's timestamp, or -1: Redis' now */
+    int64_t tokens;       /* tokensLeft, -TKM_TOKENS_MAX..TKM_TOKENS_MAX */
+    int64_t rate;         /* refillRate, tokens per period, 0..TKM_RATE_MAX */
+    int64_t refill_in_ms; /* refillIn, 0..refill_period_ms, or -1: unknown */
+    int64_t timestamp_ms; /* the API's, 0..TKM_TIMESTAMP_MS_MAX, or -1:
+                             Redis' now */
 } tkm_sync_info;
 
 /*
  * Set the pool's balance, rate and refill phase from an API report.  The
  * balance becomes tokens minus the estimates still in flight; a report older
  * than the last one applied is ignored (out->report_stale).  out may be NULL.
+ * A value outside its range above is TKM_EINVAL, naming it: nothing changed.
  */
 TKM_EXPORT tkm_code tkm_sync(tkm_client *client, const tkm_sync_info *info,
                              tkm_reconcile *out);
@@ -615,7 +645,10 @@ TKM_EXPORT tkm_code tkm_worker_forget(tkm_client *client, const char *id);
  * reason TKM_REASON_WAIT_TOO_LONG and the wait in retry_after_ms.  Denials
  * that refill cannot cure (need_sync, rate 0) return at once with their own
  * reason.  Redis failures return their error within the timeout.
+ * max_wait_ms above TKM_MAX_WAIT_MS (a day, bucket.max_wait_s' largest) is
+ * TKM_EINVAL.
  */
+#define TKM_MAX_WAIT_MS INT64_C(86400000)
 TKM_EXPORT tkm_code tkm_acquire(tkm_client *client, int64_t cost,
                                 int64_t max_wait_ms, tkm_grant *grant);
 

@@ -1,13 +1,19 @@
--- workers (read-only): at most `limit` workers heard from within the
--- retention, freshest first, after the count of them all (`total`).
+#!lua flags=no-writes
+-- workers (read-only, flagged so): at most `limit` workers heard from
+-- within the retention, freshest first, after the count of them all
+-- (`total`).
 -- @keys pool
 -- @policy
 -- @call workers(limit)
 --   -> {now, total} {id, heartbeat_ms, busy_until_ms, error, error_ms, phase}...
-local limit = tonumber(op[1])
+local limit, bad = arg_int(op[1], 'limit', 0, 100000)
+bad = bad or preflight({H, W})
+if bad then
+  return bad
+end
 local horizon = now - cfg.retention_ms
-local total = redis.call('ZCOUNT', H, '(' .. horizon, '+inf')
-local rows = redis.call('ZREVRANGEBYSCORE', H, '+inf', '(' .. horizon,
+local total = redis.call('ZCOUNT', H, '(' .. fmt(horizon), '+inf')
+local rows = redis.call('ZREVRANGEBYSCORE', H, '+inf', '(' .. fmt(horizon),
                         'WITHSCORES', 'LIMIT', 0, limit)
 local reply = {now, total}
 if #rows > 0 then
