@@ -652,61 +652,32 @@ START_TEST(test_reset_deletes_only_this_pool)
 }
 END_TEST
 
-static TCase *tcase(const char *name)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_unchecked_fixture(tc, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(tc, tkt_flush, NULL);
-    tcase_set_timeout(tc, 30);
-    return tc;
-}
-
 int main(void)
 {
     Suite *s = suite_create("bucket");
-    TCase *rules = tcase("grant_rules");
-    TCase *refill = tcase("refill");
-    TCase *leases = tcase("leases");
-    TCase *admin = tcase("admin");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(rules, test_need_sync_on_empty_pool);
-    tcase_add_test(rules, test_insufficient_and_retry_after);
-    tcase_add_test(rules, test_min_start_balance);
-    tcase_add_test(rules, test_denial_writes_nothing);
-    tcase_add_test(rules, test_soft_floor_grant_proceeds_and_starts_recharge);
-    tcase_add_test(rules, test_low_cost_target);
-    tcase_add_test(rules, test_recharge_ends_at_target);
-    tcase_add_test(rules, test_target_above_capacity_is_clamped);
-    tcase_add_test(rules, test_recharge_timeout_clears);
-    tcase_add_test(rules, test_deficit_limit);
-    tcase_add_test(rules, test_rate_zero_is_never);
-    tcase_add_test(rules, test_bad_costs);
-    tcase_add_test(refill, test_discrete_refill_aligned_to_refill_in);
-    tcase_add_test(refill, test_ticks_align_to_sync_without_refill_in);
-    tcase_add_test(refill, test_refill_capped_at_capacity);
-    tcase_add_test(refill, test_configured_capacity);
-    tcase_add_test(leases, test_complete_applies_difference);
-    tcase_add_test(leases, test_complete_with_report_keeps_inflight);
-    tcase_add_test(leases, test_stale_report_ignored);
-    tcase_add_test(leases, test_sync_keeps_inflight_reservations);
-    tcase_add_test(leases, test_release_returns_estimate);
-    tcase_add_test(leases, test_estimate_errors_are_learned);
-    tcase_add_test(leases, test_reserve_revalued_as_the_pool_learns);
-    tcase_add_test(leases, test_reserve_never_blocks_a_grantable_cost);
-    tcase_add_test(leases, test_unknown_grant);
-    tcase_add_test(leases, test_lease_expires_keeping_cost);
-    tcase_add_test(admin, test_recharge_on_off);
-    tcase_add_test(admin, test_reset_deletes_only_this_pool);
-    suite_add_tcase(s, rules);
-    suite_add_tcase(s, refill);
-    suite_add_tcase(s, leases);
-    suite_add_tcase(s, admin);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(
+        tkt_redis_tcase(s, "grant_rules", 30), test_need_sync_on_empty_pool,
+        test_insufficient_and_retry_after, test_min_start_balance,
+        test_denial_writes_nothing,
+        test_soft_floor_grant_proceeds_and_starts_recharge,
+        test_low_cost_target, test_recharge_ends_at_target,
+        test_target_above_capacity_is_clamped, test_recharge_timeout_clears,
+        test_deficit_limit, test_rate_zero_is_never, test_bad_costs, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "refill", 30),
+                  test_discrete_refill_aligned_to_refill_in,
+                  test_ticks_align_to_sync_without_refill_in,
+                  test_refill_capped_at_capacity, test_configured_capacity,
+                  NULL);
+    tkt_add_tests(
+        tkt_redis_tcase(s, "leases", 30), test_complete_applies_difference,
+        test_complete_with_report_keeps_inflight, test_stale_report_ignored,
+        test_sync_keeps_inflight_reservations, test_release_returns_estimate,
+        test_estimate_errors_are_learned,
+        test_reserve_revalued_as_the_pool_learns,
+        test_reserve_never_blocks_a_grantable_cost, test_unknown_grant,
+        test_lease_expires_keeping_cost, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "admin", 30), test_recharge_on_off,
+                  test_reset_deletes_only_this_pool, NULL);
+    return tkt_run_suite(s, 0);
 }

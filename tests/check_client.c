@@ -260,36 +260,18 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("client");
-    TCase *conc = tcase_create("concurrency");
-    TCase *faults = tcase_create("redis_faults");
-    TCase *restart = tcase_create("redis_restart");
-    SRunner *sr;
-    int failed;
 
     signal(SIGPIPE, SIG_IGN);
-    tcase_add_unchecked_fixture(conc, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(conc, tkt_flush, NULL);
-    tcase_set_timeout(conc, 60);
-    tcase_add_test(conc, test_concurrent_grants_are_exact);
-    tcase_add_test(conc, test_concurrent_grants_respect_deficit);
-    tcase_add_unchecked_fixture(faults, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(faults, tkt_flush, NULL);
-    tcase_set_timeout(faults, 30);
-    tcase_add_test(faults, test_redis_not_running);
-    tcase_add_test(faults, test_silent_redis_times_out);
-    tcase_add_test(faults, test_script_flush_falls_back_to_eval);
-    tcase_add_test(faults, test_garbage_in_state);
-    tcase_add_test(faults, test_wrong_key_type);
     /* The test restarts its own server: start and stop it in the test's
      * process, so no redis-server outlives it. */
-    tcase_add_checked_fixture(restart, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_test(restart, test_reconnects_after_restart);
-    suite_add_tcase(s, restart);
-    suite_add_tcase(s, conc);
-    suite_add_tcase(s, faults);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_own_redis_tcase(s, "redis_restart", 0),
+                  test_reconnects_after_restart, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "concurrency", 60),
+                  test_concurrent_grants_are_exact,
+                  test_concurrent_grants_respect_deficit, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "redis_faults", 30),
+                  test_redis_not_running, test_silent_redis_times_out,
+                  test_script_flush_falls_back_to_eval, test_garbage_in_state,
+                  test_wrong_key_type, NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -575,34 +575,15 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("legacy");
-    TCase *parse = tcase_create("parse");
-    TCase *proj = tcase_create("project");
-    TCase *read = tcase_create("read");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(parse, test_parse_double);
-    suite_add_tcase(s, parse);
-    tcase_add_test(proj, test_project_full);
-    tcase_add_test(proj, test_project_discrete_minutes);
-    tcase_add_test(proj, test_project_capacity);
-    tcase_add_test(proj, test_project_missing);
-    tcase_add_test(proj, test_project_garbage);
-    tcase_add_test(proj, test_project_absurd);
-    tcase_add_test(proj, test_project_cut_values);
-    tcase_add_test(proj, test_project_args);
-    suite_add_tcase(s, proj);
-    tcase_add_unchecked_fixture(read, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(read, tkt_flush, NULL);
-    tcase_add_test(read, test_read_redis);
-    tcase_add_test(read, test_read_odd_values);
-    tcase_add_test(read, test_read_redis_down);
-    tcase_add_test(read, test_plugin_read_round_trips);
-    tcase_set_timeout(read, 30);
-    suite_add_tcase(s, read);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "parse", 0), test_parse_double, NULL);
+    tkt_add_tests(tkt_tcase(s, "project", 0), test_project_full,
+                  test_project_discrete_minutes, test_project_capacity,
+                  test_project_missing, test_project_garbage,
+                  test_project_absurd, test_project_cut_values,
+                  test_project_args, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "read", 30), test_read_redis,
+                  test_read_odd_values, test_read_redis_down,
+                  test_plugin_read_round_trips, NULL);
+    return tkt_run_suite(s, 0);
 }

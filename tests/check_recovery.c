@@ -790,39 +790,23 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("recovery");
-    TCase *rule = tcase_create("stall_rule");
-    TCase *g = tcase_create("guard");
-    TCase *act = tcase_create("actions");
-    SRunner *sr;
-    int failed;
+    TCase *rule = tkt_tcase(s, "stall_rule", 0);
 
     signal(SIGPIPE, SIG_IGN);
     tcase_add_loop_test(rule, test_rule_table, 0,
                         sizeof(rule_cases) / sizeof(rule_cases[0]));
-    tcase_add_test(rule, test_rule_unknown_resets_confirmations);
-    tcase_add_test(rule, test_rule_every_worker_silent_is_a_stall);
-    tcase_add_test(rule, test_rule_worker_errors_are_evidence);
-    tcase_add_unchecked_fixture(g, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(g, tkt_flush, NULL);
-    tcase_set_timeout(g, 30);
-    tcase_add_test(g, test_guard_cooldown_limit_escalation_reset);
-    tcase_add_test(g, test_guard_unknown_and_pause_and_dry_run);
-    tcase_add_test(g, test_guard_quiet_repeats);
-    tcase_add_test(g, test_guard_one_actor_among_monitors);
-    tcase_add_test(g, test_guard_lease_released_only_by_holder);
-    tcase_add_test(g, test_guard_grace_and_deescalation);
-    tcase_set_timeout(act, 20);
-    tcase_add_test(act, test_exec_env_argv_and_status);
-    tcase_add_test(act, test_exec_timeout_kills_group_despite_reaper);
-    tcase_add_test(act, test_exec_free_kills_group);
-    tcase_add_test(act, test_exec_bad_argv);
-    tcase_add_test(act, test_webhook);
-    suite_add_tcase(s, rule);
-    suite_add_tcase(s, g);
-    suite_add_tcase(s, act);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(rule, test_rule_unknown_resets_confirmations,
+                  test_rule_every_worker_silent_is_a_stall,
+                  test_rule_worker_errors_are_evidence, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "guard", 30),
+                  test_guard_cooldown_limit_escalation_reset,
+                  test_guard_unknown_and_pause_and_dry_run,
+                  test_guard_quiet_repeats, test_guard_one_actor_among_monitors,
+                  test_guard_lease_released_only_by_holder,
+                  test_guard_grace_and_deescalation, NULL);
+    tkt_add_tests(tkt_tcase(s, "actions", 20), test_exec_env_argv_and_status,
+                  test_exec_timeout_kills_group_despite_reaper,
+                  test_exec_free_kills_group, test_exec_bad_argv, test_webhook,
+                  NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -1,10 +1,8 @@
 #include "tkt.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 tkt_redis tkt_server;
@@ -24,9 +22,24 @@ void tkt_redis_teardown(void)
 
 void tkt_flush(void)
 {
-    redisContext *r = tkt_raw();
-    freeReplyObject(tkt_cmd(r, "FLUSHALL"));
-    redisFree(r);
+    tkt_do("FLUSHALL");
+}
+
+TCase *tkt_redis_tcase(Suite *s, const char *name, int timeout_s)
+{
+    TCase *tc = tkt_tcase(s, name, timeout_s);
+
+    tcase_add_unchecked_fixture(tc, tkt_redis_setup, tkt_redis_teardown);
+    tcase_add_checked_fixture(tc, tkt_flush, NULL);
+    return tc;
+}
+
+TCase *tkt_own_redis_tcase(Suite *s, const char *name, int timeout_s)
+{
+    TCase *tc = tkt_tcase(s, name, timeout_s);
+
+    tcase_add_checked_fixture(tc, tkt_redis_setup, tkt_redis_teardown);
+    return tc;
 }
 
 tkm_options tkt_options(void)
@@ -107,18 +120,16 @@ redisReply *tkt_cmd(redisContext *r, const char *fmt, ...)
     return reply;
 }
 
-int64_t tkt_now_ms(void)
+void tkt_do(const char *fmt, ...)
 {
-    struct timespec ts;
+    redisContext *r = tkt_raw();
+    redisReply *reply;
+    va_list ap;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void tkt_sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    va_start(ap, fmt);
+    reply = redisvCommand(r, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(reply != NULL, "raw command %s failed", fmt);
+    freeReplyObject(reply);
+    redisFree(r);
 }

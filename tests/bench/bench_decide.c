@@ -21,7 +21,7 @@
 
 #include "bench_util.h"
 #include "internal.h"
-#include "redis_fixture.h"
+#include "redis.h"
 #include "tokenmgr.h"
 
 #define PROG        "bench_decide"
@@ -236,12 +236,8 @@ int main(int argc, char **argv)
         return 1;
     }
     bench_signals();
-    memset(&srv, 0, sizeof(srv));
-    if (tkt_redis_start(&srv) != 0) {
-        fprintf(stderr, PROG ": cannot start redis-server\n");
-        tkt_redis_stop(&srv);
+    if (bench_redis_start(&srv, PROG) != 0)
         return 1;
-    }
     bench_never_deny(&o, POOL, srv.url, "decide-main", LEASE_TTL_S);
     if (tkm_client_open(&o, &c) != TKM_OK) {
         fprintf(stderr, PROG ": %s\n", c ? tkm_errstr(c) : "out of memory");
@@ -255,11 +251,8 @@ int main(int argc, char **argv)
            "trips/s", "p50 us", "p99 us", "EVALSHA rps", "ratio", "target");
     for (int i = 0; i < ncounts; i++) {
         row *r = &rows[i];
-        if (measure(&srv, c, counts[i], seconds, r) != 0) {
-            if (bench_interrupted)
-                fprintf(stderr, PROG ": interrupted\n");
+        if (measure(&srv, c, counts[i], seconds, r) != 0)
             goto out;
-        }
         r->target = counts[i] == 1 ? 0.9 : counts[i] == 8 ? 0.8 : 0;
         printf("%7d %12.0f %12.0f %9.1f %9.1f %14.0f %7.3f %s\n", r->threads,
                r->pairs_per_s, r->trips_per_s, r->p50_us, r->p99_us,
@@ -288,6 +281,5 @@ int main(int argc, char **argv)
     status = 0;
 out:
     tkm_client_free(c);
-    tkt_redis_stop(&srv);
-    return status;
+    return bench_finish(status, PROG, &srv);
 }

@@ -48,8 +48,8 @@
 #include <sys/time.h>
 
 #include "bench_util.h"
-#include "fake_keepa_fixture.h"
-#include "redis_fixture.h"
+#include "fake_keepa.h"
+#include "redis.h"
 #include "tokenmgr.h"
 
 #define PROG              "bench_policy"
@@ -812,12 +812,8 @@ int main(int argc, char **argv)
     bench_signals();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setenv("TOKENMGR_KEEPA_KEY", KEY, 1);
-    memset(&srv, 0, sizeof(srv));
-    if (tkt_redis_start(&srv) != 0) {
-        fprintf(stderr, PROG ": cannot start redis-server\n");
-        tkt_redis_stop(&srv);
+    if (bench_redis_start(&srv, PROG) != 0)
         return 1;
-    }
     if (tkt_keepa_start(&k, fk_args) != 0) {
         fprintf(stderr, PROG ": cannot start %s\n", tkt_keepa_binary());
         goto out;
@@ -834,11 +830,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < ncounts; i++) {
             run_result *res = &results[nresults];
             if (run_one((policy)p, counts[i], (int)periods, initial, &k, &srv,
-                        r, res) != 0) {
-                if (bench_interrupted)
-                    fprintf(stderr, PROG ": interrupted\n");
+                        r, res) != 0)
                 goto out;
-            }
             print_row(res);
             fflush(stdout);
             nresults++;
@@ -882,7 +875,6 @@ out:
     if (r != NULL)
         redisFree(r);
     tkt_keepa_stop(&k);
-    tkt_redis_stop(&srv);
     curl_global_cleanup();
-    return status;
+    return bench_finish(status, PROG, &srv);
 }
