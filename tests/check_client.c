@@ -175,10 +175,8 @@ END_TEST
 
 START_TEST(test_reconnects_after_restart)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(100, 5, 30000, -1);
 
-    tkt_sync(c, 100, 5, 30000, -1);
     ck_assert_int_eq(tkt_acquire(c, 10).granted, 1);
     ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
     /* The new server is empty, knows no script, and the old connection is
@@ -192,8 +190,7 @@ END_TEST
 
 START_TEST(test_script_flush_falls_back_to_eval)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     redisContext *r = tkt_raw();
 
     tkt_sync(c, 100, 5, 30000, -1);
@@ -206,8 +203,7 @@ END_TEST
 
 static void expect_garbage(const char *field, const char *value)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     redisContext *r = tkt_raw();
     redisReply *rep;
     tkm_grant g;
@@ -244,8 +240,7 @@ END_TEST
 
 START_TEST(test_wrong_key_type)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     redisContext *r = tkt_raw();
     tkm_grant g;
 

@@ -121,6 +121,16 @@ static tkm_legacy_status project(const tkm_legacy_raw *r, int64_t cap)
 
 #define ck_near(a, b) ck_assert_msg(fabs((a) - (b)) < 1e-6, "%g != %g", a, b)
 
+/* A sync of tokens at rate, `ago` seconds before now, projected to now
+ * with the capacity override cap (0: none). */
+static tkm_legacy_status synced_project(const char *tokens, const char *rate,
+                                        double ago, int64_t cap)
+{
+    tkm_legacy_raw r = synced(tokens, rate, ago);
+
+    return project(&r, cap);
+}
+
 START_TEST(test_project_full)
 {
     tkm_legacy_raw r = synced("54.0", "5.0", 130.5);
@@ -153,59 +163,46 @@ END_TEST
 
 START_TEST(test_project_discrete_minutes)
 {
-    tkm_legacy_raw r;
+    tkm_legacy_status st;
 
-    r = synced("10", "5", 0);
-    ck_near(project(&r, 0).tokens, 10.0);
-    r = synced("10", "5", 59.999);
-    ck_near(project(&r, 0).tokens, 10.0);
-    r = synced("10", "5", 60);
-    ck_near(project(&r, 0).tokens, 15.0);
-    r = synced("10", "5", 119.9);
-    ck_near(project(&r, 0).tokens, 15.0);
-    r = synced("10", "5", 120);
-    ck_near(project(&r, 0).tokens, 20.0);
+    ck_near(synced_project("10", "5", 0, 0).tokens, 10.0);
+    ck_near(synced_project("10", "5", 59.999, 0).tokens, 10.0);
+    ck_near(synced_project("10", "5", 60, 0).tokens, 15.0);
+    ck_near(synced_project("10", "5", 119.9, 0).tokens, 15.0);
+    ck_near(synced_project("10", "5", 120, 0).tokens, 20.0);
     /* A deficit refills the same way. */
-    r = synced("-150.5", "20", 180);
-    ck_near(project(&r, 0).tokens, -90.5);
+    ck_near(synced_project("-150.5", "20", 180, 0).tokens, -90.5);
     /* Rate 0: nothing refills, the balance is still known. */
-    r = synced("7", "0", 3600);
-    ck_assert(project(&r, 0).has_tokens);
-    ck_near(project(&r, 0).tokens, 7.0);
+    st = synced_project("7", "0", 3600, 0);
+    ck_assert(st.has_tokens);
+    ck_near(st.tokens, 7.0);
     /* A sync stamped in the future (a worker's clock ahead): no refill,
      * age 0. */
-    r = synced("10", "5", -300);
-    ck_near(project(&r, 0).tokens, 10.0);
-    ck_near(project(&r, 0).last_sync_age_s, 0.0);
+    st = synced_project("10", "5", -300, 0);
+    ck_near(st.tokens, 10.0);
+    ck_near(st.last_sync_age_s, 0.0);
 }
 END_TEST
 
 START_TEST(test_project_capacity)
 {
-    tkm_legacy_raw r;
     tkm_legacy_status st;
 
     /* Refill stops at 60 x rate. */
-    r = synced("290", "5", 600);
-    ck_near(project(&r, 0).tokens, 300.0);
+    ck_near(synced_project("290", "5", 600, 0).tokens, 300.0);
     /* Exactly at capacity: stays. */
-    r = synced("300", "5", 6000);
-    ck_near(project(&r, 0).tokens, 300.0);
+    ck_near(synced_project("300", "5", 6000, 0).tokens, 300.0);
     /* Above capacity already (a larger plan, a manual SET): kept, not cut. */
-    r = synced("350", "5", 600);
-    st = project(&r, 0);
+    st = synced_project("350", "5", 600, 0);
     ck_near(st.tokens, 350.0);
     ck_near(st.capacity, 300.0);
     /* The override replaces 60 x rate. */
-    r = synced("290", "5", 600);
-    st = project(&r, 1000);
+    st = synced_project("290", "5", 600, 1000);
     ck_near(st.tokens, 340.0);
     ck_near(st.capacity, 1000.0);
-    r = synced("290", "5", 600);
-    ck_near(project(&r, 295).tokens, 295.0);
+    ck_near(synced_project("290", "5", 600, 295).tokens, 295.0);
     /* A month without a sync: still the capacity, no overflow. */
-    r = synced("-100", "5", 30 * 86400.0);
-    ck_near(project(&r, 0).tokens, 300.0);
+    ck_near(synced_project("-100", "5", 30 * 86400.0, 0).tokens, 300.0);
 }
 END_TEST
 
@@ -419,8 +416,7 @@ static char *dump(redisContext *r, const char *key)
 START_TEST(test_read_redis)
 {
     redisContext *r = tkt_raw();
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_legacy_raw raw;
     tkm_legacy_status st;
     char ts[64], *before[TKM_LEGACY_NKEYS];
@@ -483,8 +479,7 @@ END_TEST
 START_TEST(test_read_odd_values)
 {
     redisContext *r = tkt_raw();
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     char big[200];
     tkm_legacy_raw raw;
     tkm_legacy_status st;

@@ -434,13 +434,16 @@ END_TEST
 
 /* ---- the stall rule and the recovery, end to end ------------------------ */
 
-/* An action that records its argv, environment and start, then does what
- * `then` says (a shell line: "restart the workers"). */
-static void recovery_script(const char *path, const char *record,
-                            const char *then)
+/* The action cd.dir/NAME (its path into script): it records its argv,
+ * environment and start in cd.dir/actions (that path into record), then
+ * does what `then` says (a shell line: "restart the workers"). */
+static void recovery_script(const char *name, const char *then,
+                            char script[400], char record[400])
 {
     char text[4096];
 
+    snprintf(script, 400, "%s/%s", cd.dir, name);
+    snprintf(record, 400, "%s/actions", cd.dir);
     snprintf(text, sizeof(text),
              "echo \"start=$(date +%%s.%%N) argv=$* pool=$TOKENMGR_POOL "
              "tokens=$TOKENMGR_TOKENS age=$TOKENMGR_HEARTBEAT_AGE "
@@ -448,7 +451,7 @@ static void recovery_script(const char *path, const char *record,
              "reason=$TOKENMGR_REASON\" >> %s\n"
              "%s",
              record, then);
-    ck_assert_int_eq(tkt_write_script(path, text), 0);
+    ck_assert_int_eq(tkt_write_script(script, text), 0);
 }
 
 /* `tokenmgr --pool POOL recovery log --json`: its output. */
@@ -475,14 +478,12 @@ START_TEST(test_stall_recovered_once)
     char script[400], record[400], then[1024], pools[4096], *text;
     double t0, t;
 
-    snprintf(script, sizeof(script), "%s/restart-workers", cd.dir);
-    snprintf(record, sizeof(record), "%s/actions", cd.dir);
     /* "Restarting" the workers: they beat again. */
     snprintf(then, sizeof(then),
              "TOKENMGR_REDIS_URL=%s %s --pool stall1 heartbeat --worker "
              "w1:restarted --phase restarted >/dev/null\nexit 0",
              tkt_server.url, TKM_CLI);
-    recovery_script(script, record, then);
+    recovery_script("restart-workers", then, script, record);
     snprintf(pools, sizeof(pools),
              "  <Pool \"stall1\">\n"
              "    RedisURL \"%s\"\n"
@@ -541,10 +542,8 @@ START_TEST(test_stall_action_killed_at_timeout)
     char script[400], record[400], pools[4096], then[512];
     double t0, t, prev = 0, worst = 0;
 
-    snprintf(script, sizeof(script), "%s/hang", cd.dir);
-    snprintf(record, sizeof(record), "%s/actions", cd.dir);
     snprintf(then, sizeof(then), "sleep 60 &\nsleep 60");
-    recovery_script(script, record, then);
+    recovery_script("hang", then, script, record);
     snprintf(pools, sizeof(pools),
              "  <Pool \"stall2\">\n"
              "    RedisURL \"%s\"\n"
@@ -596,9 +595,7 @@ START_TEST(test_no_action_without_redis)
     char script[400], record[400], pools[4096];
     double t0;
 
-    snprintf(script, sizeof(script), "%s/restart", cd.dir);
-    snprintf(record, sizeof(record), "%s/actions", cd.dir);
-    recovery_script(script, record, "exit 0");
+    recovery_script("restart", "exit 0", script, record);
     cli("--pool", "stall3", "sync", "--tokens", "200", "--rate", "5", NULL);
     cli("--pool", "stall3", "heartbeat", "--worker", "w1", NULL);
     snprintf(pools, sizeof(pools),
@@ -629,14 +626,12 @@ START_TEST(test_legacy_stall_recovered_once)
     char script[400], record[400], then[1024], pools[4096];
     double t0, t;
 
-    snprintf(script, sizeof(script), "%s/restart-legacy", cd.dir);
-    snprintf(record, sizeof(record), "%s/actions", cd.dir);
     /* The original workers, restarted, write their one heartbeat key. */
     snprintf(then, sizeof(then),
              "redis-cli -s %s SET keepa_worker_last_heartbeat "
              "\"$(date +%%s.%%N)\" >/dev/null\nexit 0",
              tkt_server.sock);
-    recovery_script(script, record, then);
+    recovery_script("restart-legacy", then, script, record);
     write_legacy("295.0", 10, 30, 0);
     snprintf(pools, sizeof(pools),
              "  <Pool \"old\">\n"

@@ -255,8 +255,7 @@ static tkm_decision decide(tkm_client *c, const tkm_recovery_options *r,
 
 START_TEST(test_guard_cooldown_limit_escalation_reset)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(1, 2, 3600, 0);
     tkm_recovery_ticket t;
     tkm_recovery_state st;
@@ -289,8 +288,7 @@ END_TEST
 
 START_TEST(test_guard_unknown_and_pause_and_dry_run)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 5, 3600, 0);
     tkm_recovery_ticket t;
     tkm_audit_entry *e = NULL;
@@ -333,8 +331,7 @@ END_TEST
 
 START_TEST(test_guard_quiet_repeats)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 5, 3600, 0);
     tkm_recovery_ticket t;
     tkm_audit_entry *e = NULL;
@@ -395,8 +392,7 @@ END_TEST
 
 START_TEST(test_guard_lease_released_only_by_holder)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 100, 3600, 0);
     tkm_recovery_ticket t, other;
     tkm_recovery_state st;
@@ -421,8 +417,7 @@ END_TEST
 
 START_TEST(test_guard_grace_and_deescalation)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 1, 1, 1);
     tkm_recovery_ticket t;
     tkm_recovery_state st;

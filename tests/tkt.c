@@ -61,6 +61,22 @@ tkm_client *tkt_open(const tkm_options *o)
     return c;
 }
 
+tkm_client *tkt_client(void)
+{
+    tkm_options o = tkt_options();
+
+    return tkt_open(&o);
+}
+
+tkm_client *tkt_client_synced(int64_t tokens, int64_t rate, int64_t refill_in,
+                              int64_t ts)
+{
+    tkm_client *c = tkt_client();
+
+    tkt_sync(c, tokens, rate, refill_in, ts);
+    return c;
+}
+
 void tkt_sync(tkm_client *c, int64_t tokens, int64_t rate, int64_t refill_in,
               int64_t ts)
 {

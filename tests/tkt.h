@@ -32,6 +32,10 @@ TCase *tkt_own_redis_tcase(Suite *s, const char *name, int timeout_s);
 tkm_options tkt_options(void);
 /* Open a client (fails the test on error). */
 tkm_client *tkt_open(const tkm_options *o);
+/* A client with tkt_options(); and one synced (tkt_sync) as well. */
+tkm_client *tkt_client(void);
+tkm_client *tkt_client_synced(int64_t tokens, int64_t rate, int64_t refill_in,
+                              int64_t ts);
 /* Sync: tokens, rate, refill_in_ms (-1 none), timestamp_ms (-1 none). */
 void tkt_sync(tkm_client *c, int64_t tokens, int64_t rate, int64_t refill_in,
               int64_t ts);

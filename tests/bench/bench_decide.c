@@ -214,22 +214,20 @@ int main(int argc, char **argv)
     FILE *jf;
     int status = 1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc &&
-            tkm_parse_int(argv[i + 1], 1, 3600, &seconds) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
-                   bench_parse_counts(argv[i + 1], MAX_THREADS, counts,
-                                      MAX_COUNTS, &ncounts) == 0) {
-            i++;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            json_path = argv[++i];
-        } else {
-            fprintf(stderr, "usage: " PROG " [--seconds S] [--threads "
-                            "1,8,32] [--json FILE]\n");
-            return 2;
-        }
-    }
+    const bench_opt opts[] = {
+        {.name = "--seconds", .min = 1, .max = 3600, .num = &seconds},
+        {.name = "--threads",
+         .max = MAX_THREADS,
+         .counts = counts,
+         .cap = MAX_COUNTS,
+         .n = &ncounts},
+        {.name = "--json", .text = &json_path},
+        {.name = NULL}};
+
+    if (bench_parse_args(argc, argv, PROG,
+                         "[--seconds S] [--threads 1,8,32] [--json FILE]",
+                         opts) != 0)
+        return 2;
     if (!bench_program_found(
             bench_env_or("TKM_REDIS_BENCHMARK", "redis-benchmark"))) {
         fprintf(stderr, PROG ": redis-benchmark not found (redis-tools)\n");

@@ -773,37 +773,32 @@ int main(int argc, char **argv)
     FILE *jf = NULL;
     int status = 1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--periods") == 0 && i + 1 < argc &&
-            tkm_parse_int(argv[i + 1], 2, 600, &periods) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc &&
-                   bench_parse_counts(argv[i + 1], MAX_WORKERS, counts,
-                                      MAX_COUNTS, &ncounts) == 0) {
-            i++;
-        } else if (strcmp(argv[i], "--period-ms") == 0 && i + 1 < argc &&
-                   tkm_parse_int(argv[i + 1], 100, 60000, &period) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--initial") == 0 && i + 1 < argc &&
-                   tkm_parse_int(argv[i + 1], 0, CAPACITY, &initial) ==
-                       TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
-            policies = 0;
-            for (int p = 0; p < P_COUNT; p++)
-                if (strcmp(argv[i + 1], policy_names[p]) == 0)
-                    policies = 1u << p;
-            if (policies == 0)
-                goto usage;
-            i++;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            json_path = argv[++i];
-        } else {
-        usage:
-            fprintf(stderr, "usage: " PROG " [--periods N] [--workers "
-                            "1,4,16,64] [--initial N] [--period-ms MS] "
-                            "[--policy NAME] "
-                            "[--json FILE]\n");
+    const char *policy_name = NULL;
+    const bench_opt opts[] = {
+        {.name = "--periods", .min = 2, .max = 600, .num = &periods},
+        {.name = "--workers",
+         .max = MAX_WORKERS,
+         .counts = counts,
+         .cap = MAX_COUNTS,
+         .n = &ncounts},
+        {.name = "--period-ms", .min = 100, .max = 60000, .num = &period},
+        {.name = "--initial", .min = 0, .max = CAPACITY, .num = &initial},
+        {.name = "--policy", .text = &policy_name},
+        {.name = "--json", .text = &json_path},
+        {.name = NULL}};
+    static const char usage[] = "[--periods N] [--workers 1,4,16,64] "
+                                "[--initial N] [--period-ms MS] "
+                                "[--policy NAME] [--json FILE]";
+
+    if (bench_parse_args(argc, argv, PROG, usage, opts) != 0)
+        return 2;
+    if (policy_name != NULL) {
+        policies = 0;
+        for (int p = 0; p < P_COUNT; p++)
+            if (strcmp(policy_name, policy_names[p]) == 0)
+                policies = 1u << p;
+        if (policies == 0) {
+            fprintf(stderr, "usage: " PROG " %s\n", usage);
             return 2;
         }
     }

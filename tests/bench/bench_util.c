@@ -266,19 +266,41 @@ void bench_never_deny(tkm_options *o, const char *pool, const char *url,
     o->bucket.lease_ttl_s = lease_ttl_s;
 }
 
-int bench_parse_iterations(int argc, char **argv, const char *prog, int64_t min,
-                           int64_t *n, const char **json_path)
+/* One value for o: 0, or -1 when it does not fit. */
+static int parse_value(const bench_opt *o, const char *v)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc &&
-            tkm_parse_int(argv[i + 1], min, 10000000, n) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            *json_path = argv[++i];
-        } else {
-            fprintf(stderr, "usage: %s [--iterations N] [--json FILE]\n", prog);
+    if (o->num != NULL)
+        return tkm_parse_int(v, o->min, o->max, o->num) == TKM_OK ? 0 : -1;
+    if (o->counts != NULL)
+        return bench_parse_counts(v, o->max, o->counts, o->cap, o->n);
+    *o->text = v;
+    return 0;
+}
+
+int bench_parse_args(int argc, char **argv, const char *prog, const char *usage,
+                     const bench_opt *opts)
+{
+    for (int i = 1; i < argc; i += 2) {
+        const bench_opt *o = opts;
+
+        while (o->name != NULL && strcmp(o->name, argv[i]) != 0)
+            o++;
+        if (o->name == NULL || i + 1 >= argc || parse_value(o, argv[i + 1])) {
+            fprintf(stderr, "usage: %s %s\n", prog, usage);
             return 2;
         }
     }
     return 0;
+}
+
+int bench_parse_iterations(int argc, char **argv, const char *prog, int64_t min,
+                           int64_t *n, const char **json_path)
+{
+    const bench_opt opts[] = {
+        {.name = "--iterations", .min = min, .max = 10000000, .num = n},
+        {.name = "--json", .text = json_path},
+        {.name = NULL}};
+
+    return bench_parse_args(argc, argv, prog, "[--iterations N] [--json FILE]",
+                            opts);
 }

@@ -56,6 +56,22 @@ struct tkm_options;
 void bench_never_deny(struct tkm_options *o, const char *pool, const char *url,
                       const char *id, int64_t lease_ttl_s);
 
+/* One "--name VALUE" option of a benchmark's command line: a whole number
+ * in min..max into *num, or a list "1,8,32" of at most cap numbers in
+ * 1..max into counts (their count into *n), or the text into *text. */
+typedef struct bench_opt {
+    const char *name;
+    int64_t min, max;
+    int64_t *num;
+    int *counts, cap, *n;
+    const char **text;
+} bench_opt;
+
+/* Parse argv[1..] against opts (ended by a NULL name): 0, or 2 after
+ * "usage: PROG USAGE" on stderr. */
+int bench_parse_args(int argc, char **argv, const char *prog, const char *usage,
+                     const bench_opt *opts);
+
 /* `--iterations N` (min..10 000 000) and `--json FILE`: 0, or 2 after a
  * usage line on stderr. */
 int bench_parse_iterations(int argc, char **argv, const char *prog, int64_t min,
