@@ -111,6 +111,10 @@ static void start_collectd_with(double interval, int under_valgrind,
 {
     configure(interval, pools, more);
     ck_assert_int_eq(tkt_collectd_start(&cd, under_valgrind), 0);
+    if (!tkt_collectd_ready(&cd, 30000)) {
+        tkt_collectd_dump(&cd);
+        ck_abort_msg("collectd did not start");
+    }
 }
 
 static void start_collectd(double interval, int under_valgrind)
