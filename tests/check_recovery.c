@@ -464,32 +464,22 @@ END_TEST
 
 static char dir[64];
 
+/* The script NAME in the test's folder dir (its path into path). */
 static void make_script(const char *name, const char *body, char *path,
                         size_t len)
 {
-    FILE *fp;
-
     snprintf(path, len, "%s/%s", dir, name);
-    fp = fopen(path, "w");
-    fprintf(fp, "#!/bin/sh\n%s\n", body);
-    fclose(fp);
-    chmod(path, 0755);
+    ck_assert_int_eq(tkt_write_script(path, body), 0);
 }
 
 static void action_dir(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tkm-action-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(tkt_make_dir(dir, sizeof(dir), "tkm-action"), 0);
 }
 
 static void slurp(const char *path, char *buf, size_t len)
 {
-    FILE *fp = fopen(path, "r");
-    size_t n = fp ? fread(buf, 1, len - 1, fp) : 0;
-
-    buf[n] = '\0';
-    if (fp)
-        fclose(fp);
+    tkt_read_file(path, buf, len);
 }
 
 START_TEST(test_exec_env_argv_and_status)
