@@ -533,8 +533,7 @@ END_TEST
  * layout, however many workers the pool has. */
 START_TEST(test_plugin_read_round_trips)
 {
-    tkm_options o = tkt_options();
-    tkm_client *reader = tkt_open(&o);
+    tkm_client *reader = tkt_client();
     tkm_pool_status st;
     tkm_legacy_raw raw;
     int64_t trips;

@@ -254,12 +254,7 @@ END_TEST
 
 static void write_file(const char *path, const char *text, mode_t mode)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    ck_assert_int_eq(fchmod(fd, mode), 0);
-    close(fd);
+    ck_assert_int_eq(tkt_write_file(path, text, mode), 0);
 }
 
 START_TEST(test_password_file)

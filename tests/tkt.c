@@ -149,3 +149,14 @@ void tkt_do(const char *fmt, ...)
     freeReplyObject(reply);
     redisFree(r);
 }
+
+const tkt_output *tkt_cli(const char *first, ...)
+{
+    const tkt_output *o;
+    va_list ap;
+
+    va_start(ap, first);
+    o = tkt_run_va(TKM_CLI, first, ap);
+    va_end(ap);
+    return o;
+}

@@ -51,6 +51,10 @@ tkm_grant tkt_acquire(tkm_client *c, int64_t cost);
 redisContext *tkt_raw(void);
 /* Run a command on a raw connection and return the reply (caller frees). */
 redisReply *tkt_cmd(redisContext *r, const char *fmt, ...);
+/* The build's tokenmgr command (TKM_CLI) with the arguments (NULL-
+ * terminated), run to completion; the result is valid until the next
+ * call. */
+const tkt_output *tkt_cli(const char *first, ...);
 /* Run one command (hiredis format) on a new raw connection, reply dropped. */
 void tkt_do(const char *fmt, ...);
 
