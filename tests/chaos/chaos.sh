@@ -274,8 +274,6 @@ start_collectd() {
     StallTokens 100
     StallHeartbeatAge 3
     StallConfirmations 2
-    # All workers are frozen on purpose: not a shared cause here.
-    SharedCauseMinWorkers 4
     <Recovery>
       Exec "$here/recovery-log" "$tmp/recovery.log"
       Timeout 5

@@ -163,9 +163,6 @@ cat >"$out/tokenmgr.conf" <<CONF
     StallTokens $stall_tokens
     StallHeartbeatAge $age
     StallConfirmations 2
-    # Three workers frozen together would read as a shared cause (Redis,
-    # the network): the demo freezes them on purpose, so it is not judged.
-    SharedCauseMinWorkers 4
     WorkerMetrics true
     <Recovery>
       Exec "$src/tests/demo/restart-demo-workers" "$run" "$out/recovery.log"
