@@ -200,7 +200,8 @@ static void setup(void)
         ck_abort_msg("cannot start redis-server");
     ck_assert_int_eq(tkt_collectd_init(&cd, HOST), 0);
     setenv("TOKENMGR_REDIS_URL", tkt_server.url, 1);
-    unsetenv("TOKENMGR_CONFIG");
+    /* No configuration file, not even the host's /etc/tokenmgr one. */
+    setenv("TOKENMGR_CONFIG", "", 1);
 }
 
 static void teardown(void)
