@@ -36,8 +36,7 @@ static char *snapshot(void)
 
 START_TEST(test_need_sync_on_empty_pool)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_grant g = tkt_acquire(c, 5);
     tkm_pool_status st = tkt_status(c);
     redisContext *r = tkt_raw();
@@ -56,11 +55,9 @@ END_TEST
 
 START_TEST(test_insufficient_and_retry_after)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(0, 5, 30000, -1);
     tkm_grant g;
 
-    tkt_sync(c, 0, 5, 30000, -1);
     g = tkt_acquire(c, 1);
     ck_assert_int_eq(g.granted, 0);
     ck_assert_int_eq(g.reason, TKM_REASON_INSUFFICIENT);
@@ -88,11 +85,9 @@ END_TEST
 
 START_TEST(test_denial_writes_nothing)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(30, 5, 30000, -1);
     char *before, *after;
 
-    tkt_sync(c, 30, 5, 30000, -1);
     ck_assert_int_eq(tkt_acquire(c, 11).granted, 1); /* 19: recharge on */
     before = snapshot();
     ck_assert_int_eq(tkt_acquire(c, 11).reason, TKM_REASON_RECHARGING);
@@ -108,11 +103,9 @@ END_TEST
 /* SEED failure 7: the soft-floor flag blocked the very call that set it. */
 START_TEST(test_soft_floor_grant_proceeds_and_starts_recharge)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(25, 5, 30000, -1);
     tkm_grant g;
 
-    tkt_sync(c, 25, 5, 30000, -1);
     g = tkt_acquire(c, 11);
     ck_assert_int_eq(g.granted, 1);
     ck_assert_int_eq(g.tokens, 14);
@@ -129,11 +122,9 @@ END_TEST
 
 START_TEST(test_low_cost_target)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(22, 5, 30000, -1);
     tkm_grant g;
 
-    tkt_sync(c, 22, 5, 30000, -1);
     ck_assert_int_eq(tkm_recharge(c, 1), TKM_OK);
     /* 22 < 50, but a call costing <= 10 may leave recharge at 20. */
     ck_assert_int_eq(tkt_acquire(c, 11).reason, TKM_REASON_RECHARGING);
@@ -146,11 +137,9 @@ END_TEST
 
 START_TEST(test_recharge_ends_at_target)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(40, 5, 30000, -1);
     tkm_grant g;
 
-    tkt_sync(c, 40, 5, 30000, -1);
     ck_assert_int_eq(tkm_recharge(c, 1), TKM_OK);
     ck_assert_int_eq(tkt_status(c).recharge_mode, 1);
     /* Idle at the target: the flag says what the next decision will see
@@ -216,8 +205,7 @@ END_TEST
 
 START_TEST(test_deficit_limit)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_grant g;
 
     tkt_sync_exact(c, 5, 5, 30000, -1);
@@ -252,11 +240,9 @@ END_TEST
 
 START_TEST(test_bad_costs)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(100, 5, -1, -1);
     tkm_grant g;
 
-    tkt_sync(c, 100, 5, -1, -1);
     ck_assert_int_eq(tkm_try_acquire(c, -1, &g), TKM_EINVAL);
     ck_assert_ptr_nonnull(strstr(tkm_errstr(c), "negative"));
     /* Capacity 300 - max_deficit -180: nothing above 480 can ever pass. */
@@ -349,12 +335,10 @@ END_TEST
 /* SEED failure 3: estimates far below actual costs are reconciled. */
 START_TEST(test_complete_applies_difference)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(290, 5, 30000, -1);
     tkm_grant g;
     tkm_reconcile r;
 
-    tkt_sync(c, 290, 5, 30000, -1);
     g = tkt_acquire(c, 100);
     ck_assert_int_eq(g.tokens, 190);
     ck_assert_int_eq(tkm_complete(c, g.id, 386, NULL, &r), TKM_OK);
@@ -368,13 +352,11 @@ END_TEST
 
 START_TEST(test_complete_with_report_keeps_inflight)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(200, 5, 30000, 500);
     tkm_grant a, b;
     tkm_reconcile r;
     tkm_report rep = {50, 1000};
 
-    tkt_sync(c, 200, 5, 30000, 500);
     a = tkt_acquire(c, 10);
     b = tkt_acquire(c, 20);
     ck_assert_int_eq(b.granted, 1);
@@ -389,14 +371,12 @@ END_TEST
 
 START_TEST(test_stale_report_ignored)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(100, 5, 30000, 2000);
     tkm_grant a;
     tkm_reconcile r;
     tkm_report old = {5, 1500};
     tkm_sync_info stale = {3, 5, -1, 1000};
 
-    tkt_sync(c, 100, 5, 30000, 2000);
     a = tkt_acquire(c, 10);
     ck_assert_int_eq(tkm_complete(c, a.id, 15, &old, &r), TKM_OK);
     ck_assert_int_eq(r.report_stale, 1);
@@ -422,12 +402,10 @@ END_TEST
 /* SEED failure 2: a sync wiped the reservations of calls in flight. */
 START_TEST(test_sync_keeps_inflight_reservations)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(100, 5, 30000, -1);
     tkm_grant g;
     tkm_pool_status st;
 
-    tkt_sync(c, 100, 5, 30000, -1);
     g = tkt_acquire(c, 30);
     ck_assert_int_eq(g.tokens, 70);
     /* The API has not charged the call yet and still says 100. */
@@ -442,12 +420,10 @@ END_TEST
 
 START_TEST(test_release_returns_estimate)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(100, 5, 30000, -1);
     tkm_grant g;
     tkm_reconcile r;
 
-    tkt_sync(c, 100, 5, 30000, -1);
     g = tkt_acquire(c, 30);
     ck_assert_int_eq(tkm_release(c, g.id, &r), TKM_OK);
     ck_assert_int_eq(r.tokens, 100);
@@ -519,11 +495,9 @@ END_TEST
 
 START_TEST(test_reserve_revalued_as_the_pool_learns)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(300, 5, 30000, -1);
     tkm_grant a, b, d;
 
-    tkt_sync(c, 300, 5, 30000, -1);
     a = tkt_acquire(c, 10);
     b = tkt_acquire(c, 10);
     d = tkt_acquire(c, 7);
@@ -545,8 +519,7 @@ END_TEST
 
 START_TEST(test_reserve_never_blocks_a_grantable_cost)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_grant g;
 
     /* Capacity 300 - max_deficit -180: 480 is the largest cost, and a full
@@ -561,11 +534,9 @@ END_TEST
 
 START_TEST(test_unknown_grant)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(100, 5, 30000, -1);
     tkm_reconcile r;
 
-    tkt_sync(c, 100, 5, 30000, -1);
     ck_assert_int_eq(tkm_complete(c, "12-34", 1, NULL, &r), TKM_ENOGRANT);
     ck_assert_ptr_nonnull(strstr(tkm_errstr(c), "12-34"));
     ck_assert_int_eq(tkm_release(c, "bogus id", &r), TKM_ENOGRANT);
@@ -606,11 +577,10 @@ END_TEST
 
 START_TEST(test_recharge_on_off)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    /* Below the target (50). */
+    tkm_client *c = tkt_client_synced(30, 5, 30000, -1);
     tkm_pool_status st;
 
-    tkt_sync(c, 30, 5, 30000, -1); /* below the target (50) */
     ck_assert_int_eq(tkm_recharge(c, 1), TKM_OK);
     st = tkt_status(c);
     ck_assert_int_eq(st.recharge_mode, 1);
@@ -1062,69 +1032,37 @@ START_TEST(test_status_during_client_pause_write)
 }
 END_TEST
 
-static TCase *tcase(const char *name)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_unchecked_fixture(tc, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(tc, tkt_flush, NULL);
-    tcase_set_timeout(tc, 30);
-    return tc;
-}
-
 int main(void)
 {
     Suite *s = suite_create("bucket");
-    TCase *rules = tcase("grant_rules");
-    TCase *refill = tcase("refill");
-    TCase *leases = tcase("leases");
-    TCase *admin = tcase("admin");
-    TCase *hostile = tcase("hostile");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(rules, test_need_sync_on_empty_pool);
-    tcase_add_test(rules, test_insufficient_and_retry_after);
-    tcase_add_test(rules, test_min_start_balance);
-    tcase_add_test(rules, test_denial_writes_nothing);
-    tcase_add_test(rules, test_soft_floor_grant_proceeds_and_starts_recharge);
-    tcase_add_test(rules, test_low_cost_target);
-    tcase_add_test(rules, test_recharge_ends_at_target);
-    tcase_add_test(rules, test_target_above_capacity_is_clamped);
-    tcase_add_test(rules, test_recharge_timeout_clears);
-    tcase_add_test(rules, test_deficit_limit);
-    tcase_add_test(rules, test_rate_zero_is_never);
-    tcase_add_test(rules, test_bad_costs);
-    tcase_add_test(refill, test_discrete_refill_aligned_to_refill_in);
-    tcase_add_test(refill, test_ticks_align_to_sync_without_refill_in);
-    tcase_add_test(refill, test_refill_capped_at_capacity);
-    tcase_add_test(refill, test_configured_capacity);
-    tcase_add_test(leases, test_complete_applies_difference);
-    tcase_add_test(leases, test_complete_with_report_keeps_inflight);
-    tcase_add_test(leases, test_stale_report_ignored);
-    tcase_add_test(leases, test_sync_keeps_inflight_reservations);
-    tcase_add_test(leases, test_release_returns_estimate);
-    tcase_add_test(leases, test_estimate_errors_are_learned);
-    tcase_add_test(leases, test_reserve_revalued_as_the_pool_learns);
-    tcase_add_test(leases, test_reserve_never_blocks_a_grantable_cost);
-    tcase_add_test(leases, test_unknown_grant);
-    tcase_add_test(leases, test_lease_expires_keeping_cost);
-    tcase_add_test(admin, test_recharge_on_off);
-    tcase_add_test(admin, test_reset_deletes_only_this_pool);
-    tcase_add_test(hostile, test_out_of_range_numbers_refused);
-    tcase_add_test(hostile, test_wrong_key_type_writes_nothing);
-    tcase_add_test(hostile, test_drifted_counters_repaired);
-    tcase_add_test(hostile, test_acl_refusal_writes_nothing);
-    tcase_add_test(hostile, test_outlier_costs_a_few_periods);
-    tcase_add_test(hostile, test_status_during_client_pause_write);
-    suite_add_tcase(s, rules);
-    suite_add_tcase(s, refill);
-    suite_add_tcase(s, leases);
-    suite_add_tcase(s, admin);
-    suite_add_tcase(s, hostile);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(
+        tkt_redis_tcase(s, "grant_rules", 30), test_need_sync_on_empty_pool,
+        test_insufficient_and_retry_after, test_min_start_balance,
+        test_denial_writes_nothing,
+        test_soft_floor_grant_proceeds_and_starts_recharge,
+        test_low_cost_target, test_recharge_ends_at_target,
+        test_target_above_capacity_is_clamped, test_recharge_timeout_clears,
+        test_deficit_limit, test_rate_zero_is_never, test_bad_costs, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "refill", 30),
+                  test_discrete_refill_aligned_to_refill_in,
+                  test_ticks_align_to_sync_without_refill_in,
+                  test_refill_capped_at_capacity, test_configured_capacity,
+                  NULL);
+    tkt_add_tests(
+        tkt_redis_tcase(s, "leases", 30), test_complete_applies_difference,
+        test_complete_with_report_keeps_inflight, test_stale_report_ignored,
+        test_sync_keeps_inflight_reservations, test_release_returns_estimate,
+        test_estimate_errors_are_learned,
+        test_reserve_revalued_as_the_pool_learns,
+        test_reserve_never_blocks_a_grantable_cost, test_unknown_grant,
+        test_lease_expires_keeping_cost, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "admin", 30), test_recharge_on_off,
+                  test_reset_deletes_only_this_pool, NULL);
+    tkt_add_tests(
+        tkt_redis_tcase(s, "hostile", 30), test_out_of_range_numbers_refused,
+        test_wrong_key_type_writes_nothing, test_drifted_counters_repaired,
+        test_acl_refusal_writes_nothing, test_outlier_costs_a_few_periods,
+        test_status_during_client_pause_write, NULL);
+    return tkt_run_suite(s, 0);
 }

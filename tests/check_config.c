@@ -656,38 +656,17 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("config");
-    TCase *yaml = tcase_create("yaml");
-    TCase *validate = tcase_create("validate");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(yaml, test_defaults);
-    tcase_add_test(yaml, test_shipped_example_loads);
-    tcase_add_test(yaml, test_values_loaded);
-    tcase_add_test(yaml, test_malformed_yaml);
-    tcase_add_test(yaml, test_unknown_key);
-    tcase_add_test(yaml, test_wrong_types);
-    tcase_add_test(yaml, test_out_of_range);
-    tcase_add_test(yaml, test_relations);
-    tcase_add_test(yaml, test_derived_defaults);
-    tcase_add_test(yaml, test_duplicate_key);
-    tcase_add_test(yaml, test_override_files);
-    tcase_add_test(yaml, test_missing_file);
-    tcase_add_test(validate, test_every_option_out_of_range);
-    tcase_add_test(validate, test_table);
-    tcase_add_test(validate, test_set_by_name);
-    tcase_add_test(validate, test_validate_every_field);
-    tcase_add_test(validate, test_pool_names);
-    tcase_add_test(validate, test_redis_urls);
-    tcase_add_test(validate, test_env_overrides_url);
-    tcase_add_test(validate, test_parse_int);
-    tcase_add_test(validate, test_strerror_and_reasons);
-    tcase_add_test(validate, test_open_with_bad_options);
-    suite_add_tcase(s, yaml);
-    suite_add_tcase(s, validate);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "yaml", 0), test_defaults,
+                  test_shipped_example_loads, test_values_loaded,
+                  test_malformed_yaml, test_unknown_key, test_wrong_types,
+                  test_out_of_range, test_relations, test_derived_defaults,
+                  test_duplicate_key, test_override_files, test_missing_file,
+                  NULL);
+    tkt_add_tests(tkt_tcase(s, "validate", 0), test_every_option_out_of_range,
+                  test_table, test_set_by_name, test_validate_every_field,
+                  test_pool_names, test_redis_urls, test_env_overrides_url,
+                  test_parse_int, test_strerror_and_reasons,
+                  test_open_with_bad_options, NULL);
+    return tkt_run_suite(s, 0);
 }

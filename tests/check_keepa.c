@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fake_keepa_fixture.h"
+#include "fake_keepa.h"
 #include "tkt.h"
 
 #define KEY     "SECRETKEY123"
@@ -544,16 +544,10 @@ END_TEST
 
 static pid_t start_worker(const char *cfg, const char *dir, const char *out)
 {
-    pid_t pid = fork();
+    const char *argv[] = {TKM_WORKER, "--config", cfg,       "--output", out,
+                          "--state",  dir,        "--batch", "10",       NULL};
 
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 2);
-        execl(TKM_WORKER, TKM_WORKER, "--config", cfg, "--output", out,
-              "--state", dir, "--batch", "10", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    return tkt_spawn(argv, NULL, NULL);
 }
 
 START_TEST(test_worker_exactly_once_after_kill)
@@ -682,36 +676,26 @@ START_TEST(test_bad_keepa_config)
 }
 END_TEST
 
+/* A TCase whose tests each start their servers in their own process. */
+static TCase *tcase(Suite *s, const char *name, int timeout_s)
+{
+    TCase *tc = tkt_tcase(s, name, timeout_s);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    return tc;
+}
+
 int main(void)
 {
     Suite *s = suite_create("keepa");
-    TCase *load = tcase_create("workers");
-    TCase *faults = tcase_create("faults");
-    TCase *bad = tcase_create("bad_input");
-    SRunner *sr;
-    int failed;
 
     signal(SIGPIPE, SIG_IGN);
-    /* Each test owns its servers: they are started in the test's process. */
-    tcase_add_checked_fixture(load, setup, teardown);
-    tcase_add_checked_fixture(faults, setup, teardown);
-    tcase_add_checked_fixture(bad, setup, teardown);
-    tcase_set_timeout(load, 90);
-    tcase_set_timeout(faults, 60);
-    tcase_add_test(load, test_eight_workers_no_429);
-    tcase_add_test(load, test_negative_balance_no_storm);
-    tcase_add_test(load, test_worker_exactly_once_after_kill);
-    tcase_add_test(faults, test_fault_switches);
-    tcase_add_test(faults, test_unreachable_api);
-    tcase_add_test(faults, test_token_throttle_across_processes);
-    tcase_add_test(faults, test_out_of_range_reply_not_applied);
-    tcase_add_test(bad, test_bad_keepa_config);
-    suite_add_tcase(s, load);
-    suite_add_tcase(s, faults);
-    suite_add_tcase(s, bad);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tcase(s, "workers", 90), test_eight_workers_no_429,
+                  test_negative_balance_no_storm,
+                  test_worker_exactly_once_after_kill, NULL);
+    tkt_add_tests(tcase(s, "faults", 60), test_fault_switches,
+                  test_unreachable_api, test_token_throttle_across_processes,
+                  test_out_of_range_reply_not_applied, NULL);
+    tkt_add_tests(tcase(s, "bad_input", 0), test_bad_keepa_config, NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -255,8 +255,7 @@ static tkm_decision decide(tkm_client *c, const tkm_recovery_options *r,
 
 START_TEST(test_guard_cooldown_limit_escalation_reset)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(1, 2, 3600, 0);
     tkm_recovery_ticket t;
     tkm_recovery_state st;
@@ -289,8 +288,7 @@ END_TEST
 
 START_TEST(test_guard_unknown_and_pause_and_dry_run)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 5, 3600, 0);
     tkm_recovery_ticket t;
     tkm_audit_entry *e = NULL;
@@ -333,8 +331,7 @@ END_TEST
 
 START_TEST(test_guard_quiet_repeats)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 5, 3600, 0);
     tkm_recovery_ticket t;
     tkm_audit_entry *e = NULL;
@@ -395,8 +392,7 @@ END_TEST
 
 START_TEST(test_guard_lease_released_only_by_holder)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 100, 3600, 0);
     tkm_recovery_ticket t, other;
     tkm_recovery_state st;
@@ -421,8 +417,7 @@ END_TEST
 
 START_TEST(test_guard_grace_and_deescalation)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 1, 1, 1);
     tkm_recovery_ticket t;
     tkm_recovery_state st;
@@ -469,32 +464,22 @@ END_TEST
 
 static char dir[64];
 
+/* The script NAME in the test's folder dir (its path into path). */
 static void make_script(const char *name, const char *body, char *path,
                         size_t len)
 {
-    FILE *fp;
-
     snprintf(path, len, "%s/%s", dir, name);
-    fp = fopen(path, "w");
-    fprintf(fp, "#!/bin/sh\n%s\n", body);
-    fclose(fp);
-    chmod(path, 0755);
+    ck_assert_int_eq(tkt_write_script(path, body), 0);
 }
 
 static void action_dir(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tkm-action-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(tkt_make_dir(dir, sizeof(dir), "tkm-action"), 0);
 }
 
 static void slurp(const char *path, char *buf, size_t len)
 {
-    FILE *fp = fopen(path, "r");
-    size_t n = fp ? fread(buf, 1, len - 1, fp) : 0;
-
-    buf[n] = '\0';
-    if (fp)
-        fclose(fp);
+    tkt_read_file(path, buf, len);
 }
 
 START_TEST(test_exec_env_argv_and_status)
@@ -790,39 +775,23 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("recovery");
-    TCase *rule = tcase_create("stall_rule");
-    TCase *g = tcase_create("guard");
-    TCase *act = tcase_create("actions");
-    SRunner *sr;
-    int failed;
+    TCase *rule = tkt_tcase(s, "stall_rule", 0);
 
     signal(SIGPIPE, SIG_IGN);
     tcase_add_loop_test(rule, test_rule_table, 0,
                         sizeof(rule_cases) / sizeof(rule_cases[0]));
-    tcase_add_test(rule, test_rule_unknown_resets_confirmations);
-    tcase_add_test(rule, test_rule_every_worker_silent_is_a_stall);
-    tcase_add_test(rule, test_rule_worker_errors_are_evidence);
-    tcase_add_unchecked_fixture(g, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(g, tkt_flush, NULL);
-    tcase_set_timeout(g, 30);
-    tcase_add_test(g, test_guard_cooldown_limit_escalation_reset);
-    tcase_add_test(g, test_guard_unknown_and_pause_and_dry_run);
-    tcase_add_test(g, test_guard_quiet_repeats);
-    tcase_add_test(g, test_guard_one_actor_among_monitors);
-    tcase_add_test(g, test_guard_lease_released_only_by_holder);
-    tcase_add_test(g, test_guard_grace_and_deescalation);
-    tcase_set_timeout(act, 20);
-    tcase_add_test(act, test_exec_env_argv_and_status);
-    tcase_add_test(act, test_exec_timeout_kills_group_despite_reaper);
-    tcase_add_test(act, test_exec_free_kills_group);
-    tcase_add_test(act, test_exec_bad_argv);
-    tcase_add_test(act, test_webhook);
-    suite_add_tcase(s, rule);
-    suite_add_tcase(s, g);
-    suite_add_tcase(s, act);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(rule, test_rule_unknown_resets_confirmations,
+                  test_rule_every_worker_silent_is_a_stall,
+                  test_rule_worker_errors_are_evidence, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "guard", 30),
+                  test_guard_cooldown_limit_escalation_reset,
+                  test_guard_unknown_and_pause_and_dry_run,
+                  test_guard_quiet_repeats, test_guard_one_actor_among_monitors,
+                  test_guard_lease_released_only_by_holder,
+                  test_guard_grace_and_deescalation, NULL);
+    tkt_add_tests(tkt_tcase(s, "actions", 20), test_exec_env_argv_and_status,
+                  test_exec_timeout_kills_group_despite_reaper,
+                  test_exec_free_kills_group, test_exec_bad_argv, test_webhook,
+                  NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -189,8 +189,7 @@ static const step steps[] = {
 
 START_TEST(test_every_call_answers_its_declaration)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     int covered[TKM__CALL_COUNT] = {0};
     char grant[TKM_GRANT_ID_MAX + 1] = "";
 
@@ -235,8 +234,7 @@ END_TEST
 /* A script whose reply no longer matches its declaration fails loudly. */
 START_TEST(test_reply_off_declaration)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm__call_decl wider = tkm__calls[TKM__CALL_STATUS];
     tkm__value v[TKM__STATUS_NFIELDS + 1];
     tkm__call k;
@@ -255,8 +253,7 @@ END_TEST
 /* The audit log's entries, field by field (the table in recovery.c). */
 START_TEST(test_recovery_log_fields)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r;
     tkm_recovery_ticket t;
     tkm_audit_entry *e = NULL;
@@ -442,27 +439,14 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("script");
-    TCase *decl = tcase_create("declarations");
-    TCase *send = tcase_create("send");
-    TCase *reply = tcase_create("reply");
-    SRunner *sr;
-    int failed;
+    TCase *reply;
 
-    tcase_add_test(decl, test_scripts_table);
-    suite_add_tcase(s, decl);
-    tcase_add_test(send, test_call_layout);
-    tcase_add_test(send, test_call_bounds);
-    suite_add_tcase(s, send);
-    tcase_add_unchecked_fixture(reply, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(reply, tkt_flush, NULL);
-    tcase_add_test(reply, test_every_call_answers_its_declaration);
-    tcase_add_test(reply, test_reply_off_declaration);
-    tcase_add_test(reply, test_recovery_log_fields);
-    tcase_add_test(reply, test_hostile_script_arguments);
-    suite_add_tcase(s, reply);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "declarations", 0), test_scripts_table, NULL);
+    tkt_add_tests(tkt_tcase(s, "send", 0), test_call_layout, test_call_bounds,
+                  NULL);
+    reply = tkt_redis_tcase(s, "reply", 0);
+    tkt_add_tests(reply, test_every_call_answers_its_declaration,
+                  test_reply_off_declaration, test_recovery_log_fields,
+                  test_hostile_script_arguments, NULL);
+    return tkt_run_suite(s, 0);
 }
