@@ -98,12 +98,6 @@ TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
         tkm__fmt(v->why, sizeof(v->why), "pool state unreadable");
         return;
     }
-    if (in->heartbeat_age_ms < 0) {
-        t->consecutive = 0;
-        v->state = TKM_STALL_UNKNOWN;
-        tkm__fmt(v->why, sizeof(v->why), "no heartbeat was ever recorded");
-        return;
-    }
     if (o->tokens >= 0) {
         v->threshold = o->tokens;
     } else if (in->capacity > 0) {
@@ -113,6 +107,12 @@ TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
         v->state = TKM_STALL_UNKNOWN;
         tkm__fmt(v->why, sizeof(v->why),
                  "capacity unknown: the ratio threshold cannot be applied");
+        return;
+    }
+    if (in->heartbeat_age_ms < 0) {
+        t->consecutive = 0;
+        v->state = TKM_STALL_UNKNOWN;
+        tkm__fmt(v->why, sizeof(v->why), "no heartbeat was ever recorded");
         return;
     }
     stale_workers(o, in, v);

@@ -11,6 +11,8 @@
  */
 #include "collectd/core/daemon/collectd.h"
 
+#include <math.h>
+
 #include "collectd/core/daemon/plugin.h"
 #include "collectd/core/daemon/utils_complain.h"
 #include "collectd/core/utils/common/common.h"
@@ -29,16 +31,19 @@ typedef struct pool {
     tkm_client *client; /* used by this pool's read callback only */
     tkm_stall_tracker tracker;
     tkm_stall_state last_state; /* for notifications on transitions */
-    tkm_action *action;         /* a recovery action still running */
-    tkm_recovery_ticket ticket; /* ...and the guard's ticket for it */
-    char action_text[1100];     /* its argv, for the audit and the log */
+    tkm_recovery_run *run;      /* a recovery action still running */
+    tkm_recovery_ticket ticket; /* the guard's last decision */
     c_complain_t redis_down;
-    c_complain_t bad_state;                     /* native: TKM_ESTATE */
+    cdtime_t lost_redis;    /* the last read that could not reach Redis; 0 */
+    c_complain_t bad_state; /* native: TKM_ESTATE */
     c_complain_t bad_key[TKM_LEGACY_NKEYS];     /* legacy: garbage */
     c_complain_t missing_key[TKM_LEGACY_NKEYS]; /* legacy: absent */
 } pool;
 
-static void settle_action(pool *p);
+static const char *name(const pool *p)
+{
+    return p->conf.opts.pool;
+}
 
 static void pool_free(void *arg)
 {
@@ -46,27 +51,87 @@ static void pool_free(void *arg)
 
     if (p == NULL)
         return;
-    settle_action(p); /* shutdown: every action's end is audited */
+    /* collectd stops: every action's end is audited.  One still running
+     * is recorded "abandoned" and left to its deadline, keeping the actor
+     * lease until then, so that no other monitor acts meanwhile. */
+    if (p->run != NULL) {
+        tkm_recovery_settle(p->client, &p->run, TKM_SETTLE_ABANDON, NULL);
+        INFO(PLUGIN " plugin: pool \"%s\": collectd stops; recovery action "
+                    "%s recorded",
+             name(p), p->ticket.action_id);
+    }
     tkm_client_free(p->client);
     tkm__pool_conf_clear(&p->conf);
     free(p);
 }
 
-static const char *name(const pool *p)
-{
-    return p->conf.opts.pool;
-}
-
-/* ---- dispatch ----------------------------------------------------------
+/* ---- the plugin's types and dispatch -------------------------------------
  */
 
-static void dispatch(const pool *p, cdtime_t t, const char *type,
-                     const char *type_instance, value_t value)
+/*
+ * One collectd type per meaning (CONTRACT.md, "Metrics"), so that
+ * write_prometheus makes one family of each: collectd_tokenmgr_tokens,
+ * collectd_tokenmgr_heartbeat_age_seconds, collectd_tokenmgr_recoveries_total.
+ * Registered from the plugin: no TypesDB line (which would stop collectd
+ * from reading its default types.db).  `capacity` is the stock type of the
+ * same shape; no stock type is redefined.
+ */
+static const struct {
+    const char *type;
+    const char *ds[2]; /* one or two data sources */
+    int ds_type;
+    double min, max; /* NAN: unbounded */
+} types[] = {
+    {"tokens", {"value"}, DS_TYPE_GAUGE, NAN, NAN},
+    {"refill_rate", {"value"}, DS_TYPE_GAUGE, 0, NAN},
+    {"recharge_mode", {"value"}, DS_TYPE_GAUGE, 0, 1},
+    {"heartbeat_age", {"seconds"}, DS_TYPE_GAUGE, 0, NAN},
+    {"workers_alive", {"value"}, DS_TYPE_GAUGE, 0, NAN},
+    {"inflight", {"calls", "tokens"}, DS_TYPE_GAUGE, 0, NAN},
+    {"last_sync_age", {"seconds"}, DS_TYPE_GAUGE, 0, NAN},
+    {"stalled", {"value"}, DS_TYPE_GAUGE, 0, 1},
+    {"shared_cause", {"value"}, DS_TYPE_GAUGE, 0, 1},
+    {"redis_up", {"value"}, DS_TYPE_GAUGE, 0, 1},
+    {"recoveries", {"value"}, DS_TYPE_DERIVE, 0, NAN},
+    {"escalated", {"value"}, DS_TYPE_GAUGE, 0, 1},
+    {"recovery_paused", {"value"}, DS_TYPE_GAUGE, 0, 1},
+    {"stall_heartbeat_age", {"seconds"}, DS_TYPE_GAUGE, 0, NAN},
+    {"stall_tokens", {"value"}, DS_TYPE_GAUGE, NAN, NAN},
+    {"worker_heartbeat_age", {"seconds"}, DS_TYPE_GAUGE, 0, NAN},
+    {"queue_waiters", {"value"}, DS_TYPE_GAUGE, 0, NAN},
+    {"queue_oldest_wait", {"seconds"}, DS_TYPE_GAUGE, 0, NAN},
+};
+
+static int register_types(void)
+{
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        data_source_t src[2];
+        data_set_t set = {.ds_num = types[i].ds[1] ? 2 : 1, .ds = src};
+        memset(src, 0, sizeof(src));
+        sstrncpy(set.type, types[i].type, sizeof(set.type));
+        for (size_t k = 0; k < set.ds_num; k++) {
+            sstrncpy(src[k].name, types[i].ds[k], sizeof(src[k].name));
+            src[k].type = types[i].ds_type;
+            src[k].min = types[i].min;
+            src[k].max = types[i].max;
+        }
+        if (plugin_register_data_set(&set) != 0) {
+            ERROR(PLUGIN " plugin: registering the type %s failed",
+                  types[i].type);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void dispatch_values(const pool *p, cdtime_t t, const char *type,
+                            const char *type_instance, value_t *values,
+                            size_t n)
 {
     value_list_t vl = VALUE_LIST_INIT;
 
-    vl.values = &value;
-    vl.values_len = 1;
+    vl.values = values;
+    vl.values_len = n;
     vl.time = t;
     sstrncpy(vl.plugin, PLUGIN, sizeof(vl.plugin));
     sstrncpy(vl.plugin_instance, name(p), sizeof(vl.plugin_instance));
@@ -75,16 +140,11 @@ static void dispatch(const pool *p, cdtime_t t, const char *type,
     plugin_dispatch_values(&vl);
 }
 
+/* A gauge of the pool (type_instance: a worker or a class, else ""). */
 static void submit(const pool *p, cdtime_t t, const char *type,
                    const char *type_instance, gauge_t v)
 {
-    dispatch(p, t, type, type_instance, (value_t){.gauge = v});
-}
-
-static void submit_derive(const pool *p, cdtime_t t, const char *type,
-                          const char *type_instance, derive_t v)
-{
-    dispatch(p, t, type, type_instance, (value_t){.derive = v});
+    dispatch_values(p, t, type, type_instance, &(value_t){.gauge = v}, 1);
 }
 
 /* A notification about the pool's stall state, with its inputs as meta. */
@@ -101,8 +161,7 @@ static void notify(const pool *p, cdtime_t t, int severity,
     sstrncpy(n.host, hostname_g, sizeof(n.host));
     sstrncpy(n.plugin, PLUGIN, sizeof(n.plugin));
     sstrncpy(n.plugin_instance, name(p), sizeof(n.plugin_instance));
-    sstrncpy(n.type, "bool", sizeof(n.type));
-    sstrncpy(n.type_instance, "stalled", sizeof(n.type_instance));
+    sstrncpy(n.type, "stalled", sizeof(n.type));
     va_start(ap, fmt);
     vsnprintf(n.message, sizeof(n.message), fmt, ap);
     va_end(ap);
@@ -113,20 +172,26 @@ static void notify(const pool *p, cdtime_t t, int severity,
         plugin_notification_meta_add_string(&n, "stale_workers",
                                             v->stale_workers);
         plugin_notification_meta_add_signed_int(&n, "threshold", v->threshold);
+        if (v->evidence[0] != '\0')
+            plugin_notification_meta_add_string(&n, "evidence", v->evidence);
     }
     plugin_dispatch_notification(&n);
     if (n.meta != NULL)
         plugin_notification_meta_free(n.meta);
 }
 
-/* Redis could not be read: say so once per outage, publish only that. */
+/* Redis could not be read: say so once per outage (naming the option
+ * that points at it), publish only that, and remember it: the workers may
+ * have lost Redis too, which is evidence against restarting them. */
 static void redis_down(pool *p, cdtime_t t)
 {
     c_complain_once(LOG_ERR, &p->redis_down,
-                    PLUGIN " plugin: pool \"%s\": Redis unavailable, "
+                    PLUGIN " plugin: pool \"%s\": Redis unavailable (check "
+                           "RedisURL, or redis.url in the ConfigFile), "
                            "publishing redis_up 0 only: %s",
                     name(p), tkm_errstr(p->client));
-    submit(p, t, "bool", "redis_up", 0);
+    p->lost_redis = t;
+    submit(p, t, "redis_up", "", 0);
 }
 
 static void redis_up(pool *p, cdtime_t t)
@@ -134,7 +199,7 @@ static void redis_up(pool *p, cdtime_t t)
     c_release(LOG_NOTICE, &p->redis_down,
               PLUGIN " plugin: pool \"%s\": OKAY: Redis answers again",
               name(p));
-    submit(p, t, "bool", "redis_up", 1);
+    submit(p, t, "redis_up", "", 1);
 }
 
 /* ---- native layout -----------------------------------------------------
@@ -142,15 +207,12 @@ static void redis_up(pool *p, cdtime_t t)
 
 static void judge(pool *p, cdtime_t t, const tkm_stall_input *in);
 
-/* duration-worker.<id>: each worker's heartbeat age (WorkerMetrics). */
+/* worker_heartbeat_age-<id>: each worker's heartbeat age (WorkerMetrics). */
 static void submit_workers(pool *p, cdtime_t t, const tkm_worker *w, size_t n)
 {
-    char ti[DATA_MAX_NAME_LEN];
-
-    for (size_t i = 0; i < n; i++) {
-        ssnprintf(ti, sizeof(ti), "worker.%s", w[i].id);
-        submit(p, t, "duration", ti, (gauge_t)w[i].heartbeat_age_ms / 1000.0);
-    }
+    for (size_t i = 0; i < n; i++)
+        submit(p, t, "worker_heartbeat_age", w[i].id,
+               (gauge_t)w[i].heartbeat_age_ms / 1000.0);
 }
 
 /*
@@ -208,19 +270,22 @@ static void read_native(pool *p)
               PLUGIN " plugin: pool \"%s\": OKAY: pool state readable again",
               name(p));
     if (st.synced) {
-        submit(p, t, "gauge", "tokens", (gauge_t)st.tokens);
-        submit(p, t, "gauge", "capacity", (gauge_t)st.capacity);
-        submit(p, t, "gauge", "refill_rate", (gauge_t)st.refill_rate);
-        submit(p, t, "bool", "recharge_mode", st.recharge_mode ? 1 : 0);
-        submit(p, t, "count", "inflight", (gauge_t)st.inflight);
+        submit(p, t, "tokens", "", (gauge_t)st.tokens);
+        submit(p, t, "capacity", "", (gauge_t)st.capacity);
+        submit(p, t, "refill_rate", "", (gauge_t)st.refill_rate);
+        submit(p, t, "recharge_mode", "", st.recharge_mode ? 1 : 0);
+        dispatch_values(p, t, "inflight", "",
+                        (value_t[]){{.gauge = (gauge_t)st.inflight},
+                                    {.gauge = (gauge_t)st.inflight_tokens}},
+                        2);
     }
     if (st.last_sync_age_ms >= 0)
-        submit(p, t, "duration", "last_sync_age",
+        submit(p, t, "last_sync_age", "",
                (gauge_t)st.last_sync_age_ms / 1000.0);
     if (st.heartbeat_age_ms >= 0)
-        submit(p, t, "duration", "heartbeat_age",
+        submit(p, t, "heartbeat_age", "",
                (gauge_t)st.heartbeat_age_ms / 1000.0);
-    submit(p, t, "count", "workers_alive", (gauge_t)st.workers_alive);
+    submit(p, t, "workers_alive", "", (gauge_t)st.workers_alive);
     judge_native(p, t, &st);
 }
 
@@ -299,17 +364,17 @@ static void read_legacy(pool *p)
     tkm_legacy_project(&raw, p->conf.opts.bucket.capacity, &st);
     judge_keys(p, &raw, &st);
     if (st.has_tokens)
-        submit(p, t, "gauge", "tokens", st.tokens);
+        submit(p, t, "tokens", "", st.tokens);
     if (st.has_capacity)
-        submit(p, t, "gauge", "capacity", st.capacity);
+        submit(p, t, "capacity", "", st.capacity);
     if (st.has_refill_rate)
-        submit(p, t, "gauge", "refill_rate", st.refill_rate);
+        submit(p, t, "refill_rate", "", st.refill_rate);
     if (st.has_recharge_mode)
-        submit(p, t, "bool", "recharge_mode", st.recharge_mode);
+        submit(p, t, "recharge_mode", "", st.recharge_mode);
     if (st.has_heartbeat_age)
-        submit(p, t, "duration", "heartbeat_age", st.heartbeat_age_s);
+        submit(p, t, "heartbeat_age", "", st.heartbeat_age_s);
     if (st.has_last_sync_age)
-        submit(p, t, "duration", "last_sync_age", st.last_sync_age_s);
+        submit(p, t, "last_sync_age", "", st.last_sync_age_s);
     /* One global heartbeat: no worker list, no busy periods. */
     judge(p, t,
           &(tkm_stall_input){.readable = st.has_tokens && st.has_capacity,
@@ -324,67 +389,16 @@ static void read_legacy(pool *p)
 /* ---- the stall rule and the guarded recovery ----------------------------
  */
 
-static const char *outcome_of(const tkm_action_result *r)
-{
-    if (r->timed_out)
-        return "timeout";
-    return r->exit_status == 0 ? "ok" : "failed";
-}
-
-/* Audit the end of the action of p->ticket; a complaint when Redis
- * refuses. */
-static void record_end(pool *p, const tkm_recovery_ticket *ticket,
-                       const char *outcome, const tkm_action_result *r)
-{
-    if (tkm_recovery_finish(p->client, ticket, hostname_g, outcome,
-                            r->exit_status, r->duration_ms,
-                            r->output) != TKM_OK)
-        WARNING(PLUGIN " plugin: pool \"%s\": recording the end of action "
-                       "%s failed: %s",
-                name(p), ticket->action_id, tkm_errstr(p->client));
-}
-
-/* collectd is stopping: an action that ended is recorded as at a read; one
- * still running is recorded "abandoned" (its command runs on, in its own
- * process group, until its deadline) keeping the actor lease, which expires
- * at that deadline, so that no other monitor acts meanwhile. */
-static void settle_action(pool *p)
-{
-    tkm_action_result r;
-    tkm_recovery_ticket kept;
-
-    if (p->action == NULL)
-        return;
-    if (tkm_action_poll(p->action, &r) == TKM_OK && r.done) {
-        record_end(p, &p->ticket, outcome_of(&r), &r);
-    } else {
-        kept = p->ticket;
-        kept.lease_token[0] = '\0';
-        r.exit_status = -1;
-        sstrncpy(r.output,
-                 "collectd stopped while it ran: it runs on until its "
-                 "deadline, exit status unknown",
-                 sizeof(r.output));
-        record_end(p, &kept, "abandoned", &r);
-    }
-    INFO(PLUGIN " plugin: pool \"%s\": collectd stops; action %s %s", name(p),
-         p->ticket.action_id,
-         r.done ? "had ended: recorded" : "still running: recorded abandoned");
-    tkm_action_free(p->action);
-    p->action = NULL;
-}
-
 /* A running action is polled every read; its end is audited and logged. */
 static void poll_action(pool *p, cdtime_t t)
 {
     tkm_action_result r;
 
-    if (p->action == NULL || tkm_action_poll(p->action, &r) != TKM_OK ||
-        !r.done)
+    if (p->run == NULL ||
+        tkm_recovery_settle(p->client, &p->run, TKM_SETTLE_POLL, &r) !=
+            TKM_OK ||
+        p->run != NULL)
         return;
-    tkm_action_free(p->action);
-    p->action = NULL;
-    record_end(p, &p->ticket, outcome_of(&r), &r);
     notify(p, t, r.exit_status == 0 ? NOTIF_WARNING : NOTIF_FAILURE, NULL,
            "recovery action %s for pool %s %s (exit %d%s) in %lld ms: %.200s",
            p->ticket.action_id, name(p),
@@ -393,51 +407,27 @@ static void poll_action(pool *p, cdtime_t t)
            (long long)r.duration_ms, r.output);
 }
 
-static void start_action(pool *p, cdtime_t t, const tkm_stall_input *in,
-                         const tkm_stall_verdict *v)
-{
-    const tkm_recovery_options *ro = &p->conf.opts.recovery;
-    const char *argv[TKM_EXEC_ARGS_MAX + 1];
-    tkm_action_env env = {.pool = name(p),
-                          .reason = v->why,
-                          .tokens = in->tokens,
-                          .heartbeat_age_s = in->heartbeat_age_ms / 1000,
-                          .stale_workers = v->stale_workers,
-                          .action_id = p->ticket.action_id};
-    char err[512];
-    tkm_code rc;
-
-    for (int i = 0; i < ro->exec_argc; i++)
-        argv[i] = ro->exec[i];
-    argv[ro->exec_argc] = NULL;
-    rc = ro->exec_argc > 0
-             ? tkm_action_exec(argv, &env, ro->timeout_s * 1000, &p->action,
-                               err, sizeof(err))
-             : tkm_action_webhook(ro->webhook, &env, ro->timeout_s * 1000,
-                                  &p->action, err, sizeof(err));
-    if (rc != TKM_OK) {
-        tkm_recovery_finish(p->client, &p->ticket, hostname_g, "failed", -1, 0,
-                            err);
-        notify(p, t, NOTIF_FAILURE, v,
-               "pool %s stalled; the recovery action could not start: %s",
-               name(p), err);
-        return;
-    }
-    notify(p, t, NOTIF_FAILURE, v,
-           "pool %s stalled (%s); recovery action %s started: %s", name(p),
-           v->why, p->ticket.action_id, p->action_text);
-}
-
-/* The guard decides (one actor among every monitor) and audits. */
+/* The guard decides (one actor among every monitor), audits, and starts
+ * the action when it grants. */
 static void guard(pool *p, cdtime_t t, const tkm_stall_input *in,
                   const tkm_stall_verdict *v)
 {
     const tkm_recovery_options *ro = &p->conf.opts.recovery;
-    char inputs[512];
-    const char *mode = v->state == TKM_STALL_STALLED   ? "stalled"
-                       : v->state == TKM_STALL_UNKNOWN ? "unknown"
-                                                       : "shared_cause";
+    char inputs[512], err[512];
+    tkm_recovery_request req = {
+        .mode = v->state == TKM_STALL_STALLED   ? TKM_MODE_STALLED
+                : v->state == TKM_STALL_UNKNOWN ? TKM_MODE_UNKNOWN
+                                                : TKM_MODE_SHARED_CAUSE,
+        .host = hostname_g,
+        .reason = v->why,
+        .inputs = inputs,
+        .tokens = in->tokens,
+        .heartbeat_age_ms = in->heartbeat_age_ms,
+        .stale_workers = v->stale_workers};
+    tkm_code rc;
 
+    if (p->run != NULL)
+        return; /* one action at a time per monitor */
     snprintf(inputs, sizeof(inputs),
              "tokens=%lld threshold=%lld heartbeat_age_ms=%lld busy=%lld "
              "stale=%zu confirmations=%lld/%lld",
@@ -445,23 +435,30 @@ static void guard(pool *p, cdtime_t t, const tkm_stall_input *in,
              (long long)in->heartbeat_age_ms, (long long)v->busy, v->stale,
              (long long)v->confirmations,
              (long long)p->conf.opts.stall.confirmations);
-    if (p->action != NULL)
-        return; /* one action at a time per monitor */
-    if (tkm_recovery_decide(p->client, ro, mode, hostname_g, v->why, inputs,
-                            p->action_text, &p->ticket) != TKM_OK) {
-        WARNING(PLUGIN " plugin: pool \"%s\": the recovery guard is "
-                       "unreachable, no action: %s",
-                name(p), tkm_errstr(p->client));
+    rc = tkm_recovery_begin(p->client, ro, &req, &p->ticket, &p->run, err,
+                            sizeof(err));
+    if (rc == TKM_EIO) {
+        notify(p, t, NOTIF_FAILURE, v,
+               "pool %s stalled; the recovery action could not start: %s",
+               name(p), err);
+        return;
+    }
+    if (rc != TKM_OK) {
+        WARNING(PLUGIN " plugin: pool \"%s\": no recovery action: %s", name(p),
+                err);
         return;
     }
     switch (p->ticket.decision) {
     case TKM_DECIDE_ACT:
-        start_action(p, t, in, v);
+        notify(p, t, NOTIF_FAILURE, v,
+               "pool %s stalled (%s); recovery action %s started", name(p),
+               v->why, p->ticket.action_id);
         break;
     case TKM_DECIDE_DRY_RUN:
         notify(p, t, NOTIF_WARNING, v,
-               "pool %s stalled (%s); dry run: would run %s", name(p), v->why,
-               p->action_text);
+               "pool %s stalled (%s); dry run: the action was audited, not "
+               "run",
+               name(p), v->why);
         break;
     case TKM_DECIDE_LIMIT:
         notify(p, t, NOTIF_FAILURE, v,
@@ -481,15 +478,27 @@ static void guard(pool *p, cdtime_t t, const tkm_stall_input *in,
  * unknown (WARNING), shared cause (FAILURE), clear again (OKAY); actions
  * and escalations by guard().
  */
-static void judge(pool *p, cdtime_t t, const tkm_stall_input *in)
+static void judge(pool *p, cdtime_t t, const tkm_stall_input *seen)
 {
+    const tkm_stall_options *so = &p->conf.opts.stall;
+    tkm_stall_input with = *seen, *in = &with;
     tkm_stall_verdict v;
     tkm_recovery_state gs;
     int have_guard;
 
-    tkm_stall_judge(&p->conf.opts.stall, &p->tracker, in, &v);
-    if (in->readable)
-        submit(p, t, "bool", "stalled", v.state == TKM_STALL_STALLED);
+    with.monitor_lost_redis = p->lost_redis != 0;
+    with.monitor_lost_redis_age_ms =
+        p->lost_redis ? (int64_t)CDTIME_T_TO_MS(t - p->lost_redis) : 0;
+    tkm_stall_judge(so, &p->tracker, in, &v);
+    /* The thresholds in force, so that alert rules compare against the
+     * live configuration instead of copies of it. */
+    submit(p, t, "stall_heartbeat_age", "", (gauge_t)so->heartbeat_age_s);
+    if (v.threshold >= 0)
+        submit(p, t, "stall_tokens", "", (gauge_t)v.threshold);
+    if (in->readable) {
+        submit(p, t, "stalled", "", v.state == TKM_STALL_STALLED);
+        submit(p, t, "shared_cause", "", v.state == TKM_STALL_SHARED_CAUSE);
+    }
     poll_action(p, t);
     if (v.state != p->last_state) {
         if (v.state == TKM_STALL_STALLED)
@@ -501,8 +510,10 @@ static void judge(pool *p, cdtime_t t, const tkm_stall_input *in)
                    "on",
                    name(p), v.why);
         else if (v.state == TKM_STALL_SHARED_CAUSE)
-            notify(p, t, NOTIF_FAILURE, &v, "pool %s: %s; no restart", name(p),
-                   v.why);
+            notify(p, t, NOTIF_FAILURE, &v,
+                   "pool %s: stall held back, no restart: %s (acts anyway "
+                   "after %lld s)",
+                   name(p), v.evidence, (long long)so->shared_cause_escalate_s);
         else if (v.state == TKM_STALL_OK &&
                  (p->last_state == TKM_STALL_STALLED ||
                   p->last_state == TKM_STALL_SHARED_CAUSE))
@@ -516,19 +527,21 @@ static void judge(pool *p, cdtime_t t, const tkm_stall_input *in)
         tkm_recovery_observe(p->client, &p->conf.opts.recovery, hostname_g,
                              v.state, in->heartbeat_age_ms, &gs) == TKM_OK;
     if (have_guard) {
-        submit_derive(p, t, "derive", "recoveries", (derive_t)gs.total);
-        submit(p, t, "bool", "escalated", gs.escalated);
-        if (strcmp(gs.event, "failed") == 0)
+        dispatch_values(p, t, "recoveries", "",
+                        &(value_t){.derive = (derive_t)gs.total}, 1);
+        submit(p, t, "escalated", "", gs.escalated);
+        submit(p, t, "recovery_paused", "", gs.paused);
+        if (gs.ev == TKM_EVENT_FAILED)
             notify(p, t, NOTIF_FAILURE, &v,
                    "pool %s: the last recovery action failed: no heartbeat "
                    "within the grace period",
                    name(p));
-        else if (strcmp(gs.event, "recovered") == 0)
+        else if (gs.ev == TKM_EVENT_RECOVERED)
             notify(p, t, NOTIF_OKAY, &v,
                    "pool %s: OKAY: workers beat again after the recovery "
                    "action",
                    name(p));
-        else if (strcmp(gs.event, "deescalated") == 0)
+        else if (gs.ev == TKM_EVENT_DEESCALATED)
             notify(p, t, NOTIF_OKAY, &v,
                    "pool %s: OKAY: recovery no longer escalated (clear for a "
                    "full window)",
@@ -569,23 +582,15 @@ static int configure_pool(oconfig_item_t *ci)
         pool_free(p);
         return -1;
     }
+    /* The drop-in's explicit values win over the ConfigFile's: said once. */
+    for (int i = 0; i < p->conf.nnotes; i++)
+        NOTICE(PLUGIN " plugin: %s", p->conf.notes[i]);
     /* Connects lazily, on the first read, with timeout_ms on every step. */
     if (tkm_client_open(&p->conf.opts, &p->client) != TKM_OK) {
         ERROR(PLUGIN " plugin: pool \"%s\": %s", name(p),
               p->client ? tkm_errstr(p->client) : "out of memory");
         pool_free(p);
         return -1;
-    }
-    {
-        const tkm_recovery_options *ro = &p->conf.opts.recovery;
-        size_t len = 0;
-        for (int i = 0; i < ro->exec_argc && len + 4 < sizeof(p->action_text);
-             i++)
-            len += (size_t)ssnprintf(p->action_text + len,
-                                     sizeof(p->action_text) - len, "%s%s",
-                                     i ? " " : "", ro->exec[i]);
-        if (ro->exec_argc == 0)
-            sstrncpy(p->action_text, "webhook", sizeof(p->action_text));
     }
     C_COMPLAIN_INIT(&p->redis_down);
     C_COMPLAIN_INIT(&p->bad_state);
@@ -643,5 +648,9 @@ static int tokenmgr_config(oconfig_item_t *ci)
 
 void module_register(void)
 {
+    /* At LoadPlugin, before any value is dispatched; collectd reads its
+     * default types.db after the whole configuration, beside these. */
+    if (register_types() != 0)
+        return;
     plugin_register_complex_config(PLUGIN, tokenmgr_config);
 }

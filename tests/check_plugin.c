@@ -79,6 +79,7 @@ static const char *both_pools(void)
              "  <Pool \"native1\">\n"
              "    RedisURL \"%s\"\n"
              "    Timeout 300\n"
+             "    WorkerMetrics true\n"
              "  </Pool>\n"
              "  <Pool \"old\">\n"
              "    RedisURL \"%s\"\n"
@@ -212,18 +213,15 @@ static void teardown(void)
 
 /* ---- tests --------------------------------------------------------------- */
 
-static const char *const native_metrics[] = {
-    "gauge-tokens",           "gauge-capacity",
-    "gauge-refill_rate",      "bool-recharge_mode",
-    "count-inflight",         "count-workers_alive",
-    "duration-heartbeat_age", "duration-last_sync_age",
-    "bool-redis_up",          NULL};
+static const char *const native_metrics[] = {"tokens",        "capacity",
+                                             "refill_rate",   "recharge_mode",
+                                             "inflight",      "workers_alive",
+                                             "heartbeat_age", "last_sync_age",
+                                             "redis_up",      NULL};
 
 static const char *const legacy_metrics[] = {
-    "gauge-tokens",           "gauge-capacity",
-    "gauge-refill_rate",      "bool-recharge_mode",
-    "duration-heartbeat_age", "duration-last_sync_age",
-    "bool-redis_up",          NULL};
+    "tokens",        "capacity",      "refill_rate", "recharge_mode",
+    "heartbeat_age", "last_sync_age", "redis_up",    NULL};
 
 START_TEST(test_values)
 {
@@ -240,50 +238,63 @@ START_TEST(test_values)
     start_collectd(1, 0);
 
     /* Native: what the tokenmgr command did. */
-    t = wait_value("native1", "gauge-tokens", 0, 10, 117, 0);
+    t = wait_value("native1", "tokens", 0, 10, 117, 0);
     same_read("native1", native_metrics);
-    ck_assert(last_value("native1", "gauge-capacity", &t1, &v) && v == 300);
-    ck_assert(last_value("native1", "gauge-refill_rate", &t1, &v) && v == 5);
-    ck_assert(last_value("native1", "bool-recharge_mode", &t1, &v) && v == 0);
-    ck_assert(last_value("native1", "count-inflight", &t1, &v) && v == 1);
-    ck_assert(last_value("native1", "count-workers_alive", &t1, &v) && v == 2);
-    ck_assert(last_value("native1", "bool-redis_up", &t1, &v) && v == 1);
+    ck_assert(last_value("native1", "capacity", &t1, &v) && v == 300);
+    ck_assert(last_value("native1", "refill_rate", &t1, &v) && v == 5);
+    ck_assert(last_value("native1", "recharge_mode", &t1, &v) && v == 0);
+    ck_assert(last_value("native1", "inflight", &t1, &v) && v == 1);
+    ck_assert(last_value("native1", "inflight#2", &t1, &v) && v == 3);
+    ck_assert(last_value("native1", "workers_alive", &t1, &v) && v == 2);
+    /* The thresholds in force, for alert rules to compare with. */
+    ck_assert(last_value("native1", "stall_heartbeat_age", &t1, &v) &&
+              v == 900);
+    ck_assert(last_value("native1", "stall_tokens", &t1, &v) && v == 291);
+    ck_assert(last_value("native1", "shared_cause", &t1, &v) && v == 0);
+    ck_assert(last_value("native1", "redis_up", &t1, &v) && v == 1);
     /* The freshest heartbeat's age, within one interval of the truth. */
-    ck_assert(last_value("native1", "duration-heartbeat_age", &t1, &v));
+    ck_assert(last_value("native1", "heartbeat_age", &t1, &v));
     ck_assert_msg(v >= t1 - after - 1.0 && v <= t1 - before + 0.05,
                   "heartbeat age %g at %.3f; beats between %.3f and %.3f", v,
                   t1, before, after);
-    ck_assert(last_value("native1", "duration-last_sync_age", &t1, &v));
+    ck_assert(last_value("native1", "last_sync_age", &t1, &v));
     ck_assert(v >= 0 && v <= t1 - before + 5);
+    /* Each worker's own age, in seconds too (WorkerMetrics). */
+    ck_assert(last_value("native1", "worker_heartbeat_age-w2", &t1, &v));
+    ck_assert_msg(v >= t1 - after - 1.0 && v <= t1 - before + 0.05,
+                  "w2's heartbeat age %g at %.3f; it beat between %.3f and "
+                  "%.3f",
+                  v, t1, before, after);
+    ck_assert(has_metric("native1", "worker_heartbeat_age-w1"));
     /* The daemon's own cache (unixsock, as collectdctl reads it) agrees. */
-    ck_assert(tkt_collectd_getval(&cd, "native1", "gauge-tokens", &v));
-    ck_assert_msg(v == 117, "GETVAL gauge-tokens: %g", v);
+    ck_assert(tkt_collectd_getval(&cd, "native1", "tokens", &v));
+    ck_assert_msg(v == 117, "GETVAL tokens: %g", v);
 
     /* Legacy: the Python system's keys, projected to now. */
-    wait_value("old", "gauge-tokens", 0, 10, 64, 0);
+    wait_value("old", "tokens", 0, 10, 64, 0);
     same_read("old", legacy_metrics);
-    ck_assert(last_value("old", "gauge-capacity", &t1, &v) && v == 300);
-    ck_assert(last_value("old", "gauge-refill_rate", &t1, &v) && v == 5);
-    ck_assert(last_value("old", "bool-recharge_mode", &t1, &v) && v == 1);
-    ck_assert(last_value("old", "duration-heartbeat_age", &t1, &v));
+    ck_assert(last_value("old", "capacity", &t1, &v) && v == 300);
+    ck_assert(last_value("old", "refill_rate", &t1, &v) && v == 5);
+    ck_assert(last_value("old", "recharge_mode", &t1, &v) && v == 1);
+    ck_assert(last_value("old", "heartbeat_age", &t1, &v));
     ck_assert_msg(v >= 30 + (t1 - now) - 1.0 && v <= 30 + (t1 - now) + 0.05,
                   "legacy heartbeat age %g at %.3f, written at %.3f - 30", v,
                   t1, now);
-    ck_assert(last_value("old", "duration-last_sync_age", &t1, &v));
+    ck_assert(last_value("old", "last_sync_age", &t1, &v));
     ck_assert(v >= 130.5 + (t1 - now) - 1.0 && v <= 130.5 + (t1 - now) + 0.05);
     /* What the legacy keys cannot tell is not invented. */
-    ck_assert(!has_metric("old", "count-inflight"));
-    ck_assert(!has_metric("old", "count-workers_alive"));
+    ck_assert(!has_metric("old", "inflight"));
+    ck_assert(!has_metric("old", "workers_alive"));
 
     /* Changes show within an interval or two.  Recharge shows as the next
      * decision would see it: on below the target (50) only. */
     cli("--pool", "native1", "sync", "--tokens", "30", "--rate", "5", NULL);
     t = tkt_wall_now();
     cli("--pool", "native1", "recharge", "on", NULL);
-    wait_value("native1", "bool-recharge_mode", t, 5, 1, 0);
+    wait_value("native1", "recharge_mode", t, 5, 1, 0);
     t = tkt_wall_now();
     tkt_do("DEL keepa_recharge_mode_active");
-    wait_value("old", "bool-recharge_mode", t, 5, 0, 0);
+    wait_value("old", "recharge_mode", t, 5, 0, 0);
     ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
     ck_assert_int_eq(tkt_count_in(cd.out, "AddressSanitizer"), 0);
 }
@@ -296,41 +307,41 @@ START_TEST(test_garbage)
     cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
     write_legacy("54.0", 130.5, 30, 0);
     start_collectd(1, 0);
-    wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
-    wait_value("old", "gauge-tokens", 0, 10, 64, 0);
+    wait_value("native1", "tokens", 0, 10, 120, 0);
+    wait_value("old", "tokens", 0, 10, 64, 0);
 
     /* A garbage legacy key: its metric stops, the others flow, a warning
      * names the key. */
     t = tkt_wall_now();
     tkt_do("SET keepa_tokens_left abc");
-    ck_assert(wait_line("old", "gauge-refill_rate", t + 1.5, 5, &t1, &v));
-    ck_assert(last_value("old", "gauge-tokens", &t1, &v));
+    ck_assert(wait_line("old", "refill_rate", t + 1.5, 5, &t1, &v));
+    ck_assert(last_value("old", "tokens", &t1, &v));
     ck_assert_msg(t1 < t + 0.5, "tokens still published at %.3f", t1);
-    ck_assert(last_value("old", "duration-heartbeat_age", &t1, &v));
+    ck_assert(last_value("old", "heartbeat_age", &t1, &v));
     ck_assert(t1 > t + 1.5);
     ck_assert_int_ge(count_in_log("legacy key keepa_tokens_left holds "
                                   "'abc'"),
                      1);
     t = tkt_wall_now();
     tkt_do("SET keepa_tokens_left 70");
-    wait_value("old", "gauge-tokens", t, 5, 80, 0); /* + 2 minutes of 5 */
+    wait_value("old", "tokens", t, 5, 80, 0); /* + 2 minutes of 5 */
     ck_assert_int_eq(count_in_log("OKAY: legacy key keepa_tokens_left is "
                                   "sane again"),
                      1);
     t = tkt_wall_now();
     tkt_do("SET keepa_refill_rate nan");
-    ck_assert(wait_line("old", "duration-heartbeat_age", t + 1.5, 5, &t1, &v));
-    ck_assert(last_value("old", "gauge-refill_rate", &t1, &v) && t1 < t + 0.5);
-    ck_assert(last_value("old", "gauge-tokens", &t1, &v) && t1 < t + 0.5);
+    ck_assert(wait_line("old", "heartbeat_age", t + 1.5, 5, &t1, &v));
+    ck_assert(last_value("old", "refill_rate", &t1, &v) && t1 < t + 0.5);
+    ck_assert(last_value("old", "tokens", &t1, &v) && t1 < t + 0.5);
     ck_assert_int_ge(count_in_log("keepa_refill_rate holds 'nan'"), 1);
 
     /* Garbage in the native pool's hash: Redis is up, the bucket metrics
      * are skipped with a warning, and come back with a sync. */
     t = tkt_wall_now();
     tkt_do("HSET tokenmgr:{native1}:bucket tokens abc");
-    ck_assert(wait_line("native1", "bool-redis_up", t + 1.5, 5, &t1, &v));
+    ck_assert(wait_line("native1", "redis_up", t + 1.5, 5, &t1, &v));
     ck_assert(v == 1);
-    ck_assert(last_value("native1", "gauge-tokens", &t1, &v) && t1 < t + 0.5);
+    ck_assert(last_value("native1", "tokens", &t1, &v) && t1 < t + 0.5);
     ck_assert_int_ge(count_in_log("pool \"native1\": pool state "
                                   "unreadable"),
                      1);
@@ -338,7 +349,7 @@ START_TEST(test_garbage)
     t = tkt_wall_now();
     cli("--pool", "native1", "reset", "--yes", NULL);
     cli("--pool", "native1", "sync", "--tokens", "42", "--rate", "5", NULL);
-    wait_value("native1", "gauge-tokens", t, 5, 42, 0);
+    wait_value("native1", "tokens", t, 5, 42, 0);
     ck_assert_int_eq(count_in_log("OKAY: pool state readable again"), 1);
     ck_assert(tkt_collectd_alive(&cd));
     ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
@@ -352,8 +363,8 @@ START_TEST(test_redis_outage)
     cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
     write_legacy("54.0", 130.5, 30, 1);
     start_collectd(1, 0);
-    wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
-    wait_value("old", "gauge-tokens", 0, 10, 64, 0);
+    wait_value("native1", "tokens", 0, 10, 120, 0);
+    wait_value("old", "tokens", 0, 10, 64, 0);
     tkt_do("SAVE"); /* the restart reloads the keys */
 
     for (int outage = 1; outage <= 2; outage++) {
@@ -361,17 +372,17 @@ START_TEST(test_redis_outage)
 
         killed = tkt_wall_now();
         tkt_redis_kill(&tkt_server);
-        t = wait_value("native1", "bool-redis_up", killed, 4, 0, 0);
+        t = wait_value("native1", "redis_up", killed, 4, 0, 0);
         ck_assert_msg(t - killed <= 2.25, "redis_up 0 after %.3f s",
                       t - killed);
-        t = wait_value("old", "bool-redis_up", killed, 4, 0, 0);
+        t = wait_value("old", "redis_up", killed, 4, 0, 0);
         ck_assert_msg(t - killed <= 2.25, "legacy redis_up 0 after %.3f s",
                       t - killed);
         tkt_sleep_ms(2500); /* a few reads into the outage */
         /* Nothing but redis_up while down. */
-        ck_assert(last_value("native1", "gauge-tokens", &t1, &v));
+        ck_assert(last_value("native1", "tokens", &t1, &v));
         ck_assert_msg(t1 < killed + 0.5, "tokens published at %.3f", t1);
-        ck_assert(last_value("old", "gauge-tokens", &t1, &v));
+        ck_assert(last_value("old", "tokens", &t1, &v));
         ck_assert(t1 < killed + 0.5);
         /* One ERROR per outage, however many reads fail. */
         snprintf(needle, sizeof(needle), "pool \"native1\": Redis unavailable");
@@ -381,9 +392,9 @@ START_TEST(test_redis_outage)
 
         back = tkt_wall_now();
         ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
-        wait_value("native1", "bool-redis_up", back, 5, 1, 0);
-        wait_value("native1", "gauge-tokens", back, 5, 120, 0);
-        wait_value("old", "gauge-tokens", back, 5, 64, 0);
+        wait_value("native1", "redis_up", back, 5, 1, 0);
+        wait_value("native1", "tokens", back, 5, 120, 0);
+        wait_value("old", "tokens", back, 5, 64, 0);
         ck_assert_int_eq(
             count_in_log("pool \"native1\": OKAY: Redis answers again"),
             outage);
@@ -407,30 +418,31 @@ START_TEST(test_redis_hung)
     cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
     write_legacy("54.0", 130.5, 30, 1);
     start_collectd(1, 0);
-    wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
+    wait_value("native1", "tokens", 0, 10, 120, 0);
     stopped = tkt_wall_now();
     kill(tkt_server.pid, SIGSTOP);
-    t = wait_value("native1", "bool-redis_up", stopped, 4, 0, 0);
+    t = wait_value("native1", "redis_up", stopped, 4, 0, 0);
     ck_assert_msg(t - stopped <= 2.25, "redis_up 0 after %.3f s", t - stopped);
-    wait_value("old", "bool-redis_up", stopped, 4, 0, 0);
+    wait_value("old", "redis_up", stopped, 4, 0, 0);
     /* The read thread is not stuck: one redis_up 0 per interval. */
     for (double after = t; lines < 3; lines++) {
-        ck_assert_msg(
-            wait_line("native1", "bool-redis_up", after, 1.6, &t1, &v),
-            "no read for %.3f s while Redis hangs", tkt_wall_now() - after);
+        ck_assert_msg(wait_line("native1", "redis_up", after, 1.6, &t1, &v),
+                      "no read for %.3f s while Redis hangs",
+                      tkt_wall_now() - after);
         ck_assert(v == 0);
         after = t1;
     }
     ck_assert_int_eq(
-        count_in_log("pool \"native1\": Redis unavailable, publishing "
-                     "redis_up 0 only: Redis at unix:"),
+        count_in_log("pool \"native1\": Redis unavailable (check RedisURL, "
+                     "or redis.url in the ConfigFile), publishing redis_up 0 "
+                     "only: Redis at unix:"),
         1);
     ck_assert_int_ge(count_in_log("did not answer"), 1);
     resumed = tkt_wall_now();
     kill(tkt_server.pid, SIGCONT);
-    wait_value("native1", "bool-redis_up", resumed, 5, 1, 0);
-    wait_value("native1", "gauge-tokens", resumed, 5, 120, 0);
-    wait_value("old", "gauge-tokens", resumed, 5, 64, 0);
+    wait_value("native1", "redis_up", resumed, 5, 1, 0);
+    wait_value("native1", "tokens", resumed, 5, 120, 0);
+    wait_value("old", "tokens", resumed, 5, 64, 0);
     ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
 }
 END_TEST
@@ -509,12 +521,12 @@ START_TEST(test_stall_recovered_once)
     t0 = tkt_wall_now();
     start_collectd_with(0.5, 0, pools, EXEC_PLUGIN);
     /* Busy for 4 s: not stalled before that, whatever the heartbeat age. */
-    wait_value("stall1", "bool-stalled", t0, 10, 0, 0);
+    wait_value("stall1", "stalled", t0, 10, 0, 0);
     tkt_sleep_ms(2500);
     ck_assert_msg(access(record, F_OK) != 0, "acted while a worker was busy");
     /* Then silence: stalled, acted on once, cleared by the new heartbeat. */
-    t = wait_value("stall1", "bool-stalled", t0, 15, 1, 0);
-    wait_value("stall1", "bool-stalled", t, 15, 0, 0);
+    t = wait_value("stall1", "stalled", t0, 15, 1, 0);
+    wait_value("stall1", "stalled", t, 15, 0, 0);
     tkt_sleep_ms(3000); /* more reads: still once */
     ck_assert_int_eq(tkt_lines_in(record), 1);
     text = tkt_slurp(record);
@@ -525,8 +537,8 @@ START_TEST(test_stall_recovered_once)
                       strstr(text, "stale=w1:1,w2:2 ") != NULL,
                   "%s", text);
     free(text);
-    wait_value("stall1", "derive-recoveries", t, 5, 1, 0);
-    wait_value("stall1", "bool-escalated", t, 5, 0, 0);
+    wait_value("stall1", "recoveries", t, 5, 1, 0);
+    wait_value("stall1", "escalated", t, 5, 0, 0);
     /* Audited with its exit status although the exec plugin reaps. */
     {
         const char *out = recovery_log("stall1");
@@ -570,11 +582,11 @@ START_TEST(test_stall_action_killed_at_timeout)
     cli("--pool", "other", "sync", "--tokens", "10", "--rate", "5", NULL);
     t0 = tkt_wall_now();
     start_collectd_with(0.5, 0, pools, NULL);
-    t = wait_value("stall2", "bool-stalled", t0, 10, 1, 0);
+    t = wait_value("stall2", "stalled", t0, 10, 1, 0);
     /* The action hangs; collectd's reads go on meanwhile. */
     while (tkt_wall_now() < t + 4) {
         double tt, v;
-        if (last_value("other", "gauge-tokens", &tt, &v) && tt != prev) {
+        if (last_value("other", "tokens", &tt, &v) && tt != prev) {
             if (prev > 0 && tt - prev > worst)
                 worst = tt - prev;
             prev = tt;
@@ -616,10 +628,10 @@ START_TEST(test_no_action_without_redis)
     tkt_redis_kill(&tkt_server);
     t0 = tkt_wall_now();
     start_collectd_with(0.5, 0, pools, NULL);
-    wait_value("stall3", "bool-redis_up", t0, 10, 0, 0);
+    wait_value("stall3", "redis_up", t0, 10, 0, 0);
     tkt_sleep_ms(3000);
     ck_assert_msg(access(record, F_OK) != 0, "acted on missing data");
-    ck_assert(!has_metric("stall3", "bool-stalled"));
+    ck_assert(!has_metric("stall3", "stalled"));
     ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
 }
 END_TEST
@@ -653,8 +665,8 @@ START_TEST(test_legacy_stall_recovered_once)
              tkt_server.url, script);
     t0 = tkt_wall_now();
     start_collectd_with(0.5, 0, pools, NULL);
-    t = wait_value("old", "bool-stalled", t0, 10, 1, 0);
-    wait_value("old", "bool-stalled", t, 10, 0, 0);
+    t = wait_value("old", "stalled", t0, 10, 1, 0);
+    wait_value("old", "stalled", t, 10, 0, 0);
     tkt_sleep_ms(2000);
     ck_assert_int_eq(tkt_lines_in(record), 1);
     ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
@@ -780,7 +792,7 @@ START_TEST(test_soak)
     write_legacy("54.0", 130.5, 30, 1);
     tkt_do("SAVE");
     start_collectd(0.1, 1);
-    wait_value("native1", "gauge-tokens", 0, 20, 120, 0);
+    wait_value("native1", "tokens", 0, 20, 120, 0);
     start = tkt_wall_now();
     while (tkt_wall_now() - start < seconds - 6) {
         double back;
@@ -807,8 +819,8 @@ START_TEST(test_soak)
         back = tkt_wall_now();
         ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
         restarts++;
-        wait_value("native1", "bool-redis_up", back, 10, 1, 0);
-        wait_value("old", "bool-redis_up", back, 10, 1, 0);
+        wait_value("native1", "redis_up", back, 10, 1, 0);
+        wait_value("old", "redis_up", back, 10, 1, 0);
         ck_assert(tkt_collectd_alive(&cd));
     }
     /* The pools are sane again and their values flow. */
@@ -816,9 +828,9 @@ START_TEST(test_soak)
     cli("--pool", "native1", "reset", "--yes", NULL);
     cli("--pool", "native1", "sync", "--tokens", "99", "--rate", "5", NULL);
     t = tkt_wall_now();
-    wait_value("native1", "gauge-tokens", t, 10, 99, 0);
-    wait_value("old", "gauge-tokens", t, 10, 64, 0);
-    ck_assert(wait_line("old", "duration-heartbeat_age", t, 10, &t1, &v));
+    wait_value("native1", "tokens", t, 10, 99, 0);
+    wait_value("old", "tokens", t, 10, 64, 0);
+    ck_assert(wait_line("old", "heartbeat_age", t, 10, &t1, &v));
     ck_assert_int_ge(restarts, 5);
     ck_assert(tkt_collectd_alive(&cd));
     rc = tkt_collectd_stop(&cd);

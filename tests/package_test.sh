@@ -314,9 +314,9 @@ step "collectd loads the installed plugin with the shipped drop-in"
 echo "Include \"$tmp/pool.conf\"" >>"$tmp/collectd.conf"
 "$collectd" -f -C "$tmp/collectd.conf" >"$tmp/collectd.out" 2>&1 &
 cpid=$!
-tokens_file() { # gauge-tokens-DATE (stock types) or tokens-DATE (its own)
+tokens_file() { # tokens-DATE: the plugin registers its own types
     local f
-    for f in "$tmp"/csv/package-test/tokenmgr-pkgtest/{gauge-,}tokens-*; do
+    for f in "$tmp"/csv/package-test/tokenmgr-pkgtest/tokens-*; do
         [ -f "$f" ] && { echo "$f"; return; }
     done
 }

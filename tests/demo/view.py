@@ -46,8 +46,8 @@ def csv_last(metric):
 st = cli("status") or {}
 ws = (cli("workers") or {}).get("workers", [])
 fk = fake_state()
-stalled = csv_last("bool-stalled")
-recov = csv_last("derive-recoveries")
+stalled = csv_last("stalled")
+recov = csv_last("recoveries")
 tokens, cap = st.get("tokens"), st.get("capacity") or 1
 width = 40
 out = []
