@@ -127,6 +127,70 @@ START_TEST(test_ages_on_redis_clock)
 }
 END_TEST
 
+/*
+ * Clocks wrong either way, when beating and when reading.  A heartbeat
+ * dated by a fast clock would keep a silent worker fresh (ages clamp at 0),
+ * one dated by a slow clock would make a live worker look an hour dead, and
+ * a reader's own clock would do the same to every worker: the seed's
+ * heartbeat on the worker's clock did all of these.
+ */
+static void expect_ages(tkm_client *c, int64_t lo_ms, int64_t hi_ms)
+{
+    static const long reader_skews[] = {0, 7200, -7200};
+
+    for (size_t i = 0; i < sizeof(reader_skews) / sizeof(reader_skews[0]);
+         i++) {
+        tkm_worker *w = NULL;
+        size_t n = 0;
+        tkm_pool_status st;
+        const char *ids[] = {"host-fast:1", "host-slow:2"};
+
+        skew_s = reader_skews[i];
+        ck_assert_int_eq(tkm_workers(c, &w, &n), TKM_OK);
+        ck_assert_uint_eq(n, 2);
+        for (size_t k = 0; k < 2; k++) {
+            const tkm_worker *x = find(w, n, ids[k]);
+            ck_assert_msg(
+                x->heartbeat_age_ms >= lo_ms && x->heartbeat_age_ms <= hi_ms,
+                "%s read with the clock %+ld s off: age %lld ms, "
+                "not in %lld..%lld",
+                ids[k], reader_skews[i], (long long)x->heartbeat_age_ms,
+                (long long)lo_ms, (long long)hi_ms);
+            ck_assert_int_eq(x->alive, 1);
+        }
+        tkm_workers_free(w);
+        ck_assert_int_eq(tkm_status(c, &st), TKM_OK);
+        ck_assert_msg(st.heartbeat_age_ms >= lo_ms &&
+                          st.heartbeat_age_ms <= hi_ms,
+                      "pool read with the clock %+ld s off: freshest age "
+                      "%lld ms, not in %lld..%lld",
+                      reader_skews[i], (long long)st.heartbeat_age_ms,
+                      (long long)lo_ms, (long long)hi_ms);
+        ck_assert_int_eq(st.workers_alive, 2);
+        ck_assert_int_eq(st.workers_total, 2);
+    }
+    skew_s = 0;
+}
+
+START_TEST(test_skew_either_way)
+{
+    tkm_client *fast = worker("host-fast:1", 0);
+    tkm_client *slow = worker("host-slow:2", 0);
+
+    skew_s = 3600; /* an hour fast */
+    ck_assert_int_eq(tkm_heartbeat(fast, "fast clock"), TKM_OK);
+    skew_s = -3600; /* an hour slow */
+    ck_assert_int_eq(tkm_heartbeat(slow, "slow clock"), TKM_OK);
+    skew_s = 0;
+    expect_ages(fast, 0, 999);
+    /* Both fall silent: both ages grow, whatever anyone's clock says. */
+    tkt_sleep_ms(1200);
+    expect_ages(slow, 1150, 60000);
+    tkm_client_free(fast);
+    tkm_client_free(slow);
+}
+END_TEST
+
 START_TEST(test_stale_worker_not_alive)
 {
     tkm_options o = tkt_options();
@@ -441,10 +505,11 @@ int main(void)
     Suite *s = suite_create("heartbeat");
 
     signal(SIGPIPE, SIG_IGN);
-    tkt_add_tests(
-        tkt_redis_tcase(s, "heartbeats", 30), test_ages_on_redis_clock,
-        test_stale_worker_not_alive, test_coalescing, test_busy_until,
-        test_retention_prunes_departed, test_bad_heartbeat_input, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "heartbeats", 30),
+                  test_ages_on_redis_clock, test_skew_either_way,
+                  test_stale_worker_not_alive, test_coalescing, test_busy_until,
+                  test_retention_prunes_departed, test_bad_heartbeat_input,
+                  NULL);
     tkt_add_tests(tkt_redis_tcase(s, "blocking_acquire", 30),
                   test_acquire_wakes_at_refill,
                   test_acquire_wait_too_long_returns_at_once,
