@@ -103,6 +103,7 @@ START_TEST(test_concurrent_grants_respect_deficit)
     tkm_options o = tkt_options();
     tkm_client *c;
     result r;
+    tkm_grant g;
 
     o.bucket.capacity = 1000;
     o.bucket.soft_floor = -180; /* no recharge: only the hard limits */
@@ -119,6 +120,25 @@ START_TEST(test_concurrent_grants_respect_deficit)
     /* 20 - 150 = -130 passes; then the balance is not positive. */
     ck_assert_int_eq(r.grants, 1);
     ck_assert_int_ge(r.min_tokens, o.bucket.max_deficit);
+    ck_assert_int_eq(tkm_reset(c, NULL), TKM_OK);
+    tkm_client_free(c);
+
+    /* The deficit limit alone stops them: with max_deficit 0 the grant
+     * that would leave 2 - 7 = -5 is refused while min_start_balance (1)
+     * would still admit it. */
+    o.bucket.max_deficit = 0;
+    o.bucket.soft_floor = 0;
+    o.bucket.low_cost_target = 0;
+    c = tkt_open(&o);
+    tkt_sync_exact(c, 100, 0, -1, -1);
+    r = hammer(&o, 7);
+    ck_assert_int_eq(r.grants, 14);
+    ck_assert_int_eq(r.min_tokens, 2);
+    g = tkt_acquire(c, 7);
+    ck_assert_int_eq(g.granted, 0);
+    ck_assert_int_eq(g.reason, TKM_REASON_DEFICIT_LIMIT);
+    ck_assert_int_eq(tkt_status(c).tokens, 2);
+    ck_assert_int_eq(tkt_status(c).inflight, 14);
     tkm_client_free(c);
 }
 END_TEST
