@@ -267,7 +267,8 @@ START_TEST(test_guard_cooldown_limit_escalation_reset)
     ck_assert_int_gt(t.cooldown_left_ms, 0);
     tkt_sleep_ms(1100);
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
-    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 5, "");
+    ck_assert_int_eq(tkm_recovery_finish(c, &t, "host-a", "ok", 0, 5, ""),
+                     TKM_OK);
     /* The cooldown doubles with the second action in the window. */
     tkt_sleep_ms(1100);
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_COOLDOWN);
@@ -322,7 +323,7 @@ START_TEST(test_guard_unknown_and_pause_and_dry_run)
     /* Real actions: nothing was run, nothing counted. */
     {
         tkm_recovery_state st;
-        tkm_recovery_status(c, &r, &st);
+        ck_assert_int_eq(tkm_recovery_status(c, &r, &st), TKM_OK);
         ck_assert_int_eq(st.total, 0);
     }
     tkm_client_free(c);
@@ -383,6 +384,8 @@ START_TEST(test_guard_one_actor_among_monitors)
         acted += d == 'A';
         leased += d == 'L';
         waitpid(pids[m], &status, 0);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "monitor %d failed (status %d)", m, status);
     }
     close(out[0]);
     ck_assert_int_eq(acted, 1);
@@ -400,16 +403,18 @@ START_TEST(test_guard_lease_released_only_by_holder)
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
     other = t;
     snprintf(other.lease_token, sizeof(other.lease_token), "not-the-holder");
-    tkm_recovery_finish(c, &other, "host-b", "ok", 0, 1, "");
-    tkm_recovery_status(c, &r, &st);
+    ck_assert_int_eq(tkm_recovery_finish(c, &other, "host-b", "ok", 0, 1, ""),
+                     TKM_OK);
+    ck_assert_int_eq(tkm_recovery_status(c, &r, &st), TKM_OK);
     ck_assert_int_gt(st.lease_ttl_ms, 0); /* still held */
     ck_assert_int_eq(decide(c, &r, "stalled", &other), TKM_DECIDE_LEASE);
-    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
-    tkm_recovery_status(c, &r, &st);
+    ck_assert_int_eq(tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, ""),
+                     TKM_OK);
+    ck_assert_int_eq(tkm_recovery_status(c, &r, &st), TKM_OK);
     ck_assert_int_eq(st.lease_ttl_ms, 0);
     /* The lease outlives the action's deadline. */
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
-    tkm_recovery_status(c, &r, &st);
+    ck_assert_int_eq(tkm_recovery_status(c, &r, &st), TKM_OK);
     ck_assert_int_gt(st.lease_ttl_ms, r.timeout_s * 1000);
     tkm_client_free(c);
 }
@@ -423,7 +428,8 @@ START_TEST(test_guard_grace_and_deescalation)
     tkm_recovery_state st;
 
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
-    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    ck_assert_int_eq(tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, ""),
+                     TKM_OK);
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_GRACE);
     tkt_sleep_ms(1100);
     /* No heartbeat came after the action: it failed. */
@@ -433,26 +439,32 @@ START_TEST(test_guard_grace_and_deescalation)
     ck_assert_str_eq(st.event, "failed");
     ck_assert_int_eq(st.failed, 1);
     /* Again: the limit (1 per window) escalates. */
-    tkm_recovery_reset(c, "host-a", "test");
+    ck_assert_int_eq(tkm_recovery_reset(c, "host-a", "test"), TKM_OK);
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
-    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    ck_assert_int_eq(tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, ""),
+                     TKM_OK);
     tkt_sleep_ms(1100);
-    tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st);
+    ck_assert_int_eq(
+        tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st), TKM_OK);
     ck_assert_str_eq(st.event, "recovered");
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
-    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    ck_assert_int_eq(tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, ""),
+                     TKM_OK);
     tkt_sleep_ms(1100);
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_ACT);
     r.window_s = 60;
-    tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, "");
+    ck_assert_int_eq(tkm_recovery_finish(c, &t, "host-a", "ok", 0, 1, ""),
+                     TKM_OK);
     tkt_sleep_ms(1100);
     ck_assert_int_eq(decide(c, &r, "stalled", &t), TKM_DECIDE_LIMIT);
     /* Clear for a full window lifts the escalation. */
     r.window_s = 1;
-    tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st);
+    ck_assert_int_eq(
+        tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st), TKM_OK);
     ck_assert_int_eq(st.escalated, 1);
     tkt_sleep_ms(1100);
-    tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st);
+    ck_assert_int_eq(
+        tkm_recovery_observe(c, &r, "host-a", TKM_STALL_OK, 100, &st), TKM_OK);
     ck_assert_str_eq(st.event, "deescalated");
     ck_assert_int_eq(st.escalated, 0);
     tkm_client_free(c);
@@ -571,7 +583,7 @@ START_TEST(test_exec_timeout_kills_group_despite_reaper)
                      TKM_OK);
     /* Returns at once: the monitor never waits for the action. */
     ck_assert_int_lt(tkt_now_ms() - t0, 300);
-    tkm_action_poll(a, &r);
+    ck_assert_int_eq(tkm_action_poll(a, &r), TKM_OK);
     ck_assert_int_eq(r.done, 0);
     ck_assert_int_eq(tkm_action_wait(a, &r), TKM_OK);
     tkm_action_free(a);
@@ -744,7 +756,7 @@ START_TEST(test_webhook)
     snprintf(url, sizeof(url), "http://user:hunter2@127.0.0.1:%d/hook", port);
     ck_assert_int_eq(tkm_action_webhook(url, &env, 3000, &a, err, sizeof(err)),
                      TKM_OK);
-    tkm_action_wait(a, &r);
+    ck_assert_int_eq(tkm_action_wait(a, &r), TKM_OK);
     tkm_action_free(a);
     waitpid(pid, NULL, 0);
     ck_assert_int_eq(r.exit_status, 0);
@@ -758,8 +770,9 @@ START_TEST(test_webhook)
     /* A refusal is a failed action. */
     port = serve_once(503, file, &pid);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
-    tkm_action_webhook(url, &env, 3000, &a, err, sizeof(err));
-    tkm_action_wait(a, &r);
+    ck_assert_int_eq(tkm_action_webhook(url, &env, 3000, &a, err, sizeof(err)),
+                     TKM_OK);
+    ck_assert_int_eq(tkm_action_wait(a, &r), TKM_OK);
     tkm_action_free(a);
     waitpid(pid, NULL, 0);
     ck_assert_int_eq(r.exit_status, 1);
