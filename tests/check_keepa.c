@@ -205,6 +205,82 @@ static void fault(const char *query)
     admin(path, body, sizeof(body));
 }
 
+/* The client's error after a refusal: never the key, masked or withheld
+ * instead (the response body, the caller's own data, still has it). */
+static void expect_hidden(tkm_keepa *kc, tkm_client *c, tkm_keepa_response *r,
+                          const char *shown)
+{
+    const char *err = tkm_keepa_errstr(kc);
+
+    ck_assert_msg(strstr(err, KEY) == NULL, "the key in '%s'", err);
+    ck_assert_msg(strstr(tkm_errstr(c), KEY) == NULL, "the key in '%s'",
+                  tkm_errstr(c));
+    ck_assert_msg(strstr(err, shown) != NULL, "'%s' not in '%s'", shown, err);
+    ck_assert_msg(r->body != NULL && strstr(r->body, KEY) != NULL,
+                  "the fake did not echo the key: %s",
+                  r->body ? r->body : "(no body)");
+}
+
+/* Keepa, or a proxy before it, quoting the key back in an error (the
+ * echo_key fault, on every error answer): 4xx messages, 429 bodies, HTML
+ * pages and /token. */
+START_TEST(test_errors_never_carry_key)
+{
+    const char *args[] = {"--rate",    "60",  "--period-ms", "60000",
+                          "--balance", "500", NULL};
+    tkm_options o;
+    tkm_client *c;
+    tkm_keepa *kc;
+    tkm_keepa_sync_result sr;
+    tkm_keepa_response r;
+    char body[4096];
+
+    start_fake(args);
+    o = keepa_options(60000);
+    o.keepa.max_retries = 0;
+    c = tkt_open(&o);
+    kc = open_keepa(c);
+    ck_assert_int_eq(tkm_keepa_sync(kc, 1, &sr), TKM_OK);
+    fault("name=echo_key&on=1");
+
+    /* A 400 whose message quotes "key=...": masked, the rest kept. */
+    ck_assert_int_eq(one_request(kc, "not-an-asin", &r), TKM_EAPI);
+    ck_assert_int_eq(r.http_status, 400);
+    expect_hidden(kc, c, &r, "key=***");
+    ck_assert_ptr_nonnull(strstr(tkm_keepa_errstr(kc), "Keepa refused it"));
+    tkm_keepa_response_free(&r);
+
+    /* A 400 quoting the bare key: the whole message withheld. */
+    fault("name=echo_key&on=1&value=1");
+    ck_assert_int_eq(one_request(kc, "not-an-asin", &r), TKM_EAPI);
+    expect_hidden(kc, c, &r, "message withheld");
+    tkm_keepa_response_free(&r);
+    fault("name=echo_key&on=1&value=0");
+
+    /* A 429 quoting it, retries exhausted. */
+    admin("/admin/set?key=" KEY "&balance=0", body, sizeof(body));
+    ck_assert_int_eq(one_request(kc, "B000000001", &r), TKM_EHTTP);
+    ck_assert_int_eq(r.http_429s, 1);
+    expect_hidden(kc, c, &r, "429");
+    tkm_keepa_response_free(&r);
+
+    /* A proxy's HTML page quoting it, on a call and on /token. */
+    admin("/admin/set?key=" KEY "&balance=500", body, sizeof(body));
+    ck_assert_int_eq(tkm_keepa_sync(kc, 1, &sr), TKM_OK);
+    fault("name=502html&on=1");
+    ck_assert_int_eq(one_request(kc, "B000000002", &r), TKM_EHTTP);
+    expect_hidden(kc, c, &r, "HTTP 502");
+    tkm_keepa_response_free(&r);
+    ck_assert_int_eq(tkm_keepa_sync(kc, 1, &sr), TKM_EHTTP);
+    ck_assert_ptr_null(strstr(tkm_keepa_errstr(kc), KEY));
+    ck_assert_ptr_nonnull(strstr(tkm_keepa_errstr(kc), "HTTP 502"));
+    fault("name=502html&on=0");
+    fault("name=echo_key&on=0");
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+}
+END_TEST
+
 START_TEST(test_fault_switches)
 {
     const char *args[] = {"--rate",    "60",  "--period-ms", "400",
@@ -697,5 +773,6 @@ int main(void)
                   test_unreachable_api, test_token_throttle_across_processes,
                   test_out_of_range_reply_not_applied, NULL);
     tkt_add_tests(tcase(s, "bad_input", 0), test_bad_keepa_config, NULL);
+    tkt_add_tests(tcase(s, "redaction", 30), test_errors_never_carry_key, NULL);
     return tkt_run_suite(s, 0);
 }

@@ -48,12 +48,13 @@ enum fault_id {
     F_SKEW,
     F_JITTER,
     F_FLOW_REDUCTION,
+    F_ECHO_KEY,
     F_COUNT
 };
 
 static const char *const fault_names[F_COUNT] = {
-    "503",  "502html", "504html", "truncated",     "missing_fields",
-    "slow", "skew",    "jitter",  "flow_reduction"};
+    "503",  "502html", "504html", "truncated",      "missing_fields",
+    "slow", "skew",    "jitter",  "flow_reduction", "echo_key"};
 
 typedef struct fk_fault {
     bool on;
@@ -525,6 +526,28 @@ static enum MHD_Result send_tokens(const fk_request *r, unsigned status,
     return send_body(r, status, json_type, &b);
 }
 
+/*
+ * The echo_key fault: an error that quotes the caller's key back, as an API
+ * or a proxy quoting the request does.  Value 0 quotes the query string
+ * ("GET /product?key=KEY&..."), value 1 the bare key ("API key KEY"), so
+ * that a client's redaction of "key=..." and its last resort (withholding a
+ * message that still holds the key) are each exercised.  Writes the quote
+ * into out ("" when the fault is off or there is no key); called with mu
+ * held.
+ */
+static void echo_key(fk_server *s, const char *key, char *out, size_t len)
+{
+    double v = 0;
+
+    out[0] = '\0';
+    if (key == NULL || !fault_take(s, F_ECHO_KEY, &v))
+        return;
+    if (v >= 1)
+        snprintf(out, len, " (API key %s)", key);
+    else
+        snprintf(out, len, " (request ?key=%s&...)", key);
+}
+
 /* A 400/404/405 with token fields: those of the key if one was given (it is
  * never charged), otherwise the command-line defaults with no balance. */
 static enum MHD_Result send_error(const fk_request *r, const char *key,
@@ -534,21 +557,27 @@ static enum MHD_Result send_error(const fk_request *r, const char *key,
     fk_server *s = r->srv;
     fk_tokens t = {0};
     int64_t now = mono_ms();
+    char echo[MAX_KEY_LEN + 32], text[512];
 
     pthread_mutex_lock(&s->mu);
     snapshot(s, key != NULL ? get_key(s, key, now) : NULL, now, &t);
+    echo_key(s, key, echo, sizeof(echo));
     pthread_mutex_unlock(&s->mu);
     t.proc_ms = now - r->start_ms;
-    return send_tokens(r, status, &t, NULL, type, msg);
+    snprintf(text, sizeof(text), "%s%s", msg, echo);
+    return send_tokens(r, status, &t, NULL, type, text);
 }
 
-static enum MHD_Result send_html(const fk_request *r, unsigned status)
+/* A proxy's HTML error page; echo: the echo_key fault's quote, or "". */
+static enum MHD_Result send_html(const fk_request *r, unsigned status,
+                                 const char *echo)
 {
     sbuf b = {0};
 
-    sb_printf(&b, "<html>%s</html>",
+    sb_printf(&b, "<html>%s%s</html>",
               status == MHD_HTTP_BAD_GATEWAY ? "Bad Gateway"
-                                             : "Gateway Timeout");
+                                             : "Gateway Timeout",
+              echo);
     return send_body(r, status, "text/html", &b);
 }
 
@@ -595,8 +624,10 @@ static enum MHD_Result do_token(const fk_request *r, const char *key)
     k->token_calls++;
     proxy = proxy_fault(s);
     if (proxy != 0) {
+        char echo[MAX_KEY_LEN + 32];
+        echo_key(s, key, echo, sizeof(echo));
         pthread_mutex_unlock(&s->mu);
-        return send_html(r, proxy);
+        return send_html(r, proxy, echo);
     }
     if (fault_take(s, F_SLOW, &slow))
         sleep_locked(s, (int64_t)slow);
@@ -631,18 +662,25 @@ static enum MHD_Result do_priced(const fk_request *r, const char *key,
     k->requests++;
     proxy = proxy_fault(s);
     if (proxy != 0) {
+        char echo[MAX_KEY_LEN + 32];
+        echo_key(s, key, echo, sizeof(echo));
         pthread_mutex_unlock(&s->mu);
-        return send_html(r, proxy);
+        return send_html(r, proxy, echo);
     }
     if (k->balance <= 0) {
         unsigned status = fault_take(s, F_503, NULL)
                               ? MHD_HTTP_SERVICE_UNAVAILABLE
                               : MHD_HTTP_TOO_MANY_REQUESTS;
+        char echo[MAX_KEY_LEN + 32], text[MAX_KEY_LEN + 64];
+        echo_key(s, key, echo, sizeof(echo));
         k->denied++;
         snapshot(s, k, now, &t);
         pthread_mutex_unlock(&s->mu);
         t.proc_ms = now - r->start_ms;
-        return send_tokens(r, status, &t, NULL, NULL, NULL);
+        snprintf(text, sizeof(text), "out of tokens%s", echo);
+        return send_tokens(r, status, &t, NULL,
+                           echo[0] ? "tokensExhausted" : NULL,
+                           echo[0] ? text : NULL);
     }
     k->inflight++;
     if (k->inflight > k->max_inflight)
@@ -977,7 +1015,8 @@ static enum MHD_Result do_admin_fault(const fk_request *r)
                            "value must be a finite number");
     if ((f == F_SLOW && (value < 0 || value > MAX_LATENCY_MS)) ||
         (f == F_JITTER && (value < 0 || value > MAX_RATE)) ||
-        (f == F_SKEW && fabs(value) > 1e12))
+        (f == F_SKEW && fabs(value) > 1e12) ||
+        (f == F_ECHO_KEY && value != 0 && value != 1))
         return admin_error(r, MHD_HTTP_BAD_REQUEST, "invalidParameter",
                            "value out of range for this fault");
     if (cs != NULL && parse_i64(cs, 1, 1000000000, &count) != 0)
