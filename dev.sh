@@ -18,7 +18,8 @@
 #                            clang (ASan + UBSan), run each for SECONDS (60)
 #
 # Dependencies come from Debian packages, installed with apt-get as root or
-# through sudo.  Every build treats warnings as errors (-DTKM_WERROR=ON).
+# through sudo.  Every build treats warnings as errors (-DTKM_WERROR=ON) and
+# needs collectd for the plugin's tests (-DTKM_REQUIRE_COLLECTD=ON).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -103,7 +104,7 @@ build() {
     say "building in $builddir/"
     cmake -S . -B "$builddir" -DCMAKE_BUILD_TYPE="$build_type" \
         -DTKM_SANITIZE="$([ $asan = 1 ] && echo ON || echo OFF)" \
-        -DTKM_WERROR=ON "${compiler[@]}" >/dev/null
+        -DTKM_WERROR=ON -DTKM_REQUIRE_COLLECTD=ON "${compiler[@]}" >/dev/null
     cmake --build "$builddir" -j "$(nproc)"
 }
 
