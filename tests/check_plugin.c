@@ -235,6 +235,10 @@ START_TEST(test_values)
     after = tkt_wall_now();
     write_legacy("54.0", 130.5, 30, 1);
     now = redis_now();
+    /* A worker last heard from 1000 s ago: listed (within the retention),
+     * not alive (past the stall age, 900 s). */
+    tkt_do("ZADD tokenmgr:{native1}:heartbeats %.0f w3", (now - 1000) * 1000);
+    tkt_do("HSET tokenmgr:{native1}:workers w3 0||gone");
     start_collectd(1, 0);
 
     /* Native: what the tokenmgr command did. */
@@ -266,6 +270,10 @@ START_TEST(test_values)
                   "%.3f",
                   v, t1, before, after);
     ck_assert(has_metric("native1", "worker_heartbeat_age-w1"));
+    ck_assert(last_value("native1", "worker_heartbeat_age-w3", &t1, &v));
+    ck_assert_msg(v >= 1000 + (t1 - now) - 1.0 && v <= 1000 + (t1 - now) + 0.05,
+                  "w3's heartbeat age %g at %.3f, written at %.3f - 1000", v,
+                  t1, now);
     /* The daemon's own cache (unixsock, as collectdctl reads it) agrees. */
     ck_assert(tkt_collectd_getval(&cd, "native1", "tokens", &v));
     ck_assert_msg(v == 117, "GETVAL tokens: %g", v);
@@ -285,6 +293,28 @@ START_TEST(test_values)
     /* What the legacy keys cannot tell is not invented. */
     ck_assert(!has_metric("old", "inflight"));
     ck_assert(!has_metric("old", "workers_alive"));
+
+    /* Ages far from 0, so that their unit shows: every heartbeat 600 s old
+     * and the last sync 700 s old, rewritten on Redis' clock. */
+    now = redis_now();
+    tkt_do("ZADD tokenmgr:{native1}:heartbeats XX %.0f w1 %.0f w2",
+           (now - 600) * 1000, (now - 600) * 1000);
+    tkt_do("HSET tokenmgr:{native1}:bucket sync_ms %.0f", (now - 700) * 1000);
+    t = tkt_wall_now();
+    ck_assert(wait_line("native1", "heartbeat_age", t + 0.05, 5, &t1, &v));
+    ck_assert_msg(v >= 600 + (t1 - now) - 1.0 && v <= 600 + (t1 - now) + 0.05,
+                  "heartbeat age %g at %.3f, every beat at %.3f - 600", v, t1,
+                  now);
+    same_read("native1", native_metrics);
+    ck_assert(last_value("native1", "last_sync_age", &t1, &v));
+    ck_assert_msg(v >= 700 + (t1 - now) - 1.0 && v <= 700 + (t1 - now) + 0.05,
+                  "last sync age %g at %.3f, synced at %.3f - 700", v, t1, now);
+    ck_assert(
+        wait_line("native1", "worker_heartbeat_age-w2", t + 0.05, 5, &t1, &v));
+    ck_assert_msg(v >= 600 + (t1 - now) - 1.0 && v <= 600 + (t1 - now) + 0.05,
+                  "w2's heartbeat age %g at %.3f, its beat at %.3f - 600", v,
+                  t1, now);
+    ck_assert(last_value("native1", "workers_alive", &t1, &v) && v == 2);
 
     /* Changes show within an interval or two.  Recharge shows as the next
      * decision would see it: on below the target (50) only. */
@@ -849,26 +879,37 @@ START_TEST(test_soak)
 }
 END_TEST
 
-/* check_plugin: the end-to-end TCase; check_plugin --soak: the soak. */
+/* A TCase of s whose tests each start their Redis and collectd. */
+static TCase *tcase(Suite *s, const char *name)
+{
+    TCase *tc = tkt_tcase(s, name, 0);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    return tc;
+}
+
+/* check_plugin: the end-to-end TCases; check_plugin --soak: the soak. */
 int main(int argc, char **argv)
 {
     int soak = argc > 1 && strcmp(argv[1], "--soak") == 0;
     Suite *s = suite_create("plugin");
-    TCase *tc = tkt_tcase(s, soak ? "soak" : "collectd", 0);
 
     if (argc > 1 && !soak) {
         fprintf(stderr, "usage: check_plugin [--soak]\n");
         return 2;
     }
-    tcase_add_checked_fixture(tc, setup, teardown);
-    if (soak)
-        tkt_add_tests(tc, test_soak, NULL);
-    else
-        tkt_add_tests(
-            tc, test_values, test_garbage, test_redis_outage, test_redis_hung,
-            test_bad_configs, test_stall_recovered_once,
-            test_stall_action_killed_at_timeout, test_no_action_without_redis,
-            test_legacy_stall_recovered_once, NULL);
+    /* TCases by subject, so that one can run alone (CK_RUN_CASE=values). */
+    if (soak) {
+        tkt_add_tests(tcase(s, "soak"), test_soak, NULL);
+    } else {
+        tkt_add_tests(tcase(s, "values"), test_values, test_garbage, NULL);
+        tkt_add_tests(tcase(s, "outages"), test_redis_outage, test_redis_hung,
+                      test_bad_configs, NULL);
+        tkt_add_tests(tcase(s, "recovery"), test_stall_recovered_once,
+                      test_stall_action_killed_at_timeout,
+                      test_no_action_without_redis,
+                      test_legacy_stall_recovered_once, NULL);
+    }
     /* No fork: the checked teardown then stops collectd and redis-server
      * even after a failed assertion. */
     return tkt_run_suite(s, 1);
