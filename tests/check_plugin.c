@@ -638,7 +638,7 @@ END_TEST
 START_TEST(test_no_action_without_redis)
 {
     char script[400], record[400], pools[4096];
-    double t0;
+    double t0, t;
 
     recovery_script("restart", "exit 0", script, record);
     cli("--pool", "stall3", "sync", "--tokens", "200", "--rate", "5", NULL);
@@ -648,7 +648,7 @@ START_TEST(test_no_action_without_redis)
              "    RedisURL \"%s\"\n"
              "    Timeout 200\n"
              "    StallTokens 100\n"
-             "    StallHeartbeatAge 1\n"
+             "    StallHeartbeatAge 5\n"
              "    StallConfirmations 1\n"
              "    <Recovery>\n"
              "      Exec \"%s\"\n"
@@ -662,6 +662,27 @@ START_TEST(test_no_action_without_redis)
     tkt_sleep_ms(3000);
     ck_assert_msg(access(record, F_OK) != 0, "acted on missing data");
     ck_assert(!has_metric("stall3", "stalled"));
+
+    /* Redis is back, every worker silent past the stall age, tokens
+     * unused: the monitor lost Redis moments ago, so the workers may have
+     * too, and a restart would not help: held back, saying why... */
+    ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
+    cli("--pool", "stall3", "sync", "--tokens", "200", "--rate", "5", NULL);
+    t = tkt_wall_now();
+    tkt_do("ZADD tokenmgr:{stall3}:heartbeats %.0f w1",
+           (redis_now() - 10) * 1000);
+    wait_value("stall3", "shared_cause", t, 10, 1, 0);
+    ck_assert_msg(access(record, F_OK) != 0, "acted although the monitor "
+                                             "itself had just lost Redis");
+    ck_assert_int_ge(count_in_log("stall held back, no restart: the monitor "
+                                  "itself could not read Redis"),
+                     1);
+    /* ...until that loss is older than the stall age: then it acts. */
+    wait_value("stall3", "stalled", t, 15, 1, 0);
+    for (int i = 0; i < 50 && access(record, F_OK) != 0; i++)
+        tkt_sleep_ms(100);
+    ck_assert_msg(access(record, F_OK) == 0, "no action once the evidence "
+                                             "was older than the stall age");
     ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
 }
 END_TEST

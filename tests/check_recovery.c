@@ -194,6 +194,9 @@ START_TEST(test_rule_every_worker_silent_is_a_stall)
     ws[1] = worker("h1:11", 16 * MIN, -1);
     ck_assert_int_eq(judge_twice(ws, 3, &v), TKM_STALL_OK);
     ck_assert_int_eq(v.busy, 1);
+    /* Nor listed among the stale ones, whom an action would restart. */
+    ck_assert_uint_eq(v.stale, 2);
+    ck_assert_str_eq(v.stale_workers, "h1:11,h2:12");
 }
 END_TEST
 

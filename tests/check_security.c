@@ -515,6 +515,12 @@ START_TEST(test_unix_url_password_hidden)
     ck_assert_int_eq(tkm_client_open(&o, &c), TKM_ECONFIG);
     hides("tkm_client_open", tkm_errstr(c), UNIX_PW);
     tkm_client_free(c);
+    /* A password that lost its '@' (unix://PASSWORD/path): still hidden. */
+    snprintf(o.redis_url, sizeof(o.redis_url), "unix://%s%s", UNIX_PW,
+             srv.sock);
+    ck_assert_int_eq(tkm_options_validate(&o, err, sizeof(err)), TKM_ECONFIG);
+    hides("tkm_options_validate", err, UNIX_PW);
+    ck_assert_ptr_nonnull(strstr(err, "'unix://***/"));
     snprintf(yaml, sizeof(yaml), "%s/unix.yaml", srv.dir);
     fp = fopen(yaml, "w");
     fprintf(fp, "pool: t\nredis:\n  url: \"%s\"\n", url);
