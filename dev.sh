@@ -16,6 +16,11 @@
 #                            tables on stdout, JSON in build/bench/results.json
 #   ./dev.sh fuzz [SECONDS] [TARGET...]  build the libFuzzer targets with
 #                            clang (ASan + UBSan), run each for SECONDS (60)
+#   ./dev.sh mutate [NAME|GLOB...] [--list|--check|--subset N]
+#                            curated mutation testing (tests/mutation/):
+#                            each mutant applied alone to a scratch copy in
+#                            build-mutation/, rebuilt, its tests run; any
+#                            survivor fails (default: every mutant)
 #
 # Dependencies come from Debian packages, installed with apt-get as root or
 # through sudo.  Every build treats warnings as errors (-DTKM_WERROR=ON) and
@@ -124,14 +129,14 @@ run_tests() {
 }
 
 format() {
-    local files
-    files=$(git ls-files '*.c' '*.h')
+    local files=()
+    mapfile -t files < <(git ls-files '*.c' '*.h')
     if [ "${1:-}" = --check ]; then
         install_missing clang-format
-        clang-format --dry-run -Werror $files
-        say "clang-format: $(echo "$files" | wc -w) files clean"
+        clang-format --dry-run -Werror "${files[@]}"
+        say "clang-format: ${#files[@]} files clean"
     else
-        clang-format -i $files
+        clang-format -i "${files[@]}"
     fi
 }
 
@@ -221,6 +226,13 @@ fuzz() {
     return $failed
 }
 
+# The copy, its build and each mutant's log are in build-mutation/ (or
+# $TKM_MUTATION_DIR); the developer's tree is never touched.
+mutate() {
+    install_missing "${packages[@]}" ninja-build python3
+    exec python3 "$top/tests/mutation/mutate.py" "$@"
+}
+
 demo() {
     build
     exec bash "$top/tests/demo/demo.sh" "$top/$builddir" "$@"
@@ -235,6 +247,7 @@ demo) demo "$@" ;;
 format) format "$@" ;;
 bench) bench ;;
 fuzz) fuzz "$@" ;;
+mutate) mutate "$@" ;;
 *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || exit 64
