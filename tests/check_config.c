@@ -322,7 +322,7 @@ START_TEST(test_table)
         ck_assert_msg(a.default_text[0] != '\0', "%s: no default", a.key);
         for (size_t j = 0; j < i; j++) {
             tkm_option_info b;
-            tkm_option_describe(j, &b);
+            ck_assert_int_eq(tkm_option_describe(j, &b), TKM_OK);
             ck_assert_str_ne(a.key, b.key);
             if (a.env[0])
                 ck_assert_str_ne(a.env, b.env);
@@ -584,7 +584,8 @@ START_TEST(test_redis_urls)
         char err[512];
         tkm_options_init(&o);
         strcpy(o.redis_url, "redis://:hunter2@host:bad");
-        tkm_options_validate(&o, err, sizeof(err));
+        ck_assert_int_eq(tkm_options_validate(&o, err, sizeof(err)),
+                         TKM_ECONFIG);
         ck_assert_ptr_null(strstr(err, "hunter2"));
     }
     expect_error("redis:\n  url: redis://h:0\n", ":2:8:", "redis.url");

@@ -837,7 +837,8 @@ START_TEST(test_soak)
     int restarts = 0, rc;
 
     if (env != NULL)
-        tkm_parse_double(env, 5, 600, &seconds);
+        ck_assert_msg(tkm_parse_double(env, 5, 600, &seconds) == TKM_OK,
+                      "TKM_SOAK_SECONDS '%s' is not a number in 5..600", env);
     cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
     cli("--pool", "native1", "heartbeat", "--worker", "w1", NULL);
     write_legacy("54.0", 130.5, 30, 1);

@@ -467,7 +467,7 @@ START_TEST(test_every_option_out_of_range)
         char want[256];
         oconfig_item_t *b, *line;
 
-        tkm_option_describe(i, &info);
+        ck_assert_int_eq(tkm_option_describe(i, &info), TKM_OK);
         if (info.collectd == NULL)
             continue;
         if (sscanf(info.range, "%lld..%lld", &a, &b2) == 2) {
