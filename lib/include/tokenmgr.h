@@ -282,6 +282,17 @@ TKM_EXPORT tkm_code tkm_options_set_from(tkm_options *o, const char *key,
                                          const char *where, char *errbuf,
                                          size_t errlen);
 
+/*
+ * Set the worker id (the `worker_id` field, which is not in the options
+ * table: it names one process, not a configuration).  NULL or "" means
+ * "<hostname>:<pid>", filled in by tkm_client_open().  An id outside
+ * [A-Za-z0-9_.:@-]{1,128} is refused with a one-line message and *o left
+ * unchanged.  For callers that must not depend on the struct's layout
+ * (language bindings).  Returns TKM_OK or TKM_ECONFIG.  Thread-safe.
+ */
+TKM_EXPORT tkm_code tkm_options_set_worker_id(tkm_options *o, const char *id,
+                                              char *errbuf, size_t errlen);
+
 /* The list form of tkm_options_set_from. */
 TKM_EXPORT tkm_code tkm_options_set_list_from(
     tkm_options *o, const char *key, const char *const *items, size_t n,
@@ -381,6 +392,10 @@ TKM_EXPORT const char *tkm_errstr(const tkm_client *client);
 
 /* The options the client runs with (worker_id filled in). */
 TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *client);
+
+/* The client's worker id (the default "<hostname>:<pid>" filled in).
+ * Belongs to the client. */
+TKM_EXPORT const char *tkm_client_worker_id(const tkm_client *client);
 
 /*
  * Let a signal handler interrupt this client's waits: once *flag is non-zero
@@ -626,6 +641,16 @@ typedef struct tkm_keepa tkm_keepa;
  */
 TKM_EXPORT tkm_code tkm_keepa_open(tkm_client *client, tkm_keepa **out);
 
+/*
+ * tkm_keepa_open with the access key given by the caller (a language
+ * binding whose application holds the key) instead of keepa.key_file or
+ * $TOKENMGR_KEEPA_KEY; NULL: as tkm_keepa_open.  The key is copied; like a
+ * key read from a file it must be letters and digits, and it never reaches
+ * a message.
+ */
+TKM_EXPORT tkm_code tkm_keepa_open_key(tkm_client *client, const char *key,
+                                       tkm_keepa **out);
+
 /* Free the client (not the tkm_client).  NULL is fine. */
 TKM_EXPORT void tkm_keepa_free(tkm_keepa *kc);
 
@@ -759,6 +784,12 @@ TKM_EXPORT tkm_code tkm_keepa_request_json(tkm_keepa *kc, const char *path,
 /* tkm_keepa_sync: {"throttled", "next_allowed_ms", "tokens",
  * "refill_rate"}. */
 TKM_EXPORT tkm_code tkm_keepa_sync_json(tkm_keepa *kc, int force, char **json);
+
+/* The options table as a JSON array, one object per option in table order
+ * (tkm_option_describe's fields): {"key", "type", "unit", "doc", "env",
+ * "collectd", "collectd_block", "flag" (null when none), "range" ("" when
+ * none), "default"}.  Thread-safe; free *json with tkm_free(). */
+TKM_EXPORT tkm_code tkm_options_table_json(char **json);
 
 /* ------------------------------------------------------------------------
  * The stall rule (pure) and the recovery guard (shared in Redis)
