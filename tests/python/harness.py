@@ -248,10 +248,19 @@ class Collectd:
     def files(self, pool: str, pattern: str) -> List[str]:
         return sorted(glob.glob(os.path.join(self.dir, "csv", self.HOST, "tokenmgr-" + pool, pattern)))
 
+    # A metric's csv files: the plugin's own collectd type ("workers_alive",
+    # CONTRACT.md), or the stock type and an instance ("count-workers_alive").
+    STOCK = {"workers_alive": "count", "heartbeat_age": "duration", "tokens": "gauge", "inflight": "count"}
+
+    def metric_files(self, pool: str, metric: str) -> List[str]:
+        own = self.files(pool, metric + "-[0-9]*")
+        stock = self.files(pool, "%s-%s-[0-9]*" % (self.STOCK.get(metric, "gauge"), metric))
+        return own + stock
+
     def values(self, pool: str, metric: str) -> List[float]:
         """Every value of a single-value metric (csv lines: epoch,value)."""
         out: List[float] = []
-        for path in self.files(pool, metric + "-*"):
+        for path in self.metric_files(pool, metric):
             with open(path) as f:
                 for line in f:
                     parts = line.strip().split(",")
@@ -262,14 +271,26 @@ class Collectd:
                             pass
         return out
 
-    def type_instances(self, pool: str, metric: str) -> List[str]:
-        """The type_instances seen for `metric` (worker ids, for
-        worker_heartbeat_age): csv names files TYPE-INSTANCE-YYYY-MM-DD."""
+    def worker_series(self, pool: str) -> List[str]:
+        """The worker ids of the per-worker heartbeat-age series
+        (WorkerMetrics): worker_heartbeat_age-ID, or duration-worker.ID
+        (csv names files TYPE-INSTANCE-YYYY-MM-DD)."""
         names = set()
-        for path in self.files(pool, metric + "-*"):
-            base = os.path.basename(path)[len(metric) + 1 :]
-            names.add(base[: -len("-YYYY-MM-DD")])
+        for prefix in ("worker_heartbeat_age-", "duration-worker."):
+            for path in self.files(pool, prefix + "*"):
+                names.add(os.path.basename(path)[len(prefix) : -len("-YYYY-MM-DD")])
         return sorted(names)
+
+    def log(self) -> str:
+        """collectd's log and output, the last lines (for failures)."""
+        text = ""
+        for name in ("collectd.log", "collectd.out"):
+            try:
+                with open(os.path.join(self.dir, name)) as f:
+                    text += f.read()[-3000:]
+            except OSError:
+                pass
+        return text
 
     def close(self) -> None:
         stop_process(self.proc, grace=10)

@@ -32,8 +32,11 @@ method                             the seed did                              now
                                                                              one applied is ignored.  Optional
                                                                              ``tokens_consumed=`` (teaches the pool its
                                                                              estimate error) and ``timestamp=`` (Keepa's,
-                                                                             ms; default: this host's clock).  Without a
-                                                                             pending grant it is applied as a sync.
+                                                                             ms; default: this host's clock when the
+                                                                             permission was granted, so that reports of
+                                                                             workers that answer out of order are never
+                                                                             applied newest-last).  Without a pending
+                                                                             grant it is applied as a sync.
 ``emit_heartbeat()``               SET one global key: any live worker hid   this worker's own heartbeat on Redis' clock
                                    a dead one                                (``tokenmgr workers``), coalesced; never raises
 ``sync_tokens(force=False)``       ``/token`` at most once a minute per      ``/token`` at most once every
@@ -114,6 +117,7 @@ class TokenManager:
             self._owned = True
         self._lock = threading.RLock()
         self._pending: Optional[Grant] = None
+        self._granted_ms = 0
         self.last_api_call_timestamp = 0.0
 
     def __repr__(self) -> str:
@@ -190,6 +194,11 @@ class TokenManager:
                 try:
                     self._pending = self.client.acquire(cost, wait=True)
                     self.last_api_call_timestamp = time.time()
+                    # The report's default time: the API answered after
+                    # this, so a later grant's report is never taken as
+                    # older than ours (a report applied out of order would
+                    # wipe the calls between: SEED failure 2).
+                    self._granted_ms = int(self.last_api_call_timestamp * 1000)
                     return
                 except Denied as e:
                     if e.reason == "need_sync" and not synced:
@@ -219,8 +228,12 @@ class TokenManager:
                     g.complete(consumed=tokens_consumed)
                 return
             left = int(math.floor(float(tokens_left_from_api)))
-            ts = int(timestamp) if timestamp is not None else int(time.time() * 1000)
-            if g is not None and g.state == "live":
+            live = g is not None and g.state == "live"
+            if timestamp is not None:
+                ts = int(timestamp)
+            else:
+                ts = self._granted_ms if live else int(time.time() * 1000)
+            if live:
                 try:
                     g.complete(consumed=tokens_consumed, tokens_left=left, timestamp=ts)
                     return
