@@ -785,6 +785,41 @@ TKM_EXPORT tkm_code tkm_keepa_request_json(tkm_keepa *kc, const char *path,
  * "refill_rate"}. */
 TKM_EXPORT tkm_code tkm_keepa_sync_json(tkm_keepa *kc, int force, char **json);
 
+/* ------------------------------------------------------------------------
+ * Scalar views of the hot calls: acquire and complete answered through
+ * plain out-parameters (any may be NULL), for bindings that mirror no
+ * struct and would rather not parse JSON twice per API call.
+ * ---------------------------------------------------------------------- */
+
+/* Bits of *flags: tkm_acquire_into's (granted, recharge mode on after the
+ * decision, this call cleared a timed-out recharge) and tkm_complete_into's
+ * (the report set the balance, the report was stale). */
+#define TKM_INTO_GRANTED          1
+#define TKM_INTO_RECHARGE_MODE    2
+#define TKM_INTO_RECHARGE_EXPIRED 4
+#define TKM_INTO_REPORT_APPLIED   1
+#define TKM_INTO_REPORT_STALE     2
+
+/*
+ * tkm_acquire_json's call (wait_ms 0: try once; > 0: block up to; < 0:
+ * bucket.max_wait_s) answered as scalars: the grant id into id (idlen at
+ * least TKM_GRANT_ID_MAX + 1; "" when denied), the balance after into
+ * *tokens, the tkm_reason into *reason, *retry_after_ms, and *flags
+ * (TKM_INTO_GRANTED, TKM_INTO_RECHARGE_MODE, TKM_INTO_RECHARGE_EXPIRED).
+ * A grant whose id does not fit is released and TKM_EINVAL returned.
+ */
+TKM_EXPORT tkm_code tkm_acquire_into(tkm_client *client, int64_t cost,
+                                     int64_t wait_ms, char *id, size_t idlen,
+                                     int64_t *tokens, int *reason,
+                                     int64_t *retry_after_ms, int *flags);
+
+/* tkm_complete_json's call answered as scalars: the balance after into
+ * *tokens and *flags (TKM_INTO_REPORT_APPLIED, TKM_INTO_REPORT_STALE). */
+TKM_EXPORT tkm_code tkm_complete_into(tkm_client *client, const char *grant_id,
+                                      int64_t consumed, int has_report,
+                                      int64_t tokens_left, int64_t timestamp_ms,
+                                      int64_t *tokens, int *flags);
+
 /* The options table as a JSON array, one object per option in table order
  * (tkm_option_describe's fields): {"key", "type", "unit", "doc", "env",
  * "collectd", "collectd_block", "flag" (null when none), "range" ("" when

@@ -321,3 +321,21 @@ def test_cancel_and_close_end_waits_in_other_threads(client_factory):
         if how == "cancel":
             with pytest.raises(Cancelled):
                 c.acquire(5, wait=True)  # sticky
+
+
+def test_close_from_a_signal_handler_during_a_wait(client_factory):
+    """The handler runs in the main thread while that thread waits inside
+    the client: close() must not wait for it (no deadlock)."""
+    c = client_factory(bucket_max_wait_s=60)
+    c.sync(0, 10, refill_in=20000)
+    old = signal.signal(signal.SIGUSR1, lambda *_: c.close())
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ClientClosed):
+            c.acquire(5, wait=True)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, old)
+    assert time.monotonic() - t0 < 5 and c.closed

@@ -47,6 +47,14 @@ EWAIT = 11
 ECANCELED = 12
 ENOTFOUND = 13
 
+# tkm_acquire_into / tkm_complete_into flags
+INTO_GRANTED = 1
+INTO_RECHARGE_MODE = 2
+INTO_RECHARGE_EXPIRED = 4
+INTO_REPORT_APPLIED = 1
+INTO_REPORT_STALE = 2
+GRANT_ID_LEN = 64  # > TKM_GRANT_ID_MAX + 1
+
 # enum tkm_option_source
 SOURCE_ENV = 2
 
@@ -88,6 +96,16 @@ _PROTOTYPES = {
         c_int,
         [c_void_p, c_char_p, c_int64, c_int, c_int64, c_int64, _pp],
     ),
+    "tkm_acquire_into": (
+        c_int,
+        [c_void_p, c_int64, c_int64, c_char_p, c_size_t, POINTER(c_int64), POINTER(c_int),
+         POINTER(c_int64), POINTER(c_int)],
+    ),
+    "tkm_complete_into": (
+        c_int,
+        [c_void_p, c_char_p, c_int64, c_int, c_int64, c_int64, POINTER(c_int64), POINTER(c_int)],
+    ),
+    "tkm_reason_str": (c_char_p, [c_int]),
     "tkm_release_json": (c_int, [c_void_p, c_char_p, _pp]),
     "tkm_sync_json": (c_int, [c_void_p, c_int64, c_int64, c_int64, c_int64, _pp]),
     "tkm_status_json": (c_int, [c_void_p, _pp]),
@@ -198,10 +216,14 @@ def text(b: Optional[bytes]) -> str:
     return (b or b"").decode("utf-8", "replace")
 
 
+_decode = json.JSONDecoder().decode
+_string_at = ctypes.string_at
+
+
 def take_json(ptr: c_void_p) -> Any:
-    """Parse and free a string the library allocated."""
+    """Parse and free a string the library allocated (UTF-8 JSON)."""
     try:
-        return json.loads(ctypes.string_at(ptr.value))
+        return _decode(_string_at(ptr.value).decode("utf-8"))
     finally:
         lib.tkm_free(ptr)
 

@@ -1,18 +1,15 @@
 """The client: a pool's token bucket in Redis, shared by every worker."""
 from __future__ import annotations
 
-import ctypes
 import math
 import numbers
 import os
 import threading
-from ctypes import byref, c_int, c_void_p
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Union
+from ctypes import byref, c_int, c_int64, c_void_p, create_string_buffer
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
 
 from . import _lib, _options
 from .errors import (
-    Cancelled,
     ClientClosed,
     ConfigError,
     Denied,
@@ -27,6 +24,8 @@ _INT64_MAX = 2**63 - 1
 
 def _int(name: str, value: Any, lo: int = -_INT64_MAX, hi: int = _INT64_MAX) -> int:
     """`value` as a C int64: an integer (not a bool), else TypeError."""
+    if type(value) is int and lo <= value <= hi:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError("%s must be an integer, not %s %r" % (name, type(value).__name__, value))
     v = int(value)
@@ -45,8 +44,7 @@ def _seconds_ms(name: str, value: Any) -> int:
     return int(math.ceil(v * 1000))
 
 
-@dataclass(frozen=True)
-class Reconcile:
+class Reconcile(NamedTuple):
     """The outcome of a complete, release or sync (the CLI's JSON keys)."""
 
     tokens: int
@@ -56,15 +54,17 @@ class Reconcile:
     report_stale: bool
     """True when the report was older than one already applied (ignored)."""
 
-    @classmethod
-    def _of(cls, d: Dict[str, Any]) -> "Reconcile":
-        return cls(d["tokens"], d["report_applied"], d["report_stale"])
+
+def _reconcile(d: Dict[str, Any]) -> Reconcile:
+    return Reconcile(d["tokens"], d["report_applied"], d["report_stale"])
 
 
-def _denied(cost: int, g: Dict[str, Any]) -> Denied:
-    ms = g["retry_after_ms"]
-    retry = None if ms is None or ms < 0 else ms / 1000.0
-    reason = g["reason"]
+def _reason(code: int) -> str:
+    return _lib.text(L.tkm_reason_str(code))
+
+
+def _denied(cost: int, reason: str, tokens: int, retry_ms: int, recharge_mode: bool) -> Denied:
+    retry = None if retry_ms < 0 else retry_ms / 1000.0
     if reason == "wait_too_long":
         why = "the tokens are %.3f s away, more than the wait allowed" % retry
     elif reason == "need_sync":
@@ -73,8 +73,8 @@ def _denied(cost: int, g: Dict[str, Any]) -> Denied:
         why = "refill cannot cure it (refill rate 0)"
     else:
         why = "refill may cure it in %.3f s" % retry
-    msg = "%d tokens denied (%s, balance %d): %s" % (cost, reason, g["tokens"], why)
-    return Denied(msg, reason, retry, g["tokens"], g["recharge_mode"])
+    msg = "%d tokens denied (%s, balance %d): %s" % (cost, reason, tokens, why)
+    return Denied(msg, reason, retry, tokens, recharge_mode)
 
 
 class Grant:
@@ -100,15 +100,16 @@ class Grant:
 when the pool no longer knew it).
     """
 
-    __slots__ = ("_client", "id", "cost", "tokens", "recharge_mode", "recharge_expired", "state")
+    __slots__ = ("_client", "_gid", "id", "cost", "tokens", "recharge_mode", "recharge_expired", "state")
 
-    def __init__(self, client: "Client", cost: int, g: Dict[str, Any]) -> None:
+    def __init__(self, client: "Client", cost: int, gid: bytes, tokens: int, flags: int) -> None:
         self._client = client
-        self.id: str = g["grant"]
+        self._gid = gid
+        self.id: str = gid.decode("ascii")
         self.cost = cost
-        self.tokens: int = g["tokens"]
-        self.recharge_mode: bool = g["recharge_mode"]
-        self.recharge_expired: bool = g.get("recharge_expired", False)
+        self.tokens = tokens
+        self.recharge_mode = bool(flags & _lib.INTO_RECHARGE_MODE)
+        self.recharge_expired = bool(flags & _lib.INTO_RECHARGE_EXPIRED)
         self.state = "live"
 
     def __repr__(self) -> str:
@@ -134,7 +135,8 @@ when the pool no longer knew it).
         balance to ``tokens_left`` minus the calls still in flight.
         Raises :class:`GrantError` when the grant already ended or expired.
         """
-        self._end("completed")
+        if self.state != "live":
+            self._end("completed")
         used = self.cost if consumed is None else _int("consumed", consumed)
         if (tokens_left is None) != (timestamp is None):
             raise InvalidArgument(
@@ -143,20 +145,26 @@ when the pool no longer knew it).
         has = tokens_left is not None
         left = _int("tokens_left", tokens_left) if has else 0
         ts = _int("timestamp", timestamp, 0) if has else 0
-        gid = self.id.encode()
-        out = c_void_p()
-        self._run(lambda c: L.tkm_complete_json(c, gid, used, has, left, ts, byref(out)))
+        client = self._client
+        h = client._handle()
+        with h:
+            rc = L.tkm_complete_into(h.c, self._gid, used, has, left, ts, h.r_tokens, h.r_flags)
+            if rc != _lib.OK:
+                if rc == _lib.ENOGRANT:
+                    self.state = "expired"  # unknown to the pool: nothing to end
+                raise client._fail(rc, h)
+            tokens, flags = h.tokens.value, h.flags.value
         self.state = "completed"
-        return Reconcile._of(_lib.take_json(out))
+        return Reconcile(tokens, bool(flags & _lib.INTO_REPORT_APPLIED), bool(flags & _lib.INTO_REPORT_STALE))
 
     def release(self) -> Reconcile:
         """The call was not made: return the estimate to the pool."""
         self._end("released")
-        gid = self.id.encode()
+        gid = self._gid
         out = c_void_p()
         self._run(lambda c: L.tkm_release_json(c, gid, byref(out)))
         self.state = "released"
-        return Reconcile._of(_lib.take_json(out))
+        return _reconcile(_lib.take_json(out))
 
     def _run(self, fn: Callable[[int], int]) -> None:
         try:
@@ -188,9 +196,18 @@ when the pool no longer knew it).
 
 
 class _Handle:
-    """One C client (one Redis connection) of one thread of one process."""
+    """One C client (one Redis connection) of one thread of one process.
 
-    __slots__ = ("c", "pid", "lock", "cancel", "keepa", "freed")
+    ``with h:`` holds it for one call: it raises ClientClosed when the
+    client was closed, and frees the handle on the way out when close()
+    came meanwhile (close() never waits for a handle in use, so a signal
+    handler may call it while its own thread is inside a call)."""
+
+    __slots__ = (
+        "c", "pid", "lock", "cancel", "keepa", "freed", "closing",
+        # out-parameters of the scalar calls, reused under the lock
+        "id", "tokens", "reason", "retry", "flags", "r_tokens", "r_reason", "r_retry", "r_flags",
+    )
 
     def __init__(self, c: int, pid: int) -> None:
         self.c = c
@@ -199,6 +216,47 @@ class _Handle:
         self.cancel = c_int(0)
         self.keepa: Optional[int] = None
         self.freed = False
+        self.closing = False
+        self.id = create_string_buffer(_lib.GRANT_ID_LEN)
+        self.tokens, self.reason = c_int64(), c_int()
+        self.retry, self.flags = c_int64(), c_int()
+        self.r_tokens, self.r_reason = byref(self.tokens), byref(self.reason)
+        self.r_retry, self.r_flags = byref(self.retry), byref(self.flags)
+
+    def __enter__(self) -> "_Handle":
+        self.lock.acquire()
+        if self.freed or self.closing:
+            self._leave()
+            raise ClientClosed("the tokenmgr Client was closed")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        try:
+            if self.closing:
+                self.free()
+        finally:
+            self.lock.release()
+
+    def free(self) -> None:
+        """Free the C handles (the lock held)."""
+        if not self.freed:
+            self.freed = True
+            if self.keepa is not None:
+                L.tkm_keepa_free(self.keepa)
+            L.tkm_client_free(self.c)
+
+    def close(self) -> None:
+        """Free now if unused, else when its call ends."""
+        self.closing = True
+        self.cancel.value = 1
+        if self.lock.acquire(blocking=False):
+            try:
+                self.free()
+            finally:
+                self.lock.release()
 
 
 def _in_main_thread() -> bool:
@@ -324,7 +382,7 @@ class Client:
         with self._reg_lock:
             self._prune(tid)
             h = self._registry.get(tid)
-            if h is None or h.freed:
+            if h is None or h.freed or h.closing:
                 # (A handle left by an ended thread whose ident this thread
                 # reuses is taken over: nobody else can be using it.)
                 h = self._open(pid)
@@ -336,16 +394,7 @@ class Client:
         """Close the handles of threads that ended (called locked)."""
         alive = {t.ident for t in threading.enumerate()}
         for tid in [t for t in self._registry if t not in alive and t != me]:
-            self._free(self._registry.pop(tid))
-
-    @staticmethod
-    def _free(h: _Handle) -> None:
-        with h.lock:
-            if not h.freed:
-                h.freed = True
-                if h.keepa is not None:
-                    L.tkm_keepa_free(h.keepa)
-                L.tkm_client_free(h.c)
+            self._registry.pop(tid).close()
 
     def _fail(self, rc: int, h: _Handle) -> BaseException:
         if self._closed:
@@ -355,9 +404,7 @@ class Client:
     def _call(self, fn: Callable[[int], int]) -> None:
         """Run fn(C client) on this thread's connection; raise on failure."""
         h = self._handle()
-        with h.lock:
-            if h.freed:
-                raise ClientClosed("the tokenmgr Client was closed")
+        with h:
             rc = fn(h.c)
             if rc != _lib.OK:
                 raise self._fail(rc, h)
@@ -369,7 +416,7 @@ class Client:
         fn: Callable[[], Any],
         undo: Optional[Callable[[Any], None]] = None,
     ) -> Any:
-        """Run fn() (which blocks in C; called with h.lock held).  In the
+        """Run fn() (which blocks in C; called inside ``with h``).  In the
         main thread it runs in a helper thread so that signal handlers run
         while it waits; an exception from one (KeyboardInterrupt...) cancels
         the wait through the library's cancel flag, lets the C call end
@@ -399,7 +446,7 @@ class Client:
                     done.wait()
                 except BaseException:
                     pass  # the first interrupt is the one raised
-            if not self._cancelled:
+            if not self._cancelled and not h.closing:
                 h.cancel.value = 0
             ok, value = box[0]
             if ok and undo is not None:
@@ -441,9 +488,9 @@ class Client:
         if self._reg_pid == os.getpid():
             hs = list(self._registry.values())
             for h in hs:
-                h.cancel.value = 1
+                h.cancel.value = 1  # waits end at once...
             for h in hs:
-                self._free(h)
+                h.close()  # ...and a handle in use is freed when its call ends
         self._registry = {}
         if self._opts is not None:
             L.tkm_options_free(self._opts)
@@ -470,7 +517,7 @@ class Client:
     def worker_id(self) -> str:
         """This process's worker id (the default: ``<hostname>:<pid>``)."""
         h = self._handle()
-        with h.lock:
+        with h:
             return _lib.text(L.tkm_client_worker_id(h.c))
 
     def option(self, name: str) -> Any:
@@ -478,7 +525,7 @@ class Client:
         (``"bucket.soft_floor"``) or keyword (``"bucket_soft_floor"``)."""
         key = name if name in _options.BY_KEY else _options.BY_KEYWORD.get(name, {}).get("key", name)
         h = self._handle()
-        with h.lock:
+        with h:
             return self._get(h, key)
 
     def cancel(self) -> None:
@@ -503,9 +550,10 @@ class Client:
         for a negative cost or one no balance could allow, ``TypeError``
         for a cost that is not an integer, :class:`Cancelled`.
         """
-        if isinstance(cost, bool) or not isinstance(cost, numbers.Integral):
-            raise TypeError("cost must be an integer number of tokens, not %s %r" % (type(cost).__name__, cost))
-        cost = int(cost)
+        if type(cost) is not int:
+            if isinstance(cost, bool) or not isinstance(cost, numbers.Integral):
+                raise TypeError("cost must be an integer number of tokens, not %s %r" % (type(cost).__name__, cost))
+            cost = int(cost)
         if not -_INT64_MAX <= cost <= _INT64_MAX:
             raise InvalidArgument("cost %d is out of range" % cost, _lib.EINVAL)
         if wait is True:
@@ -515,44 +563,38 @@ class Client:
         else:
             wait_ms = _seconds_ms("wait", wait)
         h = self._handle()
-        out = c_void_p()
-        with h.lock:
-            if h.freed:
-                raise ClientClosed("the tokenmgr Client was closed")
+        with h:
             c = h.c
-            if wait_ms == 0 or not _in_main_thread():
-                rc = L.tkm_acquire_json(c, cost, wait_ms, byref(out))
-                if rc != _lib.OK:
-                    raise self._fail(rc, h)
-                g = _lib.take_json(out)
-            else:
-                rc = L.tkm_acquire_json(c, cost, 0, byref(out))
-                if rc != _lib.OK:
-                    raise self._fail(rc, h)
-                g = _lib.take_json(out)
-                if not g["granted"] and g["reason"] != "need_sync" and g["retry_after_ms"] >= 0:
-                    g = self._blocking(
-                        h,
-                        lambda: self._acquire_once(c, cost, wait_ms),
-                        undo=lambda r: self._undo_grant(c, r),
-                    )
-                    if isinstance(g, int):
-                        raise self._fail(g, h)
-        if not g["granted"]:
-            raise _denied(cost, g)
-        return Grant(self, cost, g)
+            # Try once; in the main thread a wait then runs in a helper
+            # thread (see _blocking), elsewhere the library waits here.
+            first = 0 if wait_ms != 0 and _in_main_thread() else wait_ms
+            rc = L.tkm_acquire_into(c, cost, first, h.id, _lib.GRANT_ID_LEN, h.r_tokens, h.r_reason,
+                                    h.r_retry, h.r_flags)
+            if rc != _lib.OK:
+                raise self._fail(rc, h)
+            r = (h.id.value, h.tokens.value, h.reason.value, h.retry.value, h.flags.value)
+            if first != wait_ms and not r[4] & _lib.INTO_GRANTED and r[3] >= 0 and _reason(r[2]) != "need_sync":
+                r = self._blocking(h, lambda: self._acquire_once(h, cost, wait_ms), undo=lambda x: self._undo_grant(c, x))
+                if isinstance(r, int):
+                    raise self._fail(r, h)
+        gid, tokens, reason, retry, flags = r
+        if not flags & _lib.INTO_GRANTED:
+            raise _denied(cost, _reason(reason), tokens, retry, bool(flags & _lib.INTO_RECHARGE_MODE))
+        return Grant(self, cost, gid, tokens, flags)
 
     @staticmethod
-    def _acquire_once(c: int, cost: int, wait_ms: int) -> Union[int, Dict[str, Any]]:
-        out = c_void_p()
-        rc = L.tkm_acquire_json(c, cost, wait_ms, byref(out))
-        return _lib.take_json(out) if rc == _lib.OK else rc
+    def _acquire_once(h: _Handle, cost: int, wait_ms: int) -> Any:
+        rc = L.tkm_acquire_into(h.c, cost, wait_ms, h.id, _lib.GRANT_ID_LEN, h.r_tokens, h.r_reason,
+                                h.r_retry, h.r_flags)
+        if rc != _lib.OK:
+            return rc
+        return (h.id.value, h.tokens.value, h.reason.value, h.retry.value, h.flags.value)
 
     @staticmethod
-    def _undo_grant(c: int, g: Any) -> None:
-        if isinstance(g, dict) and g.get("granted"):
+    def _undo_grant(c: int, r: Any) -> None:
+        if isinstance(r, tuple) and r[4] & _lib.INTO_GRANTED:
             out = c_void_p()
-            if L.tkm_release_json(c, g["grant"].encode(), byref(out)) == _lib.OK:
+            if L.tkm_release_json(c, r[0], byref(out)) == _lib.OK:
                 L.tkm_free(out)
 
     def heartbeat(self, phase: Optional[str] = None, busy_for: Optional[float] = None) -> None:
@@ -611,7 +653,7 @@ class Client:
         ts = -1 if timestamp is None else _int("timestamp", timestamp, 0)
         out = c_void_p()
         self._call(lambda c: L.tkm_sync_json(c, t, r, ri, ts, byref(out)))
-        return Reconcile._of(_lib.take_json(out))
+        return _reconcile(_lib.take_json(out))
 
     def sync_from_keepa(self, force: bool = False) -> Dict[str, Any]:
         """Fetch the balance from Keepa's free ``/token`` and apply it,
@@ -632,7 +674,7 @@ class Client:
     def round_trips(self) -> int:
         """Redis round trips this thread's connection has made."""
         h = self._handle()
-        with h.lock:
+        with h:
             return int(L.tkm_client_round_trips(h.c))
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import re
-from ctypes import POINTER, byref, c_char_p, c_size_t, c_void_p, string_at
+from ctypes import byref, c_char_p, c_size_t, c_void_p, string_at
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _lib
 from .client import Client, _int
-from .errors import ClientClosed, ConfigError, Denied, InvalidArgument
+from .errors import ClientClosed, Denied, InvalidArgument
 
 L = _lib.lib
 
@@ -17,7 +17,7 @@ Params = Union[Mapping[str, Any], Iterable[Tuple[str, Any]], None]
 
 
 def _keepa_handle(client: Client, h: Any) -> int:
-    """This thread's tkm_keepa (opened on first use; h.lock held)."""
+    """This thread's tkm_keepa (opened on first use; inside ``with h``)."""
     if h.keepa is None:
         kc = c_void_p()
         rc = L.tkm_keepa_open_key(h.c, client._keepa_key, byref(kc))
@@ -52,9 +52,7 @@ def _keepa_call(
     undo: Optional[Callable[[Any], None]] = None,
 ) -> None:
     h = client._handle()
-    with h.lock:
-        if h.freed:
-            raise ClientClosed("the tokenmgr Client was closed")
+    with h:
         kc = _keepa_handle(client, h)
         rc = client._blocking(h, lambda: fn(kc), undo)
         if rc != _lib.OK:
@@ -180,9 +178,7 @@ class Keepa:
             raise TypeError("Keepa needs a tokenmgr.Client, not %s" % type(client).__name__)
         self.client = client
         h = client._handle()
-        with h.lock:
-            if h.freed:
-                raise ClientClosed("the tokenmgr Client was closed")
+        with h:
             _keepa_handle(client, h)  # a missing key is an error now
             self.base_url: str = client._get(h, "keepa.base_url")
 
