@@ -31,12 +31,14 @@ CLI = os.environ.get("TKM_CLI", os.path.join(BUILD_DIR, "tokenmgr"))
 PLUGIN_DIR = os.environ.get("TKM_PLUGIN_DIR", os.path.join(BUILD_DIR, "plugin"))
 COLLECTD = os.environ.get("TKM_COLLECTD", "/usr/sbin/collectd")
 PY_WORKER = os.path.join(SOURCE_DIR, "examples", "python_worker.py")
-# The environment a child Python needs to import the binding from the tree.
-PY_ENV = {
-    k: os.environ[k]
-    for k in ("TOKENMGR_LIBRARY", "PYTHONPATH", "LD_PRELOAD", "ASAN_OPTIONS", "PYTHONDONTWRITEBYTECODE")
-    if k in os.environ
-}
+
+
+def system_env() -> Dict[str, str]:
+    """The environment for Debian's programs (redis-server, redis-cli): not
+    the ASan runtime that a sanitizer build preloads into Python."""
+    e = dict(os.environ)
+    e.pop("LD_PRELOAD", None)
+    return e
 
 
 def wait_until(pred, timeout: float, step: float = 0.02) -> bool:
@@ -88,7 +90,7 @@ class Redis:
                 "--logfile", os.path.join(self.dir, "redis.log"),
                 "--daemonize", "no",
             ],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, env=system_env(),
         )
         if not wait_until(self._accepts, 10):
             raise RuntimeError("redis-server did not start (see %s/redis.log)" % self.dir)
@@ -117,7 +119,7 @@ class Redis:
     def cli(self, *args: str) -> str:
         r = subprocess.run(
             ["redis-cli", "-s", self.sock] + list(args),
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True, text=True, timeout=10, check=True, env=system_env(),
         )
         return r.stdout.strip()
 
@@ -231,8 +233,7 @@ class Collectd:
                 'PluginDir "%s"\nLoadPlugin tokenmgr\n<Plugin tokenmgr>\n%s</Plugin>\n'
                 % (self.HOST, interval, self.dir, self.dir, self.dir, self.dir, PLUGIN_DIR, pool_block)
             )
-        env = dict(os.environ)
-        env.pop("LD_PRELOAD", None)
+        env = system_env()
         if os.environ.get("TKM_COLLECTD_PRELOAD"):
             env["LD_PRELOAD"] = os.environ["TKM_COLLECTD_PRELOAD"]
         self.proc = subprocess.Popen(
