@@ -315,10 +315,11 @@ static void roff(FILE *out, const char *s)
 static void man_flags(FILE *out, const cli_flag *f, int n)
 {
     for (int i = 0; i < n && f[i].name; i++) {
-        fputs(".TP\n.B ", out);
+        /* .BI alternates bold and italic: the flag, then its value. */
+        fputs(f[i].value ? ".TP\n.BI \"" : ".TP\n.B ", out);
         roff(out, f[i].name);
         if (f[i].value) {
-            fputs(" \" \"\n.I ", out);
+            fputs(" \" ", out);
             roff(out, f[i].value);
         }
         fputc('\n', out);
@@ -349,11 +350,12 @@ void cli_help_man(FILE *out)
     fputs(".SH COMMANDS\n", out);
     for (size_t i = 0; i < cli_ncommands; i++) {
         const cli_command *c = &cli_commands[i];
-        fputs(".TP\n.B ", out);
+        fputs(c->operands[0] ? ".TP\n.BI \"" : ".TP\n.B ", out);
         roff(out, c->name);
         if (c->operands[0]) {
-            fputs("\n.I ", out);
+            fputs(" \" \"", out);
             roff(out, c->operands);
+            fputc('"', out);
         }
         fputc('\n', out);
         roff(out, c->summary);

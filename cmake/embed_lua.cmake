@@ -17,13 +17,19 @@
 #   -- @keys pool guard      the key sets the script takes, in KEYS order:
 #                            pool (7 keys, prelude.lua), guard (4 keys,
 #                            recovery.lua); or none
-#   -- @policy               ARGV[1..12] are the policy and op[] is
-#                            ARGV[13..] (prelude.lua, which is prepended);
+#   -- @policy               ARGV[1..13] are the policy and op[] is
+#                            ARGV[14..] (prelude.lua, which is prepended);
 #                            without it the operation's arguments are ARGV
 #   -- @call NAME(ARGS) -> {FIELDS}           a reply of exactly FIELDS
 #   -- @call NAME(ARGS) -> {FIELDS} {ROW}...  FIELDS, then rows of ROW
 #   -- @call NAME(ARGS) -> {FIELDS, ...}      FIELDS, then what the caller
 #                                             reads itself
+#
+# A script's first line may be Redis 7's shebang, `#!lua` or `#!lua
+# flags=no-writes` (a read-only script: Redis runs it under CLIENT PAUSE
+# WRITE and on replicas, and refuses any write it tries); it stays the first
+# line of the text sent, before the prelude, and the scripts' table says
+# no_writes.
 #
 # NAME is the script's name, or SCRIPT.COMMAND when the script serves several
 # calls: op[1] is then COMMAND, sent by the library, and ARGS start at op[2].
@@ -183,6 +189,9 @@ macro(tkm_lua_call)
 endmacro()
 
 file(READ "${LUA_DIR}/prelude.lua" prelude)
+if(prelude MATCHES "^#!")
+  message(FATAL_ERROR "embed_lua: prelude.lua: a shebang belongs to the scripts, not the prelude")
+endif()
 set(c_texts "")
 set(c_tables "")
 set(c_scripts "")
@@ -196,6 +205,19 @@ string(REPLACE "," ";" OPS "${OPS}")
 foreach(op IN LISTS OPS)
   file(READ "${LUA_DIR}/${op}.lua" text)
   string(TOUPPER "${op}" script_id)
+  set(shebang "")
+  set(no_writes 0)
+  if(text MATCHES "^#!")
+    if(NOT text MATCHES "^(#!lua( flags=[a-z-]+(,[a-z-]+)*)?\n)")
+      tkm_lua_fail("the first line is not '#!lua' or '#!lua flags=...'")
+    endif()
+    set(shebang "${CMAKE_MATCH_1}")
+    string(LENGTH "${shebang}" n)
+    string(SUBSTRING "${text}" ${n} -1 text)
+    if(shebang MATCHES "[=,]no-writes[,\n]")
+      set(no_writes 1)
+    endif()
+  endif()
 
   # The declarations, line by line: a copy without what CMake lists treat
   # specially (";", "\", and "[" "]", which would join lines).
@@ -262,12 +284,13 @@ foreach(op IN LISTS OPS)
   if(policy)
     set(text "${prelude}\n${text}")
   endif()
+  set(text "${shebang}${text}")
   string(SHA1 sha "${text}")
   string(REPLACE "\\" "\\\\" esc "${text}")
   string(REPLACE "\"" "\\\"" esc "${esc}")
   string(REPLACE "\n" "\\n\"\n\"" esc "${esc}")
   string(APPEND c_texts "static const char script_${op}[] =\n\"${esc}\";\n\n")
-  string(APPEND c_scripts "    {\"${op}\", \"${sha}\", script_${op}, ${keys}, ${policy}},\n")
+  string(APPEND c_scripts "    {\"${op}\", \"${sha}\", script_${op}, ${keys}, ${policy}, ${no_writes}},\n")
   string(APPEND h_scripts "    TKM__SCRIPT_${script_id},\n")
 endforeach()
 

@@ -41,11 +41,8 @@ TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
     tkm_code rc;
 
     memset(g, 0, sizeof(*g));
-    if (cost < 0)
-        return tkm__fail(c, TKM_EINVAL, "cost %lld is negative",
-                         (long long)cost);
     tkm__call_init(&k, c, TKM__CALL_ACQUIRE);
-    tkm__call_int(&k, cost);
+    tkm__call_int_in(&k, "cost", cost, 0, TKM_TOKENS_MAX, "tokens");
     tkm__call_str(&k, c->opts.worker_id);
     rc = tkm__call_run(c, &k, v, TKM__ACQUIRE_NFIELDS, NULL);
     if (rc != TKM_OK)
@@ -95,13 +92,23 @@ static tkm_code check_grant_id(tkm_client *c, const char *id)
     return TKM_OK;
 }
 
-/* An optional number: '' when absent (the scripts' opt_arg). */
-static void push_opt(tkm__call *k, int has, int64_t v)
+/* The ranges of tokenmgr.h, each with what its numbers are. */
+#define TOKENS    -TKM_TOKENS_MAX, TKM_TOKENS_MAX, "tokens"
+#define COST      0, TKM_TOKENS_MAX, "tokens"
+#define RATE      0, TKM_RATE_MAX, "tokens per refill period"
+#define TIMESTAMP 0, TKM_TIMESTAMP_MS_MAX, "(Unix milliseconds)"
+#define TIMESTAMP1                                                             \
+    0, TKM_TIMESTAMP_MS_MAX, "(Unix milliseconds; -1: Redis' clock)"
+
+/* An optional number: -1 means absent, sent as '' (the scripts' arg_opt);
+ * any other value is held to its range. */
+static void push_opt(tkm__call *k, const char *name, int64_t v, int64_t lo,
+                     int64_t hi, const char *unit)
 {
-    if (has)
-        tkm__call_int(k, v);
-    else
+    if (v == -1)
         tkm__call_str(k, "");
+    else
+        tkm__call_int_in(k, name, v, lo, hi, unit);
 }
 
 TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
@@ -112,14 +119,16 @@ TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
 
     if (check_grant_id(c, grant_id) != TKM_OK)
         return TKM_ENOGRANT;
-    if (consumed < 0)
-        return tkm__fail(c, TKM_EINVAL, "consumed %lld is negative",
-                         (long long)consumed);
     tkm__call_init(&k, c, TKM__CALL_COMPLETE);
     tkm__call_str(&k, grant_id);
-    tkm__call_int(&k, consumed);
-    push_opt(&k, report != NULL, report ? report->tokens_left : 0);
-    push_opt(&k, report != NULL, report ? report->timestamp_ms : 0);
+    tkm__call_int_in(&k, "consumed", consumed, COST);
+    if (report != NULL) {
+        tkm__call_int_in(&k, "tokens_left", report->tokens_left, TOKENS);
+        tkm__call_int_in(&k, "timestamp_ms", report->timestamp_ms, TIMESTAMP);
+    } else {
+        tkm__call_str(&k, "");
+        tkm__call_str(&k, "");
+    }
     return reconcile_reply(c, &k, out);
 }
 
@@ -140,20 +149,13 @@ TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
 {
     tkm__call k;
 
-    if (info->rate < 0)
-        return tkm__fail(c, TKM_EINVAL, "refill rate %lld is negative",
-                         (long long)info->rate);
-    if (info->refill_in_ms > c->opts.bucket.refill_period_ms)
-        return tkm__fail(c, TKM_EINVAL,
-                         "refill_in_ms %lld is longer than the refill period "
-                         "%lld ms",
-                         (long long)info->refill_in_ms,
-                         (long long)c->opts.bucket.refill_period_ms);
     tkm__call_init(&k, c, TKM__CALL_SYNC);
-    tkm__call_int(&k, info->tokens);
-    tkm__call_int(&k, info->rate);
-    push_opt(&k, info->refill_in_ms >= 0, info->refill_in_ms);
-    push_opt(&k, info->timestamp_ms >= 0, info->timestamp_ms);
+    tkm__call_int_in(&k, "tokens", info->tokens, TOKENS);
+    tkm__call_int_in(&k, "refill rate", info->rate, RATE);
+    push_opt(&k, "refill_in_ms", info->refill_in_ms, 0,
+             c->opts.bucket.refill_period_ms,
+             "ms (at most the refill period; -1: unknown)");
+    push_opt(&k, "timestamp_ms", info->timestamp_ms, TIMESTAMP1);
     return reconcile_reply(c, &k, out);
 }
 

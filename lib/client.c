@@ -106,6 +106,14 @@ TKM_EXPORT void tkm_client_set_cancel(tkm_client *c,
     c->cancel = flag;
 }
 
+void tkm__note_failure(tkm_client *c, const char *kind)
+{
+    c->failure_ms = tkm__monotonic_ms();
+    if (c->failure_ms == 0)
+        c->failure_ms = 1;
+    c->failure_kind = kind;
+}
+
 TKM_EXPORT void tkm_client_set_heartbeats(tkm_client *c, int on)
 {
     c->heartbeats = on != 0;

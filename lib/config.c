@@ -3,6 +3,7 @@
  * document and hands every value, as text, to the options table
  * (options.c), which checks it; messages name the file, line and column.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -179,19 +180,33 @@ static tkm_code top_pair(loader *ld, const char *section, const yaml_node_t *k,
     return set_option(ld, name, k, v);
 }
 
-/*
- * Both loaders share this: the parser's input is set (a file or a buffer),
- * the rest (YAML errors, every key, the relations) is one code path.
- */
-static tkm_code load(yaml_parser_t *parser, const char *path, tkm_options *opts,
-                     char *errbuf, size_t errlen)
+/* Where each option was set, across the files of one load (a file and its
+ * overrides), so a relation broken between them blames the right line. */
+#define FILES_MAX 64 /* a file and its overrides */
+typedef struct marks {
+    char *files[FILES_MAX]; /* the files read, in order */
+    int nfiles;
+    unsigned char file_of[TKM_OPTION_SLOTS]; /* index into files */
+    yaml_mark_t at[TKM_OPTION_SLOTS];
+    unsigned char set[TKM_OPTION_SLOTS];
+} marks;
+
+static void marks_free(marks *m)
+{
+    for (int i = 0; m != NULL && i < m->nfiles; i++)
+        free(m->files[i]);
+    free(m);
+}
+
+/* One document: its keys into *opts, its marks into *m. */
+static tkm_code load_one(yaml_parser_t *parser, const char *path,
+                         tkm_options *opts, marks *m, char *errbuf,
+                         size_t errlen)
 {
     yaml_document_t doc;
     yaml_node_t *root;
     tkm_code rc;
     loader *ld;
-    char msg[TKM__ERR_MAX];
-    int culprit;
 
     if (!yaml_parser_load(parser, &doc)) {
         tkm__fmt(errbuf, errlen, "%s:%zu:%zu: malformed YAML: %s%s%s", path,
@@ -215,44 +230,68 @@ static tkm_code load(yaml_parser_t *parser, const char *path, tkm_options *opts,
     root = yaml_document_get_root_node(&doc);
     rc = root == NULL ? TKM_OK : each_pair(ld, root, "", top_pair);
     yaml_document_delete(&doc);
-    if (rc == TKM_OK &&
-        tkm__options_relations(opts, &culprit, msg, sizeof(msg)) != TKM_OK) {
-        /* Blame the line of the option this file set, when it set it. */
-        if (culprit >= 0 && ld->marked[culprit])
-            tkm__fmt(errbuf, errlen, "%s:%zu:%zu: %s", path,
-                     ld->marks[culprit].line + 1, ld->marks[culprit].column + 1,
-                     msg);
-        else
-            tkm__fmt(errbuf, errlen, "%s: %s", path, msg);
-        rc = TKM_ECONFIG;
+    if (rc == TKM_OK && m->nfiles < FILES_MAX &&
+        (m->files[m->nfiles] = strdup(path)) != NULL) {
+        for (size_t i = 0; i < TKM_OPTION_SLOTS; i++) {
+            if (ld->marked[i]) {
+                m->file_of[i] = (unsigned char)m->nfiles;
+                m->at[i] = ld->marks[i];
+                m->set[i] = 1;
+            }
+        }
+        m->nfiles++;
     }
     free(ld);
     return rc;
+}
+
+/* The relations between options, once every file of a load is read. */
+static tkm_code relations(const char *path, const tkm_options *opts,
+                          const marks *m, char *errbuf, size_t errlen)
+{
+    char msg[TKM__ERR_MAX];
+    int culprit;
+
+    if (tkm__options_relations(opts, &culprit, msg, sizeof(msg)) == TKM_OK)
+        return TKM_OK;
+    /* Blame the line of the option a file set, when one did. */
+    if (culprit >= 0 && m->set[culprit])
+        tkm__fmt(errbuf, errlen, "%s:%zu:%zu: %s",
+                 m->files[m->file_of[culprit]], m->at[culprit].line + 1,
+                 m->at[culprit].column + 1, msg);
+    else
+        tkm__fmt(errbuf, errlen, "%s: %s", path, msg);
+    return TKM_ECONFIG;
 }
 
 tkm_code tkm__config_load_string(const char *name, const char *text, size_t len,
                                  tkm_options *opts, char *errbuf, size_t errlen)
 {
     yaml_parser_t parser;
+    marks *m = calloc(1, sizeof(*m));
     tkm_code rc;
 
-    if (!yaml_parser_initialize(&parser)) {
+    if (m == NULL || !yaml_parser_initialize(&parser)) {
+        free(m);
         tkm__fmt(errbuf, errlen, "%s: out of memory", name);
         return TKM_ENOMEM;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    rc = load(&parser, name, opts, errbuf, errlen);
+    rc = load_one(&parser, name, opts, m, errbuf, errlen);
     yaml_parser_delete(&parser);
+    if (rc == TKM_OK)
+        rc = relations(name, opts, m, errbuf, errlen);
+    marks_free(m);
     return rc;
 }
 
-TKM_EXPORT tkm_code tkm_config_load_file(const char *path, tkm_options *opts,
-                                         char *errbuf, size_t errlen)
+/* One file (a regular file only: a FIFO or a device would hang). */
+static tkm_code load_path(const char *path, tkm_options *opts, marks *m,
+                          char *errbuf, size_t errlen)
 {
     yaml_parser_t parser;
     FILE *fp;
     tkm_code rc;
-    /* A FIFO or a device would hang the reader: a regular file only. */
     int fd = tkm__open_regular(path, O_RDONLY, errbuf, errlen);
 
     if (fd < 0)
@@ -269,8 +308,66 @@ TKM_EXPORT tkm_code tkm_config_load_file(const char *path, tkm_options *opts,
         return TKM_ENOMEM;
     }
     yaml_parser_set_input_file(&parser, fp);
-    rc = load(&parser, path, opts, errbuf, errlen);
+    rc = load_one(&parser, path, opts, m, errbuf, errlen);
     yaml_parser_delete(&parser);
     fclose(fp);
+    return rc;
+}
+
+static int yaml_name(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+
+    return e->d_name[0] != '.' &&
+           ((n > 5 && strcmp(e->d_name + n - 5, ".yaml") == 0) ||
+            (n > 4 && strcmp(e->d_name + n - 4, ".yml") == 0));
+}
+
+/* "/etc/tokenmgr/tokenmgr.yaml" -> "/etc/tokenmgr/tokenmgr.d". */
+static void override_dir(const char *path, char *buf, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    size_t stem = dot != NULL && (slash == NULL || dot > slash)
+                      ? (size_t)(dot - path)
+                      : strlen(path);
+
+    tkm__fmt(buf, len, "%.*s.d", (int)stem, path);
+}
+
+TKM_EXPORT tkm_code tkm_config_load_file(const char *path, tkm_options *opts,
+                                         char *errbuf, size_t errlen)
+{
+    char dir[TKM_PATH_MAX], file[TKM_PATH_MAX];
+    struct dirent **names = NULL;
+    marks *m = calloc(1, sizeof(*m));
+    tkm_code rc;
+    int n;
+
+    if (m == NULL) {
+        tkm__fmt(errbuf, errlen, "%s: out of memory", path);
+        return TKM_ENOMEM;
+    }
+    rc = load_path(path, opts, m, errbuf, errlen);
+    /* Then its overrides, in name order: the *.yaml of tokenmgr.d beside
+     * tokenmgr.yaml, which a package upgrade never touches. */
+    override_dir(path, dir, sizeof(dir));
+    n = rc == TKM_OK ? scandir(dir, &names, yaml_name, alphasort) : -1;
+    for (int i = 0; i < n; i++) {
+        if (rc == TKM_OK) {
+            tkm__fmt(file, sizeof(file), "%s/%s", dir, names[i]->d_name);
+            rc = load_path(file, opts, m, errbuf, errlen);
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (rc == TKM_OK && n >= FILES_MAX) {
+        tkm__fmt(errbuf, errlen, "%s: more than %d override files", dir,
+                 FILES_MAX - 1);
+        rc = TKM_ECONFIG;
+    }
+    if (rc == TKM_OK)
+        rc = relations(path, opts, m, errbuf, errlen);
+    marks_free(m);
     return rc;
 }

@@ -33,6 +33,7 @@ static tkm_code beat(tkm_client *c, const char *phase, int64_t busy_ms)
     char text[TKM_PHASE_MAX + 1];
     tkm__call k;
     tkm__value v[TKM__HEARTBEAT_NFIELDS];
+    int64_t reported;
     tkm_code rc;
 
     if (!c->heartbeats)
@@ -42,9 +43,21 @@ static tkm_code beat(tkm_client *c, const char *phase, int64_t busy_ms)
     tkm__call_str(&k, c->opts.worker_id);
     tkm__call_str(&k, text);
     tkm__call_int(&k, busy_ms);
+    /* A failure since the last report goes with it, dated on Redis' clock
+     * by its age. */
+    reported = c->failure_ms;
+    if (reported > c->failure_reported_ms) {
+        tkm__call_str(&k, c->failure_kind);
+        tkm__call_int(&k, tkm__monotonic_ms() - reported);
+    } else {
+        tkm__call_str(&k, "");
+        tkm__call_int(&k, 0);
+    }
     rc = tkm__call_run(c, &k, v, TKM__HEARTBEAT_NFIELDS, NULL);
-    if (rc == TKM_OK)
+    if (rc == TKM_OK) {
         c->last_heartbeat_ms = tkm__monotonic_ms();
+        c->failure_reported_ms = reported;
+    }
     return rc;
 }
 
@@ -99,6 +112,10 @@ TKM_EXPORT tkm_code tkm_workers(tkm_client *c, tkm_worker **list, size_t *count)
         w[i].heartbeat_age_ms = now > beat ? now - beat : 0;
         w[i].busy_until_ms = busy > now ? busy : -1;
         clean_phase(r[TKM__WORKERS_ROW_PHASE].s, w[i].phase);
+        tkm__copy(w[i].error, sizeof(w[i].error), r[TKM__WORKERS_ROW_ERROR].s);
+        w[i].error_age_ms = r[TKM__WORKERS_ROW_ERROR_MS].i > 0
+                                ? now - r[TKM__WORKERS_ROW_ERROR_MS].i
+                                : -1;
         w[i].alive =
             w[i].busy_until_ms > 0 ||
             w[i].heartbeat_age_ms <= c->opts.heartbeat.stale_after_s * 1000;

@@ -41,6 +41,11 @@ struct tkm_client {
     int64_t round_trips;
     int64_t last_heartbeat_ms; /* monotonic; -1 before the first */
     int heartbeats;            /* 0: a tool, never beats */
+    /* The last failure (a Redis call, an API call), for the next
+     * heartbeat to report: monotonic ms (0: none) and its kind. */
+    int64_t failure_ms;
+    const char *failure_kind;
+    int64_t failure_reported_ms;
     unsigned int jitter_seed;
     const volatile sig_atomic_t *cancel; /* set by tkm_client_set_cancel */
     char err[TKM__ERR_MAX];
@@ -106,6 +111,10 @@ int tkm__option_is_text(int index);
  * *next_allowed_ms. */
 tkm_code tkm__sync_claim(tkm_client *c, int64_t interval_ms, int force,
                          int *claimed, int64_t *next_allowed_ms);
+
+/* client.c: remember a failure ("redis", "api") for the next heartbeat,
+ * the stall rule's evidence of a shared cause. */
+void tkm__note_failure(tkm_client *c, const char *kind);
 
 /* clock.c: milliseconds on CLOCK_MONOTONIC (for intervals, not dates). */
 int64_t tkm__monotonic_ms(void);

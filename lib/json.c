@@ -120,13 +120,18 @@ static void number(tkm__json *j, double d, long long i, int is_int)
         if (strcmp(j->key, fields[f].name) != 0)
             continue;
         if (!is_int) {
-            /* 5.0 is an integer; 5.5, NaN or 1e300 are not. */
-            if (!isfinite(d) || d != floor(d) || fabs(d) > 9e15)
+            /* 5.0 and 1e18 are integers (keepa.c then holds each field to
+             * its range); 5.5, NaN or 1e300 are not. */
+            if (!isfinite(d) || d != floor(d) || fabs(d) > 9e18) {
+                j->out->present &= ~fields[f].bit;
+                j->out->not_integer |= fields[f].bit;
                 return;
+            }
             i = (long long)d;
         }
         *(int64_t *)(void *)((char *)j->out + fields[f].offset) = i;
         j->out->present |= fields[f].bit;
+        j->out->not_integer &= ~fields[f].bit;
     }
 }
 

@@ -6,6 +6,7 @@
  * says.  The access key never reaches a message.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct tkm_keepa {
     tkm__json *json;
     int json_bad;
     tkm__keepa_fields fields;
+    char bad_field[160]; /* a token field out of its range, or "" */
 };
 
 static tkm_code kfail(tkm_keepa *kc, tkm_code code, const char *fmt, ...)
@@ -199,6 +201,53 @@ typedef enum outcome {
     OUT_FATAL      /* out of memory, body too large */
 } outcome;
 
+/*
+ * The token fields held to the ranges of tokenmgr.h, which the pool's
+ * scripts take (a reply is hostile input like any other): a field outside
+ * its range, or a number that is no integer, is dropped as if absent, so
+ * the report it belongs to is not applied, and kc->bad_field says which.
+ */
+static void check_ranges(tkm_keepa *kc)
+{
+    static const struct {
+        int bit;
+        const char *name;
+        size_t offset;
+        int64_t lo, hi;
+    } ranges[] = {
+        {TKM__F_TOKENS_LEFT, "tokensLeft",
+         offsetof(tkm__keepa_fields, tokens_left), -TKM_TOKENS_MAX,
+         TKM_TOKENS_MAX},
+        {TKM__F_CONSUMED, "tokensConsumed",
+         offsetof(tkm__keepa_fields, tokens_consumed), 0, TKM_TOKENS_MAX},
+        {TKM__F_REFILL_IN, "refillIn",
+         offsetof(tkm__keepa_fields, refill_in_ms), 0, TKM_MAX_WAIT_MS},
+        {TKM__F_RATE, "refillRate", offsetof(tkm__keepa_fields, refill_rate), 0,
+         TKM_RATE_MAX},
+        {TKM__F_TIMESTAMP, "timestamp",
+         offsetof(tkm__keepa_fields, timestamp_ms), 0, TKM_TIMESTAMP_MS_MAX},
+    };
+    tkm__keepa_fields *f = &kc->fields;
+
+    kc->bad_field[0] = '\0';
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        int64_t v = *(const int64_t *)(const void *)((const char *)f +
+                                                     ranges[i].offset);
+        if ((f->not_integer & ranges[i].bit) && kc->bad_field[0] == '\0')
+            tkm__fmt(kc->bad_field, sizeof(kc->bad_field),
+                     "%s is not an integer", ranges[i].name);
+        if (!(f->present & ranges[i].bit) ||
+            (v >= ranges[i].lo && v <= ranges[i].hi))
+            continue;
+        f->present &= ~ranges[i].bit;
+        if (kc->bad_field[0] == '\0')
+            tkm__fmt(kc->bad_field, sizeof(kc->bad_field),
+                     "%s %lld is outside %lld..%lld", ranges[i].name,
+                     (long long)v, (long long)ranges[i].lo,
+                     (long long)ranges[i].hi);
+    }
+}
+
 /* GET url; fills kc->fields and *status.  *why gets a short reason. */
 static outcome perform(tkm_keepa *kc, const char *url, long *status, char *why,
                        size_t whylen)
@@ -221,6 +270,7 @@ static outcome perform(tkm_keepa *kc, const char *url, long *status, char *why,
     if (end != TKM__HTTP_ANSWERED)
         return OUT_MAYBE_RUN;
     complete = !kc->json_bad && tkm__json_finish(kc->json) == 0;
+    check_ranges(kc);
     if (*status == 429 ||
         (*status == 503 && (kc->fields.present & TKM__F_TOKENS_LEFT))) {
         tkm__fmt(why, whylen, "HTTP %ld: out of tokens", *status);
@@ -246,7 +296,11 @@ static outcome perform(tkm_keepa *kc, const char *url, long *status, char *why,
         return OUT_MAYBE_RUN;
     }
     if ((kc->fields.present & TKM__F_REPORT) != TKM__F_REPORT) {
-        tkm__fmt(why, whylen, "HTTP %ld without the token fields", *status);
+        if (kc->bad_field[0] != '\0')
+            tkm__fmt(why, whylen, "HTTP %ld with a bad token report (%s)",
+                     *status, kc->bad_field);
+        else
+            tkm__fmt(why, whylen, "HTTP %ld without the token fields", *status);
         return OUT_MAYBE_RUN;
     }
     return OUT_OK;
@@ -278,14 +332,16 @@ static char *build_url(tkm_keepa *kc, const char *path,
     return url;
 }
 
-/* The API's token state, applied as an authoritative sync. */
-static void apply_token_report(tkm_keepa *kc)
+/* The API's token state, applied as an authoritative sync: the sync's
+ * status (a report it refuses, out of range or from a pool whose state is
+ * garbage, is not applied, and the caller says so). */
+static tkm_code apply_token_report(tkm_keepa *kc)
 {
     const tkm__keepa_fields *f = &kc->fields;
     tkm_sync_info in;
 
     if ((f->present & TKM__F_SYNC) != TKM__F_SYNC)
-        return;
+        return TKM_OK;
     in.tokens = f->tokens_left;
     in.rate = f->refill_rate;
     in.refill_in_ms = f->refill_in_ms;
@@ -293,7 +349,7 @@ static void apply_token_report(tkm_keepa *kc)
     if (in.refill_in_ms >
         tkm_client_options(kc->client)->bucket.refill_period_ms)
         in.refill_in_ms = -1;
-    (void)tkm_sync(kc->client, &in, NULL); /* a stale report is fine */
+    return tkm_sync(kc->client, &in, NULL); /* a stale report is fine */
 }
 
 static void fill_response(tkm_keepa *kc, long status, int attempts, int n429,
@@ -387,7 +443,7 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
                                : estimated_cost;
             /* An expired lease (a very slow call) still had its report. */
             if (tkm_complete(c, g.id, used, &rep, NULL) == TKM_ENOGRANT)
-                apply_token_report(kc);
+                (void)apply_token_report(kc);
             rc = TKM_OK;
             break;
         }
@@ -395,7 +451,7 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
             /* Nothing was charged; Keepa's balance is the truth now. */
             n429++;
             (void)tkm_release(c, g.id, NULL);
-            apply_token_report(kc);
+            (void)apply_token_report(kc);
             if (n429 > o->keepa.max_retries) {
                 rc = kfail(kc, TKM_EHTTP, "%s %s: %d answers 429 in a row",
                            "GET", path, n429);
@@ -414,6 +470,9 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
             rc = kfail(kc, TKM_EAPI, "GET %s: Keepa refused it: %s", path, why);
             break;
         }
+        /* The API failed (network, 5xx, garbage): reported by the next
+         * heartbeat, the stall rule's evidence of a shared cause. */
+        tkm__note_failure(c, "api");
         if (out == OUT_NOT_RUN)
             (void)tkm_release(c, g.id, NULL);
         else
@@ -475,10 +534,25 @@ TKM_EXPORT tkm_code tkm_keepa_sync(tkm_keepa *kc, int force,
         return kfail(kc, TKM_ENOMEM, "out of memory building the URL");
     res = perform(kc, url, &status, why, sizeof(why));
     free(url);
-    if (res != OUT_OK || (kc->fields.present & TKM__F_SYNC) != TKM__F_SYNC)
+    if (res != OUT_OK || (kc->fields.present & TKM__F_SYNC) != TKM__F_SYNC) {
+        if (res != OUT_API_ERROR)
+            tkm__note_failure(c, "api");
+        if (kc->bad_field[0] != '\0' && res != OUT_API_ERROR)
+            return kfail(kc, TKM_EHTTP,
+                         "GET /token: HTTP %ld with a bad token report (%s), "
+                         "not applied",
+                         status, kc->bad_field);
         return kfail(kc, res == OUT_API_ERROR ? TKM_EAPI : TKM_EHTTP,
                      "GET /token: %s", res == OUT_OK ? "no token fields" : why);
-    apply_token_report(kc);
+    }
+    /* An apply that did not happen is a failure, with its reason: never
+     * the pool's old balance shown as if it came from Keepa. */
+    rc = apply_token_report(kc);
+    if (rc != TKM_OK)
+        return kfail(kc, rc,
+                     "GET /token answered, but its report was not "
+                     "applied: %s",
+                     tkm_errstr(c));
     rc = tkm_status(c, &st);
     if (rc != TKM_OK)
         return kfail(kc, rc, "%s", tkm_errstr(c));

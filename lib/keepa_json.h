@@ -21,6 +21,9 @@ enum {
 
 typedef struct tkm__keepa_fields {
     int present; /* TKM__F_* bits */
+    /* TKM__F_* bits of fields that were numbers but no integer (5.5,
+     * 1e300): not present, and named as a bad reply. */
+    int not_integer;
     int64_t tokens_left;
     int64_t tokens_consumed;
     int64_t refill_in_ms;

@@ -85,6 +85,9 @@ tkm_code tkm__fail(tkm_client *c, tkm_code code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof(c->err), fmt, ap);
     va_end(ap);
+    /* A failed Redis call is what the next heartbeat reports. */
+    if (code == TKM_EREDIS)
+        tkm__note_failure(c, "redis");
     return code;
 }
 

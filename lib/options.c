@@ -228,34 +228,16 @@ static const optdef table[] = {
      .idef = 2,
      .unit = "reads",
      .doc = "consecutive reads the condition must hold before acting"},
-    {.key = "stall.shared_cause_share",
-     .collectd = "SharedCauseShare",
-     .type = OT_REAL,
-     FIELD_OFF(stall.shared_cause_share),
-     .dmin = 0,
-     .dmax = 1,
-     .lo_open = 1,
-     .ddef = 0.5,
-     .unit = "of the workers",
-     .doc = "more than this share of the workers going silent together..."},
-    {.key = "stall.shared_cause_window_s",
-     .collectd = "SharedCauseWindow",
+    {.key = "stall.shared_cause_escalate_s",
+     .collectd = "SharedCauseEscalate",
      .type = OT_INT,
-     FIELD_OFF(stall.shared_cause_window_s),
-     .min = 1,
-     .max = 86400,
-     .idef = 60,
+     FIELD_OFF(stall.shared_cause_escalate_s),
+     .min = 0,
+     .max = 2592000,
+     .idef = 2700,
      .unit = "seconds",
-     .doc = "...within this many seconds is a shared cause"},
-    {.key = "stall.shared_cause_min_workers",
-     .collectd = "SharedCauseMinWorkers",
-     .type = OT_INT,
-     FIELD_OFF(stall.shared_cause_min_workers),
-     .min = 2,
-     .max = 1000000,
-     .idef = 3,
-     .unit = "workers",
-     .doc = "a shared cause is judged with at least this many workers"},
+     .doc = "a stall held back on evidence of a shared cause acts once it "
+            "lasted this long"},
 
     {.key = "recovery.exec",
      .collectd = "Exec",
@@ -351,7 +333,8 @@ _Static_assert(sizeof(table) / sizeof(table[0]) <= TKM_OPTION_SLOTS,
 typedef enum derive_kind {
     D_FOLLOW, /* target = other */
     D_MIN,    /* target = min(its default, other) */
-    D_MAX     /* target = max(its default, other) */
+    D_MAX,    /* target = max(its default, other) */
+    D_TRIPLE  /* target = 3 x other */
 } derive_kind;
 
 static const struct derive {
@@ -360,6 +343,7 @@ static const struct derive {
     const char *other;
 } derives[] = {
     {"heartbeat.stale_after_s", D_FOLLOW, "stall.heartbeat_age_s"},
+    {"stall.shared_cause_escalate_s", D_TRIPLE, "stall.heartbeat_age_s"},
     {"bucket.recharge_target", D_MAX, "bucket.soft_floor"},
     {"bucket.recharge_target", D_MAX, "bucket.low_cost_target"},
     {"bucket.soft_floor", D_MIN, "bucket.recharge_target"},
@@ -839,6 +823,8 @@ static void derive(tkm_options *o)
         sv = get_int(o, &table[s]);
         if (r->kind == D_FOLLOW)
             tv = sv;
+        else if (r->kind == D_TRIPLE)
+            tv = 3 * sv;
         else if (r->kind == D_MIN && sv < tv)
             tv = sv;
         else if (r->kind == D_MAX && sv > tv)
@@ -1128,6 +1114,8 @@ static void default_text(const optdef *d, char *buf, size_t len)
         n = strlen(buf);
         if (r->kind == D_FOLLOW)
             tkm__fmt(buf, len, "%s", r->other);
+        else if (r->kind == D_TRIPLE)
+            tkm__fmt(buf, len, "3 x %s", r->other);
         else
             snprintf(buf + n, len - n, ", %s %s when that is set",
                      r->kind == D_MIN ? "at most" : "at least", r->other);
@@ -1304,8 +1292,10 @@ tkm_code tkm__options_relations(const tkm_options *o, int *culprit, char *err,
     }
     if (o->recovery.exec_argc > 0 && o->recovery.webhook[0] != '\0')
         return both(o, exec, hook, "choose one action", culprit, err, errlen);
+    /* Both in one place: which was meant?  (A later source overriding a
+     * file's threshold with the other kind is an override, not a clash.) */
     if (o->stall.tokens >= 0 && o->sources_[tok] != TKM_SOURCE_DEFAULT &&
-        o->sources_[ratio] != TKM_SOURCE_DEFAULT)
+        o->sources_[tok] == o->sources_[ratio])
         return both(o, tok, ratio, "give one threshold", culprit, err, errlen);
     if (o->sentinel.count > 0 && o->sentinel.master_name[0] == '\0') {
         char ns[128], nm[128];

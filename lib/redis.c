@@ -433,6 +433,7 @@ static tkm_code script_error(tkm_client *c, const redisReply *r,
         {"TKMSTATE ", TKM_ESTATE, ""},
         {"TKMNOGRANT ", TKM_ENOGRANT, ""},
         {"TKMCOST ", TKM_EINVAL, ""},
+        {"TKMARG ", TKM_EINVAL, ""},
         {"WRONGTYPE ", TKM_ESTATE,
          "a key of this pool (tokenmgr:{pool}:*) was written by something "
          "else: "},
@@ -500,7 +501,10 @@ static tkm_code send_script(tkm_client *c, tkm__script_id id, int nkeys,
         return rc;
     snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
     c->round_trips++;
-    argv[0] = "EVALSHA";
+    /* A read-only script goes as EVALSHA_RO: even uncached (a restarted
+     * Redis, a new master), it is served under CLIENT PAUSE WRITE and on
+     * replicas, where a plain EVAL of the same text would wait. */
+    argv[0] = s->no_writes ? "EVALSHA_RO" : "EVALSHA";
     argv[1] = s->sha1;
     argv[2] = numkeys;
     memcpy(argv + 3, args, (size_t)nargs * sizeof(*args));
@@ -510,7 +514,7 @@ static tkm_code send_script(tkm_client *c, tkm__script_id id, int nkeys,
         /* First use on this server (or it restarted): send the text once. */
         freeReplyObject(r);
         c->round_trips++;
-        argv[0] = "EVAL";
+        argv[0] = s->no_writes ? "EVAL_RO" : "EVAL";
         argv[1] = s->text;
         rc = call(c, nargs + 3, argv, deadline, s->name, &r);
     }

@@ -63,10 +63,15 @@ static void push_guard_keys(tkm__call *k, tkm_client *c)
     }
 }
 
-/* prelude.lua's ARGV[1..12], in its order. */
+/* prelude.lua's ARGV[1..13], in its order. */
 static void push_policy(tkm__call *k, const tkm_options *o)
 {
     const tkm_bucket_options *b = &o->bucket;
+    /* In thousandths, as the scripts count estimate errors (options.c
+     * holds it to 1..1000, so this is 1000..1000000). */
+    double prior = b->estimate_prior >= 1 && b->estimate_prior <= 1000
+                       ? b->estimate_prior * 1000.0 + 0.5
+                       : 4000;
     const int64_t policy[] = {b->capacity,
                               b->min_start_balance,
                               b->soft_floor,
@@ -78,7 +83,8 @@ static void push_policy(tkm__call *k, const tkm_options *o)
                               b->lease_ttl_s * 1000,
                               b->refill_period_ms,
                               o->heartbeat.stale_after_s * 1000,
-                              o->heartbeat.retention_s * 1000};
+                              o->heartbeat.retention_s * 1000,
+                              (int64_t)prior};
 
     _Static_assert(sizeof(policy) / sizeof(policy[0]) == TKM__NPOLICY,
                    "the policy arguments");
@@ -96,6 +102,7 @@ void tkm__call_init(tkm__call *k, tkm_client *c, tkm__call_id id)
     k->nnum = 0;
     k->nop = 0;
     k->overflow = 0;
+    k->refused[0] = '\0';
     if (s->keys & TKM__KEYS_POOL)
         push_pool_keys(k, c);
     if (s->keys & TKM__KEYS_GUARD)
@@ -117,6 +124,23 @@ void tkm__call_int(tkm__call *k, int64_t v)
     push_num(k, v);
 }
 
+void tkm__call_int_in(tkm__call *k, const char *name, int64_t v, int64_t lo,
+                      int64_t hi, const char *unit)
+{
+    if (v >= lo && v <= hi) {
+        tkm__call_int(k, v);
+        return;
+    }
+    if (k->refused[0] == '\0')
+        tkm__fmt(k->refused, sizeof(k->refused),
+                 "%s %lld is %s: allowed %lld..%lld%s%s; nothing was sent",
+                 name, (long long)v,
+                 v < 0 && lo == 0 ? "negative" : "out of range", (long long)lo,
+                 (long long)hi, unit[0] ? " " : "", unit);
+    /* A placeholder keeps the count the declaration checks. */
+    tkm__call_str(k, "");
+}
+
 void tkm__call_str(tkm__call *k, const char *s)
 {
     if (k->nop >= TKM__MAX_OP_ARGS) {
@@ -134,6 +158,8 @@ static tkm_code check_args(tkm_client *c, const tkm__call *k)
     const tkm__call_decl *d = k->decl;
     int want = d->nargs + (d->command != NULL);
 
+    if (k->refused[0] != '\0')
+        return tkm__fail(c, TKM_EINVAL, "%s", k->refused);
     if (k->overflow)
         return tkm__fail(c, TKM_EINVAL,
                          "the %s call was given more than %d arguments",

@@ -25,6 +25,7 @@ typedef struct tkm__script {
     const char *text; /* with prelude.lua first when `policy` */
     unsigned keys;    /* TKM__KEYS_* */
     int policy;       /* 1: ARGV[1..TKM__NPOLICY] are the policy */
+    int no_writes;    /* 1: flagged read-only (#!lua flags=no-writes) */
 } tkm__script;
 
 /* One call of a script (`@call NAME(ARGS) -> REPLY`). */
@@ -58,10 +59,11 @@ typedef struct tkm__value {
 /*
  * A call being built: KEYS, then the policy, then the operation's arguments,
  * with the numbers' text kept here (nothing is allocated).  Whatever is
- * pushed past the arrays is refused: tkm__call_run then fails with
- * TKM_EINVAL without sending anything.
+ * pushed past the arrays, or a number outside its range
+ * (tkm__call_int_in), is refused: tkm__call_run then fails with TKM_EINVAL
+ * without sending anything.
  */
-#define TKM__NPOLICY     12
+#define TKM__NPOLICY     13
 #define TKM__MAX_OP_ARGS 20
 #define TKM__NUM_LEN     24 /* "%lld" of any int64_t, with its NUL */
 #define TKM__ARGV_MAX                                                          \
@@ -75,6 +77,7 @@ typedef struct tkm__call {
     int nnum;
     int nop;      /* the operation's arguments pushed, the command included */
     int overflow; /* something did not fit */
+    char refused[200]; /* the first number out of its range, or "" */
 } tkm__call;
 
 /*
@@ -85,6 +88,14 @@ typedef struct tkm__call {
 void tkm__call_init(tkm__call *k, tkm_client *c, tkm__call_id id);
 void tkm__call_int(tkm__call *k, int64_t v);
 void tkm__call_str(tkm__call *k, const char *s); /* s must outlive the run */
+/*
+ * A number that must lie in lo..hi: every number a caller hands to a script
+ * enters through here, so that a value the pool's state cannot hold is
+ * refused where it enters (tkm__call_run: TKM_EINVAL, nothing sent, the
+ * message naming `name`, the value, its range and `unit`).
+ */
+void tkm__call_int_in(tkm__call *k, const char *name, int64_t v, int64_t lo,
+                      int64_t hi, const char *unit);
 
 /*
  * Run the call (one EVALSHA; EVAL on NOSCRIPT) and copy its reply into

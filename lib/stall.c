@@ -27,48 +27,27 @@ TKM_EXPORT const char *tkm_stall_state_str(tkm_stall_state s)
     return "invalid";
 }
 
-static int cmp_age(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* The most stale workers whose heartbeats stopped within one window. */
-static size_t largest_cluster(int64_t *ages, size_t n, int64_t window_ms)
-{
-    size_t best = 0;
-
-    qsort(ages, n, sizeof(*ages), cmp_age);
-    for (size_t lo = 0, hi = 0; hi < n; hi++) {
-        while (ages[hi] - ages[lo] > window_ms)
-            lo++;
-        if (hi - lo + 1 > best)
-            best = hi - lo + 1;
-    }
-    return best;
-}
-
-/* Stale workers: list their ids and measure how together they went. */
+/* Stale workers: list their ids, and count those whose last heartbeat
+ * reported an error shortly before they went silent (within the stall age
+ * before it). */
 static void stale_workers(const tkm_stall_options *o, const tkm_stall_input *in,
                           tkm_stall_verdict *v)
 {
     int64_t limit = o->heartbeat_age_s * 1000;
-    int64_t *ages = NULL;
     size_t len = 0;
 
-    if (in->nworkers > 0)
-        ages = calloc(in->nworkers, sizeof(*ages));
     for (size_t i = 0; i < in->nworkers; i++) {
         const tkm_worker *w = &in->workers[i];
         size_t idlen = strlen(w->id);
+        int64_t before;
         if (w->busy_until_ms >= 0)
             v->busy++;
         if (w->heartbeat_age_ms < limit || w->busy_until_ms >= 0)
             continue;
-        if (ages != NULL)
-            ages[v->stale] = w->heartbeat_age_ms;
         v->stale++;
+        before = w->error_age_ms - w->heartbeat_age_ms;
+        if (w->error[0] != '\0' && before >= 0 && before <= limit)
+            v->stale_errors++;
         /* Ids match [A-Za-z0-9_.:@-]: safe to pass on as data. */
         if (len + idlen + 2 < sizeof(v->stale_workers) - 4) {
             if (len > 0)
@@ -81,10 +60,27 @@ static void stale_workers(const tkm_stall_options *o, const tkm_stall_input *in,
         }
         v->stale_workers[len] = '\0';
     }
-    if (ages != NULL)
-        v->stale_together =
-            largest_cluster(ages, v->stale, o->shared_cause_window_s * 1000);
-    free(ages);
+}
+
+/*
+ * Positive evidence that the workers' silence has a cause a restart would
+ * not cure.  Simultaneity alone is none: a hung shared dependency freezes
+ * every worker together, and a restart is the cure.
+ */
+static void evidence(const tkm_stall_options *o, const tkm_stall_input *in,
+                     tkm_stall_verdict *v)
+{
+    int64_t window = o->heartbeat_age_s * 1000;
+
+    if (in->monitor_lost_redis && in->monitor_lost_redis_age_ms <= window)
+        tkm__fmt(v->evidence, sizeof(v->evidence),
+                 "the monitor itself could not read Redis %.0f s ago",
+                 (double)in->monitor_lost_redis_age_ms / 1000.0);
+    else if (v->stale > 0 && 2 * v->stale_errors > v->stale)
+        tkm__fmt(v->evidence, sizeof(v->evidence),
+                 "%zu of %zu silent workers reported Redis or API errors "
+                 "before going silent",
+                 v->stale_errors, v->stale);
 }
 
 TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
@@ -92,6 +88,7 @@ TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
                                 tkm_stall_verdict *v)
 {
     int holds;
+    int64_t held_ms;
 
     memset(v, 0, sizeof(*v));
     v->threshold = -1;
@@ -123,22 +120,6 @@ TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
     v->tokens_unused = in->tokens >= v->threshold;
     v->heartbeats_silent = in->heartbeat_age_ms >= o->heartbeat_age_s * 1000;
     holds = v->tokens_unused && v->heartbeats_silent && v->busy == 0;
-
-    if (in->nworkers >= (size_t)o->shared_cause_min_workers &&
-        v->stale_together >= 2 &&
-        (double)v->stale_together >
-            o->shared_cause_share * (double)in->nworkers) {
-        /* Many workers stopped together: Redis, the network or the API,
-         * not the workers.  Alert; restarting them would not help. */
-        t->consecutive = 0;
-        v->state = TKM_STALL_SHARED_CAUSE;
-        tkm__fmt(v->why, sizeof(v->why),
-                 "%zu of %zu workers went silent within %lld s: suspected "
-                 "shared cause (Redis, network, the API)",
-                 v->stale_together, in->nworkers,
-                 (long long)o->shared_cause_window_s);
-        return;
-    }
     t->consecutive = holds ? t->consecutive + 1 : 0;
     v->confirmations = t->consecutive;
     if (!holds) {
@@ -149,12 +130,35 @@ TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
                                          : "tokens are being spent");
         return;
     }
+    evidence(o, in, v);
+    /* Held back since the silence reached the stall age. */
+    held_ms = in->heartbeat_age_ms - o->heartbeat_age_s * 1000;
+    v->escalated =
+        v->evidence[0] != '\0' && held_ms >= o->shared_cause_escalate_s * 1000;
+    if (v->evidence[0] != '\0' && !v->escalated) {
+        v->state = TKM_STALL_SHARED_CAUSE;
+        tkm__fmt(v->why, sizeof(v->why),
+                 "tokens %lld >= %lld and no heartbeat for %.0f s, held back: "
+                 "%s",
+                 (long long)in->tokens, (long long)v->threshold,
+                 (double)in->heartbeat_age_ms / 1000.0, v->evidence);
+        return;
+    }
     v->state = t->consecutive >= o->confirmations ? TKM_STALL_STALLED
                                                   : TKM_STALL_PENDING;
-    tkm__fmt(v->why, sizeof(v->why),
-             "tokens %lld >= %lld and no heartbeat for %.0f s (%lld of %lld "
-             "reads)",
-             (long long)in->tokens, (long long)v->threshold,
-             (double)in->heartbeat_age_ms / 1000.0, (long long)t->consecutive,
-             (long long)o->confirmations);
+    if (v->escalated)
+        tkm__fmt(v->why, sizeof(v->why),
+                 "tokens %lld >= %lld and no heartbeat for %.0f s: held back "
+                 "for %.0f s (%s), longer than %lld s: acting",
+                 (long long)in->tokens, (long long)v->threshold,
+                 (double)in->heartbeat_age_ms / 1000.0,
+                 (double)held_ms / 1000.0, v->evidence,
+                 (long long)o->shared_cause_escalate_s);
+    else
+        tkm__fmt(v->why, sizeof(v->why),
+                 "tokens %lld >= %lld and no heartbeat for %.0f s (%lld of "
+                 "%lld reads)",
+                 (long long)in->tokens, (long long)v->threshold,
+                 (double)in->heartbeat_age_ms / 1000.0,
+                 (long long)t->consecutive, (long long)o->confirmations);
 }

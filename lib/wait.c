@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "internal.h"
@@ -71,6 +72,12 @@ TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
     int64_t deadline;
     tkm_code rc;
 
+    memset(g, 0, sizeof(*g));
+    if (max_wait_ms > TKM_MAX_WAIT_MS)
+        return tkm__fail(c, TKM_EINVAL,
+                         "max_wait_ms %lld is above %lld (a day; -1: "
+                         "bucket.max_wait_s)",
+                         (long long)max_wait_ms, (long long)TKM_MAX_WAIT_MS);
     if (max_wait_ms < 0)
         max_wait_ms = c->opts.bucket.max_wait_s * 1000;
     deadline = tkm__monotonic_ms() + max_wait_ms;

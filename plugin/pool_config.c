@@ -51,6 +51,33 @@ enum own_option {
 static const char *const own_names[OWN_COUNT] = {"ConfigFile", "Layout",
                                                  "WorkerMetrics", "Recovery"};
 
+/* Their documentation, by the same index: collectd-tokenmgr(5) prints it
+ * (plugin/gen_man.c) beside the library table's rows. */
+static const struct {
+    const char *value, *default_text, *doc;
+} own_docs[OWN_COUNT] = {
+    [OWN_CONFIG_FILE] = {"FILE", "none",
+                         "a tokenmgr YAML file (the workers' own), applied "
+                         "first wherever the line appears; the block's other "
+                         "options override it, and the block's name, not "
+                         "the file's pool:, names the pool"},
+    [OWN_LAYOUT] = {"native|legacy", "native",
+                    "native reads tokenmgr's keys (tokenmgr:{POOL}:*); legacy "
+                    "reads the original Python system's keys, never writing "
+                    "them, and publishes what they allow"},
+    [OWN_WORKER_METRICS] = {"true|false", "false",
+                            "also publish each worker's heartbeat age "
+                            "(type_instance: the worker id), one more round "
+                            "trip per read"},
+    [OWN_RECOVERY] = {NULL,
+                      "absent: the stall rule is judged and published, "
+                      "and nothing runs",
+                      "the block that lets the plugin run the guarded "
+                      "recovery action when the stall rule holds; it takes "
+                      "the options under RECOVERY BLOCK and needs Exec or "
+                      "Webhook, here or in the ConfigFile's recovery:"},
+};
+
 static int own_index(const char *key)
 {
     for (int i = 0; i < OWN_COUNT; i++) {
@@ -459,4 +486,15 @@ size_t tkm__pool_conf_names(const char **out, size_t max)
             out[n++] = info.collectd;
     }
     return n;
+}
+
+int tkm__pool_conf_own_describe(size_t index, tkm__pool_own_doc *out)
+{
+    if (index >= OWN_COUNT)
+        return -1;
+    out->name = own_names[index];
+    out->value = own_docs[index].value;
+    out->default_text = own_docs[index].default_text;
+    out->doc = own_docs[index].doc;
+    return 0;
 }

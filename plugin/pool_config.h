@@ -53,4 +53,17 @@ void tkm__pool_conf_clear(tkm__pool_conf *conf);
  * max of them into out; returns how many (the fuzzer's vocabulary). */
 size_t tkm__pool_conf_names(const char **out, size_t max);
 
+/* One of the plugin's own options (ConfigFile, Layout, WorkerMetrics, the
+ * <Recovery> block), documented for collectd-tokenmgr(5).  Static strings. */
+typedef struct tkm__pool_own_doc {
+    const char *name;         /* as written in <Pool>: "ConfigFile" */
+    const char *value;        /* what it takes ("FILE"); NULL for a block */
+    const char *default_text; /* when the line is absent */
+    const char *doc;          /* one line */
+} tkm__pool_own_doc;
+
+/* Describe own option `index` into *out: 0, or -1 past the end.
+ * Thread-safe. */
+int tkm__pool_conf_own_describe(size_t index, tkm__pool_own_doc *out);
+
 #endif

@@ -1,8 +1,6 @@
 /* The tokenmgr command as scripts use it: exit codes, one-line errors and
  * the JSON keys of CONTRACT.md, against a real redis-server. */
 #include <fcntl.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,57 +10,16 @@
 
 #include "tkt.h"
 
-extern char **environ;
+/* What a run of the CLI printed, and its exit status. */
+typedef tkt_output run_result;
 
-typedef struct run_result {
-    int status;
-    char out[8192];
-    char err[4096];
-} run_result;
+/* Run the CLI with the arguments (NULL-terminated), stdout/stderr
+ * captured: a copy of tkt_cli's result. */
+#define run_cli(...) copy_of(tkt_cli(__VA_ARGS__))
 
-static void slurp(const char *path, char *buf, size_t len)
+static run_result copy_of(const tkt_output *o)
 {
-    FILE *fp = fopen(path, "r");
-    size_t n = fp ? fread(buf, 1, len - 1, fp) : 0;
-
-    buf[n] = '\0';
-    if (fp)
-        fclose(fp);
-}
-
-/* Run the CLI with argv (NULL-terminated), stdout/stderr captured. */
-static run_result run_cli(const char *first, ...)
-{
-    static run_result r;
-    const char *argv[32] = {TKM_CLI};
-    char outp[] = "/tmp/tkm-cli-out-XXXXXX", errp[] = "/tmp/tkm-cli-err-XXXXXX";
-    int outfd = mkstemp(outp), errfd = mkstemp(errp);
-    posix_spawn_file_actions_t fa;
-    va_list ap;
-    pid_t pid;
-    int n = 1;
-
-    va_start(ap, first);
-    for (const char *a = first; a != NULL && n < 31;
-         a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, outfd, 1);
-    posix_spawn_file_actions_adddup2(&fa, errfd, 2);
-    ck_assert_int_eq(
-        posix_spawn(&pid, TKM_CLI, &fa, NULL, (char **)argv, environ), 0);
-    waitpid(pid, &r.status, 0);
-    r.status = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
-    posix_spawn_file_actions_destroy(&fa);
-    close(outfd);
-    close(errfd);
-    slurp(outp, r.out, sizeof(r.out));
-    slurp(errp, r.err, sizeof(r.err));
-    unlink(outp);
-    unlink(errp);
-    return r;
+    return *o;
 }
 
 /* Errors are one line on stderr, prefixed by the program's name. */
@@ -539,28 +496,12 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("cli");
-    TCase *args = tcase_create("arguments");
-    TCase *cmds = tcase_create("commands");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(args, test_help);
-    tcase_add_test(args, test_usage_errors);
-    tcase_add_test(args, test_config_show_and_set);
-    tcase_add_test(args, test_config_errors);
-    tcase_add_test(args, test_redis_down_is_69);
-    tcase_add_unchecked_fixture(cmds, tkt_redis_setup, tkt_redis_teardown);
-    tcase_set_timeout(cmds, 30);
-    tcase_add_test(cmds, test_status_json_keys);
-    tcase_add_test(cmds, test_acquire_complete_release);
-    tcase_add_test(cmds, test_heartbeat_workers_wait);
-    tcase_add_test(cmds, test_operator_commands);
-    tcase_add_test(cmds, test_recovery_commands);
-    suite_add_tcase(s, args);
-    suite_add_tcase(s, cmds);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "arguments", 0), test_help, test_usage_errors,
+                  test_config_show_and_set, test_config_errors,
+                  test_redis_down_is_69, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "commands", 30), test_status_json_keys,
+                  test_acquire_complete_release, test_heartbeat_workers_wait,
+                  test_operator_commands, test_recovery_commands, NULL);
+    return tkt_run_suite(s, 0);
 }

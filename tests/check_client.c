@@ -175,10 +175,8 @@ END_TEST
 
 START_TEST(test_reconnects_after_restart)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client_synced(100, 5, 30000, -1);
 
-    tkt_sync(c, 100, 5, 30000, -1);
     ck_assert_int_eq(tkt_acquire(c, 10).granted, 1);
     ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
     /* The new server is empty, knows no script, and the old connection is
@@ -192,8 +190,7 @@ END_TEST
 
 START_TEST(test_script_flush_falls_back_to_eval)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     redisContext *r = tkt_raw();
 
     tkt_sync(c, 100, 5, 30000, -1);
@@ -206,8 +203,7 @@ END_TEST
 
 static void expect_garbage(const char *field, const char *value)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     redisContext *r = tkt_raw();
     redisReply *rep;
     tkm_grant g;
@@ -244,8 +240,7 @@ END_TEST
 
 START_TEST(test_wrong_key_type)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     redisContext *r = tkt_raw();
     tkm_grant g;
 
@@ -260,36 +255,18 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("client");
-    TCase *conc = tcase_create("concurrency");
-    TCase *faults = tcase_create("redis_faults");
-    TCase *restart = tcase_create("redis_restart");
-    SRunner *sr;
-    int failed;
 
     signal(SIGPIPE, SIG_IGN);
-    tcase_add_unchecked_fixture(conc, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(conc, tkt_flush, NULL);
-    tcase_set_timeout(conc, 60);
-    tcase_add_test(conc, test_concurrent_grants_are_exact);
-    tcase_add_test(conc, test_concurrent_grants_respect_deficit);
-    tcase_add_unchecked_fixture(faults, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(faults, tkt_flush, NULL);
-    tcase_set_timeout(faults, 30);
-    tcase_add_test(faults, test_redis_not_running);
-    tcase_add_test(faults, test_silent_redis_times_out);
-    tcase_add_test(faults, test_script_flush_falls_back_to_eval);
-    tcase_add_test(faults, test_garbage_in_state);
-    tcase_add_test(faults, test_wrong_key_type);
     /* The test restarts its own server: start and stop it in the test's
      * process, so no redis-server outlives it. */
-    tcase_add_checked_fixture(restart, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_test(restart, test_reconnects_after_restart);
-    suite_add_tcase(s, restart);
-    suite_add_tcase(s, conc);
-    suite_add_tcase(s, faults);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_own_redis_tcase(s, "redis_restart", 0),
+                  test_reconnects_after_restart, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "concurrency", 60),
+                  test_concurrent_grants_are_exact,
+                  test_concurrent_grants_respect_deficit, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "redis_faults", 30),
+                  test_redis_not_running, test_silent_redis_times_out,
+                  test_script_flush_falls_back_to_eval, test_garbage_in_state,
+                  test_wrong_key_type, NULL);
+    return tkt_run_suite(s, 0);
 }

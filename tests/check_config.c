@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tkt.h"
@@ -420,9 +421,9 @@ START_TEST(test_validate_every_field)
     ck_assert_str_eq(err, "stall.tokens_ratio is 5, outside (0, 1] (of the "
                           "capacity)");
     tkm_options_init(&o);
-    o.stall.shared_cause_share = -2;
+    o.stall.shared_cause_escalate_s = -2;
     ck_assert_int_eq(tkm_options_validate(&o, err, sizeof(err)), TKM_ECONFIG);
-    ck_assert_ptr_nonnull(strstr(err, "stall.shared_cause_share is -2"));
+    ck_assert_ptr_nonnull(strstr(err, "stall.shared_cause_escalate_s is -2"));
     tkm_options_init(&o);
     o.recovery.exec_argc = 1;
     strcpy(o.recovery.exec[0], "restart.sh");
@@ -461,6 +462,75 @@ END_TEST
 START_TEST(test_duplicate_key)
 {
     expect_error("pool: a\npool: b\n", ":2:1:", "duplicate key 'pool'");
+}
+END_TEST
+
+/* The *.yaml of tokenmgr.d beside tokenmgr.yaml: overrides, in name
+ * order. */
+START_TEST(test_override_files)
+{
+    char dir[] = "/tmp/tkm-conf-XXXXXX", path[128], sub[128], f[160];
+    tkm_options o;
+    char err[512];
+    FILE *fp;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/tokenmgr.yaml", dir);
+    snprintf(sub, sizeof(sub), "%s/tokenmgr.d", dir);
+    fp = fopen(path, "w");
+    fputs("bucket:\n  soft_floor: 30\n  lease_ttl_s: 60\n", fp);
+    fclose(fp);
+    tkm_options_init(&o);
+    ck_assert_int_eq(tkm_config_load_file(path, &o, err, sizeof(err)), TKM_OK);
+    ck_assert_int_eq(o.bucket.soft_floor, 30);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    snprintf(f, sizeof(f), "%s/20-late.yaml", sub);
+    fp = fopen(f, "w");
+    fputs("bucket:\n  lease_ttl_s: 90\n", fp);
+    fclose(fp);
+    snprintf(f, sizeof(f), "%s/10-early.yaml", sub);
+    fp = fopen(f, "w");
+    fputs("bucket:\n  lease_ttl_s: 75\n  soft_floor: 25\n", fp);
+    fclose(fp);
+    snprintf(f, sizeof(f), "%s/ignored.conf", sub);
+    fp = fopen(f, "w");
+    fputs("this is not read\n", fp);
+    fclose(fp);
+    tkm_options_init(&o);
+    ck_assert_msg(tkm_config_load_file(path, &o, err, sizeof(err)) == TKM_OK,
+                  "%s", err);
+    ck_assert_int_eq(o.bucket.soft_floor, 25);
+    ck_assert_int_eq(o.bucket.lease_ttl_s, 90); /* name order */
+    /* An override that breaks a relation is blamed at its own line. */
+    snprintf(f, sizeof(f), "%s/30-bad.yaml", sub);
+    fp = fopen(f, "w");
+    fputs("bucket:\n  recharge_target: 10\n", fp);
+    fclose(fp);
+    tkm_options_init(&o);
+    ck_assert_int_eq(tkm_config_load_file(path, &o, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_msg(strstr(err, "/tokenmgr.d/10-early.yaml:3:15: "
+                              "bucket.soft_floor 25 is above "
+                              "bucket.recharge_target 10") != NULL,
+                  "%s", err);
+    fp = fopen(f, "w");
+    fputs("bucket:\n  recharge_targt: 10\n", fp);
+    fclose(fp);
+    ck_assert_int_eq(tkm_config_load_file(path, &o, err, sizeof(err)),
+                     TKM_ECONFIG);
+    ck_assert_msg(strstr(err, "/tokenmgr.d/30-bad.yaml:2:3: unknown option "
+                              "'bucket.recharge_targt'") != NULL,
+                  "%s", err);
+    unlink(f);
+    snprintf(f, sizeof(f), "%s/10-early.yaml", sub);
+    unlink(f);
+    snprintf(f, sizeof(f), "%s/20-late.yaml", sub);
+    unlink(f);
+    snprintf(f, sizeof(f), "%s/ignored.conf", sub);
+    unlink(f);
+    rmdir(sub);
+    unlink(path);
+    rmdir(dir);
 }
 END_TEST
 
@@ -586,37 +656,17 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("config");
-    TCase *yaml = tcase_create("yaml");
-    TCase *validate = tcase_create("validate");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(yaml, test_defaults);
-    tcase_add_test(yaml, test_shipped_example_loads);
-    tcase_add_test(yaml, test_values_loaded);
-    tcase_add_test(yaml, test_malformed_yaml);
-    tcase_add_test(yaml, test_unknown_key);
-    tcase_add_test(yaml, test_wrong_types);
-    tcase_add_test(yaml, test_out_of_range);
-    tcase_add_test(yaml, test_relations);
-    tcase_add_test(yaml, test_derived_defaults);
-    tcase_add_test(yaml, test_duplicate_key);
-    tcase_add_test(yaml, test_missing_file);
-    tcase_add_test(validate, test_every_option_out_of_range);
-    tcase_add_test(validate, test_table);
-    tcase_add_test(validate, test_set_by_name);
-    tcase_add_test(validate, test_validate_every_field);
-    tcase_add_test(validate, test_pool_names);
-    tcase_add_test(validate, test_redis_urls);
-    tcase_add_test(validate, test_env_overrides_url);
-    tcase_add_test(validate, test_parse_int);
-    tcase_add_test(validate, test_strerror_and_reasons);
-    tcase_add_test(validate, test_open_with_bad_options);
-    suite_add_tcase(s, yaml);
-    suite_add_tcase(s, validate);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "yaml", 0), test_defaults,
+                  test_shipped_example_loads, test_values_loaded,
+                  test_malformed_yaml, test_unknown_key, test_wrong_types,
+                  test_out_of_range, test_relations, test_derived_defaults,
+                  test_duplicate_key, test_override_files, test_missing_file,
+                  NULL);
+    tkt_add_tests(tkt_tcase(s, "validate", 0), test_every_option_out_of_range,
+                  test_table, test_set_by_name, test_validate_every_field,
+                  test_pool_names, test_redis_urls, test_env_overrides_url,
+                  test_parse_int, test_strerror_and_reasons,
+                  test_open_with_bad_options, NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -19,33 +19,18 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "fake_keepa_fixture.h"
+#include "fake_keepa.h"
+#include "proc.h"
+#include "suite.h"
 
 #define BODY_LEN 65536
 
 static tkt_keepa ks;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* Wall-clock milliseconds, as the server stamps its answers. */
 static int64_t real_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    return (int64_t)(tkt_wall_now() * 1000);
 }
 
 /* ---- fixtures ------------------------------------------------------------ */
@@ -309,12 +294,12 @@ START_TEST(test_discrete_refill)
     ck_assert_int_gt(r, 0);
     ck_assert_int_le(r, 500);
 
-    sleep_ms(r / 2);
+    tkt_sleep_ms(r / 2);
     ck_assert_int_eq(get(body, sizeof(body), "/token?key=r1"), 200);
     ck_assert_int_eq(field(body, "tokensLeft"), 0);
     ck_assert_int_le(field(body, "refillIn"), r);
 
-    sleep_ms(field(body, "refillIn") + 250);
+    tkt_sleep_ms(field(body, "refillIn") + 250);
     ck_assert_int_eq(get(body, sizeof(body), "/token?key=r1"), 200);
     ck_assert_int_eq(field(body, "tokensLeft"), 5);
 
@@ -334,14 +319,14 @@ START_TEST(test_refill_stops_at_capacity)
     ck_assert_int_eq(get(body, sizeof(body), "/admin/set?key=r2&balance=297"),
                      200);
     ck_assert_int_eq(field(body, "capacity"), 300);
-    sleep_ms(field(body, "refill_in_ms") + 250);
+    tkt_sleep_ms(field(body, "refill_in_ms") + 250);
     ck_assert_int_eq(state("r2", "balance"), 300);
-    sleep_ms(500);
+    tkt_sleep_ms(500);
     ck_assert_int_eq(state("r2", "balance"), 300);
 
     /* Above capacity (set by hand): refill neither adds nor takes. */
     admin("/admin/set?key=r2&balance=310");
-    sleep_ms(600);
+    tkt_sleep_ms(600);
     ck_assert_int_eq(state("r2", "balance"), 310);
 }
 END_TEST
@@ -546,13 +531,13 @@ START_TEST(test_parallel_requests_overdraw_together)
         curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &got[i]);
         curl_multi_add_handle(m, h[i]);
     }
-    t0 = mono_ms();
+    t0 = tkt_now_ms();
     do {
         ck_assert_int_eq(curl_multi_perform(m, &running), CURLM_OK);
         if (running)
             curl_multi_poll(m, NULL, 0, 100, NULL);
     } while (running);
-    ck_assert_int_ge(mono_ms() - t0, 290);
+    ck_assert_int_ge(tkt_now_ms() - t0, 290);
 
     for (int i = 0; i < 4; i++) {
         long status = 0;
@@ -681,15 +666,15 @@ START_TEST(test_fault_slow)
     int64_t t0;
 
     admin("/admin/fault?name=slow&on=1&value=400&count=1");
-    t0 = mono_ms();
+    t0 = tkt_now_ms();
     ck_assert_int_eq(
         get(body, sizeof(body), "/product?key=fsl&asin=B000000001"), 200);
-    ck_assert_int_ge(mono_ms() - t0, 395);
+    ck_assert_int_ge(tkt_now_ms() - t0, 395);
     ck_assert_int_ge(field(body, "processingTimeInMs"), 395);
-    t0 = mono_ms();
+    t0 = tkt_now_ms();
     ck_assert_int_eq(
         get(body, sizeof(body), "/product?key=fsl&asin=B000000001"), 200);
-    ck_assert_int_lt(mono_ms() - t0, 300);
+    ck_assert_int_lt(tkt_now_ms() - t0, 300);
 }
 END_TEST
 
@@ -727,7 +712,7 @@ static int64_t next_gain(const char *key, int64_t *balance)
     int64_t before = *balance;
 
     ck_assert_int_eq(get(body, sizeof(body), "/admin/state?key=%s", key), 200);
-    sleep_ms(field(body, "refill_in_ms") + 100);
+    tkt_sleep_ms(field(body, "refill_in_ms") + 100);
     *balance = state(key, "balance");
     return *balance - before;
 }
@@ -750,7 +735,7 @@ START_TEST(test_fault_jitter)
 
     /* count=2: two ticks jittered, then exact again. */
     admin("/admin/fault?name=jitter&on=1&value=5&count=2");
-    sleep_ms(700);
+    tkt_sleep_ms(700);
     balance = state("fj", "balance");
     ck_assert(!fault_on("jitter"));
     for (int i = 0; i < 3; i++) {
@@ -849,75 +834,17 @@ END_TEST
 /* ---- command line
  * ---------------------------------------------------------------- */
 
-/* Run fake_keepa with args; its exit status (-1 if killed or > 5 s), with
- * stderr and stdout captured. */
-static int run_binary(const char *const *args, char *err, size_t err_len,
-                      char *out, size_t out_len)
+/* Run fake_keepa with args (at most 5 s), its output into o. */
+static int run_binary(const char *const *args, tkt_output *o)
 {
     const char *argv[16];
-    int ep[2], op[2], status = 0;
-    size_t n = 0, elen = 0, olen = 0;
-    int64_t deadline = mono_ms() + 5000;
-    pid_t pid;
+    size_t n = 0;
 
     argv[n++] = tkt_keepa_binary();
     for (; *args != NULL && n + 1 < 16; args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    ck_assert_int_eq(pipe(ep), 0);
-    ck_assert_int_eq(pipe(op), 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(ep[1], STDERR_FILENO);
-        dup2(op[1], STDOUT_FILENO);
-        close(ep[0]);
-        close(op[0]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(ep[1]);
-    close(op[1]);
-    for (int open_fds = 2; open_fds > 0 && mono_ms() < deadline;) {
-        struct pollfd p[2] = {{ep[0], POLLIN, 0}, {op[0], POLLIN, 0}};
-        if (poll(p, 2, 100) <= 0)
-            continue;
-        for (int i = 0; i < 2; i++) {
-            char *buf = i ? out : err;
-            size_t *len = i ? &olen : &elen, cap = i ? out_len : err_len;
-            ssize_t got;
-            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
-                continue;
-            got = read(p[i].fd, buf + *len, cap - 1 - *len);
-            if (got <= 0) {
-                close(i ? op[0] : ep[0]);
-                if (i)
-                    op[0] = -1;
-                else
-                    ep[0] = -1;
-                open_fds--;
-            } else {
-                *len += (size_t)got;
-            }
-        }
-    }
-    err[elen] = '\0';
-    out[olen] = '\0';
-    if (ep[0] >= 0)
-        close(ep[0]);
-    if (op[0] >= 0)
-        close(op[0]);
-    /* The pipes close as the child exits, a moment before it is a zombie. */
-    while (waitpid(pid, &status, WNOHANG) != pid) {
-        if (mono_ms() < deadline) {
-            sleep_ms(5);
-            continue;
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return tkt_run(argv, 5000, NULL, o);
 }
 
 START_TEST(test_bad_options)
@@ -939,9 +866,9 @@ START_TEST(test_bad_options)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char err[1024], out[1024];
-        int rc = run_binary(cases[i], err, sizeof(err), out, sizeof(out));
-        char *nl = strchr(err, '\n');
+        static tkt_output o;
+        int rc = run_binary(cases[i], &o);
+        const char *err = o.err, *out = o.out, *nl = strchr(err, '\n');
         ck_assert_msg(rc == 64, "%s %s: exit %d", cases[i][0],
                       cases[i][1] ? cases[i][1] : "", rc);
         ck_assert_msg(nl != NULL && nl[1] == '\0', "not one line: '%s'", err);
@@ -990,78 +917,46 @@ START_TEST(test_json_int_helper)
 }
 END_TEST
 
-static TCase *tcase(const char *name, void (*setup)(void))
+/* A TCase whose tests share one server, started by setup (NULL: none). */
+static TCase *tcase(Suite *s, const char *name, void (*setup)(void))
 {
-    TCase *tc = tcase_create(name);
+    TCase *tc = tkt_tcase(s, name, 30);
 
     if (setup != NULL)
         tcase_add_unchecked_fixture(tc, setup, stop_server);
-    tcase_set_timeout(tc, 30);
     return tc;
 }
 
 int main(void)
 {
     Suite *s = suite_create("fake_keepa");
-    TCase *tc;
-    SRunner *sr;
-    int failed;
+    TCase *faults;
+    int rc;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
-
-    tc = tcase("token", start_default);
-    tcase_add_test(tc, test_token_is_free_and_counted);
-    tcase_add_test(tc, test_errors_carry_token_fields_and_cost_nothing);
-    suite_add_tcase(s, tc);
-
-    tc = tcase("admin", start_default);
-    tcase_add_test(tc, test_admin_default_key_and_set);
-    suite_add_tcase(s, tc);
-
-    tc = tcase("admission", start_default);
-    tcase_add_test(tc, test_admit_positive_charge_into_deficit);
-    suite_add_tcase(s, tc);
-
-    tc = tcase("refill", start_refill);
-    tcase_add_test(tc, test_discrete_refill);
-    tcase_add_test(tc, test_refill_stops_at_capacity);
-    suite_add_tcase(s, tc);
-
-    tc = tcase("costs", start_deals);
-    tcase_add_test(tc, test_product_costs);
-    tcase_add_test(tc, test_deal_pages);
-    suite_add_tcase(s, tc);
-
-    tc = tcase("concurrency", start_default);
-    tcase_add_test(tc, test_parallel_requests_overdraw_together);
-    suite_add_tcase(s, tc);
-
-    tc = tcase("faults", start_default);
-    tcase_add_checked_fixture(tc, faults_off, NULL);
-    tcase_add_test(tc, test_fault_503_instead_of_429);
-    tcase_add_test(tc, test_fault_proxy_html);
-    tcase_add_test(tc, test_fault_truncated);
-    tcase_add_test(tc, test_fault_missing_fields);
-    tcase_add_test(tc, test_fault_slow);
-    tcase_add_test(tc, test_fault_skew_and_flow_reduction);
-    tcase_add_test(tc, test_fault_jitter);
-    tcase_add_test(tc, test_fault_switch_errors);
-    suite_add_tcase(s, tc);
-
-    tc = tcase("gzip", start_default);
-    tcase_add_test(tc, test_gzip);
-    suite_add_tcase(s, tc);
-
-    tc = tcase("command_line", NULL);
-    tcase_add_test(tc, test_bad_options);
-    tcase_add_test(tc, test_options_and_clean_stop);
-    tcase_add_test(tc, test_json_int_helper);
-    suite_add_tcase(s, tc);
-
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    tkt_add_tests(tcase(s, "token", start_default),
+                  test_token_is_free_and_counted,
+                  test_errors_carry_token_fields_and_cost_nothing, NULL);
+    tkt_add_tests(tcase(s, "admin", start_default),
+                  test_admin_default_key_and_set, NULL);
+    tkt_add_tests(tcase(s, "admission", start_default),
+                  test_admit_positive_charge_into_deficit, NULL);
+    tkt_add_tests(tcase(s, "refill", start_refill), test_discrete_refill,
+                  test_refill_stops_at_capacity, NULL);
+    tkt_add_tests(tcase(s, "costs", start_deals), test_product_costs,
+                  test_deal_pages, NULL);
+    tkt_add_tests(tcase(s, "concurrency", start_default),
+                  test_parallel_requests_overdraw_together, NULL);
+    faults = tcase(s, "faults", start_default);
+    tcase_add_checked_fixture(faults, faults_off, NULL);
+    tkt_add_tests(faults, test_fault_503_instead_of_429, test_fault_proxy_html,
+                  test_fault_truncated, test_fault_missing_fields,
+                  test_fault_slow, test_fault_skew_and_flow_reduction,
+                  test_fault_jitter, test_fault_switch_errors, NULL);
+    tkt_add_tests(tcase(s, "gzip", start_default), test_gzip, NULL);
+    tkt_add_tests(tcase(s, "command_line", NULL), test_bad_options,
+                  test_options_and_clean_stop, test_json_int_helper, NULL);
+    rc = tkt_run_suite(s, 0);
     curl_global_cleanup();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rc;
 }

@@ -16,13 +16,14 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "proc.h"
+#include "suite.h"
 
 static char dir[64];
 
 static void make_dir(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tkm-file-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(tkt_make_dir(dir, sizeof(dir), "tkm-file"), 0);
 }
 
 static void remove_dir(void)
@@ -44,12 +45,7 @@ static void path_in_dir(char *out, size_t len, const char *name)
 
 static void write_file(const char *path, const char *text, mode_t mode)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    ck_assert_int_eq(fchmod(fd, mode), 0);
-    close(fd);
+    ck_assert_int_eq(tkt_write_file(path, text, mode), 0);
 }
 
 /* tkm__open_regular refuses `path` with EINVAL and says `kind`. */
@@ -151,17 +147,8 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("file");
-    TCase *tc = tcase_create("open");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(tc, test_open_regular);
-    tcase_add_test(tc, test_secret_file_kinds);
-    tcase_set_timeout(tc, 20);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "open", 20), test_open_regular,
+                  test_secret_file_kinds, NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -436,47 +436,21 @@ START_TEST(test_redis_down_during_wait)
 }
 END_TEST
 
-static TCase *tcase(const char *name, int own_server)
-{
-    TCase *tc = tcase_create(name);
-
-    if (own_server) {
-        tcase_add_checked_fixture(tc, tkt_redis_setup, tkt_redis_teardown);
-    } else {
-        tcase_add_unchecked_fixture(tc, tkt_redis_setup, tkt_redis_teardown);
-        tcase_add_checked_fixture(tc, tkt_flush, NULL);
-    }
-    tcase_set_timeout(tc, 30);
-    return tc;
-}
-
 int main(void)
 {
     Suite *s = suite_create("heartbeat");
-    TCase *beats = tcase("heartbeats", 0);
-    TCase *waits = tcase("blocking_acquire", 0);
-    TCase *faults = tcase("redis_down", 1);
-    SRunner *sr;
-    int failed;
 
     signal(SIGPIPE, SIG_IGN);
-    tcase_add_test(beats, test_ages_on_redis_clock);
-    tcase_add_test(beats, test_stale_worker_not_alive);
-    tcase_add_test(beats, test_coalescing);
-    tcase_add_test(beats, test_busy_until);
-    tcase_add_test(beats, test_retention_prunes_departed);
-    tcase_add_test(beats, test_bad_heartbeat_input);
-    tcase_add_test(waits, test_acquire_wakes_at_refill);
-    tcase_add_test(waits, test_acquire_wait_too_long_returns_at_once);
-    tcase_add_test(waits, test_waiting_worker_beats);
-    tcase_add_test(waits, test_waiters_share_one_refill);
-    tcase_add_test(faults, test_redis_down_during_wait);
-    suite_add_tcase(s, beats);
-    suite_add_tcase(s, waits);
-    suite_add_tcase(s, faults);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(
+        tkt_redis_tcase(s, "heartbeats", 30), test_ages_on_redis_clock,
+        test_stale_worker_not_alive, test_coalescing, test_busy_until,
+        test_retention_prunes_departed, test_bad_heartbeat_input, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "blocking_acquire", 30),
+                  test_acquire_wakes_at_refill,
+                  test_acquire_wait_too_long_returns_at_once,
+                  test_waiting_worker_beats, test_waiters_share_one_refill,
+                  NULL);
+    tkt_add_tests(tkt_own_redis_tcase(s, "redis_down", 30),
+                  test_redis_down_during_wait, NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -32,36 +32,14 @@ static void stop_peer(void);
 
 static void start_peer(const char *binary, const char *mode)
 {
-    char line[256] = "";
-    size_t len = 0;
-    int out[2];
-    int64_t t0 = tkt_now_ms();
+    const char *argv[] = {binary, mode, NULL};
+    char line[256];
 
-    ck_assert_int_eq(pipe(out), 0);
-    peer.pid = fork();
-    if (peer.pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        execl(binary, binary, mode, (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
     /* Its ready line; making a bomb takes it a second or so. */
-    while (strchr(line, '\n') == NULL && len + 1 < sizeof(line) &&
-           tkt_now_ms() - t0 < 60000) {
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
-        ssize_t n;
-        if (poll(&p, 1, 1000) <= 0)
-            continue;
-        n = read(out[0], line + len, sizeof(line) - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        line[len] = '\0';
-    }
-    close(out[0]);
+    peer.pid = tkt_spawn_ready(argv, line, sizeof(line), 60000);
     peer.port = 0;
-    for (size_t i = len; i > 0 && line[i - 1] != ' ' && line[i - 1] != ':'; i--)
+    for (size_t i = strlen(line);
+         peer.pid > 0 && i > 0 && line[i - 1] != ' ' && line[i - 1] != ':'; i--)
         peer.port = atoi(line + i - 1);
     if (peer.port <= 0)
         stop_peer();
@@ -410,34 +388,19 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("hostile");
-    TCase *redis = tcase_create("redis");
-    TCase *keepa = tcase_create("keepa");
-    SRunner *sr;
-    int failed;
+    TCase *keepa;
 
     signal(SIGPIPE, SIG_IGN);
-    tcase_set_timeout(redis, 60);
-    tcase_add_test(redis, test_redis_garbage);
-    tcase_add_test(redis, test_redis_huge_array_header);
-    tcase_add_test(redis, test_redis_huge_bulk_header);
-    tcase_add_test(redis, test_redis_reply_too_many_bytes);
-    tcase_add_test(redis, test_redis_nested_elements_counted);
-    tcase_add_test(redis, test_redis_endless_line);
-    tcase_add_test(redis, test_redis_trickle);
-    tcase_add_test(redis, test_redis_trickle_during_auth);
-    tcase_add_test(redis, test_redis_silent);
+    tkt_add_tests(tkt_tcase(s, "redis", 60), test_redis_garbage,
+                  test_redis_huge_array_header, test_redis_huge_bulk_header,
+                  test_redis_reply_too_many_bytes,
+                  test_redis_nested_elements_counted, test_redis_endless_line,
+                  test_redis_trickle, test_redis_trickle_during_auth,
+                  test_redis_silent, NULL);
+    keepa = tkt_tcase(s, "keepa", 120);
     tcase_add_unchecked_fixture(keepa, keepa_setup, tkt_redis_teardown);
-    tcase_set_timeout(keepa, 120);
-    tcase_add_test(keepa, test_keepa_gzip_bomb);
-    tcase_add_test(keepa, test_keepa_endless_body);
-    tcase_add_test(keepa, test_keepa_long_string);
-    tcase_add_test(keepa, test_keepa_long_number);
-    tcase_add_test(keepa, test_keepa_trickle);
-    suite_add_tcase(s, redis);
-    suite_add_tcase(s, keepa);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(keepa, test_keepa_gzip_bomb, test_keepa_endless_body,
+                  test_keepa_long_string, test_keepa_long_number,
+                  test_keepa_trickle, NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "jsonw.h"
+#include "suite.h"
 
 #define FFFD "\xef\xbf\xbd"
 
@@ -254,19 +255,10 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("jsonw");
-    TCase *tc = tcase_create("escape");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(tc, test_escapes);
-    tcase_add_test(tc, test_valid_utf8_kept);
-    tcase_add_test(tc, test_invalid_utf8_replaced);
-    tcase_add_test(tc, test_buffer_end_cuts_nothing_in_half);
-    tcase_add_test(tc, test_random_bytes_always_valid);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "escape", 0), test_escapes, test_valid_utf8_kept,
+                  test_invalid_utf8_replaced,
+                  test_buffer_end_cuts_nothing_in_half,
+                  test_random_bytes_always_valid, NULL);
+    return tkt_run_suite(s, 0);
 }

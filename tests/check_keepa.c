@@ -2,15 +2,18 @@
  * redis-server: no 429s once synced, waits instead of storms, every fault
  * switch, the /token throttle across processes, the worker's exactly-once
  * output, and bad configuration. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fake_keepa_fixture.h"
+#include "fake_keepa.h"
 #include "tkt.h"
 
 #define KEY     "SECRETKEY123"
@@ -324,6 +327,182 @@ START_TEST(test_unreachable_api)
 }
 END_TEST
 
+/* The CLI with this config; its exit status (stdout and stderr dropped). */
+static int cli(const char *cfg, const char *const *args)
+{
+    const char *argv[16] = {TKM_CLI, "--config", cfg};
+    int n = 3, status;
+    pid_t pid;
+
+    for (const char *const *a = args; *a != NULL && n < 15; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execv(TKM_CLI, (char *const *)argv);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A one-answer server: every request gets `body` with status 200, from a
+ * child process on a free loopback port (*url), until killed. */
+static pid_t one_answer(const char *body, char *url, size_t len)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    pid_t pid;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    snprintf(url, len, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    pid = fork();
+    if (pid == 0) {
+        char head[256], req[4096];
+        for (;;) {
+            int c = accept(fd, NULL, NULL);
+            size_t got = 0;
+            if (c < 0)
+                _exit(0);
+            while (got < sizeof(req) - 1) {
+                ssize_t n = read(c, req + got, sizeof(req) - 1 - got);
+                if (n <= 0)
+                    break;
+                got += (size_t)n;
+                req[got] = '\0';
+                if (strstr(req, "\r\n\r\n") != NULL)
+                    break;
+            }
+            snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     strlen(body));
+            if (write(c, head, strlen(head)) < 0 ||
+                write(c, body, strlen(body)) < 0)
+                _exit(1);
+            close(c);
+        }
+    }
+    close(fd);
+    return pid;
+}
+
+/* Issue 17, class 1: an answer with a token field out of its range (a
+ * timestamp in nanoseconds used to poison the pool until a reset) is a bad
+ * reply: not applied, saying which field; the command line refuses the
+ * same numbers (exit 64, as for every usage error). */
+START_TEST(test_out_of_range_reply_not_applied)
+{
+#define FIELDS_EXCEPT(f) "{\"processingTimeInMs\":1,\"tokensConsumed\":0," f "}"
+    static const struct {
+        const char *body, *says;
+    } bad[] = {
+        {FIELDS_EXCEPT("\"timestamp\":1000000000000000000,\"tokensLeft\":150,"
+                       "\"refillIn\":3000,\"refillRate\":5"),
+         "timestamp 1000000000000000000 is outside 0..4102444800000"},
+        {FIELDS_EXCEPT("\"timestamp\":1795928436074000000,\"tokensLeft\":150,"
+                       "\"refillIn\":3000,\"refillRate\":5"),
+         "timestamp 1795928436074000000"},
+        {FIELDS_EXCEPT("\"timestamp\":1e18,\"tokensLeft\":150,"
+                       "\"refillIn\":3000,\"refillRate\":5"),
+         "timestamp 1000000000000000000"},
+        {FIELDS_EXCEPT("\"timestamp\":1e300,\"tokensLeft\":150,"
+                       "\"refillIn\":3000,\"refillRate\":5"),
+         "timestamp is not an integer"},
+        {FIELDS_EXCEPT("\"timestamp\":-5,\"tokensLeft\":150,"
+                       "\"refillIn\":3000,\"refillRate\":5"),
+         "timestamp -5"},
+        {FIELDS_EXCEPT("\"timestamp\":1700000000000,\"tokensLeft\":5000000000,"
+                       "\"refillIn\":3000,\"refillRate\":5"),
+         "tokensLeft 5000000000"},
+        {FIELDS_EXCEPT("\"timestamp\":1700000000000,\"tokensLeft\":150,"
+                       "\"refillIn\":3000,\"refillRate\":-5"),
+         "refillRate -5"},
+        {FIELDS_EXCEPT("\"timestamp\":1700000000000,\"tokensLeft\":150,"
+                       "\"refillIn\":-3000,\"refillRate\":5"),
+         "refillIn -3000"},
+    };
+    const char *status[] = {"status", NULL};
+    const char *from_keepa[] = {"sync", "--from-keepa", "--force", NULL};
+    const char *ns[] = {"sync",
+                        "--tokens",
+                        "100",
+                        "--rate",
+                        "5",
+                        "--timestamp",
+                        "1795928436074000000",
+                        NULL};
+    char cfg[] = "/tmp/tkm-keepa-cfg-XXXXXX";
+    tkm_options o = keepa_options(60000);
+    tkm_client *c;
+
+    snprintf(o.keepa.base_url, sizeof(o.keepa.base_url), "http://127.0.0.1:1");
+    c = tkt_open(&o);
+    tkt_sync(c, 200, 5, -1, -1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tkm_options ko = o;
+        tkm_client *kcl;
+        tkm_keepa *kc;
+        tkm_keepa_sync_result sr;
+        tkm_keepa_response r;
+        int fd = mkstemp(cfg);
+        FILE *fp = fdopen(fd, "w");
+        pid_t server = one_answer(bad[i].body, ko.keepa.base_url,
+                                  sizeof(ko.keepa.base_url));
+
+        fprintf(fp, "pool: t\nredis:\n  url: %s\nkeepa:\n  base_url: %s\n",
+                tkt_server.url, ko.keepa.base_url);
+        fclose(fp);
+        ko.keepa.max_retries = 1;
+        kcl = tkt_open(&ko);
+        kc = open_keepa(kcl);
+        ck_assert_int_eq(tkm_keepa_sync(kc, 1, &sr), TKM_EHTTP);
+        ck_assert_msg(strstr(tkm_keepa_errstr(kc), bad[i].says) != NULL &&
+                          strstr(tkm_keepa_errstr(kc), "not applied") != NULL,
+                      "%s", tkm_keepa_errstr(kc));
+        ck_assert_int_eq(tkt_status(c).tokens, 200);
+        if (i < 6) {
+            /* A priced call whose report (tokensLeft, timestamp) is bad:
+             * retried, as for missing token fields, its estimate kept,
+             * never the value. */
+            ck_assert_int_eq(one_request(kc, "B000000001", &r), TKM_EHTTP);
+            ck_assert_int_eq(r.attempts, 2);
+            ck_assert_int_eq(tkt_status(c).tokens, 196);
+        } else {
+            /* The report is good, the sync fields are not needed. */
+            ck_assert_int_eq(one_request(kc, "B000000001", &r), TKM_OK);
+            ck_assert_int_eq(r.attempts, 1);
+            ck_assert_int_eq(tkt_status(c).tokens, 150);
+        }
+        tkm_keepa_response_free(&r);
+        ck_assert_int_eq(tkt_status(c).inflight, 0);
+        /* The command line: exit 1 (the API's fault), the pool answers. */
+        ck_assert_int_eq(cli(cfg, from_keepa), 1);
+        ck_assert_int_eq(cli(cfg, status), 0);
+        /* The same number given by hand: a usage error. */
+        ck_assert_int_eq(cli(cfg, ns), 64);
+        ck_assert_int_eq(cli(cfg, status), 0);
+        tkt_sync(c, 200, 5, -1, -1);
+        kill(server, SIGKILL);
+        waitpid(server, NULL, 0);
+        unlink(cfg);
+        tkm_keepa_free(kc);
+        tkm_client_free(kcl);
+        memcpy(cfg + strlen(cfg) - 6, "XXXXXX", 6);
+    }
+    tkm_client_free(c);
+#undef FIELDS_EXCEPT
+}
+END_TEST
+
 START_TEST(test_token_throttle_across_processes)
 {
     const char *args[] = {"--rate", "20", NULL};
@@ -365,16 +544,10 @@ END_TEST
 
 static pid_t start_worker(const char *cfg, const char *dir, const char *out)
 {
-    pid_t pid = fork();
+    const char *argv[] = {TKM_WORKER, "--config", cfg,       "--output", out,
+                          "--state",  dir,        "--batch", "10",       NULL};
 
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 2);
-        execl(TKM_WORKER, TKM_WORKER, "--config", cfg, "--output", out,
-              "--state", dir, "--batch", "10", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    return tkt_spawn(argv, NULL, NULL);
 }
 
 START_TEST(test_worker_exactly_once_after_kill)
@@ -503,35 +676,26 @@ START_TEST(test_bad_keepa_config)
 }
 END_TEST
 
+/* A TCase whose tests each start their servers in their own process. */
+static TCase *tcase(Suite *s, const char *name, int timeout_s)
+{
+    TCase *tc = tkt_tcase(s, name, timeout_s);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    return tc;
+}
+
 int main(void)
 {
     Suite *s = suite_create("keepa");
-    TCase *load = tcase_create("workers");
-    TCase *faults = tcase_create("faults");
-    TCase *bad = tcase_create("bad_input");
-    SRunner *sr;
-    int failed;
 
     signal(SIGPIPE, SIG_IGN);
-    /* Each test owns its servers: they are started in the test's process. */
-    tcase_add_checked_fixture(load, setup, teardown);
-    tcase_add_checked_fixture(faults, setup, teardown);
-    tcase_add_checked_fixture(bad, setup, teardown);
-    tcase_set_timeout(load, 90);
-    tcase_set_timeout(faults, 60);
-    tcase_add_test(load, test_eight_workers_no_429);
-    tcase_add_test(load, test_negative_balance_no_storm);
-    tcase_add_test(load, test_worker_exactly_once_after_kill);
-    tcase_add_test(faults, test_fault_switches);
-    tcase_add_test(faults, test_unreachable_api);
-    tcase_add_test(faults, test_token_throttle_across_processes);
-    tcase_add_test(bad, test_bad_keepa_config);
-    suite_add_tcase(s, load);
-    suite_add_tcase(s, faults);
-    suite_add_tcase(s, bad);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tcase(s, "workers", 90), test_eight_workers_no_429,
+                  test_negative_balance_no_storm,
+                  test_worker_exactly_once_after_kill, NULL);
+    tkt_add_tests(tcase(s, "faults", 60), test_fault_switches,
+                  test_unreachable_api, test_token_throttle_across_processes,
+                  test_out_of_range_reply_not_applied, NULL);
+    tkt_add_tests(tcase(s, "bad_input", 0), test_bad_keepa_config, NULL);
+    return tkt_run_suite(s, 0);
 }

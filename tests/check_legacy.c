@@ -121,6 +121,16 @@ static tkm_legacy_status project(const tkm_legacy_raw *r, int64_t cap)
 
 #define ck_near(a, b) ck_assert_msg(fabs((a) - (b)) < 1e-6, "%g != %g", a, b)
 
+/* A sync of tokens at rate, `ago` seconds before now, projected to now
+ * with the capacity override cap (0: none). */
+static tkm_legacy_status synced_project(const char *tokens, const char *rate,
+                                        double ago, int64_t cap)
+{
+    tkm_legacy_raw r = synced(tokens, rate, ago);
+
+    return project(&r, cap);
+}
+
 START_TEST(test_project_full)
 {
     tkm_legacy_raw r = synced("54.0", "5.0", 130.5);
@@ -153,59 +163,46 @@ END_TEST
 
 START_TEST(test_project_discrete_minutes)
 {
-    tkm_legacy_raw r;
+    tkm_legacy_status st;
 
-    r = synced("10", "5", 0);
-    ck_near(project(&r, 0).tokens, 10.0);
-    r = synced("10", "5", 59.999);
-    ck_near(project(&r, 0).tokens, 10.0);
-    r = synced("10", "5", 60);
-    ck_near(project(&r, 0).tokens, 15.0);
-    r = synced("10", "5", 119.9);
-    ck_near(project(&r, 0).tokens, 15.0);
-    r = synced("10", "5", 120);
-    ck_near(project(&r, 0).tokens, 20.0);
+    ck_near(synced_project("10", "5", 0, 0).tokens, 10.0);
+    ck_near(synced_project("10", "5", 59.999, 0).tokens, 10.0);
+    ck_near(synced_project("10", "5", 60, 0).tokens, 15.0);
+    ck_near(synced_project("10", "5", 119.9, 0).tokens, 15.0);
+    ck_near(synced_project("10", "5", 120, 0).tokens, 20.0);
     /* A deficit refills the same way. */
-    r = synced("-150.5", "20", 180);
-    ck_near(project(&r, 0).tokens, -90.5);
+    ck_near(synced_project("-150.5", "20", 180, 0).tokens, -90.5);
     /* Rate 0: nothing refills, the balance is still known. */
-    r = synced("7", "0", 3600);
-    ck_assert(project(&r, 0).has_tokens);
-    ck_near(project(&r, 0).tokens, 7.0);
+    st = synced_project("7", "0", 3600, 0);
+    ck_assert(st.has_tokens);
+    ck_near(st.tokens, 7.0);
     /* A sync stamped in the future (a worker's clock ahead): no refill,
      * age 0. */
-    r = synced("10", "5", -300);
-    ck_near(project(&r, 0).tokens, 10.0);
-    ck_near(project(&r, 0).last_sync_age_s, 0.0);
+    st = synced_project("10", "5", -300, 0);
+    ck_near(st.tokens, 10.0);
+    ck_near(st.last_sync_age_s, 0.0);
 }
 END_TEST
 
 START_TEST(test_project_capacity)
 {
-    tkm_legacy_raw r;
     tkm_legacy_status st;
 
     /* Refill stops at 60 x rate. */
-    r = synced("290", "5", 600);
-    ck_near(project(&r, 0).tokens, 300.0);
+    ck_near(synced_project("290", "5", 600, 0).tokens, 300.0);
     /* Exactly at capacity: stays. */
-    r = synced("300", "5", 6000);
-    ck_near(project(&r, 0).tokens, 300.0);
+    ck_near(synced_project("300", "5", 6000, 0).tokens, 300.0);
     /* Above capacity already (a larger plan, a manual SET): kept, not cut. */
-    r = synced("350", "5", 600);
-    st = project(&r, 0);
+    st = synced_project("350", "5", 600, 0);
     ck_near(st.tokens, 350.0);
     ck_near(st.capacity, 300.0);
     /* The override replaces 60 x rate. */
-    r = synced("290", "5", 600);
-    st = project(&r, 1000);
+    st = synced_project("290", "5", 600, 1000);
     ck_near(st.tokens, 340.0);
     ck_near(st.capacity, 1000.0);
-    r = synced("290", "5", 600);
-    ck_near(project(&r, 295).tokens, 295.0);
+    ck_near(synced_project("290", "5", 600, 295).tokens, 295.0);
     /* A month without a sync: still the capacity, no overflow. */
-    r = synced("-100", "5", 30 * 86400.0);
-    ck_near(project(&r, 0).tokens, 300.0);
+    ck_near(synced_project("-100", "5", 30 * 86400.0, 0).tokens, 300.0);
 }
 END_TEST
 
@@ -419,8 +416,7 @@ static char *dump(redisContext *r, const char *key)
 START_TEST(test_read_redis)
 {
     redisContext *r = tkt_raw();
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_legacy_raw raw;
     tkm_legacy_status st;
     char ts[64], *before[TKM_LEGACY_NKEYS];
@@ -483,8 +479,7 @@ END_TEST
 START_TEST(test_read_odd_values)
 {
     redisContext *r = tkt_raw();
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     char big[200];
     tkm_legacy_raw raw;
     tkm_legacy_status st;
@@ -538,8 +533,7 @@ END_TEST
  * layout, however many workers the pool has. */
 START_TEST(test_plugin_read_round_trips)
 {
-    tkm_options o = tkt_options();
-    tkm_client *reader = tkt_open(&o);
+    tkm_client *reader = tkt_client();
     tkm_pool_status st;
     tkm_legacy_raw raw;
     int64_t trips;
@@ -575,34 +569,15 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("legacy");
-    TCase *parse = tcase_create("parse");
-    TCase *proj = tcase_create("project");
-    TCase *read = tcase_create("read");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(parse, test_parse_double);
-    suite_add_tcase(s, parse);
-    tcase_add_test(proj, test_project_full);
-    tcase_add_test(proj, test_project_discrete_minutes);
-    tcase_add_test(proj, test_project_capacity);
-    tcase_add_test(proj, test_project_missing);
-    tcase_add_test(proj, test_project_garbage);
-    tcase_add_test(proj, test_project_absurd);
-    tcase_add_test(proj, test_project_cut_values);
-    tcase_add_test(proj, test_project_args);
-    suite_add_tcase(s, proj);
-    tcase_add_unchecked_fixture(read, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(read, tkt_flush, NULL);
-    tcase_add_test(read, test_read_redis);
-    tcase_add_test(read, test_read_odd_values);
-    tcase_add_test(read, test_read_redis_down);
-    tcase_add_test(read, test_plugin_read_round_trips);
-    tcase_set_timeout(read, 30);
-    suite_add_tcase(s, read);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "parse", 0), test_parse_double, NULL);
+    tkt_add_tests(tkt_tcase(s, "project", 0), test_project_full,
+                  test_project_discrete_minutes, test_project_capacity,
+                  test_project_missing, test_project_garbage,
+                  test_project_absurd, test_project_cut_values,
+                  test_project_args, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "read", 30), test_read_redis,
+                  test_read_odd_values, test_read_redis_down,
+                  test_plugin_read_round_trips, NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -5,172 +5,38 @@
  * written the way the Python system wrote it), and the values land in csv
  * files that the tests read back.  Redis is killed and restarted under the
  * running daemon; bad configurations are refused by `collectd -T`.
+ * collectd, its main collectd.conf (tests/fixtures/collectd.conf.in) and
+ * Redis are the fixtures of tests/fixtures/; each test writes its own
+ * <Plugin tokenmgr> file, which that main config Includes.
  *
  * The suite runs without forking (CK_NOFORK) so that each test's checked
  * teardown stops its collectd and redis-server even when an assertion
  * failed.  The soak (--soak) is its own CTest test, labelled soak.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <glob.h>
+#include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "collectd.h"
 #include "tkt.h"
 
 #define HOST "tkmtest"
 
-typedef struct collectd_run {
-    char dir[256]; /* BaseDir: conf, log, csv/ */
-    char conf[320];
-    char log[320];
-    char out[320]; /* collectd's stdout and stderr */
-    pid_t pid;
-    int wrapped; /* under valgrind: slower to start and stop */
-} collectd_run;
+static tkt_collectd cd;
 
-static collectd_run cd;
+/* ---- the test's Redis ---------------------------------------------------- */
 
-/* ---- small helpers ------------------------------------------------------ */
+/* The tokenmgr command on the test's Redis ($TOKENMGR_REDIS_URL), which
+ * must succeed. */
+#define cli(...) cli_ok(tkt_cli(__VA_ARGS__))
 
-static double wall_now(void)
+static void cli_ok(const tkt_output *o)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-
-    ck_assert_msg(fp != NULL, "cannot write %s", path);
-    fputs(text, fp);
-    fclose(fp);
-}
-
-/* The whole file (caller frees); "" when it does not exist. */
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    char *buf;
-    long n;
-
-    if (fp == NULL)
-        return calloc(1, 1);
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    buf = calloc(1, (size_t)n + 1);
-    n = (long)fread(buf, 1, (size_t)n, fp);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
-}
-
-static int count_in(const char *path, const char *needle)
-{
-    char *text = slurp(path);
-    int n = 0;
-
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    free(text);
-    return n;
-}
-
-static void print_file(const char *what, const char *path)
-{
-    char *text = slurp(path);
-
-    fprintf(stderr, "---- %s (%s)\n%s---- end\n", what, path, text);
-    free(text);
-}
-
-/* Environment of collectd children: the ASan runtime must come first in a
- * daemon that was not built with it. */
-static void child_env(void)
-{
-    if (TKM_ASAN_RUNTIME[0] != '\0') {
-        setenv("LD_PRELOAD", TKM_ASAN_RUNTIME, 1);
-        setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=98",
-               1);
-        setenv("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1", 1);
-    }
-}
-
-/* Run argv to completion, stdout and stderr into `out` (may be NULL). */
-static int run(const char *const *argv, char *out, size_t outlen, int env)
-{
-    char path[] = "/tmp/tkm-plugin-out-XXXXXX";
-    int fd = mkstemp(path);
-    int status;
-    pid_t pid;
-
-    ck_assert_int_ge(fd, 0);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        if (env)
-            child_env();
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fd);
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    if (out != NULL) {
-        char *text = slurp(path);
-        snprintf(out, outlen, "%s", text);
-        free(text);
-    }
-    unlink(path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* The tokenmgr command on the test's Redis ($TOKENMGR_REDIS_URL). */
-static void cli(const char *first, ...)
-{
-    const char *argv[24] = {TKM_CLI};
-    char out[2048];
-    va_list ap;
-    int n = 1, rc;
-
-    va_start(ap, first);
-    for (const char *a = first; a != NULL && n < 23;
-         a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    rc = run(argv, out, sizeof(out), 0);
-    ck_assert_msg(rc == 0, "tokenmgr %s ... exited %d: %s", first, rc, out);
-}
-
-static void redis_set(const char *key, const char *value)
-{
-    redisContext *r = tkt_raw();
-
-    freeReplyObject(tkt_cmd(r, "SET %s %s", key, value));
-    redisFree(r);
-}
-
-static void redis_run(const char *command)
-{
-    redisContext *r = tkt_raw();
-
-    freeReplyObject(tkt_cmd(r, command));
-    redisFree(r);
+    ck_assert_msg(o->status == 0, "tokenmgr exited %d: %s%s", o->status, o->out,
+                  o->err);
 }
 
 static double redis_now(void)
@@ -191,60 +57,18 @@ static void write_legacy(const char *tokens, double sync_ago, double beat_ago,
                          int recharge)
 {
     double now = redis_now();
-    char text[64];
 
-    redis_set("keepa_tokens_left", tokens);
-    redis_set("keepa_refill_rate", "5.0");
-    snprintf(text, sizeof(text), "%.6f", now - sync_ago);
-    redis_set("keepa_token_timestamp", text);
-    snprintf(text, sizeof(text), "%.6f", now - beat_ago);
-    redis_set("keepa_worker_last_heartbeat", text);
+    tkt_do("SET keepa_tokens_left %s", tokens);
+    tkt_do("SET keepa_refill_rate 5.0");
+    tkt_do("SET keepa_token_timestamp %.6f", now - sync_ago);
+    tkt_do("SET keepa_worker_last_heartbeat %.6f", now - beat_ago);
     if (recharge) {
-        redis_set("keepa_recharge_mode_active", "1");
-        snprintf(text, sizeof(text), "%.6f", now - 60);
-        redis_set("keepa_recharge_start_time", text);
+        tkt_do("SET keepa_recharge_mode_active 1");
+        tkt_do("SET keepa_recharge_start_time %.6f", now - 60);
     }
 }
 
-/* ---- collectd ----------------------------------------------------------- */
-
-static void write_conf(const char *path, double interval, int with_log,
-                       const char *pools)
-{
-    char text[16384];
-    char log[512] = "";
-
-    if (with_log)
-        snprintf(log, sizeof(log),
-                 "LoadPlugin logfile\n"
-                 "<Plugin logfile>\n"
-                 "  LogLevel info\n"
-                 "  File \"%s\"\n"
-                 "  Timestamp true\n"
-                 "</Plugin>\n",
-                 cd.log);
-    snprintf(text, sizeof(text),
-             "Hostname \"" HOST "\"\n"
-             "FQDNLookup false\n"
-             "Interval %g\n"
-             "BaseDir \"%s\"\n"
-             "TypesDB \"" TKM_TYPES_DB "\"\n"
-             "PluginDir \"" TKM_COLLECTD_STOCK_DIR "\"\n"
-             "%s"
-             "LoadPlugin csv\n"
-             "<Plugin csv>\n"
-             "  DataDir \"%s/csv\"\n"
-             "  StoreRates false\n"
-             "</Plugin>\n"
-             "# collectd refuses symlinks: load ours from the build folder.\n"
-             "PluginDir \"" TKM_PLUGIN_DIR "\"\n"
-             "LoadPlugin tokenmgr\n"
-             "<Plugin tokenmgr>\n"
-             "%s"
-             "</Plugin>\n",
-             interval, cd.dir, log, cd.dir, pools);
-    write_file(path, text);
-}
+/* ---- collectd ------------------------------------------------------------ */
 
 /* A native pool "native1" and a legacy pool "old" on the test's Redis. */
 static const char *both_pools(void)
@@ -265,133 +89,48 @@ static const char *both_pools(void)
     return text;
 }
 
+/* The main config around a plugin config: <Plugin tokenmgr> with `pools`,
+ * then `more` (other plugins). */
+static void configure(double interval, const char *pools, const char *more)
+{
+    tkt_collectd_opts o = {.interval = interval, .unixsock = 1};
+
+    ck_assert_int_eq(
+        tkt_collectd_plugin_conf(&cd, "<Plugin tokenmgr>\n%s</Plugin>\n%s",
+                                 pools, more != NULL ? more : ""),
+        0);
+    ck_assert_int_eq(tkt_collectd_render(&cd, &o), 0);
+}
+
 static void start_collectd_with(double interval, int under_valgrind,
-                                const char *pools);
+                                const char *pools, const char *more)
+{
+    configure(interval, pools, more);
+    ck_assert_int_eq(tkt_collectd_start(&cd, under_valgrind), 0);
+    if (!tkt_collectd_ready(&cd, 30000)) {
+        tkt_collectd_dump(&cd);
+        ck_abort_msg("collectd did not start");
+    }
+}
 
 static void start_collectd(double interval, int under_valgrind)
 {
-    start_collectd_with(interval, under_valgrind, both_pools());
+    start_collectd_with(interval, under_valgrind, both_pools(), NULL);
 }
 
-static void start_collectd_with(double interval, int under_valgrind,
-                                const char *pools)
-{
-    const char *argv[16];
-    int n = 0;
-    int fd;
+/* ---- reading csv --------------------------------------------------------- */
 
-    write_conf(cd.conf, interval, 1, pools);
-    cd.wrapped = under_valgrind && TKM_VALGRIND[0] != '\0' &&
-                 TKM_ASAN_RUNTIME[0] == '\0';
-    if (cd.wrapped) {
-        argv[n++] = TKM_VALGRIND;
-        argv[n++] = "--quiet";
-        argv[n++] = "--error-exitcode=99";
-        argv[n++] = "--leak-check=full";
-        argv[n++] = "--errors-for-leak-kinds=definite";
-    }
-    argv[n++] = TKM_COLLECTD;
-    argv[n++] = "-f";
-    argv[n++] = "-C";
-    argv[n++] = cd.conf;
-    argv[n] = NULL;
-    fd = open(cd.out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(fd, 0);
-    cd.pid = fork();
-    ck_assert_int_ge(cd.pid, 0);
-    if (cd.pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        child_env();
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fd);
-}
-
-static int collectd_alive(void)
-{
-    int status;
-
-    return cd.pid > 0 && waitpid(cd.pid, &status, WNOHANG) == 0;
-}
-
-/* SIGTERM, as an init system stops it: the exit status, or -1. */
-static int stop_collectd(void)
-{
-    int status = 0;
-    /* valgrind and the ASan runtime make collectd's shutdown slow. */
-    int64_t deadline =
-        tkt_now_ms() +
-        (cd.wrapped || TKM_ASAN_RUNTIME[0] != '\0' ? 30000 : 10000);
-
-    if (cd.pid <= 0)
-        return -1;
-    kill(cd.pid, SIGTERM);
-    while (waitpid(cd.pid, &status, WNOHANG) == 0) {
-        if (tkt_now_ms() > deadline) {
-            kill(cd.pid, SIGKILL);
-            waitpid(cd.pid, &status, 0);
-            cd.pid = 0;
-            return -1;
-        }
-        tkt_sleep_ms(20);
-    }
-    cd.pid = 0;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* ---- reading csv ---------------------------------------------------------
- */
-
-/* The last line of pool/metric ("gauge-tokens"): 1 when there is one. */
 static int last_value(const char *pool, const char *metric, double *t,
                       double *v)
 {
-    char pattern[600];
-    glob_t g;
-    char *text, *line, *comma;
-    size_t n;
-    int found = 0;
-
-    snprintf(pattern, sizeof(pattern), "%s/csv/" HOST "/tokenmgr-%s/%s-*",
-             cd.dir, pool, metric);
-    if (glob(pattern, 0, NULL, &g) != 0)
-        return 0;
-    text = slurp(g.gl_pathv[g.gl_pathc - 1]); /* the newest date */
-    globfree(&g);
-    n = strlen(text);
-    /* Only complete lines: csv may be writing the next one. */
-    while (n > 0 && text[n - 1] != '\n')
-        n--;
-    if (n > 0) {
-        text[n - 1] = '\0';
-        line = strrchr(text, '\n');
-        line = line ? line + 1 : text;
-        comma = strchr(line, ',');
-        if (comma != NULL) {
-            *comma = '\0';
-            found = tkm_parse_double(line, 0, 1e11, t) == TKM_OK &&
-                    tkm_parse_double(comma + 1, -1e12, 1e12, v) == TKM_OK;
-        }
-    }
-    free(text);
-    return found;
+    return tkt_collectd_last(&cd, pool, metric, t, v);
 }
 
 /* Wait for a line stamped after `after`; 1 when it came in time. */
 static int wait_line(const char *pool, const char *metric, double after,
                      double timeout_s, double *t, double *v)
 {
-    double deadline = wall_now() + timeout_s;
-
-    do {
-        if (last_value(pool, metric, t, v) && *t > after)
-            return 1;
-        tkt_sleep_ms(20);
-    } while (wall_now() < deadline);
-    return 0;
+    return tkt_collectd_wait(&cd, pool, metric, after, timeout_s, NAN, 0, t, v);
 }
 
 /* Wait for `want` (within tol) on a line stamped after `after`; returns
@@ -399,23 +138,15 @@ static int wait_line(const char *pool, const char *metric, double after,
 static double wait_value(const char *pool, const char *metric, double after,
                          double timeout_s, double want, double tol)
 {
-    double deadline = wall_now() + timeout_s;
-    double t = 0, v = 0;
-    int seen = 0;
+    double t, v;
 
-    do {
-        if (last_value(pool, metric, &t, &v) && t > after) {
-            seen = 1;
-            if (v >= want - tol && v <= want + tol)
-                return t;
-        }
-        tkt_sleep_ms(20);
-    } while (wall_now() < deadline);
-    print_file("collectd log", cd.log);
-    print_file("collectd output", cd.out);
-    ck_abort_msg("%s %s: %s %g after %.3f, expected %g", pool, metric,
-                 seen ? "last value" : "no line", v, after, want);
-    return 0;
+    if (!tkt_collectd_wait(&cd, pool, metric, after, timeout_s, want, tol, &t,
+                           &v)) {
+        tkt_collectd_dump(&cd);
+        ck_abort_msg("%s %s: %s %g after %.3f, expected %g", pool, metric,
+                     t > 0 ? "last value" : "no line", v, after, want);
+    }
+    return t;
 }
 
 /* Every metric's last line comes from one read: one timestamp.  csv
@@ -456,50 +187,27 @@ static int has_metric(const char *pool, const char *metric)
     return last_value(pool, metric, &t, &v);
 }
 
-/* ---- fixtures ------------------------------------------------------------ */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
+static int count_in_log(const char *needle)
 {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    return tkt_count_in(cd.log, needle);
 }
+
+/* ---- fixtures ------------------------------------------------------------ */
 
 static void setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-
-    memset(&cd, 0, sizeof(cd));
     if (tkt_redis_start(&tkt_server) != 0)
         ck_abort_msg("cannot start redis-server");
-    snprintf(cd.dir, sizeof(cd.dir), "%s/tkm-collectd-XXXXXX",
-             tmp && tmp[0] ? tmp : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(cd.dir));
-    snprintf(cd.conf, sizeof(cd.conf), "%s/collectd.conf", cd.dir);
-    snprintf(cd.log, sizeof(cd.log), "%s/collectd.log", cd.dir);
-    snprintf(cd.out, sizeof(cd.out), "%s/collectd.out", cd.dir);
+    ck_assert_int_eq(tkt_collectd_init(&cd, HOST), 0);
     setenv("TOKENMGR_REDIS_URL", tkt_server.url, 1);
-    unsetenv("TOKENMGR_CONFIG");
+    /* No configuration file, not even the host's /etc/tokenmgr one. */
+    setenv("TOKENMGR_CONFIG", "", 1);
 }
 
 static void teardown(void)
 {
-    char dump[400];
-
-    if (cd.pid > 0) {
-        kill(cd.pid, SIGKILL);
-        waitpid(cd.pid, NULL, 0);
-        cd.pid = 0;
-    }
-    snprintf(dump, sizeof(dump), "%s/dump.rdb", tkt_server.dir);
-    unlink(dump);
+    tkt_collectd_cleanup(&cd);
     tkt_redis_stop(&tkt_server);
-    if (getenv("TKM_KEEP_TEST_DIR") == NULL)
-        nftw(cd.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    else
-        fprintf(stderr, "kept %s\n", cd.dir);
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -523,10 +231,10 @@ START_TEST(test_values)
 
     cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
     cli("--pool", "native1", "acquire", "3", NULL);
-    before = wall_now();
+    before = tkt_wall_now();
     cli("--pool", "native1", "heartbeat", "--worker", "w1", NULL);
     cli("--pool", "native1", "heartbeat", "--worker", "w2", NULL);
-    after = wall_now();
+    after = tkt_wall_now();
     write_legacy("54.0", 130.5, 30, 1);
     now = redis_now();
     start_collectd(1, 0);
@@ -547,6 +255,9 @@ START_TEST(test_values)
                   t1, before, after);
     ck_assert(last_value("native1", "duration-last_sync_age", &t1, &v));
     ck_assert(v >= 0 && v <= t1 - before + 5);
+    /* The daemon's own cache (unixsock, as collectdctl reads it) agrees. */
+    ck_assert(tkt_collectd_getval(&cd, "native1", "gauge-tokens", &v));
+    ck_assert_msg(v == 117, "GETVAL gauge-tokens: %g", v);
 
     /* Legacy: the Python system's keys, projected to now. */
     wait_value("old", "gauge-tokens", 0, 10, 64, 0);
@@ -564,15 +275,17 @@ START_TEST(test_values)
     ck_assert(!has_metric("old", "count-inflight"));
     ck_assert(!has_metric("old", "count-workers_alive"));
 
-    /* Changes show within an interval or two. */
-    t = wall_now();
+    /* Changes show within an interval or two.  Recharge shows as the next
+     * decision would see it: on below the target (50) only. */
+    cli("--pool", "native1", "sync", "--tokens", "30", "--rate", "5", NULL);
+    t = tkt_wall_now();
     cli("--pool", "native1", "recharge", "on", NULL);
     wait_value("native1", "bool-recharge_mode", t, 5, 1, 0);
-    t = wall_now();
-    redis_run("DEL keepa_recharge_mode_active");
+    t = tkt_wall_now();
+    tkt_do("DEL keepa_recharge_mode_active");
     wait_value("old", "bool-recharge_mode", t, 5, 0, 0);
-    ck_assert_int_eq(stop_collectd(), 0);
-    ck_assert_int_eq(count_in(cd.out, "AddressSanitizer"), 0);
+    ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
+    ck_assert_int_eq(tkt_count_in(cd.out, "AddressSanitizer"), 0);
 }
 END_TEST
 
@@ -588,47 +301,47 @@ START_TEST(test_garbage)
 
     /* A garbage legacy key: its metric stops, the others flow, a warning
      * names the key. */
-    t = wall_now();
-    redis_set("keepa_tokens_left", "abc");
+    t = tkt_wall_now();
+    tkt_do("SET keepa_tokens_left abc");
     ck_assert(wait_line("old", "gauge-refill_rate", t + 1.5, 5, &t1, &v));
     ck_assert(last_value("old", "gauge-tokens", &t1, &v));
     ck_assert_msg(t1 < t + 0.5, "tokens still published at %.3f", t1);
     ck_assert(last_value("old", "duration-heartbeat_age", &t1, &v));
     ck_assert(t1 > t + 1.5);
-    ck_assert_int_ge(count_in(cd.log, "legacy key keepa_tokens_left holds "
-                                      "'abc'"),
+    ck_assert_int_ge(count_in_log("legacy key keepa_tokens_left holds "
+                                  "'abc'"),
                      1);
-    t = wall_now();
-    redis_set("keepa_tokens_left", "70");
+    t = tkt_wall_now();
+    tkt_do("SET keepa_tokens_left 70");
     wait_value("old", "gauge-tokens", t, 5, 80, 0); /* + 2 minutes of 5 */
-    ck_assert_int_eq(count_in(cd.log, "OKAY: legacy key keepa_tokens_left is "
-                                      "sane again"),
+    ck_assert_int_eq(count_in_log("OKAY: legacy key keepa_tokens_left is "
+                                  "sane again"),
                      1);
-    t = wall_now();
-    redis_set("keepa_refill_rate", "nan");
+    t = tkt_wall_now();
+    tkt_do("SET keepa_refill_rate nan");
     ck_assert(wait_line("old", "duration-heartbeat_age", t + 1.5, 5, &t1, &v));
     ck_assert(last_value("old", "gauge-refill_rate", &t1, &v) && t1 < t + 0.5);
     ck_assert(last_value("old", "gauge-tokens", &t1, &v) && t1 < t + 0.5);
-    ck_assert_int_ge(count_in(cd.log, "keepa_refill_rate holds 'nan'"), 1);
+    ck_assert_int_ge(count_in_log("keepa_refill_rate holds 'nan'"), 1);
 
     /* Garbage in the native pool's hash: Redis is up, the bucket metrics
      * are skipped with a warning, and come back with a sync. */
-    t = wall_now();
-    redis_run("HSET tokenmgr:{native1}:bucket tokens abc");
+    t = tkt_wall_now();
+    tkt_do("HSET tokenmgr:{native1}:bucket tokens abc");
     ck_assert(wait_line("native1", "bool-redis_up", t + 1.5, 5, &t1, &v));
     ck_assert(v == 1);
     ck_assert(last_value("native1", "gauge-tokens", &t1, &v) && t1 < t + 0.5);
-    ck_assert_int_ge(count_in(cd.log, "pool \"native1\": pool state "
-                                      "unreadable"),
+    ck_assert_int_ge(count_in_log("pool \"native1\": pool state "
+                                  "unreadable"),
                      1);
-    ck_assert_int_ge(count_in(cd.log, "'tokens'"), 1);
-    t = wall_now();
-    cli("--pool", "native1", "reset", NULL);
+    ck_assert_int_ge(count_in_log("'tokens'"), 1);
+    t = tkt_wall_now();
+    cli("--pool", "native1", "reset", "--yes", NULL);
     cli("--pool", "native1", "sync", "--tokens", "42", "--rate", "5", NULL);
     wait_value("native1", "gauge-tokens", t, 5, 42, 0);
-    ck_assert_int_eq(count_in(cd.log, "OKAY: pool state readable again"), 1);
-    ck_assert(collectd_alive());
-    ck_assert_int_eq(stop_collectd(), 0);
+    ck_assert_int_eq(count_in_log("OKAY: pool state readable again"), 1);
+    ck_assert(tkt_collectd_alive(&cd));
+    ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
 }
 END_TEST
 
@@ -641,12 +354,12 @@ START_TEST(test_redis_outage)
     start_collectd(1, 0);
     wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
     wait_value("old", "gauge-tokens", 0, 10, 64, 0);
-    redis_run("SAVE"); /* the restart reloads the keys */
+    tkt_do("SAVE"); /* the restart reloads the keys */
 
     for (int outage = 1; outage <= 2; outage++) {
         double killed, back, t, t1, v;
 
-        killed = wall_now();
+        killed = tkt_wall_now();
         tkt_redis_kill(&tkt_server);
         t = wait_value("native1", "bool-redis_up", killed, 4, 0, 0);
         ck_assert_msg(t - killed <= 2.25, "redis_up 0 after %.3f s",
@@ -662,22 +375,22 @@ START_TEST(test_redis_outage)
         ck_assert(t1 < killed + 0.5);
         /* One ERROR per outage, however many reads fail. */
         snprintf(needle, sizeof(needle), "pool \"native1\": Redis unavailable");
-        ck_assert_int_eq(count_in(cd.log, needle), outage);
+        ck_assert_int_eq(count_in_log(needle), outage);
         snprintf(needle, sizeof(needle), "pool \"old\": Redis unavailable");
-        ck_assert_int_eq(count_in(cd.log, needle), outage);
+        ck_assert_int_eq(count_in_log(needle), outage);
 
-        back = wall_now();
+        back = tkt_wall_now();
         ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
         wait_value("native1", "bool-redis_up", back, 5, 1, 0);
         wait_value("native1", "gauge-tokens", back, 5, 120, 0);
         wait_value("old", "gauge-tokens", back, 5, 64, 0);
         ck_assert_int_eq(
-            count_in(cd.log, "pool \"native1\": OKAY: Redis answers again"),
+            count_in_log("pool \"native1\": OKAY: Redis answers again"),
             outage);
     }
     /* The same daemon all along. */
-    ck_assert(collectd_alive());
-    ck_assert_int_eq(stop_collectd(), 0);
+    ck_assert(tkt_collectd_alive(&cd));
+    ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
 }
 END_TEST
 
@@ -695,7 +408,7 @@ START_TEST(test_redis_hung)
     write_legacy("54.0", 130.5, 30, 1);
     start_collectd(1, 0);
     wait_value("native1", "gauge-tokens", 0, 10, 120, 0);
-    stopped = wall_now();
+    stopped = tkt_wall_now();
     kill(tkt_server.pid, SIGSTOP);
     t = wait_value("native1", "bool-redis_up", stopped, 4, 0, 0);
     ck_assert_msg(t - stopped <= 2.25, "redis_up 0 after %.3f s", t - stopped);
@@ -704,84 +417,76 @@ START_TEST(test_redis_hung)
     for (double after = t; lines < 3; lines++) {
         ck_assert_msg(
             wait_line("native1", "bool-redis_up", after, 1.6, &t1, &v),
-            "no read for %.3f s while Redis hangs", wall_now() - after);
+            "no read for %.3f s while Redis hangs", tkt_wall_now() - after);
         ck_assert(v == 0);
         after = t1;
     }
-    ck_assert_int_eq(count_in(cd.log,
-                              "pool \"native1\": Redis unavailable, publishing "
-                              "redis_up 0 only: Redis at unix:"),
-                     1);
-    ck_assert_int_ge(count_in(cd.log, "did not answer"), 1);
-    resumed = wall_now();
+    ck_assert_int_eq(
+        count_in_log("pool \"native1\": Redis unavailable, publishing "
+                     "redis_up 0 only: Redis at unix:"),
+        1);
+    ck_assert_int_ge(count_in_log("did not answer"), 1);
+    resumed = tkt_wall_now();
     kill(tkt_server.pid, SIGCONT);
     wait_value("native1", "bool-redis_up", resumed, 5, 1, 0);
     wait_value("native1", "gauge-tokens", resumed, 5, 120, 0);
     wait_value("old", "gauge-tokens", resumed, 5, 64, 0);
-    ck_assert_int_eq(stop_collectd(), 0);
+    ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
 }
 END_TEST
 
-/* `collectd -T` on a configuration with `pools`: exit status, output. */
+/* ---- the stall rule and the recovery, end to end ------------------------ */
 
-/* ---- the stall rule and the recovery, end to end -------------------------
- */
-
-/* An action that records its argv, environment and start, then does what
- * `then` says (a shell line: "restart the workers"). */
-static void recovery_script(const char *path, const char *record,
-                            const char *then)
+/* The action cd.dir/NAME (its path into script): it records its argv,
+ * environment and start in cd.dir/actions (that path into record), then
+ * does what `then` says (a shell line: "restart the workers"). */
+static void recovery_script(const char *name, const char *then,
+                            char script[400], char record[400])
 {
     char text[4096];
 
+    snprintf(script, 400, "%s/%s", cd.dir, name);
+    snprintf(record, 400, "%s/actions", cd.dir);
     snprintf(text, sizeof(text),
-             "#!/bin/sh\n"
              "echo \"start=$(date +%%s.%%N) argv=$* pool=$TOKENMGR_POOL "
              "tokens=$TOKENMGR_TOKENS age=$TOKENMGR_HEARTBEAT_AGE "
              "stale=$TOKENMGR_STALE_WORKERS id=$TOKENMGR_ACTION_ID "
              "reason=$TOKENMGR_REASON\" >> %s\n"
-             "%s\n",
+             "%s",
              record, then);
-    write_file(path, text);
-    chmod(path, 0755);
+    ck_assert_int_eq(tkt_write_script(script, text), 0);
 }
 
-static int lines_in(const char *path)
+/* `tokenmgr --pool POOL recovery log --json`: its output. */
+static const char *recovery_log(const char *pool)
 {
-    char *text = slurp(path);
-    int n = 0;
+    const tkt_output *o =
+        tkt_cli("--pool", pool, "recovery", "log", "--json", NULL);
 
-    for (char *c = text; c != NULL && *c; c++)
-        n += *c == '\n';
-    free(text);
-    return n;
+    ck_assert_msg(o->status == 0, "recovery log exited %d: %s", o->status,
+                  o->err);
+    return o->out;
 }
 
 /* collectd's exec plugin reaps every child of the daemon (COLLECTD.md);
  * with it loaded the action's exit status must still be recorded. */
 #define EXEC_PLUGIN                                                            \
-    "</Plugin>\n"                                                              \
-    "PluginDir \"" TKM_COLLECTD_STOCK_DIR "\"\n"                               \
     "LoadPlugin exec\n"                                                        \
     "<Plugin exec>\n"                                                          \
     "  Exec \"nobody\" \"/bin/sleep\" \"3600\"\n"                              \
-    "</Plugin>\n"                                                              \
-    "<Plugin tokenmgr>\n"
+    "</Plugin>\n"
 
 START_TEST(test_stall_recovered_once)
 {
     char script[400], record[400], then[1024], pools[4096], *text;
     double t0, t;
-    char dummy[64];
 
-    snprintf(script, sizeof(script), "%s/restart-workers", cd.dir);
-    snprintf(record, sizeof(record), "%s/actions", cd.dir);
     /* "Restarting" the workers: they beat again. */
     snprintf(then, sizeof(then),
              "TOKENMGR_REDIS_URL=%s %s --pool stall1 heartbeat --worker "
              "w1:restarted --phase restarted >/dev/null\nexit 0",
              tkt_server.url, TKM_CLI);
-    recovery_script(script, record, then);
+    recovery_script("restart-workers", then, script, record);
     snprintf(pools, sizeof(pools),
              "  <Pool \"stall1\">\n"
              "    RedisURL \"%s\"\n"
@@ -795,14 +500,14 @@ START_TEST(test_stall_recovered_once)
              "      Cooldown 3600\n"
              "      Grace 2\n"
              "    </Recovery>\n"
-             "  </Pool>\n" EXEC_PLUGIN,
+             "  </Pool>\n",
              tkt_server.url, script);
     cli("--pool", "stall1", "sync", "--tokens", "200", "--rate", "5", NULL);
     cli("--pool", "stall1", "heartbeat", "--worker", "w1:1", NULL);
     cli("--pool", "stall1", "heartbeat", "--worker", "w2:2", "--busy-for", "4",
         NULL);
-    t0 = wall_now();
-    start_collectd_with(0.5, 0, pools);
+    t0 = tkt_wall_now();
+    start_collectd_with(0.5, 0, pools, EXEC_PLUGIN);
     /* Busy for 4 s: not stalled before that, whatever the heartbeat age. */
     wait_value("stall1", "bool-stalled", t0, 10, 0, 0);
     tkt_sleep_ms(2500);
@@ -811,8 +516,8 @@ START_TEST(test_stall_recovered_once)
     t = wait_value("stall1", "bool-stalled", t0, 15, 1, 0);
     wait_value("stall1", "bool-stalled", t, 15, 0, 0);
     tkt_sleep_ms(3000); /* more reads: still once */
-    ck_assert_int_eq(lines_in(record), 1);
-    text = slurp(record);
+    ck_assert_int_eq(tkt_lines_in(record), 1);
+    text = tkt_slurp(record);
     ck_assert_msg(strstr(text, "argv=--graceful a b;c pool=stall1 "
                                "tokens=200") != NULL,
                   "%s", text);
@@ -824,18 +529,14 @@ START_TEST(test_stall_recovered_once)
     wait_value("stall1", "bool-escalated", t, 5, 0, 0);
     /* Audited with its exit status although the exec plugin reaps. */
     {
-        const char *argv[] = {TKM_CLI, "--pool", "stall1", "recovery",
-                              "log",   "--json", NULL};
-        char out[16384];
-        ck_assert_int_eq(run(argv, out, sizeof(out), 0), 0);
+        const char *out = recovery_log("stall1");
         ck_assert_msg(strstr(out, "\"outcome\":\"ok\"") != NULL, "%s", out);
         ck_assert_msg(strstr(out, "\"exit\":0") != NULL, "%s", out);
         ck_assert_msg(strstr(out, "\"decision\":\"act\"") != NULL, "%s", out);
     }
-    ck_assert_int_eq(stop_collectd(), 0);
-    ck_assert_int_ge(count_in(cd.log, "pool stall1 stalled"), 1);
-    ck_assert_int_ge(count_in(cd.log, "OKAY: no longer stalled"), 1);
-    (void)dummy;
+    ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
+    ck_assert_int_ge(count_in_log("pool stall1 stalled"), 1);
+    ck_assert_int_ge(count_in_log("OKAY: no longer stalled"), 1);
 }
 END_TEST
 
@@ -844,10 +545,8 @@ START_TEST(test_stall_action_killed_at_timeout)
     char script[400], record[400], pools[4096], then[512];
     double t0, t, prev = 0, worst = 0;
 
-    snprintf(script, sizeof(script), "%s/hang", cd.dir);
-    snprintf(record, sizeof(record), "%s/actions", cd.dir);
     snprintf(then, sizeof(then), "sleep 60 &\nsleep 60");
-    recovery_script(script, record, then);
+    recovery_script("hang", then, script, record);
     snprintf(pools, sizeof(pools),
              "  <Pool \"stall2\">\n"
              "    RedisURL \"%s\"\n"
@@ -869,11 +568,11 @@ START_TEST(test_stall_action_killed_at_timeout)
     cli("--pool", "stall2", "sync", "--tokens", "200", "--rate", "5", NULL);
     cli("--pool", "stall2", "heartbeat", "--worker", "w1", NULL);
     cli("--pool", "other", "sync", "--tokens", "10", "--rate", "5", NULL);
-    t0 = wall_now();
-    start_collectd_with(0.5, 0, pools);
+    t0 = tkt_wall_now();
+    start_collectd_with(0.5, 0, pools, NULL);
     t = wait_value("stall2", "bool-stalled", t0, 10, 1, 0);
     /* The action hangs; collectd's reads go on meanwhile. */
-    while (wall_now() < t + 4) {
+    while (tkt_wall_now() < t + 4) {
         double tt, v;
         if (last_value("other", "gauge-tokens", &tt, &v) && tt != prev) {
             if (prev > 0 && tt - prev > worst)
@@ -883,17 +582,14 @@ START_TEST(test_stall_action_killed_at_timeout)
         tkt_sleep_ms(50);
     }
     ck_assert_msg(worst < 1.6, "a read of another pool waited %.2f s", worst);
-    ck_assert_int_eq(lines_in(record), 1);
+    ck_assert_int_eq(tkt_lines_in(record), 1);
     {
-        const char *argv[] = {TKM_CLI, "--pool", "stall2", "recovery",
-                              "log",   "--json", NULL};
-        char out[16384];
-        ck_assert_int_eq(run(argv, out, sizeof(out), 0), 0);
+        const char *out = recovery_log("stall2");
         ck_assert_msg(strstr(out, "\"outcome\":\"timeout\"") != NULL, "%s",
                       out);
     }
-    ck_assert_int_eq(stop_collectd(), 0);
-    ck_assert_int_ge(count_in(cd.log, "killed at its deadline"), 1);
+    ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
+    ck_assert_int_ge(count_in_log("killed at its deadline"), 1);
 }
 END_TEST
 
@@ -902,9 +598,7 @@ START_TEST(test_no_action_without_redis)
     char script[400], record[400], pools[4096];
     double t0;
 
-    snprintf(script, sizeof(script), "%s/restart", cd.dir);
-    snprintf(record, sizeof(record), "%s/actions", cd.dir);
-    recovery_script(script, record, "exit 0");
+    recovery_script("restart", "exit 0", script, record);
     cli("--pool", "stall3", "sync", "--tokens", "200", "--rate", "5", NULL);
     cli("--pool", "stall3", "heartbeat", "--worker", "w1", NULL);
     snprintf(pools, sizeof(pools),
@@ -920,13 +614,13 @@ START_TEST(test_no_action_without_redis)
              "  </Pool>\n",
              tkt_server.url, script);
     tkt_redis_kill(&tkt_server);
-    t0 = wall_now();
-    start_collectd_with(0.5, 0, pools);
+    t0 = tkt_wall_now();
+    start_collectd_with(0.5, 0, pools, NULL);
     wait_value("stall3", "bool-redis_up", t0, 10, 0, 0);
     tkt_sleep_ms(3000);
     ck_assert_msg(access(record, F_OK) != 0, "acted on missing data");
     ck_assert(!has_metric("stall3", "bool-stalled"));
-    ck_assert_int_eq(stop_collectd(), 0);
+    ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
 }
 END_TEST
 
@@ -935,14 +629,12 @@ START_TEST(test_legacy_stall_recovered_once)
     char script[400], record[400], then[1024], pools[4096];
     double t0, t;
 
-    snprintf(script, sizeof(script), "%s/restart-legacy", cd.dir);
-    snprintf(record, sizeof(record), "%s/actions", cd.dir);
     /* The original workers, restarted, write their one heartbeat key. */
     snprintf(then, sizeof(then),
              "redis-cli -s %s SET keepa_worker_last_heartbeat "
              "\"$(date +%%s.%%N)\" >/dev/null\nexit 0",
              tkt_server.sock);
-    recovery_script(script, record, then);
+    recovery_script("restart-legacy", then, script, record);
     write_legacy("295.0", 10, 30, 0);
     snprintf(pools, sizeof(pools),
              "  <Pool \"old\">\n"
@@ -959,13 +651,13 @@ START_TEST(test_legacy_stall_recovered_once)
              "    </Recovery>\n"
              "  </Pool>\n",
              tkt_server.url, script);
-    t0 = wall_now();
-    start_collectd_with(0.5, 0, pools);
+    t0 = tkt_wall_now();
+    start_collectd_with(0.5, 0, pools, NULL);
     t = wait_value("old", "bool-stalled", t0, 10, 1, 0);
     wait_value("old", "bool-stalled", t, 10, 0, 0);
     tkt_sleep_ms(2000);
-    ck_assert_int_eq(lines_in(record), 1);
-    ck_assert_int_eq(stop_collectd(), 0);
+    ck_assert_int_eq(tkt_lines_in(record), 1);
+    ck_assert_int_eq(tkt_collectd_stop(&cd), 0);
     /* Never a write to the legacy system's own keys but the script's. */
     {
         redisContext *r = tkt_raw();
@@ -977,12 +669,12 @@ START_TEST(test_legacy_stall_recovered_once)
 }
 END_TEST
 
+/* `collectd -T` on a configuration with `pools`: exit status, output (and
+ * log). */
 static int test_config(const char *pools, char *out, size_t outlen)
 {
-    const char *argv[] = {TKM_COLLECTD, "-T", "-C", cd.conf, NULL};
-
-    write_conf(cd.conf, 1, 0, pools);
-    return run(argv, out, outlen, 1);
+    configure(1, pools, NULL);
+    return tkt_collectd_check(&cd, out, outlen);
 }
 
 START_TEST(test_bad_configs)
@@ -1041,7 +733,8 @@ START_TEST(test_bad_configs)
         ck_assert_msg(strstr(out, bad[i].words) != NULL,
                       "collectd -T output lacks '%s':\n%s", bad[i].words, out);
         ck_assert_msg(strstr(out, "tokenmgr plugin: ") != NULL, "%s", out);
-        ck_assert_int_eq(count_in(cd.out, "AddressSanitizer"), 0);
+        ck_assert_int_eq(tkt_count_in(cd.out, "AddressSanitizer"), 0);
+        ck_assert_msg(strstr(out, "AddressSanitizer") == NULL, "%s", out);
     }
     /* The contract's example passes (and reads once). */
     snprintf(pools, sizeof(pools),
@@ -1085,65 +778,62 @@ START_TEST(test_soak)
     cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5", NULL);
     cli("--pool", "native1", "heartbeat", "--worker", "w1", NULL);
     write_legacy("54.0", 130.5, 30, 1);
-    redis_run("SAVE");
+    tkt_do("SAVE");
     start_collectd(0.1, 1);
     wait_value("native1", "gauge-tokens", 0, 20, 120, 0);
-    start = wall_now();
-    while (wall_now() - start < seconds - 6) {
+    start = tkt_wall_now();
+    while (tkt_wall_now() - start < seconds - 6) {
         double back;
 
         tkt_sleep_ms(2500);
         switch (restarts % 3) {
         case 1: /* garbage everywhere, for a while */
-            redis_set("keepa_tokens_left", "nan");
-            redis_set("keepa_worker_last_heartbeat", "1e400");
-            redis_run("HSET tokenmgr:{native1}:bucket rate x");
+            tkt_do("SET keepa_tokens_left nan");
+            tkt_do("SET keepa_worker_last_heartbeat 1e400");
+            tkt_do("HSET tokenmgr:{native1}:bucket rate x");
             tkt_sleep_ms(1500);
-            redis_run("SAVE");
+            tkt_do("SAVE");
             break;
         case 2: /* and back */
             write_legacy("54.0", 130.5, 30, 1);
-            cli("--pool", "native1", "reset", NULL);
+            cli("--pool", "native1", "reset", "--yes", NULL);
             cli("--pool", "native1", "sync", "--tokens", "120", "--rate", "5",
                 NULL);
-            redis_run("SAVE");
+            tkt_do("SAVE");
             break;
         }
         tkt_redis_kill(&tkt_server);
         tkt_sleep_ms(800);
-        back = wall_now();
+        back = tkt_wall_now();
         ck_assert_int_eq(tkt_redis_restart(&tkt_server), 0);
         restarts++;
         wait_value("native1", "bool-redis_up", back, 10, 1, 0);
         wait_value("old", "bool-redis_up", back, 10, 1, 0);
-        ck_assert(collectd_alive());
+        ck_assert(tkt_collectd_alive(&cd));
     }
     /* The pools are sane again and their values flow. */
     write_legacy("54.0", 130.5, 30, 1);
-    cli("--pool", "native1", "reset", NULL);
+    cli("--pool", "native1", "reset", "--yes", NULL);
     cli("--pool", "native1", "sync", "--tokens", "99", "--rate", "5", NULL);
-    t = wall_now();
+    t = tkt_wall_now();
     wait_value("native1", "gauge-tokens", t, 10, 99, 0);
     wait_value("old", "gauge-tokens", t, 10, 64, 0);
     ck_assert(wait_line("old", "duration-heartbeat_age", t, 10, &t1, &v));
     ck_assert_int_ge(restarts, 5);
-    ck_assert(collectd_alive());
-    rc = stop_collectd();
-    if (rc != 0 || count_in(cd.out, "AddressSanitizer") > 0 ||
-        count_in(cd.out, "runtime error") > 0)
-        print_file("collectd output", cd.out);
+    ck_assert(tkt_collectd_alive(&cd));
+    rc = tkt_collectd_stop(&cd);
+    if (rc != 0 || tkt_count_in(cd.out, "AddressSanitizer") > 0 ||
+        tkt_count_in(cd.out, "runtime error") > 0)
+        tkt_collectd_dump(&cd);
     ck_assert_msg(rc == 0, "collectd exited %d after the soak%s", rc,
                   rc == 99 ? " (valgrind found errors)" : "");
-    ck_assert_int_eq(count_in(cd.out, "AddressSanitizer"), 0);
-    ck_assert_int_eq(count_in(cd.out, "runtime error"), 0);
+    ck_assert_int_eq(tkt_count_in(cd.out, "AddressSanitizer"), 0);
+    ck_assert_int_eq(tkt_count_in(cd.out, "runtime error"), 0);
     fprintf(stderr,
             "soak: %.0f s at Interval 0.1, %d Redis restarts, %s; "
             "%d 'Redis unavailable' errors logged\n",
-            wall_now() - start, restarts,
-            TKM_ASAN_RUNTIME[0] ? "ASan+UBSan (preloaded)"
-            : cd.wrapped        ? "valgrind"
-                                : "no memory checker",
-            count_in(cd.log, "Redis unavailable"));
+            tkt_wall_now() - start, restarts, tkt_collectd_checker(&cd),
+            count_in_log("Redis unavailable"));
 }
 END_TEST
 
@@ -1152,35 +842,22 @@ int main(int argc, char **argv)
 {
     int soak = argc > 1 && strcmp(argv[1], "--soak") == 0;
     Suite *s = suite_create("plugin");
-    TCase *tc = tcase_create(soak ? "soak" : "collectd");
-    SRunner *sr;
-    int failed;
+    TCase *tc = tkt_tcase(s, soak ? "soak" : "collectd", 0);
 
     if (argc > 1 && !soak) {
         fprintf(stderr, "usage: check_plugin [--soak]\n");
         return 2;
     }
     tcase_add_checked_fixture(tc, setup, teardown);
-    if (soak) {
-        tcase_add_test(tc, test_soak);
-    } else {
-        tcase_add_test(tc, test_values);
-        tcase_add_test(tc, test_garbage);
-        tcase_add_test(tc, test_redis_outage);
-        tcase_add_test(tc, test_redis_hung);
-        tcase_add_test(tc, test_bad_configs);
-        tcase_add_test(tc, test_stall_recovered_once);
-        tcase_add_test(tc, test_stall_action_killed_at_timeout);
-        tcase_add_test(tc, test_no_action_without_redis);
-        tcase_add_test(tc, test_legacy_stall_recovered_once);
-    }
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
+    if (soak)
+        tkt_add_tests(tc, test_soak, NULL);
+    else
+        tkt_add_tests(
+            tc, test_values, test_garbage, test_redis_outage, test_redis_hung,
+            test_bad_configs, test_stall_recovered_once,
+            test_stall_action_killed_at_timeout, test_no_action_without_redis,
+            test_legacy_stall_recovered_once, NULL);
     /* No fork: the checked teardown then stops collectd and redis-server
      * even after a failed assertion. */
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return tkt_run_suite(s, 1);
 }

@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "pool_config.h"
+#include "suite.h"
 
 /* ---- building oconfig trees -------------------------------------------- */
 
@@ -600,30 +601,14 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("plugin_config");
-    TCase *ok = tcase_create("accepted");
-    TCase *bad = tcase_create("refused");
-    SRunner *sr;
-    int failed;
 
-    tcase_add_test(ok, test_defaults);
-    tcase_add_test(ok, test_contract_example);
-    tcase_add_test(ok, test_config_file_alone);
-    tcase_add_test(ok, test_legacy);
-    tcase_add_test(ok, test_booleans_and_ratio);
-    suite_add_tcase(s, ok);
-    tcase_add_test(bad, test_unknown_options);
-    tcase_add_test(bad, test_bad_values);
-    tcase_add_test(bad, test_relations);
-    tcase_add_test(bad, test_recovery_errors);
-    tcase_add_test(bad, test_every_option_out_of_range);
-    tcase_add_test(bad, test_same_ranges_as_yaml);
-    tcase_add_test(bad, test_pool_names);
-    tcase_add_test(bad, test_config_file_errors);
-    tcase_add_test(bad, test_password_not_shown);
-    suite_add_tcase(s, bad);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "accepted", 0), test_defaults,
+                  test_contract_example, test_config_file_alone, test_legacy,
+                  test_booleans_and_ratio, NULL);
+    tkt_add_tests(tkt_tcase(s, "refused", 0), test_unknown_options,
+                  test_bad_values, test_relations, test_recovery_errors,
+                  test_every_option_out_of_range, test_same_ranges_as_yaml,
+                  test_pool_names, test_config_file_errors,
+                  test_password_not_shown, NULL);
+    return tkt_run_suite(s, 0);
 }

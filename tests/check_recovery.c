@@ -24,29 +24,48 @@ typedef struct rule_case {
     int64_t tokens, capacity, hb_age_ms, busy;
     int64_t stall_tokens; /* -1: ratio 0.97 */
     int reads;            /* judged this many times in a row */
+    int64_t monitor_lost; /* the monitor lost Redis this long ago; -1 never */
     tkm_stall_state want;
 } rule_case;
 
 #define MIN (60 * 1000)
 
 static const rule_case rule_cases[] = {
-    {"all hold, confirmed", 1, 290, 300, 16 * MIN, 0, 290, 2,
+    {"all hold, confirmed", 1, 290, 300, 16 * MIN, 0, 290, 2, -1,
      TKM_STALL_STALLED},
-    {"all hold, one read", 1, 290, 300, 16 * MIN, 0, 290, 1, TKM_STALL_PENDING},
-    {"tokens below", 1, 289, 300, 16 * MIN, 0, 290, 3, TKM_STALL_OK},
-    {"tokens above", 1, 350, 300, 16 * MIN, 0, 290, 2, TKM_STALL_STALLED},
-    {"ratio: at 0.97 x 1500", 1, 1455, 1500, 16 * MIN, 0, -1, 2,
+    {"all hold, one read", 1, 290, 300, 16 * MIN, 0, 290, 1, -1,
+     TKM_STALL_PENDING},
+    {"tokens below", 1, 289, 300, 16 * MIN, 0, 290, 3, -1, TKM_STALL_OK},
+    {"tokens above", 1, 350, 300, 16 * MIN, 0, 290, 2, -1, TKM_STALL_STALLED},
+    {"ratio: at 0.97 x 1500", 1, 1455, 1500, 16 * MIN, 0, -1, 2, -1,
      TKM_STALL_STALLED},
     {"ratio: below (the old 290 rule misfired here)", 1, 1454, 1500, 16 * MIN,
-     0, -1, 2, TKM_STALL_OK},
-    {"heartbeat fresh", 1, 300, 300, 14 * MIN, 0, 290, 3, TKM_STALL_OK},
-    {"heartbeat exactly at the age", 1, 300, 300, 15 * MIN, 0, 290, 2,
+     0, -1, 2, -1, TKM_STALL_OK},
+    {"heartbeat fresh", 1, 300, 300, 14 * MIN, 0, 290, 3, -1, TKM_STALL_OK},
+    {"heartbeat a ms short of the age", 1, 300, 300, 15 * MIN - 1, 0, 290, 3,
+     -1, TKM_STALL_OK},
+    {"heartbeat exactly at the age", 1, 300, 300, 15 * MIN, 0, 290, 2, -1,
      TKM_STALL_STALLED},
-    {"a busy worker", 1, 300, 300, 20 * MIN, 1, 290, 3, TKM_STALL_OK},
-    {"redis unreadable", 0, 300, 300, 20 * MIN, 0, 290, 3, TKM_STALL_UNKNOWN},
-    {"no heartbeat ever", 1, 300, 300, -1, 0, 290, 3, TKM_STALL_UNKNOWN},
-    {"ratio without capacity", 1, 300, 0, 20 * MIN, 0, -1, 3,
+    {"a busy worker", 1, 300, 300, 20 * MIN, 1, 290, 3, -1, TKM_STALL_OK},
+    {"redis unreadable", 0, 300, 300, 20 * MIN, 0, 290, 3, -1,
      TKM_STALL_UNKNOWN},
+    {"no heartbeat ever", 1, 300, 300, -1, 0, 290, 3, -1, TKM_STALL_UNKNOWN},
+    {"ratio without capacity", 1, 300, 0, 20 * MIN, 0, -1, 3, -1,
+     TKM_STALL_UNKNOWN},
+    /* The monitor's own loss of Redis is evidence, within the stall age. */
+    {"monitor lost Redis 5 min ago: held back", 1, 300, 300, 16 * MIN, 0, 290,
+     3, 5 * MIN, TKM_STALL_SHARED_CAUSE},
+    {"monitor lost Redis exactly a stall age ago: held back", 1, 300, 300,
+     16 * MIN, 0, 290, 3, 15 * MIN, TKM_STALL_SHARED_CAUSE},
+    {"monitor lost Redis a ms before that: a stall", 1, 300, 300, 16 * MIN, 0,
+     290, 3, 15 * MIN + 1, TKM_STALL_STALLED},
+    {"monitor lost Redis but tokens are spent: ok", 1, 100, 300, 16 * MIN, 0,
+     290, 3, 1000, TKM_STALL_OK},
+    /* Held back longer than 3 x the stall age (45 min) past it: acts. */
+    {"held back 44:59 past the age", 1, 300, 300, 60 * MIN - 1000, 0, 290, 3,
+     1000, TKM_STALL_SHARED_CAUSE},
+    {"held back 45:00 past the age: escalates", 1, 300, 300, 60 * MIN, 0, 290,
+     3, 1000, TKM_STALL_STALLED},
 };
 
 START_TEST(test_rule_table)
@@ -54,18 +73,27 @@ START_TEST(test_rule_table)
     const rule_case *rc = &rule_cases[_i];
     tkm_stall_options o;
     tkm_stall_tracker t = {0};
-    tkm_stall_input in = {
-        rc->readable, rc->tokens, rc->capacity, rc->hb_age_ms, rc->busy,
-        NULL,         0};
+    tkm_stall_input in = {.readable = rc->readable,
+                          .tokens = rc->tokens,
+                          .capacity = rc->capacity,
+                          .heartbeat_age_ms = rc->hb_age_ms,
+                          .workers_busy = rc->busy,
+                          .monitor_lost_redis = rc->monitor_lost >= 0,
+                          .monitor_lost_redis_age_ms = rc->monitor_lost};
     tkm_stall_verdict v;
 
     tkm_stall_options_init(&o);
+    ck_assert_int_eq(o.shared_cause_escalate_s, 2700); /* 3 x 900 */
     o.tokens = rc->stall_tokens;
     for (int i = 0; i < rc->reads; i++)
         tkm_stall_judge(&o, &t, &in, &v);
     ck_assert_msg(v.state == rc->want, "%s: %s, want %s (%s)", rc->name,
                   tkm_stall_state_str(v.state), tkm_stall_state_str(rc->want),
                   v.why);
+    if (rc->want == TKM_STALL_SHARED_CAUSE)
+        ck_assert_msg(strstr(v.why, "could not read Redis") != NULL &&
+                          strstr(v.evidence, "monitor") != NULL,
+                      "%s: %s", rc->name, v.why);
 }
 END_TEST
 
@@ -73,8 +101,11 @@ START_TEST(test_rule_unknown_resets_confirmations)
 {
     tkm_stall_options o;
     tkm_stall_tracker t = {0};
-    tkm_stall_input ok = {1, 300, 300, 20 * MIN, 0, NULL, 0};
-    tkm_stall_input blind = {0, 0, 0, -1, 0, NULL, 0};
+    tkm_stall_input ok = {.readable = 1,
+                          .tokens = 300,
+                          .capacity = 300,
+                          .heartbeat_age_ms = 20 * MIN};
+    tkm_stall_input blind = {.heartbeat_age_ms = -1};
     tkm_stall_verdict v;
 
     tkm_stall_options_init(&o);
@@ -97,45 +128,101 @@ static tkm_worker worker(const char *id, int64_t age_ms, int64_t busy_until)
     return w;
 }
 
-START_TEST(test_rule_stale_workers_and_shared_cause)
+/* A worker whose last heartbeat reported `kind` failing `before_ms`
+ * before it went silent. */
+static tkm_worker erring(const char *id, int64_t age_ms, const char *kind,
+                         int64_t before_ms)
+{
+    tkm_worker w = worker(id, age_ms, -1);
+
+    snprintf(w.error, sizeof(w.error), "%s", kind);
+    w.error_age_ms = age_ms + before_ms;
+    return w;
+}
+
+static tkm_stall_state judge_twice(tkm_worker *ws, size_t n,
+                                   tkm_stall_verdict *v)
 {
     tkm_stall_options o;
     tkm_stall_tracker t = {0};
-    tkm_worker ws[4];
-    tkm_stall_input in = {1, 300, 300, 0, 0, ws, 4};
-    tkm_stall_verdict v;
+    tkm_stall_input in = {.readable = 1,
+                          .tokens = 300,
+                          .capacity = 300,
+                          .heartbeat_age_ms = 16 * MIN,
+                          .workers = ws,
+                          .nworkers = n};
 
     tkm_stall_options_init(&o);
     o.tokens = 290;
-    /* One stale worker among live ones: listed, no stall. */
-    ws[0] = worker("h1:10", 20 * MIN, -1);
+    tkm_stall_judge(&o, &t, &in, v);
+    tkm_stall_judge(&o, &t, &in, v);
+    return v->state;
+}
+
+/* The seed's stall: every worker silent together, tokens unused, Redis
+ * readable.  Simultaneity alone is no evidence of a shared cause. */
+START_TEST(test_rule_every_worker_silent_is_a_stall)
+{
+    tkm_worker ws[4];
+    tkm_stall_verdict v;
+
+    ws[0] = worker("h1:10", 16 * MIN + 10, -1);
+    ws[1] = worker("h1:11", 16 * MIN + 20, -1);
+    ws[2] = worker("h2:12", 16 * MIN, -1);
+    ck_assert_int_eq(judge_twice(ws, 3, &v), TKM_STALL_STALLED);
+    ck_assert_uint_eq(v.stale, 3);
+    ck_assert_str_eq(v.stale_workers, "h1:10,h1:11,h2:12");
+    ck_assert_str_eq(v.evidence, "");
+    /* A stale worker among live ones: listed; the freshest beat decides. */
     ws[1] = worker("h1:11", 1000, -1);
-    ws[2] = worker("h2:12", 2000, -1);
-    ws[3] = worker("h2:13", 16 * MIN, 99);
-    in.heartbeat_age_ms = 1000;
-    tkm_stall_judge(&o, &t, &in, &v);
-    ck_assert_int_eq(v.state, TKM_STALL_OK);
-    ck_assert_uint_eq(v.stale, 1); /* h2:13 is busy, not stale */
-    ck_assert_str_eq(v.stale_workers, "h1:10");
-    /* Three of four stopped within one minute: a shared cause. */
-    ws[1] = worker("h1:11", 16 * MIN + 5000, -1);
-    ws[2] = worker("h2:12", 16 * MIN + 30000, -1);
-    ws[0] = worker("h1:10", 16 * MIN + 10000, -1);
-    ws[3] = worker("h2:13", 10 * MIN, -1);
-    in.heartbeat_age_ms = 10 * MIN;
-    tkm_stall_judge(&o, &t, &in, &v);
-    ck_assert_int_eq(v.state, TKM_STALL_SHARED_CAUSE);
-    ck_assert_uint_eq(v.stale_together, 3);
-    /* The same three, hours apart: each its own failure, a real stall. */
-    ws[0] = worker("h1:10", 200 * MIN, -1);
-    ws[1] = worker("h1:11", 100 * MIN, -1);
-    ws[2] = worker("h2:12", 20 * MIN, -1);
+    {
+        tkm_stall_options o;
+        tkm_stall_tracker t = {0};
+        tkm_stall_input in = {.readable = 1,
+                              .tokens = 300,
+                              .capacity = 300,
+                              .heartbeat_age_ms = 1000,
+                              .workers = ws,
+                              .nworkers = 3};
+        tkm_stall_options_init(&o);
+        tkm_stall_judge(&o, &t, &in, &v);
+        ck_assert_int_eq(v.state, TKM_STALL_OK);
+        ck_assert_uint_eq(v.stale, 2);
+    }
+    /* A busy worker is not stale. */
+    ws[0] = worker("h1:10", 16 * MIN, 99);
+    ws[1] = worker("h1:11", 16 * MIN, -1);
+    ck_assert_int_eq(judge_twice(ws, 3, &v), TKM_STALL_OK);
+    ck_assert_int_eq(v.busy, 1);
+}
+END_TEST
+
+/* Most silent workers reported errors before going silent: held back, the
+ * evidence named.  Half is not most. */
+START_TEST(test_rule_worker_errors_are_evidence)
+{
+    tkm_worker ws[4];
+    tkm_stall_verdict v;
+
+    ws[0] = erring("h1:10", 16 * MIN, "redis", 30000);
+    ws[1] = erring("h1:11", 16 * MIN, "api", 1000);
+    ws[2] = worker("h2:12", 16 * MIN, -1);
+    ck_assert_int_eq(judge_twice(ws, 3, &v), TKM_STALL_SHARED_CAUSE);
+    ck_assert_uint_eq(v.stale_errors, 2);
+    ck_assert_str_eq(v.evidence, "2 of 3 silent workers reported Redis or "
+                                 "API errors before going silent");
+    ck_assert_ptr_nonnull(strstr(v.why, "held back"));
+    /* 2 of 4: exactly half, not most. */
     ws[3] = worker("h2:13", 16 * MIN, -1);
-    in.heartbeat_age_ms = 16 * MIN;
-    tkm_stall_judge(&o, &t, &in, &v);
-    tkm_stall_judge(&o, &t, &in, &v);
-    ck_assert_int_eq(v.state, TKM_STALL_STALLED);
-    ck_assert_str_eq(v.stale_workers, "h1:10,h1:11,h2:12,h2:13");
+    ck_assert_int_eq(judge_twice(ws, 4, &v), TKM_STALL_STALLED);
+    ck_assert_uint_eq(v.stale_errors, 2);
+    /* An error a stall age before the last beat still counts; older not. */
+    ws[0] = erring("h1:10", 16 * MIN, "redis", 15 * MIN);
+    ws[1] = erring("h1:11", 16 * MIN, "redis", 15 * MIN);
+    ck_assert_int_eq(judge_twice(ws, 3, &v), TKM_STALL_SHARED_CAUSE);
+    ws[0] = erring("h1:10", 16 * MIN, "redis", 15 * MIN + 1);
+    ck_assert_int_eq(judge_twice(ws, 3, &v), TKM_STALL_STALLED);
+    ck_assert_uint_eq(v.stale_errors, 1);
 }
 END_TEST
 
@@ -168,8 +255,7 @@ static tkm_decision decide(tkm_client *c, const tkm_recovery_options *r,
 
 START_TEST(test_guard_cooldown_limit_escalation_reset)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(1, 2, 3600, 0);
     tkm_recovery_ticket t;
     tkm_recovery_state st;
@@ -202,8 +288,7 @@ END_TEST
 
 START_TEST(test_guard_unknown_and_pause_and_dry_run)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 5, 3600, 0);
     tkm_recovery_ticket t;
     tkm_audit_entry *e = NULL;
@@ -246,8 +331,7 @@ END_TEST
 
 START_TEST(test_guard_quiet_repeats)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 5, 3600, 0);
     tkm_recovery_ticket t;
     tkm_audit_entry *e = NULL;
@@ -308,8 +392,7 @@ END_TEST
 
 START_TEST(test_guard_lease_released_only_by_holder)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 100, 3600, 0);
     tkm_recovery_ticket t, other;
     tkm_recovery_state st;
@@ -334,8 +417,7 @@ END_TEST
 
 START_TEST(test_guard_grace_and_deescalation)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r = guard(0, 1, 1, 1);
     tkm_recovery_ticket t;
     tkm_recovery_state st;
@@ -382,32 +464,22 @@ END_TEST
 
 static char dir[64];
 
+/* The script NAME in the test's folder dir (its path into path). */
 static void make_script(const char *name, const char *body, char *path,
                         size_t len)
 {
-    FILE *fp;
-
     snprintf(path, len, "%s/%s", dir, name);
-    fp = fopen(path, "w");
-    fprintf(fp, "#!/bin/sh\n%s\n", body);
-    fclose(fp);
-    chmod(path, 0755);
+    ck_assert_int_eq(tkt_write_script(path, body), 0);
 }
 
 static void action_dir(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/tkm-action-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(tkt_make_dir(dir, sizeof(dir), "tkm-action"), 0);
 }
 
 static void slurp(const char *path, char *buf, size_t len)
 {
-    FILE *fp = fopen(path, "r");
-    size_t n = fp ? fread(buf, 1, len - 1, fp) : 0;
-
-    buf[n] = '\0';
-    if (fp)
-        fclose(fp);
+    tkt_read_file(path, buf, len);
 }
 
 START_TEST(test_exec_env_argv_and_status)
@@ -703,38 +775,23 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("recovery");
-    TCase *rule = tcase_create("stall_rule");
-    TCase *g = tcase_create("guard");
-    TCase *act = tcase_create("actions");
-    SRunner *sr;
-    int failed;
+    TCase *rule = tkt_tcase(s, "stall_rule", 0);
 
     signal(SIGPIPE, SIG_IGN);
     tcase_add_loop_test(rule, test_rule_table, 0,
                         sizeof(rule_cases) / sizeof(rule_cases[0]));
-    tcase_add_test(rule, test_rule_unknown_resets_confirmations);
-    tcase_add_test(rule, test_rule_stale_workers_and_shared_cause);
-    tcase_add_unchecked_fixture(g, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(g, tkt_flush, NULL);
-    tcase_set_timeout(g, 30);
-    tcase_add_test(g, test_guard_cooldown_limit_escalation_reset);
-    tcase_add_test(g, test_guard_unknown_and_pause_and_dry_run);
-    tcase_add_test(g, test_guard_quiet_repeats);
-    tcase_add_test(g, test_guard_one_actor_among_monitors);
-    tcase_add_test(g, test_guard_lease_released_only_by_holder);
-    tcase_add_test(g, test_guard_grace_and_deescalation);
-    tcase_set_timeout(act, 20);
-    tcase_add_test(act, test_exec_env_argv_and_status);
-    tcase_add_test(act, test_exec_timeout_kills_group_despite_reaper);
-    tcase_add_test(act, test_exec_free_kills_group);
-    tcase_add_test(act, test_exec_bad_argv);
-    tcase_add_test(act, test_webhook);
-    suite_add_tcase(s, rule);
-    suite_add_tcase(s, g);
-    suite_add_tcase(s, act);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(rule, test_rule_unknown_resets_confirmations,
+                  test_rule_every_worker_silent_is_a_stall,
+                  test_rule_worker_errors_are_evidence, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "guard", 30),
+                  test_guard_cooldown_limit_escalation_reset,
+                  test_guard_unknown_and_pause_and_dry_run,
+                  test_guard_quiet_repeats, test_guard_one_actor_among_monitors,
+                  test_guard_lease_released_only_by_holder,
+                  test_guard_grace_and_deescalation, NULL);
+    tkt_add_tests(tkt_tcase(s, "actions", 20), test_exec_env_argv_and_status,
+                  test_exec_timeout_kills_group_despite_reaper,
+                  test_exec_free_kills_group, test_exec_bad_argv, test_webhook,
+                  NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -47,6 +47,20 @@ START_TEST(test_scripts_table)
     for (int s = 0; s < TKM__SCRIPT_COUNT; s++)
         ck_assert_msg(calls[s] > 0, "%s declares no call",
                       tkm__scripts[s].name);
+    /* The read-only scripts say so in their first line (Redis then runs
+     * them under CLIENT PAUSE WRITE); the others have no shebang. */
+    for (int s = 0; s < TKM__SCRIPT_COUNT; s++) {
+        const tkm__script *sc = &tkm__scripts[s];
+        int ro = strcmp(sc->name, "status") == 0 ||
+                 strcmp(sc->name, "workers") == 0 ||
+                 strcmp(sc->name, "legacy") == 0 ||
+                 strcmp(sc->name, "recovery_log") == 0;
+        ck_assert_msg(sc->no_writes == ro, "%s: no_writes %d", sc->name,
+                      sc->no_writes);
+        ck_assert_int_eq(strncmp(sc->text, "#!lua flags=no-writes\n", 22) == 0,
+                         ro);
+        ck_assert_int_eq(strncmp(sc->text, "#!", 2) == 0, ro);
+    }
 }
 END_TEST
 
@@ -69,7 +83,7 @@ START_TEST(test_call_layout)
     tkm_client *c = offline_client();
     tkm__call k;
 
-    /* The pool's 7 keys, the 12 policy numbers, then op[]. */
+    /* The pool's 7 keys, the 13 policy numbers, then op[]. */
     tkm__call_init(&k, c, TKM__CALL_ACQUIRE);
     tkm__call_int(&k, 5);
     tkm__call_str(&k, "w");
@@ -151,7 +165,7 @@ static const step steps[] = {
     {TKM__CALL_RELEASE, {GRANT}},
     {TKM__CALL_STATUS, {NULL}},
     {TKM__CALL_RECHARGE, {"1"}},
-    {TKM__CALL_HEARTBEAT, {"w1", "checking", "0"}},
+    {TKM__CALL_HEARTBEAT, {"w1", "checking", "0", "redis", "10"}},
     {TKM__CALL_WORKERS, {"10"}},
     {TKM__CALL_SYNC_CLAIM, {"1000", "0"}},
     {TKM__CALL_RECOVERY_DECIDE,
@@ -175,8 +189,7 @@ static const step steps[] = {
 
 START_TEST(test_every_call_answers_its_declaration)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     int covered[TKM__CALL_COUNT] = {0};
     char grant[TKM_GRANT_ID_MAX + 1] = "";
 
@@ -221,8 +234,7 @@ END_TEST
 /* A script whose reply no longer matches its declaration fails loudly. */
 START_TEST(test_reply_off_declaration)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm__call_decl wider = tkm__calls[TKM__CALL_STATUS];
     tkm__value v[TKM__STATUS_NFIELDS + 1];
     tkm__call k;
@@ -241,8 +253,7 @@ END_TEST
 /* The audit log's entries, field by field (the table in recovery.c). */
 START_TEST(test_recovery_log_fields)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c = tkt_open(&o);
+    tkm_client *c = tkt_client();
     tkm_recovery_options r;
     tkm_recovery_ticket t;
     tkm_audit_entry *e = NULL;
@@ -285,29 +296,157 @@ START_TEST(test_recovery_log_fields)
 }
 END_TEST
 
+/* ---- hostile arguments, past the library's own checks -------------------
+ * What a client of another version, or anything that can EVALSHA, may send:
+ * the scripts refuse (TKMARG, TKMCOST) or apply what they are given, and
+ * never write a value their loader would refuse: after every call the pool
+ * answers status, agrees with its leases, and its numbers read back. */
+
+static const char *const hostile_args[] = {
+    "",
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "5",
+    "30",
+    "300",
+    "481",
+    "1e18",
+    "1e+18",
+    "nan",
+    "inf",
+    "-inf",
+    "0x10",
+    " 5",
+    "5 ",
+    "1.5",
+    "abc",
+    "99999999999999999999",
+    "1000000000000000",
+    "-1000000000000000",
+    "1000000000000001",
+    "9007199254740993",
+    "1795928436074000000",
+    "4102444800000",
+    "12|w",
+    "1-2",
+    "|",
+    "-",
+};
+
+static const char *hostile_arg(unsigned *seed)
+{
+    return hostile_args[(size_t)rand_r(seed) %
+                        (sizeof(hostile_args) / sizeof(hostile_args[0]))];
+}
+
+static void pool_still_usable(tkm_client *c, unsigned seed, int step,
+                              const char *name)
+{
+    redisContext *r = tkt_raw();
+    redisReply *vals = tkt_cmd(r, "HVALS tokenmgr:{t}:leases");
+    redisReply *state = tkt_cmd(r, "HGETALL tokenmgr:{t}:bucket");
+    tkm_pool_status st;
+    int64_t tokens = 0;
+    tkm_code rc = tkm_status(c, &st);
+
+    ck_assert_msg(rc == TKM_OK, "seed %u step %d (%s): status: %s", seed, step,
+                  name, tkm_errstr(c));
+    for (size_t i = 0; i < vals->elements; i++)
+        tokens += strtoll(vals->element[i]->str, NULL, 10);
+    /* Nothing expires here (leases of 120 s). */
+    ck_assert_msg(
+        st.inflight == (int64_t)vals->elements && st.inflight_tokens == tokens,
+        "seed %u step %d (%s): %lld in flight (%lld tokens), the "
+        "leases %zu (%lld)",
+        seed, step, name, (long long)st.inflight, (long long)st.inflight_tokens,
+        vals->elements, (long long)tokens);
+    for (size_t i = 0; i + 1 < state->elements; i += 2) {
+        const char *f = state->element[i]->str, *v = state->element[i + 1]->str;
+        if (strcmp(f, "inflight_est") == 0 || strncmp(f, "learn:", 6) == 0)
+            continue;
+        ck_assert_msg(strspn(v + (v[0] == '-'), "0123456789") ==
+                              strlen(v + (v[0] == '-')) &&
+                          strlen(v) <= 17 && strlen(v) > 0,
+                      "seed %u step %d (%s): %s = '%s'", seed, step, name, f,
+                      v);
+    }
+    freeReplyObject(vals);
+    freeReplyObject(state);
+    redisFree(r);
+}
+
+START_TEST(test_hostile_script_arguments)
+{
+    static const tkm__call_id ids[] = {
+        TKM__CALL_SYNC,       TKM__CALL_ACQUIRE,  TKM__CALL_COMPLETE,
+        TKM__CALL_RELEASE,    TKM__CALL_RECHARGE, TKM__CALL_HEARTBEAT,
+        TKM__CALL_SYNC_CLAIM, TKM__CALL_WORKERS,  TKM__CALL_STATUS};
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    char grants[16][TKM_GRANT_ID_MAX + 1];
+    int ngrants = 0;
+    /* Printed on failure; $TKM_FUZZ_SEED runs another. */
+    const unsigned seed0 =
+        getenv("TKM_FUZZ_SEED")
+            ? (unsigned)strtoul(getenv("TKM_FUZZ_SEED"), NULL, 10)
+            : 1717u;
+    unsigned seed = seed0;
+
+    for (int step = 0; step < 3000; step++) {
+        tkm__call_id id =
+            ids[(size_t)rand_r(&seed) % (sizeof(ids) / sizeof(ids[0]))];
+        const tkm__call_decl *d = &tkm__calls[id];
+        tkm__value *v = NULL;
+        tkm__call k;
+        int n = 0;
+        tkm_code rc;
+
+        if (step % 10 == 0) { /* grants to end, and a balance to spend */
+            tkm_sync_info in = {300 + rand_r(&seed) % 500, 5, -1, -1};
+            tkm_grant g;
+            ck_assert_int_eq(tkm_sync(c, &in, NULL), TKM_OK);
+            if (tkm_try_acquire(c, rand_r(&seed) % 20, &g) == TKM_OK &&
+                g.granted && ngrants < 16)
+                memcpy(grants[ngrants++], g.id, sizeof(g.id));
+        }
+        tkm__call_init(&k, c, id);
+        for (int a = 0; a < d->nargs; a++) {
+            int r = rand_r(&seed) % 4;
+            if ((id == TKM__CALL_COMPLETE || id == TKM__CALL_RELEASE) &&
+                a == 0 && ngrants > 0 && r != 0)
+                tkm__call_str(&k, grants[rand_r(&seed) % ngrants]);
+            else if (id == TKM__CALL_HEARTBEAT && a == 0)
+                tkm__call_str(&k, "w");
+            else
+                tkm__call_str(&k, hostile_arg(&seed));
+        }
+        rc = tkm__call_run_alloc(c, &k, &v, &n);
+        free(v);
+        /* Refusals name themselves; a script that broke part way would say
+         * "user_script" (a Lua error) instead. */
+        ck_assert_msg(
+            rc == TKM_OK || rc == TKM_EINVAL || rc == TKM_ENOGRANT ||
+                (rc == TKM_EREDIS && strstr(tkm_errstr(c), "TKMARG") != NULL),
+            "seed %u step %d: %s: %s", seed0, step, d->name, tkm_errstr(c));
+        pool_still_usable(c, seed0, step, d->name);
+    }
+    tkm_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("script");
-    TCase *decl = tcase_create("declarations");
-    TCase *send = tcase_create("send");
-    TCase *reply = tcase_create("reply");
-    SRunner *sr;
-    int failed;
+    TCase *reply;
 
-    tcase_add_test(decl, test_scripts_table);
-    suite_add_tcase(s, decl);
-    tcase_add_test(send, test_call_layout);
-    tcase_add_test(send, test_call_bounds);
-    suite_add_tcase(s, send);
-    tcase_add_unchecked_fixture(reply, tkt_redis_setup, tkt_redis_teardown);
-    tcase_add_checked_fixture(reply, tkt_flush, NULL);
-    tcase_add_test(reply, test_every_call_answers_its_declaration);
-    tcase_add_test(reply, test_reply_off_declaration);
-    tcase_add_test(reply, test_recovery_log_fields);
-    suite_add_tcase(s, reply);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tkt_tcase(s, "declarations", 0), test_scripts_table, NULL);
+    tkt_add_tests(tkt_tcase(s, "send", 0), test_call_layout, test_call_bounds,
+                  NULL);
+    reply = tkt_redis_tcase(s, "reply", 0);
+    tkt_add_tests(reply, test_every_call_answers_its_declaration,
+                  test_reply_off_declaration, test_recovery_log_fields,
+                  test_hostile_script_arguments, NULL);
+    return tkt_run_suite(s, 0);
 }

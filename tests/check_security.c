@@ -29,38 +29,17 @@
 #define MONITOR_PW "m0nitorPassw0rd9"
 #define KEEPA_KEY  "SecretKeepaKey1234567890abcdef"
 
-static struct {
-    char dir[256];
-    char sock[320];
-    char acl[320];
-    int port;
-    pid_t pid;
-} srv;
-
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        return -1;
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
+/* The suite's server (tkt_server), named srv in the tests: its folder
+ * (dir), Unix socket (sock) and loopback TCP port (port). */
+#define srv tkt_server
 
 /* conf/redis-acl.conf with the two passwords put in, and the test's own
  * administrator on the default user. */
-static void write_acl_file(void)
+static void write_acl_file(const char *path)
 {
     char line[2048];
     FILE *in = fopen(TKM_SOURCE_DIR "/conf/redis-acl.conf", "r");
-    FILE *out = fopen(srv.acl, "w");
+    FILE *out = fopen(path, "w");
 
     ck_assert_ptr_nonnull(in);
     ck_assert_ptr_nonnull(out);
@@ -82,73 +61,32 @@ static void write_acl_file(void)
     fclose(out);
 }
 
+/* The redis fixture with the ACL file, on a free loopback port too. */
 static void acl_setup(void)
 {
-    char port[16], logfile[400];
-    const char *tmp = getenv("TMPDIR");
+    static char acl[320];
+    static const char *args[] = {"--aclfile", acl, NULL};
 
-    snprintf(srv.dir, sizeof(srv.dir), "%s/tkm-sec-XXXXXX",
-             tmp && tmp[0] ? tmp : "/tmp");
-    if (mkdtemp(srv.dir) == NULL)
+    if (tkt_redis_init(&srv) != 0)
         _exit(2);
-    snprintf(srv.sock, sizeof(srv.sock), "%s/redis.sock", srv.dir);
-    snprintf(srv.acl, sizeof(srv.acl), "%s/users.acl", srv.dir);
-    snprintf(logfile, sizeof(logfile), "%s/redis.log", srv.dir);
-    write_acl_file();
-    srv.port = free_port();
-    snprintf(port, sizeof(port), "%d", srv.port);
-    srv.pid = fork();
-    if (srv.pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port, "--bind",
-               "127.0.0.1", "--unixsocket", srv.sock, "--unixsocketperm", "700",
-               "--dir", srv.dir, "--save", "", "--appendonly", "no",
-               "--aclfile", srv.acl, "--logfile", logfile, "--daemonize", "no",
-               (char *)NULL);
-        _exit(127);
+    snprintf(acl, sizeof(acl), "%s/users.acl", srv.dir);
+    write_acl_file(acl);
+    srv.port = tkt_free_port();
+    srv.args = args;
+    if (tkt_redis_spawn(&srv) != 0) {
+        fprintf(stderr, "redis-server with the ACL file did not start\n");
+        _exit(2);
     }
-    for (int i = 0; i < 500; i++) {
-        redisContext *r = redisConnectUnix(srv.sock);
-        int ok = r != NULL && r->err == 0;
-        redisFree(r);
-        if (ok)
-            return;
-        usleep(10000);
-    }
-    fprintf(stderr, "redis-server with the ACL file did not start (%s)\n",
-            logfile);
-    _exit(2);
-}
-
-static void acl_teardown(void)
-{
-    char path[400];
-    int status;
-
-    if (srv.pid > 0) {
-        kill(srv.pid, SIGTERM);
-        waitpid(srv.pid, &status, 0);
-    }
-    const char *files[] = {"redis.sock", "users.acl", "redis.log"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "%s/%s", srv.dir, files[i]);
-        unlink(path);
-    }
-    rmdir(srv.dir);
 }
 
 static redisContext *admin(void)
 {
-    redisContext *r = redisConnectUnix(srv.sock);
-
-    ck_assert(r != NULL && r->err == 0);
-    return r;
+    return tkt_raw();
 }
 
-static void flush(void)
+static int free_port(void)
 {
-    redisContext *r = admin();
-    freeReplyObject(tkt_cmd(r, "FLUSHALL"));
-    redisFree(r);
+    return tkt_free_port();
 }
 
 static tkm_options user_options(const char *user, const char *pw)
@@ -316,12 +254,7 @@ END_TEST
 
 static void write_file(const char *path, const char *text, mode_t mode)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    ck_assert_int_eq(fchmod(fd, mode), 0);
-    close(fd);
+    ck_assert_int_eq(tkt_write_file(path, text, mode), 0);
 }
 
 START_TEST(test_password_file)
@@ -823,43 +756,29 @@ START_TEST(test_http_body_bounded)
 }
 END_TEST
 
+/* A TCase on the ACL server, emptied before each test. */
+static TCase *tcase(Suite *s, const char *name, int timeout_s)
+{
+    TCase *tc = tkt_tcase(s, name, timeout_s);
+
+    tcase_add_unchecked_fixture(tc, acl_setup, tkt_redis_teardown);
+    tcase_add_checked_fixture(tc, tkt_flush, NULL);
+    return tc;
+}
+
 int main(void)
 {
     Suite *s = suite_create("security");
-    TCase *acl = tcase_create("acl");
-    TCase *secrets = tcase_create("secrets");
-    TCase *limits = tcase_create("limits");
-    SRunner *sr;
-    int failed;
 
     signal(SIGPIPE, SIG_IGN);
-    tcase_add_unchecked_fixture(acl, acl_setup, acl_teardown);
-    tcase_add_checked_fixture(acl, flush, NULL);
-    tcase_add_test(acl, test_worker_acl);
-    tcase_add_test(acl, test_monitor_acl);
-    tcase_add_unchecked_fixture(secrets, acl_setup, acl_teardown);
-    tcase_add_checked_fixture(secrets, flush, NULL);
-    tcase_set_timeout(secrets, 30);
-    tcase_add_test(secrets, test_auth_error_hides_password);
-    tcase_add_test(secrets, test_password_file);
-    tcase_add_test(secrets, test_key_file_mode);
-    tcase_add_test(secrets, test_keepa_errors_hide_key);
-    tcase_add_test(secrets, test_action_environment);
-    tcase_add_test(secrets, test_webhook_error_hides_credentials);
-    tcase_add_test(secrets, test_unix_url_password_hidden);
-    tcase_add_test(secrets, test_password_file_not_usable);
-    tcase_add_test(secrets, test_key_file_fifo);
-    tcase_add_unchecked_fixture(limits, acl_setup, acl_teardown);
-    tcase_add_checked_fixture(limits, flush, NULL);
-    tcase_set_timeout(limits, 120);
-    tcase_add_test(limits, test_audit_fields_bounded);
-    tcase_add_test(limits, test_http_body_bounded);
-    suite_add_tcase(s, acl);
-    suite_add_tcase(s, secrets);
-    suite_add_tcase(s, limits);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    tkt_add_tests(tcase(s, "acl", 0), test_worker_acl, test_monitor_acl, NULL);
+    tkt_add_tests(tcase(s, "secrets", 30), test_auth_error_hides_password,
+                  test_password_file, test_key_file_mode,
+                  test_keepa_errors_hide_key, test_action_environment,
+                  test_webhook_error_hides_credentials,
+                  test_unix_url_password_hidden, test_password_file_not_usable,
+                  test_key_file_fifo, NULL);
+    tkt_add_tests(tcase(s, "limits", 120), test_audit_fields_bounded,
+                  test_http_body_bounded, NULL);
+    return tkt_run_suite(s, 0);
 }

@@ -1,10 +1,8 @@
 #include "tkt.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 tkt_redis tkt_server;
@@ -24,9 +22,24 @@ void tkt_redis_teardown(void)
 
 void tkt_flush(void)
 {
-    redisContext *r = tkt_raw();
-    freeReplyObject(tkt_cmd(r, "FLUSHALL"));
-    redisFree(r);
+    tkt_do("FLUSHALL");
+}
+
+TCase *tkt_redis_tcase(Suite *s, const char *name, int timeout_s)
+{
+    TCase *tc = tkt_tcase(s, name, timeout_s);
+
+    tcase_add_unchecked_fixture(tc, tkt_redis_setup, tkt_redis_teardown);
+    tcase_add_checked_fixture(tc, tkt_flush, NULL);
+    return tc;
+}
+
+TCase *tkt_own_redis_tcase(Suite *s, const char *name, int timeout_s)
+{
+    TCase *tc = tkt_tcase(s, name, timeout_s);
+
+    tcase_add_checked_fixture(tc, tkt_redis_setup, tkt_redis_teardown);
+    return tc;
 }
 
 tkm_options tkt_options(void)
@@ -45,6 +58,22 @@ tkm_client *tkt_open(const tkm_options *o)
     tkm_code rc = tkm_client_open(o, &c);
 
     ck_assert_msg(rc == TKM_OK, "open: %s", tkm_errstr(c));
+    return c;
+}
+
+tkm_client *tkt_client(void)
+{
+    tkm_options o = tkt_options();
+
+    return tkt_open(&o);
+}
+
+tkm_client *tkt_client_synced(int64_t tokens, int64_t rate, int64_t refill_in,
+                              int64_t ts)
+{
+    tkm_client *c = tkt_client();
+
+    tkt_sync(c, tokens, rate, refill_in, ts);
     return c;
 }
 
@@ -107,18 +136,27 @@ redisReply *tkt_cmd(redisContext *r, const char *fmt, ...)
     return reply;
 }
 
-int64_t tkt_now_ms(void)
+void tkt_do(const char *fmt, ...)
 {
-    struct timespec ts;
+    redisContext *r = tkt_raw();
+    redisReply *reply;
+    va_list ap;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    va_start(ap, fmt);
+    reply = redisvCommand(r, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(reply != NULL, "raw command %s failed", fmt);
+    freeReplyObject(reply);
+    redisFree(r);
 }
 
-void tkt_sleep_ms(int64_t ms)
+const tkt_output *tkt_cli(const char *first, ...)
 {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    const tkt_output *o;
+    va_list ap;
 
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    va_start(ap, first);
+    o = tkt_run_va(TKM_CLI, first, ap);
+    va_end(ap);
+    return o;
 }

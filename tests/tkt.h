@@ -1,4 +1,6 @@
-/* Helpers shared by the Check suites. */
+/* Helpers shared by the Check suites that talk to Redis through the
+ * library: the suite's redis-server, clients on it, and the TCases that
+ * start it.  The fixtures themselves are in tests/fixtures/. */
 #ifndef TKM_TKT_H
 #define TKM_TKT_H
 
@@ -6,7 +8,9 @@
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 
-#include "redis_fixture.h"
+#include "proc.h"
+#include "redis.h"
+#include "suite.h"
 #include "tokenmgr.h"
 
 /* The suite's redis-server (started by tkt_redis_setup). */
@@ -17,11 +21,21 @@ void tkt_redis_setup(void);
 void tkt_redis_teardown(void);
 /* Checked fixture: FLUSHALL before each test. */
 void tkt_flush(void);
+/* A TCase of s on tkt_server: one server for the whole TCase, emptied
+ * before each test (tkt_redis_setup/teardown, tkt_flush). */
+TCase *tkt_redis_tcase(Suite *s, const char *name, int timeout_s);
+/* A TCase whose tests each start and stop tkt_server in their own process
+ * (for tests that kill or restart it). */
+TCase *tkt_own_redis_tcase(Suite *s, const char *name, int timeout_s);
 
 /* Options on tkt_server, pool "t", with the defaults otherwise. */
 tkm_options tkt_options(void);
 /* Open a client (fails the test on error). */
 tkm_client *tkt_open(const tkm_options *o);
+/* A client with tkt_options(); and one synced (tkt_sync) as well. */
+tkm_client *tkt_client(void);
+tkm_client *tkt_client_synced(int64_t tokens, int64_t rate, int64_t refill_in,
+                              int64_t ts);
 /* Sync: tokens, rate, refill_in_ms (-1 none), timestamp_ms (-1 none). */
 void tkt_sync(tkm_client *c, int64_t tokens, int64_t rate, int64_t refill_in,
               int64_t ts);
@@ -37,8 +51,11 @@ tkm_grant tkt_acquire(tkm_client *c, int64_t cost);
 redisContext *tkt_raw(void);
 /* Run a command on a raw connection and return the reply (caller frees). */
 redisReply *tkt_cmd(redisContext *r, const char *fmt, ...);
-/* Monotonic milliseconds and a sleep. */
-int64_t tkt_now_ms(void);
-void tkt_sleep_ms(int64_t ms);
+/* The build's tokenmgr command (TKM_CLI) with the arguments (NULL-
+ * terminated), run to completion; the result is valid until the next
+ * call. */
+const tkt_output *tkt_cli(const char *first, ...);
+/* Run one command (hiredis format) on a new raw connection, reply dropped. */
+void tkt_do(const char *fmt, ...);
 
 #endif

@@ -93,7 +93,9 @@ typedef struct tkm_bucket_options {
     int64_t max_wait_s;  /* blocking acquires refuse longer waits (60) */
     /* Before any call of its estimate (or any call at all) completed, a
      * call is valued at this many times its estimate (4: SEED's 386
-     * charged for 100, rounded up); 1 trusts estimates. */
+     * charged for 100, rounded up); 1 trusts estimates.  A single
+     * completion far above its estimate counts at most this much once 3
+     * refill periods have passed (see tkm_try_acquire). */
     double estimate_prior;
 } tkm_bucket_options;
 
@@ -118,13 +120,13 @@ typedef struct tkm_keepa_options {
 
 /* The stall rule's thresholds (collectd: StallTokens, StallTokensRatio...). */
 typedef struct tkm_stall_options {
-    int64_t tokens;                   /* StallTokens; < 0: use the ratio */
-    double tokens_ratio;              /* StallTokensRatio x capacity (0.97) */
-    int64_t heartbeat_age_s;          /* StallHeartbeatAge (900) */
-    int64_t confirmations;            /* StallConfirmations (2) */
-    double shared_cause_share;        /* more than this share... (0.5) */
-    int64_t shared_cause_window_s;    /* ...went stale within this (60) */
-    int64_t shared_cause_min_workers; /* only with this many workers (3) */
+    int64_t tokens;          /* StallTokens; < 0: use the ratio */
+    double tokens_ratio;     /* StallTokensRatio x capacity (0.97) */
+    int64_t heartbeat_age_s; /* StallHeartbeatAge (900) */
+    int64_t confirmations;   /* StallConfirmations (2) */
+    /* SharedCauseEscalate: a stall held back on evidence of a shared cause
+     * acts once it lasted this long (3 x heartbeat_age_s). */
+    int64_t shared_cause_escalate_s;
 } tkm_stall_options;
 
 /* Fill *o with the defaults above.  Thread-safe. */
@@ -220,14 +222,15 @@ typedef struct tkm_option_info {
     const char *key;      /* YAML path: "bucket.soft_floor" */
     const char *collectd; /* collectd option ("StallHeartbeatAge"), or NULL */
     const char *collectd_block; /* "Recovery" for <Recovery> Exec, or NULL */
-    const char *flag;      /* a CLI flag ("--redis"), or NULL: --set KEY=V */
-    const char *type;      /* "integer", "number", "boolean", "string",
-                              "list" */
-    const char *unit;      /* "ms", "s", "tokens", "" */
-    const char *doc;       /* one line */
-    char env[96];          /* TOKENMGR_<KEY>, or "" when none */
-    char range[64];        /* "1..600000", "(0, 1]", "" */
-    char default_text[96]; /* "20", "\"\"", "min(20, bucket.recharge_target)" */
+    const char *flag;       /* a CLI flag ("--redis"), or NULL: --set KEY=V */
+    const char *type;       /* "integer", "number", "boolean", "string",
+                               "list" */
+    const char *unit;       /* "ms", "s", "tokens", "" */
+    const char *doc;        /* one line */
+    char env[96];           /* TOKENMGR_<KEY>, or "" when none */
+    char range[64];         /* "1..600000", "(0, 1]", "" */
+    char default_text[192]; /* "20", "\"\"", "50, at least bucket.soft_floor
+                               when that is set, ..." */
 } tkm_option_info;
 
 /* How many options the table holds. */
@@ -313,8 +316,12 @@ TKM_EXPORT tkm_option_source tkm_options_source(const tkm_options *o,
 
 /*
  * Load a YAML configuration file over *opts (keys absent from the file keep
- * their current value).  Unknown keys, wrong types and out-of-range values are
- * rejected; the one-line message in errbuf names the file, line and column.
+ * their current value), then its overrides: every *.yaml (or *.yml) in the
+ * folder named like the file without its extension plus ".d"
+ * (/etc/tokenmgr/tokenmgr.yaml: /etc/tokenmgr/tokenmgr.d/), in name order,
+ * each over the ones before.  Unknown keys, wrong types and out-of-range
+ * values are rejected; the one-line message in errbuf names the file, line
+ * and column.
  * The result is validated as tkm_options_validate() does.  On failure *opts
  * may be partly updated.  Returns TKM_OK, TKM_EIO (unreadable file) or
  * TKM_ECONFIG.  errbuf may be NULL.  Thread-safe.
@@ -432,6 +439,23 @@ typedef enum tkm_reason {
 TKM_EXPORT const char *tkm_reason_str(tkm_reason reason);
 
 #define TKM_GRANT_ID_MAX 32
+
+/*
+ * The ranges of the numbers a pool takes, from the C API (tkm_try_acquire,
+ * tkm_complete, tkm_sync), the command-line tool and the API's replies
+ * alike.  A value outside them is refused where it enters: TKM_EINVAL (the
+ * message names the value and its range) and nothing is sent to Redis; a
+ * reply from the API that holds one is a bad reply, not applied.  Far
+ * beyond any real pool (Keepa's plans refill at most a few thousand tokens
+ * a minute), and small enough that whatever the scripts compute from them
+ * stays an integer the pool's state holds exactly.
+ */
+#define TKM_TOKENS_MAX INT64_C(1000000000) /* |balance|, cost, consumed */
+#define TKM_RATE_MAX   INT64_C(1000000)    /* refill rate, per period */
+/* Timestamps: Unix milliseconds, 0 up to 2100-01-01T00:00:00Z (a
+ * microsecond or nanosecond clock is refused, not read as a far future). */
+#define TKM_TIMESTAMP_MS_MAX INT64_C(4102444800000)
+
 /* retry_after_ms of a denial that refill cannot cure (rate 0, no state). */
 #define TKM_RETRY_NEVER INT64_C(-1)
 
@@ -451,15 +475,21 @@ typedef struct tkm_grant {
  * Try to reserve `cost` tokens, never sleeping.  One round trip.  A denial
  * (grant->granted == 0) is not an error: it returns TKM_OK with the reason
  * and retry_after_ms, and writes nothing except recharge transitions.
- * A cost that no balance could ever allow (above capacity - max_deficit) is
- * TKM_EINVAL.  The deficit limit counts what calls may really cost: every
- * tkm_complete() teaches the pool how far actual costs exceeded estimates
- * (per estimate value and for the pool: a slowly decaying maximum of
- * actual/estimate; 4 before anything completed), and a grant needs the
+ * A cost outside 0..TKM_TOKENS_MAX, or that no balance could ever allow
+ * (above capacity - max_deficit), is TKM_EINVAL.  The deficit limit counts
+ * what calls may really cost: every tkm_complete() teaches the pool how far
+ * the actual cost exceeded the estimate (per estimate class, estimates
+ * within a factor of 2, and for the pool), and a call is valued at the
+ * second largest actual/estimate of the last 8 completions, the largest
+ * counting only for 3 refill periods after it (one outlier holds the pool
+ * back that long, a repeated one for as long as it repeats);
+ * bucket.estimate_prior before anything completed.  A grant needs the
  * balance minus the calls in flight at that error, and this call at its
  * own, to stay above max_deficit.  A grant is a lease: end it with
  * tkm_complete() or tkm_release() within lease_ttl_s, or it expires keeping
- * its cost.
+ * its cost.  A script that cannot finish (a key of the wrong type, a Redis
+ * user without the permission) is refused before its first write: no
+ * operation leaves a half-written pool.
  */
 TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *client, int64_t cost,
                                     tkm_grant *grant);
@@ -482,7 +512,10 @@ typedef struct tkm_reconcile {
  * than the last one applied, the balance becomes report->tokens_left minus
  * the estimates of reservations still outstanding; otherwise the difference
  * between estimate and consumed is applied.  report may be NULL; out may be
- * NULL.  TKM_ENOGRANT when the id is unknown, ended or expired.
+ * NULL.  TKM_ENOGRANT when the id is unknown, ended or expired; TKM_EINVAL
+ * for consumed outside 0..TKM_TOKENS_MAX, tokens_left outside
+ * -TKM_TOKENS_MAX..TKM_TOKENS_MAX or timestamp_ms outside
+ * 0..TKM_TIMESTAMP_MS_MAX (nothing changed).
  */
 TKM_EXPORT tkm_code tkm_complete(tkm_client *client, const char *grant_id,
                                  int64_t consumed, const tkm_report *report,
@@ -495,16 +528,18 @@ TKM_EXPORT tkm_code tkm_release(tkm_client *client, const char *grant_id,
 
 /* An authoritative balance, as the API reported it. */
 typedef struct tkm_sync_info {
-    int64_t tokens;       /* tokensLeft (may be negative) */
-    int64_t rate;         /* refillRate, tokens per period (>= 0) */
-    int64_t refill_in_ms; /* refillIn, or -1 when unknown */
-    int64_t timestamp_ms; /* the API's timestamp, or -1: Redis' now */
+    int64_t tokens;       /* tokensLeft, -TKM_TOKENS_MAX..TKM_TOKENS_MAX */
+    int64_t rate;         /* refillRate, tokens per period, 0..TKM_RATE_MAX */
+    int64_t refill_in_ms; /* refillIn, 0..refill_period_ms, or -1: unknown */
+    int64_t timestamp_ms; /* the API's, 0..TKM_TIMESTAMP_MS_MAX, or -1:
+                             Redis' now */
 } tkm_sync_info;
 
 /*
  * Set the pool's balance, rate and refill phase from an API report.  The
  * balance becomes tokens minus the estimates still in flight; a report older
  * than the last one applied is ignored (out->report_stale).  out may be NULL.
+ * A value outside its range above is TKM_EINVAL, naming it: nothing changed.
  */
 TKM_EXPORT tkm_code tkm_sync(tkm_client *client, const tkm_sync_info *info,
                              tkm_reconcile *out);
@@ -592,6 +627,10 @@ typedef struct tkm_worker {
     char phase[TKM_PHASE_MAX + 1];
     int64_t busy_until_ms; /* Redis time (Unix ms) when busy; -1 when not */
     int alive;             /* fresh heartbeat or busy */
+    /* The last failure its heartbeats reported (a Redis call or an API
+     * call that failed): "redis" or "api", "" when none, and its age. */
+    char error[16];
+    int64_t error_age_ms;
 } tkm_worker;
 
 /*
@@ -621,7 +660,10 @@ TKM_EXPORT tkm_code tkm_worker_forget(tkm_client *client, const char *id);
  * reason TKM_REASON_WAIT_TOO_LONG and the wait in retry_after_ms.  Denials
  * that refill cannot cure (need_sync, rate 0) return at once with their own
  * reason.  Redis failures return their error within the timeout.
+ * max_wait_ms above TKM_MAX_WAIT_MS (a day, bucket.max_wait_s' largest) is
+ * TKM_EINVAL.
  */
+#define TKM_MAX_WAIT_MS INT64_C(86400000)
 TKM_EXPORT tkm_code tkm_acquire(tkm_client *client, int64_t cost,
                                 int64_t max_wait_ms, tkm_grant *grant);
 
@@ -835,7 +877,7 @@ typedef enum tkm_stall_state {
     TKM_STALL_PENDING = 1,     /* the condition holds, not yet confirmed */
     TKM_STALL_STALLED = 2,     /* held for `confirmations` reads: act */
     TKM_STALL_UNKNOWN = 3,     /* not enough data: alert, never act */
-    TKM_STALL_SHARED_CAUSE = 4 /* many workers stopped together: alert */
+    TKM_STALL_SHARED_CAUSE = 4 /* held back: evidence of a shared cause */
 } tkm_stall_state;
 
 /* "ok", "pending", "stalled", "unknown", "shared_cause". */
@@ -850,6 +892,10 @@ typedef struct tkm_stall_input {
     int64_t workers_busy;      /* busy workers not in `workers` (legacy: 0) */
     const tkm_worker *workers; /* may be NULL */
     size_t nworkers;
+    /* The monitor itself failed to read Redis (then the workers may have
+     * too): lost_redis 1, that long ago; 0 when it never did. */
+    int monitor_lost_redis;
+    int64_t monitor_lost_redis_age_ms;
 } tkm_stall_input;
 
 /* Consecutive reads the condition held: the caller keeps one per pool. */
@@ -865,12 +911,24 @@ typedef struct tkm_stall_verdict {
     int64_t busy;             /* workers inside a declared busy period */
     int64_t confirmations;    /* consecutive reads the condition held */
     size_t stale;             /* workers silent for the stall age */
-    size_t stale_together;    /* most of them that stopped within a window */
+    size_t stale_errors;      /* of which reported an error before */
     char stale_workers[1024]; /* their ids, comma-separated (",..." cut) */
     char why[256];            /* one line for logs and notifications */
+    /* The evidence of a shared cause, "" when none: the monitor lost
+     * Redis, or most silent workers reported errors before going silent. */
+    char evidence[192];
+    int escalated; /* held back longer than shared_cause_escalate_s */
 } tkm_stall_verdict;
 
-/* Judge one read.  Pure: no I/O, no clock; updates *tracker. */
+/*
+ * Judge one read.  Pure: no I/O, no clock; updates *tracker.  A stall is
+ * tokens unused, no heartbeat for the stall age and nobody busy, for
+ * `confirmations` reads: every worker silent together is a stall too (the
+ * seed's own: a hung shared dependency freezes them all, and a restart is
+ * the cure).  It is held back (TKM_STALL_SHARED_CAUSE) only on evidence of
+ * a shared cause (verdict.evidence), and acted on anyway once the silence
+ * outlasted the stall age by shared_cause_escalate_s.
+ */
 TKM_EXPORT void tkm_stall_judge(const tkm_stall_options *o,
                                 tkm_stall_tracker *tracker,
                                 const tkm_stall_input *in,

@@ -5,8 +5,17 @@
 -- @call acquire(cost, worker)
 --   -> {granted, id, tokens, reason, retry_after_ms, recharge_mode,
 --       recharge_expired}
-local cost = tonumber(op[1])
+local cost, bad = arg_int(op[1], 'cost', 0, LIMIT)
+if bad then
+  return bad
+end
 local worker = op[2]
+bad = preflight({B, L, E}, {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
+                            {'HSET', L, 'f', 'v'}, {'HDEL', L, 'f'},
+                            {'ZADD', E, '0', 'm'}, {'ZREM', E, 'm'}})
+if bad then
+  return bad
+end
 
 local s, err = load({cost})
 if err then
@@ -20,14 +29,15 @@ expire(s)
 
 local cap = capacity(s)
 if cost > cap - cfg.max_deficit then
-  return redis.error_reply('TKMCOST cost ' .. cost .. ' can never be granted: capacity ' ..
-                           cap .. ' minus max_deficit ' .. cfg.max_deficit .. ' allows at most ' ..
-                           (cap - cfg.max_deficit))
+  return redis.error_reply('TKMCOST cost ' .. fmt(cost) .. ' can never be granted: capacity ' ..
+                           fmt(cap) .. ' minus max_deficit ' .. fmt(cfg.max_deficit) ..
+                           ' allows at most ' .. fmt(cap - cfg.max_deficit))
 end
 
 local expired_now = 0
 if recharge_timed_out(s) then
-  -- A recharge transition: written even though the call may be denied.
+  -- A recharge transition: written even though the call may be denied
+  -- (one write, after preflight: nothing left to fail).
   s.recharge_since_ms = nil
   redis.call('HDEL', B, 'recharge_since_ms')
   expired_now = 1
@@ -61,8 +71,7 @@ end
 -- The deficit limit holds for what the calls may really cost: this one at
 -- its estimate's known error (but never so much that it could never pass)
 -- and those in flight at their reserve.
-local extra = math.min(math.ceil(cost * (ratio_of(s, cost) - RATIO_ONE) / RATIO_ONE),
-                       cap - cfg.max_deficit - cost)
+local extra = math.min(excess(s, cost), cap - cfg.max_deficit - cost)
 local held = reserve(s) + extra
 if s.tokens - cost - held < cfg.max_deficit then
   -- Refill need only bring what the calls in flight do not hold: their
@@ -72,6 +81,11 @@ if s.tokens - cost - held < cfg.max_deficit then
     -- Only that reserve blocks: look again within a second (or the tick).
     reply[5] = math.min(refill_in(s), 1000)
   end
+  if s.next_change and s.next_change > now and
+     (reply[5] < 0 or s.next_change - now < reply[5]) then
+    -- A held outlier stops counting then.
+    reply[5] = s.next_change - now
+  end
   return reply
 end
 
@@ -80,11 +94,15 @@ if s.tokens < cfg.soft_floor and not recharge_on(s) then
   -- This grant proceeds; recharge starts for the calls after it.
   s.recharge_since_ms = now
 end
-local seq = redis.call('HINCRBY', B, 'seq', 1)
-local id = seq .. '-' .. now
+s.seq = (s.seq or 0) + 1
+local id = fmt(s.seq) .. '-' .. fmt(now)
 s.inflight_tokens = s.inflight_tokens + cost
-hold(s, cost, 1)
-persist(s)
-redis.call('HSET', L, id, cost .. '|' .. worker)
-redis.call('ZADD', E, now + cfg.lease_ttl_ms, id)
+s.leases = s.leases + 1
+add_class(s, cost, 1)
+bad = persist(s)
+if bad then
+  return bad
+end
+redis.call('HSET', L, id, fmt(cost) .. '|' .. worker)
+redis.call('ZADD', E, fmt(now + cfg.lease_ttl_ms), id)
 return {1, id, s.tokens, 'ok', 0, recharge_on(s) and 1 or 0, expired_now}

@@ -6,9 +6,22 @@
 -- @call complete(id, consumed, tokens_left, report_ms)
 --   -> {tokens, report_applied, report_stale}
 local id = op[1]
-local consumed = tonumber(op[2])
-local tokens_left = opt_arg(op[3])
-local ts = opt_arg(op[4])
+local consumed, bad = arg_int(op[2], 'consumed', 0, LIMIT)
+local tokens_left, ts
+if not bad then
+  tokens_left, bad = arg_opt(op[3], 'tokens_left', -LIMIT, LIMIT)
+end
+if not bad then
+  ts, bad = arg_opt(op[4], 'report_ms', 0, LIMIT)
+end
+if not bad and (tokens_left == nil) ~= (ts == nil) then
+  bad = redis.error_reply('TKMARG tokens_left and report_ms go together ' ..
+                          '(nothing was changed)')
+end
+bad = bad or preflight({B, L, E}, WRITE_LEASES)
+if bad then
+  return bad
+end
 
 local s, est = take_lease(id)
 if not s then
@@ -32,5 +45,9 @@ if applied == 1 then
 else
   s.tokens = s.tokens - (consumed - est)
 end
-persist(s)
+bad = persist(s)
+if bad then
+  return bad
+end
+drop_ended(s)
 return {s.tokens, applied, stale}

@@ -1,4 +1,5 @@
--- legacy (read-only): the original Python system's keys, exactly as it
+#!lua flags=no-writes
+-- legacy (read-only, flagged so): the original Python system's keys, exactly as it
 -- wrote them, beside Redis' clock (TIME: seconds and microseconds), so one
 -- round trip gives the plugin everything the legacy layout can tell.  The
 -- arguments are the key names (the list lives once, in lib/legacy.c); each

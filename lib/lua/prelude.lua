@@ -4,19 +4,26 @@
 -- state, the refill schedule, lease expiry and persistence.  The bucket
 -- policy lives here and in the per-operation scripts, nowhere else.
 --
--- The `pool` key set: KEYS[1] bucket hash (the fields in FIELDS, 'seq', and the estimate
--- errors: 'ratio:<estimate>', 'n:<estimate>'), KEYS[2] leases hash
--- (id -> "estimate|worker"),
+-- The `pool` key set: KEYS[1] bucket hash (the fields in FIELDS and
+-- TEXT_FIELDS, and 'learn:<class>' per estimate class: see learn()),
+-- KEYS[2] leases hash (id -> "estimate|worker"),
 -- KEYS[3] lease expiry sorted set (id -> expiry, Unix ms on Redis' clock),
 -- KEYS[4] heartbeats sorted set (worker id -> last heartbeat, Unix ms),
 -- KEYS[5] workers hash (worker id -> "busy_until_ms|phase"),
 -- KEYS[6] the /token throttle (string, expires when a sync is allowed),
 -- KEYS[7] busy workers (sorted set: worker id -> busy_until_ms, only while
 -- the worker's latest heartbeat declared a busy period).
--- ARGV[1..12] the policy (`@policy`): capacity (0 = 60 x rate), min_start_balance,
+-- ARGV[1..13] the policy (`@policy`): capacity (0 = 60 x rate), min_start_balance,
 -- soft_floor, recharge_target, low_cost_max, low_cost_target,
 -- recharge_timeout_ms, max_deficit, lease_ttl_ms, refill_period_ms,
--- stale_after_ms, retention_ms.  ARGV[13..] belong to the operation: op[].
+-- stale_after_ms, retention_ms, estimate_prior (thousandths).  ARGV[14..]
+-- belong to the operation: op[].
+--
+-- A script that fails part way keeps the writes it made (Redis has no
+-- rollback), so every script that writes first calls preflight() for the
+-- keys it touches and the commands it may send, and writes only once
+-- nothing can fail any more: persist() checks every value before its first
+-- write.
 local B, L, E, H, W, S, U = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6],
                             KEYS[7]
 
@@ -36,60 +43,250 @@ local cfg = {
   period_ms = tonumber(ARGV[10]),
   stale_after_ms = tonumber(ARGV[11]),
   retention_ms = tonumber(ARGV[12]),
+  estimate_prior = tonumber(ARGV[13]),
 }
 local op = {}
-for i = 13, #ARGV do
-  op[i - 12] = ARGV[i]
+for i = 14, #ARGV do
+  op[i - 13] = ARGV[i]
 end
 
--- An integer as this library writes it: optional minus and digits, at most
--- 17 characters.
+-- The numbers the state holds: integers of at most 16 digits, which Lua's
+-- doubles carry exactly and Redis writes back as digits.  Every argument
+-- and every value written stays within it.
+local LIMIT = 1e15
+
+local function fmt(v)
+  return string.format('%d', v)
+end
+
+-- An integer as this library writes it: optional minus and digits, within
+-- LIMIT.
 local function int_or_nil(v)
   if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') or #v > 17 then
     return nil
   end
-  return tonumber(v)
+  local n = tonumber(v)
+  if n < -LIMIT or n > LIMIT then
+    return nil
+  end
+  return n + 0 -- '-0' is 0: Redis reads no "-0" as an integer
 end
 
+-- An operation's integer argument within lo..hi, or nil and the refusal.
+local function arg_int(v, name, lo, hi)
+  local n = int_or_nil(v)
+  if n == nil or n < lo or n > hi then
+    return nil, redis.error_reply('TKMARG ' .. name .. " '" ..
+                                  string.sub(tostring(v), 1, 40) ..
+                                  "' is not an integer in " .. fmt(lo) ..
+                                  '..' .. fmt(hi) .. ' (nothing was changed)')
+  end
+  return n
+end
+
+-- The same, '' meaning absent (nil, no error).
+local function arg_opt(v, name, lo, hi)
+  if v == nil or v == '' then
+    return nil
+  end
+  return arg_int(v, name, lo, hi)
+end
+
+-- ---- before the first write ------------------------------------------
+
+local KEY_TYPES = {[B] = 'hash', [L] = 'hash', [E] = 'zset', [H] = 'zset',
+                   [W] = 'hash', [S] = 'string', [U] = 'zset'}
+if KEYS[11] then -- the recovery guard's keys (recovery.lua)
+  KEY_TYPES[KEYS[8]], KEY_TYPES[KEYS[9]] = 'hash', 'zset'
+  KEY_TYPES[KEYS[10]], KEY_TYPES[KEYS[11]] = 'string', 'stream'
+end
+
+-- The write commands a script may send, as redis.acl_check_cmd takes them.
+local WRITE_BUCKET = {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'}}
+local WRITE_LEASES = {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
+                      {'HDEL', L, 'f'}, {'ZADD', E, '0', 'm'},
+                      {'ZREM', E, 'm'}}
+
+-- Reads that fail on a key of another type (WRONGTYPE), one per type:
+-- commands every tokenmgr user may already run (conf/redis-acl.conf).
+local PROBES = {hash = {'HGET', 'f'}, zset = {'ZCARD'}, string = {'GET'},
+                stream = {'XREVRANGE', '+', '-', 'COUNT', '1'}}
+
+-- Each of `keys` holds its type or nothing, and the connection's user may
+-- run each of `writes` (a list of {command, key, args...}): checked before
+-- the first write, so that a script refused here changed nothing.  Returns
+-- nil, or the error reply.
+local function preflight(keys, writes)
+  for _, k in ipairs(keys) do
+    local p = PROBES[KEY_TYPES[k]]
+    local r = redis.pcall(p[1], k, unpack(p, 2))
+    if type(r) == 'table' and r.err then
+      if string.find(r.err, 'WRONGTYPE', 1, true) then
+        return redis.error_reply('TKMSTATE key ' .. k .. ' is not a ' ..
+                                 KEY_TYPES[k] .. ': written by something ' ..
+                                 'else (nothing was changed; `tokenmgr ' ..
+                                 'reset` starts the pool over)')
+      end
+      return redis.error_reply(r.err)
+    end
+  end
+  for _, w in ipairs(writes or {}) do
+    if not redis.acl_check_cmd(unpack(w)) then
+      return redis.error_reply('NOPERM this Redis user may not run ' .. w[1] ..
+                               ' on ' .. w[2] .. ', which the call needs ' ..
+                               '(checked before any write: nothing was changed)')
+    end
+  end
+  return nil
+end
+
+-- ---- the state ----------------------------------------------------------
+
 local FIELDS = {'tokens', 'rate', 'period_ms', 'anchor_ms', 'report_ts',
-                'sync_ms', 'recharge_since_ms', 'inflight_tokens',
-                'reserve_mt', 'unlearned_tokens', 'ratio:*'}
+                'sync_ms', 'recharge_since_ms', 'inflight_tokens', 'leases',
+                'seq'}
+local TEXT_FIELDS = {'inflight_est', 'learn:*'}
+local FIELDS_READ = {unpack(FIELDS)}
+for _, f in ipairs(TEXT_FIELDS) do
+  FIELDS_READ[#FIELDS_READ + 1] = f
+end
 local REQUIRED = {tokens = true, rate = true, period_ms = true, anchor_ms = true}
 
--- Estimate errors.  Each completion teaches the pool how far its estimates
--- fall short: a ratio in thousandths of actual / estimate (>= 1000), one per
--- estimate value ('ratio:<estimate>') and one for the pool ('ratio:*', for
--- estimates never completed yet).  A ratio is a slowly decaying maximum: it
--- rises at once to a larger error and moves 1/64 of the way toward a
--- smaller one per completion, so it follows the worst recent error.  Before
--- the pool has learned anything a call is valued at RATIO_PRIOR: 4 times
--- its estimate (SEED's recorded error, 386 charged for 100, rounded up).
+-- Estimate errors.  Each completion teaches the pool how far an estimate
+-- fell short: a sample, the ratio actual / estimate in thousandths, at
+-- least 1000 (over-estimates earn no credit) and at most RATIO_MAX.  The
+-- samples are kept per estimate class (estimates c with lo <= c < 2 lo, lo
+-- a power of two: 'learn:<lo>', so at most 50 fields whatever estimates
+-- callers send) and for the pool ('learn:*', for classes never completed
+-- yet): the last WINDOW samples, "ratio:time_ms,..." oldest first.
 --
--- The calls in flight hold a reserve, the sum over them of
--- estimate x (ratio - 1) at the ratios known now ('reserve_mt', thousandths
--- of a token, exact), revalued whenever a ratio changes: 'n:<estimate>'
--- counts them per estimate, and 'unlearned_tokens' sums the estimates that
--- have no ratio of their own.  The deficit limit holds for that reserve.
--- Two fields per estimate value ever used: callers use a handful.
-local RATIO_ONE, RATIO_PRIOR = 1000, 4000
+-- The learned ratio of a window is a high quantile of it, not its maximum:
+-- its second largest sample, so that one outlier does not hold the pool
+-- back, while two in the last WINDOW calls (an estimate short one time in
+-- four) do.  The largest sample counts too, but only for HOLD_PERIODS
+-- refill periods after it was seen: a call far above its estimate may be
+-- the first of many, and a few periods tell.  A single sample, once its
+-- hold is over, counts at most as the prior.  Before the pool has learned
+-- anything a call is valued at the prior, bucket.estimate_prior (4: SEED's
+-- recorded error, 386 charged for 100, rounded up).
+--
+-- The calls in flight hold a reserve: the sum over them of estimate x
+-- (ratio - 1) at the ratios known now, computed at each decision from
+-- 'inflight_est' (the estimates in flight per class, "lo:tokens,...") and
+-- the windows.  The deficit limit holds for that reserve.
+local RATIO_ONE, RATIO_MAX = 1000, 1000000
+local WINDOW, HOLD_PERIODS = 8, 3
+local PRIOR = math.min(RATIO_MAX, math.max(RATIO_ONE,
+                                           math.floor(cfg.estimate_prior or 4000)))
 
--- The ratio (false: none) and in-flight count of estimate c, from the
--- values read (HMGET 'ratio:<c>', 'n:<c>').
-local function set_class(s, c, ratio, count)
-  s.ratios[c] = int_or_nil(ratio) or false
-  s.n[c] = int_or_nil(count) or 0
+-- The class of estimate c > 0: the power of two lo with lo <= c < 2 lo.
+local function class_of(c)
+  local lo = 1
+  while lo * 2 <= c do
+    lo = lo * 2
+  end
+  return lo
+end
+
+-- "est|worker" -> est, or nil for what this library did not write.
+local function lease_est(v)
+  local est = v and int_or_nil(string.match(v, '^([^|]*)|'))
+  if est and est >= 0 then
+    return est
+  end
+  return nil
+end
+
+-- A window's text -> {{r, t}...}; what does not parse is left out.
+local function parse_window(v)
+  local w = {}
+  if type(v) == 'string' then
+    for r, ts in string.gmatch(v, '(%d+):(%d+)') do
+      r, ts = tonumber(r), tonumber(ts)
+      if #w < WINDOW and r >= RATIO_ONE and r <= RATIO_MAX and ts <= LIMIT then
+        w[#w + 1] = {r, ts}
+      end
+    end
+  end
+  return w
+end
+
+local function window_text(w)
+  local parts = {}
+  for i, e in ipairs(w) do
+    parts[i] = fmt(e[1]) .. ':' .. fmt(e[2])
+  end
+  return table.concat(parts, ',')
+end
+
+local function add_class(s, est, d)
+  if est > 0 then
+    local lo = class_of(est)
+    s.cls[lo] = (s.cls[lo] or 0) + d * est
+  end
+end
+
+-- The longest lease any configuration gives (bucket.lease_ttl_s is at most
+-- a day): an expiry later than that is no lease of ours.
+local LEASE_MAX_MS = 86400000
+
+-- Counters kept beside the leases (inflight_tokens, leases, inflight_est)
+-- agree with them, and every lease expires within a lease's life: checked
+-- at each load in O(log leases): the count of expiries, the oldest and the
+-- newest lease (a leases hash deleted by hand shows at once; one lease
+-- lost, when it is the oldest, and expire() checks each lease it ends).
+local function consistent(s)
+  local n = redis.call('ZCARD', E)
+  if s.leases ~= n then
+    return false
+  end
+  local sum = 0
+  for _, v in pairs(s.cls) do
+    if v < 0 then
+      return false
+    end
+    sum = sum + v
+  end
+  if sum ~= s.inflight_tokens then
+    return false
+  end
+  if n > 0 then
+    local last = redis.call('ZREVRANGEBYSCORE', E, '+inf', '-inf', 'WITHSCORES',
+                            'LIMIT', 0, 1)
+    if tonumber(last[2]) > now + LEASE_MAX_MS then
+      return false
+    end
+    local first = redis.call('ZRANGEBYSCORE', E, '-inf', '+inf', 'LIMIT', 0, 1)
+    local v = redis.call('HMGET', L, last[1], first[1])
+    if not lease_est(v[1]) or not lease_est(v[2]) then
+      return false
+    end
+  end
+  return true
+end
+
+-- They disagree (a script torn by an older version, a hand edit): the
+-- counters again from the leases (O(leases), only then), and persist()
+-- repairs the keys: leases that are not ours go, every lease expires
+-- within its life, expiries without a lease go.
+local function rebuild(s)
+  s.inflight_tokens, s.leases, s.cls = 0, 0, {}
+  s.fix = true
+  for _, v in ipairs(redis.call('HVALS', L)) do
+    local est = lease_est(v)
+    if est then
+      s.inflight_tokens = s.inflight_tokens + est
+      s.leases = s.leases + 1
+      add_class(s, est, 1)
+    end
+  end
 end
 
 -- Returns state, nil; or nil, nil (no state); or nil, error text.  The
--- estimate values in `classes` (optional) are read in the same HMGET.
-local function load(classes)
-  classes = classes or {}
-  local names = {unpack(FIELDS)}
-  for _, c in ipairs(classes) do
-    names[#names + 1] = 'ratio:' .. c
-    names[#names + 1] = 'n:' .. c
-  end
-  local raw = redis.call('HMGET', B, unpack(names))
+-- learned windows of the classes in flight, of the estimates in `ests`
+-- (optional) and of the pool are read too.
+local function load(ests)
+  local raw = redis.call('HMGET', B, unpack(FIELDS_READ))
   if not raw[1] then
     return nil, nil
   end
@@ -101,61 +298,125 @@ local function load(classes)
       if n == nil then
         return nil, "TKMSTATE field '" .. name .. "' of " .. B ..
                     " holds '" .. string.sub(v, 1, 40) ..
-                    "', not an integer (nothing was changed; `tokenmgr reset` starts the pool over)"
+                    "', not an integer this library writes (this call " ..
+                    'changed nothing; `tokenmgr reset` starts the pool over)'
       end
       s[name] = n
     elseif REQUIRED[name] then
-      return nil, "TKMSTATE field '" .. name .. "' of " .. B .. ' is missing'
+      return nil, 'TKMSTATE field ' .. name .. ' of ' .. B .. ' is missing' ..
+                  ' (this call changed nothing; `tokenmgr reset` starts the ' ..
+                  'pool over)'
     end
   end
   if s.rate < 0 or s.period_ms <= 0 then
-    return nil, 'TKMSTATE ' .. B .. ' holds an impossible rate ' .. s.rate ..
-                ' or period ' .. s.period_ms
+    return nil, 'TKMSTATE ' .. B .. ' holds an impossible rate ' .. fmt(s.rate) ..
+                ' or period ' .. fmt(s.period_ms) .. ' (this call changed ' ..
+                'nothing; `tokenmgr reset` starts the pool over)'
   end
   s.inflight_tokens = s.inflight_tokens or 0
-  s.reserve_mt = s.reserve_mt or 0
-  s.unlearned_tokens = s.unlearned_tokens or 0
-  s.ratios, s.n, s.dirty = {}, {}, {}
-  for i, c in ipairs(classes) do
-    set_class(s, c, raw[#FIELDS + 2 * i - 1], raw[#FIELDS + 2 * i])
+  s.cls = {}
+  local text = {raw[#FIELDS + 1], raw[#FIELDS + 2]}
+  for lo, tokens in string.gmatch(text[1] or '', '(%d+):(%d+)') do
+    s.cls[tonumber(lo)] = tonumber(tokens)
+  end
+  -- A state written before 'leases' was counted: recounted once, and its
+  -- older fields go (persist).
+  s.upgrade = s.leases == nil
+  if not consistent(s) then
+    rebuild(s)
+  end
+  s.win = {['*'] = parse_window(text[2])}
+  s.dirty = {}
+  local want = {}
+  for lo in pairs(s.cls) do
+    want[#want + 1] = lo
+  end
+  for _, c in ipairs(ests or {}) do
+    if c > 0 and not s.cls[class_of(c)] then
+      want[#want + 1] = class_of(c)
+    end
+  end
+  if #want > 0 then
+    local names = {}
+    for i, lo in ipairs(want) do
+      names[i] = 'learn:' .. fmt(lo)
+    end
+    local v = redis.call('HMGET', B, unpack(names))
+    for i, lo in ipairs(want) do
+      s.win[lo] = parse_window(v[i])
+    end
   end
   return s, nil
 end
 
--- The learned ratio of estimate c, or nil (read when not loaded yet).
-local function class_ratio(s, c)
-  if s.ratios[c] == nil then
-    local v = redis.call('HMGET', B, 'ratio:' .. c, 'n:' .. c)
-    set_class(s, c, v[1], v[2])
+-- The window of class lo (read when not loaded yet).
+local function window(s, lo)
+  if s.win[lo] == nil then
+    s.win[lo] = parse_window(redis.call('HGET', B, 'learn:' .. fmt(lo)))
   end
-  return s.ratios[c] or nil
+  return s.win[lo]
 end
 
+-- The learned ratio of window w, or nil when it is empty.  s.next_change
+-- notes when a held outlier stops counting.
+local function learned(s, w)
+  if #w == 0 then
+    return nil
+  end
+  local top, top_t, second = 0, 0, 0
+  for _, e in ipairs(w) do
+    if e[1] >= top then
+      second, top, top_t = top, e[1], e[2]
+    elseif e[1] > second then
+      second = e[1]
+    end
+  end
+  if #w == 1 then
+    second = math.min(top, PRIOR)
+  end
+  local hold = HOLD_PERIODS * cfg.period_ms
+  local held_until = top_t + hold
+  if top > second and now < held_until and top_t - now < hold then
+    if not s.next_change or held_until < s.next_change then
+      s.next_change = held_until
+    end
+    return top
+  end
+  return second
+end
+
+-- The ratio a call estimated at c > 0 is valued at.
 local function ratio_of(s, c)
-  return class_ratio(s, c) or s['ratio:*'] or RATIO_PRIOR
+  return learned(s, window(s, class_of(c))) or learned(s, s.win['*']) or PRIOR
 end
 
--- A reservation estimated at c starts (d = 1) or stops (d = -1) being in
--- flight.
-local function hold(s, c, d)
-  s.reserve_mt = s.reserve_mt + d * c * (ratio_of(s, c) - RATIO_ONE)
-  if not class_ratio(s, c) then
-    s.unlearned_tokens = s.unlearned_tokens + d * c
+-- What a call estimated at c may cost beyond it, in whole tokens.
+local function excess(s, c)
+  if c <= 0 then
+    return 0
   end
-  s.n[c] = math.max(0, s.n[c] + d)
-  s.dirty[c] = true
+  return math.ceil(c * (ratio_of(s, c) - RATIO_ONE) / RATIO_ONE)
 end
 
--- The reserve in whole tokens (never negative).
+-- The reserve of the calls in flight, in whole tokens (never negative).
 local function reserve(s)
-  return math.max(0, math.ceil(s.reserve_mt / RATIO_ONE))
+  local mt = 0
+  for lo, tokens in pairs(s.cls) do
+    if tokens > 0 then
+      mt = mt + tokens * (ratio_of(s, lo) - RATIO_ONE)
+    end
+  end
+  return math.max(0, math.ceil(mt / RATIO_ONE))
 end
 
-local function decayed_max(old, seen)
-  if old == nil or seen >= old then
-    return seen
+local function remember(s, key, seen)
+  local w = s.win[key] or {}
+  w[#w + 1] = {seen, now}
+  while #w > WINDOW do
+    table.remove(w, 1)
   end
-  return old - math.floor((old - seen) / 64)
+  s.win[key] = w
+  s.dirty[key] = true
 end
 
 -- complete: a call estimated at c cost `consumed` (its lease ended first).
@@ -163,21 +424,11 @@ local function learn(s, c, consumed)
   if c <= 0 or consumed < 0 then
     return
   end
-  local seen = math.max(RATIO_ONE, math.min(1000 * RATIO_ONE,
+  local seen = math.max(RATIO_ONE, math.min(RATIO_MAX,
                                             math.ceil(consumed * RATIO_ONE / c)))
-  local learned = class_ratio(s, c)
-  local before = ratio_of(s, c)
-  local n = s.n[c]
-  local rc = decayed_max(learned, seen)
-  if not learned then
-    s.unlearned_tokens = s.unlearned_tokens - n * c
-  end
-  s.reserve_mt = s.reserve_mt + n * c * (rc - before)
-  s.ratios[c] = rc
-  s.dirty[c] = true
-  local rp = decayed_max(s['ratio:*'], seen)
-  s.reserve_mt = s.reserve_mt + s.unlearned_tokens * (rp - (s['ratio:*'] or RATIO_PRIOR))
-  s['ratio:*'] = rp
+  window(s, class_of(c))
+  remember(s, class_of(c), seen)
+  remember(s, '*', seen)
 end
 
 local function capacity(s)
@@ -224,17 +475,23 @@ end
 local function expire(s)
   s.expired = redis.call('ZRANGEBYSCORE', E, '-inf', now, 'LIMIT', 0, 1000)
   s.is_expired = {}
-  if #s.expired > 0 then
-    local vals = redis.call('HMGET', L, unpack(s.expired))
-    for i, id in ipairs(s.expired) do
-      s.is_expired[id] = true
-      if vals[i] then
-        local est = int_or_nil(string.match(vals[i], '^([^|]*)'))
-        if est then
-          s.inflight_tokens = s.inflight_tokens - est
-          hold(s, est, -1)
-        end
-      end
+  if #s.expired == 0 then
+    return
+  end
+  local vals = redis.call('HMGET', L, unpack(s.expired))
+  for i, id in ipairs(s.expired) do
+    s.is_expired[id] = true
+    if not lease_est(vals[i]) and not s.fix then
+      -- An expiry without a lease of ours, counted as one: count again.
+      rebuild(s)
+    end
+  end
+  for i = 1, #s.expired do
+    local est = lease_est(vals[i])
+    if est then
+      s.inflight_tokens = s.inflight_tokens - est
+      s.leases = s.leases - 1
+      add_class(s, est, -1)
     end
   end
 end
@@ -248,42 +505,139 @@ local function recharge_timed_out(s)
   return recharge_on(s) and now - s.recharge_since_ms >= cfg.recharge_timeout_ms
 end
 
-local function persist(s)
-  if s.inflight_tokens <= 0 then
-    -- Nothing (or only free calls) in flight: no reserve, whatever drifted.
-    s.reserve_mt, s.unlearned_tokens = 0, 0
-  end
-  local f = {'tokens', s.tokens, 'rate', s.rate, 'period_ms', s.period_ms,
-             'anchor_ms', s.anchor_ms, 'inflight_tokens', s.inflight_tokens,
-             'reserve_mt', s.reserve_mt, 'unlearned_tokens', s.unlearned_tokens}
-  if s['ratio:*'] then
-    f[#f + 1], f[#f + 2] = 'ratio:*', s['ratio:*']
-  end
-  for c in pairs(s.dirty) do
-    f[#f + 1], f[#f + 2] = 'n:' .. c, s.n[c]
-    if s.ratios[c] then
-      f[#f + 1], f[#f + 2] = 'ratio:' .. c, s.ratios[c]
+local function classes_text(s)
+  local parts = {}
+  for lo, tokens in pairs(s.cls) do
+    if tokens > 0 then
+      parts[#parts + 1] = fmt(lo) .. ':' .. fmt(tokens)
     end
   end
-  redis.call('HSET', B, unpack(f))
-  if s.report_ts then redis.call('HSET', B, 'report_ts', s.report_ts) end
-  if s.sync_ms then redis.call('HSET', B, 'sync_ms', s.sync_ms) end
+  table.sort(parts)
+  return table.concat(parts, ',')
+end
+
+-- A number of the state that would leave LIMIT, or be no integer: the
+-- refusal (nothing written yet), else nil.
+local function out_of_domain(name, v)
+  if v ~= v or v < -LIMIT or v > LIMIT or v ~= math.floor(v) then
+    return redis.error_reply('TKMARG this call would take ' .. name .. ' of ' ..
+                             B .. ' to ' .. tostring(v) .. ', outside -' ..
+                             fmt(LIMIT) .. '..' .. fmt(LIMIT) ..
+                             ' (nothing was changed)')
+  end
+  return nil
+end
+
+-- After rebuild(): what makes the keys agree with the leases again (read
+-- here, written by persist()): leases that are not ours, leases without
+-- an expiry or with one past the longest lease, expiries without a lease.
+local function repair_plan(s)
+  local ids = redis.call('HKEYS', L)
+  local live, p = {}, {garbage = {}, due = {}, latest = {}, orphans = {}}
+  local due, latest = fmt(now + cfg.lease_ttl_ms), fmt(now + LEASE_MAX_MS)
+  for i = 1, #ids, 1000 do
+    local chunk = {unpack(ids, i, math.min(i + 999, #ids))}
+    local vals = redis.call('HMGET', L, unpack(chunk))
+    for j, id in ipairs(chunk) do
+      if s.is_expired and s.is_expired[id] then
+        live[id] = true -- removed with the expired
+      elseif lease_est(vals[j]) then
+        live[id] = true
+        p.due[#p.due + 1], p.due[#p.due + 2] = due, id
+        p.latest[#p.latest + 1], p.latest[#p.latest + 2] = latest, id
+      else
+        p.garbage[#p.garbage + 1] = id
+      end
+    end
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', E, '-inf', '+inf')) do
+    if not live[id] then
+      p.orphans[#p.orphans + 1] = id
+    end
+  end
+  return p
+end
+
+-- The commands of a list of arguments too long for one call, in chunks.
+local function chunked(cmd, key, flag, args, step)
+  for i = 1, #args, step do
+    if flag then
+      redis.call(cmd, key, flag, unpack(args, i, math.min(i + step - 1, #args)))
+    else
+      redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
+    end
+  end
+end
+
+-- Write the state.  Every value is checked and everything to read is read
+-- first, so that a refusal writes nothing and nothing fails once writing
+-- has begun.  Returns nil, or the error reply.
+local function persist(s)
+  local f = {'tokens', s.tokens, 'rate', s.rate, 'period_ms', s.period_ms,
+             'anchor_ms', s.anchor_ms, 'inflight_tokens', s.inflight_tokens,
+             'leases', s.leases}
+  for _, name in ipairs({'seq', 'report_ts', 'sync_ms', 'recharge_since_ms'}) do
+    if s[name] then
+      f[#f + 1], f[#f + 2] = name, s[name]
+    end
+  end
+  for i = 2, #f, 2 do
+    local bad = out_of_domain(f[i - 1], f[i])
+    if bad then
+      return bad
+    end
+    f[i] = fmt(f[i])
+  end
+  f[#f + 1], f[#f + 2] = 'inflight_est', classes_text(s)
+  for key in pairs(s.dirty) do
+    f[#f + 1] = key == '*' and 'learn:*' or 'learn:' .. fmt(key)
+    f[#f + 1] = window_text(s.win[key])
+  end
+  local old = {'recharge_since_ms'}
   if s.recharge_since_ms then
-    redis.call('HSET', B, 'recharge_since_ms', s.recharge_since_ms)
-  else
-    redis.call('HDEL', B, 'recharge_since_ms')
+    old = {}
+  end
+  if s.upgrade then
+    -- The estimate errors as versions before 'learn:' kept them.
+    old[#old + 1], old[#old + 2] = 'reserve_mt', 'unlearned_tokens'
+    for _, name in ipairs(redis.call('HKEYS', B)) do
+      if string.match(name, '^ratio:') or string.match(name, '^n:') then
+        old[#old + 1] = name
+      end
+    end
+  end
+  local plan = s.fix and repair_plan(s)
+
+  redis.call('HSET', B, unpack(f))
+  if #old > 0 then
+    redis.call('HDEL', B, unpack(old))
   end
   if s.expired and #s.expired > 0 then
     redis.call('HDEL', L, unpack(s.expired))
     redis.call('ZREM', E, unpack(s.expired))
   end
+  if plan then
+    chunked('HDEL', L, nil, plan.garbage, 1000)
+    chunked('ZADD', E, 'NX', plan.due, 1000)
+    chunked('ZADD', E, 'LT', plan.latest, 1000)
+    chunked('ZREM', E, nil, plan.orphans, 1000)
+  end
+  return nil
 end
 
 local function end_lease(s, id, est)
-  redis.call('HDEL', L, id)
-  redis.call('ZREM', E, id)
+  s.ended = id
   s.inflight_tokens = s.inflight_tokens - est
-  hold(s, est, -1)
+  s.leases = s.leases - 1
+  add_class(s, est, -1)
+end
+
+-- The lease ended by end_lease(), removed with the state: after persist().
+local function drop_ended(s)
+  if s.ended then
+    redis.call('HDEL', L, s.ended)
+    redis.call('ZREM', E, s.ended)
+  end
 end
 
 local function no_grant(id)
@@ -295,8 +649,7 @@ end
 -- complete and release: the pool's state with the live lease `id` ended.
 -- Returns s, est; or nil, an error reply.
 local function take_lease(id)
-  local v = redis.call('HGET', L, id)
-  local est = v and int_or_nil(string.match(v, '^([^|]*)'))
+  local est = lease_est(redis.call('HGET', L, id))
   local s, err = load(est and {est})
   if err then
     return nil, redis.error_reply(err)
@@ -322,14 +675,6 @@ local function stale_report(s, ts)
          s.report_ts - ts <= cfg.lease_ttl_ms
 end
 
--- An optional integer argument: '' means absent.
-local function opt_arg(v)
-  if v == nil or v == '' then
-    return nil
-  end
-  return tonumber(v)
-end
-
 
 -- Workers on Redis' clock: how many heartbeats within the retention, how
 -- many alive (a heartbeat no older than stale_after_ms, or inside a declared
@@ -341,14 +686,28 @@ local function busy_until(info)
   return int_or_nil(string.match(info, '^([^|]*)')) or 0
 end
 
+-- A worker's record "busy_until_ms|error_ms:error|phase" (or the older
+-- "busy_until_ms|phase"): busy_until_ms, the error field, the phase.
+local function worker_record(info)
+  if not info then
+    return 0, '', ''
+  end
+  local b, err, phase = string.match(info, '^([^|]*)|(%d*:?[a-z]*)|(.*)$')
+  if not b then
+    b, phase = string.match(info, '^([^|]*)|(.*)$')
+    err = ''
+  end
+  return int_or_nil(b) or 0, err or '', phase or ''
+end
+
 local function worker_summary()
   local horizon = now - cfg.retention_ms
   local stale_before = now - cfg.stale_after_ms
-  local total = redis.call('ZCOUNT', H, '(' .. horizon, '+inf')
-  local alive = redis.call('ZCOUNT', H, stale_before, '+inf')
+  local total = redis.call('ZCOUNT', H, '(' .. fmt(horizon), '+inf')
+  local alive = redis.call('ZCOUNT', H, fmt(stale_before), '+inf')
   -- Plus the workers inside a busy period whose heartbeat is stale: only
   -- the busy ones are looked at, never the departed (O(busy x log n)).
-  local busy = redis.call('ZRANGEBYSCORE', U, '(' .. now, '+inf', 'LIMIT', 0, 1000)
+  local busy = redis.call('ZRANGEBYSCORE', U, '(' .. fmt(now), '+inf', 'LIMIT', 0, 1000)
   for _, id in ipairs(busy) do
     local hb = redis.call('ZSCORE', H, id)
     if hb and tonumber(hb) < stale_before and tonumber(hb) > horizon then

@@ -12,6 +12,49 @@ local pool = string.match(B, '{(.-)}')
 local AUDIT_MAX = 1000
 local QUIET_MS = 60000
 
+-- Every command but status writes: the guard's keys and the commands it
+-- may send are checked before the first write (see the prelude), and so
+-- is the audit stream's last entry (XADD '*' fails after the largest id).
+do
+  local writes = {}
+  if cmd ~= 'status' then
+    writes = {{'HSET', R, 'f', 'v'}, {'HDEL', R, 'f'}, {'ZADD', A, '0', 'm'},
+              {'ZREMRANGEBYSCORE', A, '0', '0'}, {'DEL', A},
+              {'SET', LEASE, 'v'}, {'DEL', LEASE},
+              {'XADD', LOG, 'MAXLEN', '~', '1000', '*', 'f', 'v'}}
+  end
+  local bad = preflight({R, A, LEASE, LOG}, writes)
+  if not bad and cmd ~= 'status' then
+    local last = redis.call('XREVRANGE', LOG, '+', '-', 'COUNT', 1)[1]
+    if last and last[1] == '18446744073709551615-18446744073709551615' then
+      bad = redis.error_reply('TKMSTATE the audit stream ' .. LOG ..
+                              ' holds the largest id: written by something ' ..
+                              'else (nothing was changed)')
+    end
+  end
+  if bad then
+    return bad
+  end
+end
+
+-- The numbers of each command (op[i], its name), checked before anything
+-- is written.
+local NUMBERS = {
+  decide = {{7, 'cooldown_ms', 0}, {8, 'max_actions', 0}, {9, 'window_ms', 0},
+            {10, 'lease_ms', 1}, {11, 'grace_ms', 0}},
+  finish = {{6, 'exit', -LIMIT}, {7, 'duration_ms', -LIMIT}},
+  observe = {{4, 'heartbeat_age_ms', -LIMIT}, {5, 'window_ms', 0}},
+  status = {{3, 'cooldown_ms', 0}, {4, 'window_ms', 0}},
+  pause = {{4, 'duration_ms', 0}},
+}
+for _, n in ipairs(NUMBERS[cmd] or {}) do
+  local v, bad = arg_int(op[n[1]], n[2], n[3], LIMIT)
+  if bad then
+    return bad
+  end
+  op[n[1]] = v
+end
+
 local function num(field)
   return tonumber(redis.call('HGET', R, field) or '0') or 0
 end
@@ -38,7 +81,7 @@ local function audit(decision, fields, repeatable)
   if repeatable then
     local last = redis.call('HMGET', R, 'audit_decision', 'audit_ms')
     if last[1] == decision and now - (tonumber(last[2]) or 0) < QUIET_MS then
-      redis.call('HINCRBY', R, 'audit_repeats', 1)
+      redis.call('HSET', R, 'audit_repeats', num('audit_repeats') + 1)
       return
     end
   end
@@ -107,11 +150,12 @@ if cmd == 'decide' then
     decision = 'lease'
   else
     decision = 'act'
-    id = now .. '-' .. redis.call('HINCRBY', R, 'seq', 1)
+    id = fmt(now) .. '-' .. fmt(num('seq') + 1)
+    redis.call('HSET', R, 'seq', num('seq') + 1)
     redis.call('ZADD', A, now, id)
     redis.call('HSET', R, 'last_action_ms', now, 'grace_until_ms', now + grace,
                'pending_id', id)
-    redis.call('HINCRBY', R, 'total', 1)
+    redis.call('HSET', R, 'total', num('total') + 1)
   end
   local quiet = decision ~= 'act' and decision ~= 'dry_run' and decision ~= 'limit'
   audit(decision, {'reason', reason, 'inputs', inputs, 'argv', argv,
@@ -131,7 +175,7 @@ if cmd == 'finish' then
   end
   if outcome == 'failed' or outcome == 'timeout' then
     -- Counted once: the grace verdict does not count it again.
-    redis.call('HINCRBY', R, 'failed', 1)
+    redis.call('HSET', R, 'failed', num('failed') + 1)
     redis.call('HSET', R, 'failed_id', id)
   end
   audit('finished', {'action_id', id, 'outcome', outcome, 'exit', op[6],
@@ -157,7 +201,7 @@ if cmd == 'observe' then
     else
       event = 'failed'
       if redis.call('HGET', R, 'failed_id') ~= pending then
-        redis.call('HINCRBY', R, 'failed', 1)
+        redis.call('HSET', R, 'failed', num('failed') + 1)
       end
       audit('failed', {'action_id', pending,
                        'reason', 'no heartbeat resumed within the grace period'},

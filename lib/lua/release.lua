@@ -4,11 +4,19 @@
 -- @policy
 -- @call release(id) -> {tokens, report_applied, report_stale}
 local id = op[1]
+local bad = preflight({B, L, E}, WRITE_LEASES)
+if bad then
+  return bad
+end
 
 local s, est = take_lease(id)
 if not s then
   return est -- the error reply
 end
 s.tokens = s.tokens + est
-persist(s)
+bad = persist(s)
+if bad then
+  return bad
+end
+drop_ended(s)
 return {s.tokens, 0, 0}

@@ -1,12 +1,24 @@
 -- reset: delete the pool's keys by name, never by a keyspace scan (which
 -- would block Redis for every other pool on a large database): the pool's
 -- keys, and with all = 1 the recovery guard's and its audit trail.
--- `deleted` counts the keys that existed.
+-- `deleted` counts the keys that existed.  Keys of any type go (reset is
+-- the cure for keys written by something else), so only the permission to
+-- delete each is checked first.
 -- @keys pool guard
 -- @policy
 -- @call reset(all) -> {deleted}
-local deleted = redis.call('DEL', B, L, E, H, W, S, U)
+local keys = {B, L, E, H, W, S, U}
 if op[1] == '1' then
-  deleted = deleted + redis.call('DEL', KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+  for i = 8, 11 do
+    keys[#keys + 1] = KEYS[i]
+  end
 end
-return {deleted}
+local writes = {}
+for i, k in ipairs(keys) do
+  writes[i] = {'DEL', k}
+end
+local bad = preflight({}, writes)
+if bad then
+  return bad
+end
+return {redis.call('DEL', unpack(keys))}

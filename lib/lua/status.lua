@@ -1,7 +1,10 @@
--- status (read-only): the pool with refill projected to now, and its
--- workers' summary.  estimate_ratio is in thousandths (0: nothing learned
--- yet); a pool without state answers synced 0, its bucket fields 0 or -1
--- (period_ms: the configured one).
+#!lua flags=no-writes
+-- status (read-only, flagged so: it runs under CLIENT PAUSE WRITE and on
+-- replicas): the pool with refill projected to now, and its workers'
+-- summary.  estimate_ratio is in thousandths (0: nothing learned yet); a
+-- pool without state answers synced 0, its bucket fields 0 or -1
+-- (period_ms: the configured one).  inflight and inflight_tokens are
+-- counted from the leases when the counters kept beside them disagree.
 -- @keys pool
 -- @policy
 -- @call status()
@@ -9,6 +12,10 @@
 --       recharge_mode, recharge_since_ms, recharge_target, inflight,
 --       inflight_tokens, last_sync_age_ms, now, workers_total, workers_alive,
 --       heartbeat_age_ms, inflight_reserve, estimate_ratio}
+local bad = preflight({B, L, E, H, U})
+if bad then
+  return bad
+end
 local s, err = load()
 if err then
   return redis.error_reply(err)
@@ -20,16 +27,19 @@ if not s then
 end
 refill(s)
 expire(s)
-if recharge_timed_out(s) then
+local cap = capacity(s)
+-- What the next decision would see: recharge timed out, or the balance at
+-- its target (any call then ends it), is off, though only a decision
+-- writes that down.
+if recharge_timed_out(s) or
+   (recharge_on(s) and s.tokens >= math.min(cfg.recharge_target, cap)) then
   s.recharge_since_ms = nil
 end
-local cap = capacity(s)
-local inflight = redis.call('ZCOUNT', E, '(' .. now, '+inf')
 local age = -1
 if s.sync_ms then
   age = now - s.sync_ms
 end
 return {1, s.tokens, cap, s.rate, s.period_ms, refill_in(s),
         recharge_on(s) and 1 or 0, s.recharge_since_ms or -1,
-        math.min(cfg.recharge_target, cap), inflight, s.inflight_tokens, age, now,
-        total, alive, hb_age, reserve(s), s['ratio:*'] or 0}
+        math.min(cfg.recharge_target, cap), s.leases, s.inflight_tokens, age, now,
+        total, alive, hb_age, reserve(s), learned(s, s.win['*']) or 0}

@@ -5,10 +5,22 @@
 -- @policy
 -- @call sync(tokens, rate, refill_in_ms, report_ms)
 --   -> {tokens, report_applied, report_stale}
-local tokens = tonumber(op[1])
-local rate = tonumber(op[2])
-local rin = opt_arg(op[3])
-local ts = opt_arg(op[4]) or now
+local tokens, bad = arg_int(op[1], 'tokens', -LIMIT, LIMIT)
+local rate, rin, ts
+if not bad then
+  rate, bad = arg_int(op[2], 'rate', 0, LIMIT)
+end
+if not bad then
+  rin, bad = arg_opt(op[3], 'refill_in_ms', 0, cfg.period_ms)
+end
+if not bad then
+  ts, bad = arg_opt(op[4], 'report_ms', 0, LIMIT)
+end
+bad = bad or preflight({B, L, E}, WRITE_LEASES)
+if bad then
+  return bad
+end
+ts = ts or now
 
 local s, err = load()
 if err then
@@ -22,23 +34,12 @@ if s then
   end
 else
   -- A pool without state may still have leases (its hash deleted by hand):
-  -- expire() subtracted the expired ones, the sum below adds all of them.
-  -- Their reserve is counted afresh (stale counts dropped first).
-  s = {inflight_tokens = 0, reserve_mt = 0, unlearned_tokens = 0,
-       ratios = {}, n = {}, dirty = {},
-       ['ratio:*'] = int_or_nil(redis.call('HGET', B, 'ratio:*'))}
-  for _, f in ipairs(redis.call('HKEYS', B)) do
-    if string.sub(f, 1, 2) == 'n:' then
-      redis.call('HDEL', B, f)
-    end
-  end
+  -- they are counted from the leases, and expire() takes the expired ones
+  -- out again.
+  s = {win = {['*'] = parse_window(redis.call('HGET', B, 'learn:*'))},
+       dirty = {}, seq = int_or_nil(redis.call('HGET', B, 'seq'))}
+  rebuild(s)
   expire(s)
-  local live = redis.call('HVALS', L)
-  for _, v in ipairs(live) do
-    local est = int_or_nil(string.match(v, '^([^|]*)')) or 0
-    s.inflight_tokens = s.inflight_tokens + est
-    hold(s, est, 1)
-  end
 end
 
 s.rate = rate
@@ -52,5 +53,8 @@ end
 s.tokens = tokens - s.inflight_tokens
 s.report_ts = ts
 s.sync_ms = now
-persist(s)
+bad = persist(s)
+if bad then
+  return bad
+end
 return {s.tokens, 1, 0}

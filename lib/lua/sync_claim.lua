@@ -5,7 +5,11 @@
 -- @keys pool
 -- @policy
 -- @call sync_claim(interval_ms, force) -> {claimed, next_allowed_ms}
-local interval = tonumber(op[1])
+local interval, bad = arg_int(op[1], 'interval_ms', 0, LIMIT)
+bad = bad or preflight({S}, {{'SET', S, 'v'}})
+if bad then
+  return bad
+end
 if op[2] ~= '1' then
   local left = redis.call('PTTL', S)
   if left > 0 then
@@ -13,6 +17,6 @@ if op[2] ~= '1' then
   end
 end
 if interval > 0 then
-  redis.call('SET', S, now, 'PX', interval)
+  redis.call('SET', S, fmt(now), 'PX', fmt(interval))
 end
 return {1, 0}

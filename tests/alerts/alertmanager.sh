@@ -49,28 +49,28 @@ calls_above() { [ "$(calls)" -gt "$1" ]; }
 
 token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 printf '%s\n' "$token" >"$T_DIR/webhook.token"
-wport=$(free_port)
+wport=$(fx_free_port)
 sed "s|execute-command: /usr/bin/tokenmgr|execute-command: $T_DIR/bin/tokenmgr|" \
     "$dir/webhook-hooks.yaml" >"$T_DIR/hooks.yaml"
 grep -q "execute-command: $T_DIR/bin/tokenmgr" "$T_DIR/hooks.yaml" || die "could not point the hook at the stand-in"
-TOKENMGR_WEBHOOK_TOKEN=$token start_bg "$T_DIR/webhook.log" \
+TOKENMGR_WEBHOOK_TOKEN=$token fx_bg "$T_DIR/webhook.log" \
     webhook -nopanic -template -verbose -ip 127.0.0.1 -port "$wport" -hooks "$T_DIR/hooks.yaml"
 hook=http://127.0.0.1:$wport/hooks/tokenmgr-recover
-wait_for 10 webhook curl -s -o /dev/null "http://127.0.0.1:$wport/hooks/none" ||
+fx_wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$wport/hooks/none" ||
     { cat "$T_DIR/webhook.log"; die "webhook did not start"; }
 grep -q 'loaded: tokenmgr-recover' "$T_DIR/webhook.log" && ok "webhook loads the hooks file" ||
     { cat "$T_DIR/webhook.log"; not_ok "webhook did not load the hook"; }
 
-aport=$(free_port)
+aport=$(fx_free_port)
 sed -e "s|http://127.0.0.1:9000/hooks/tokenmgr-recover|$hook|" \
     -e "s|/etc/prometheus/tokenmgr-webhook.token|$T_DIR/webhook.token|" \
     -e 's|group_wait: 10s|group_wait: 1s|' \
     "$dir/alertmanager.yml" >"$T_DIR/alertmanager.yml"
-start_bg "$T_DIR/alertmanager.log" prometheus-alertmanager \
+fx_bg "$T_DIR/alertmanager.log" prometheus-alertmanager \
     --config.file="$T_DIR/alertmanager.yml" --storage.path="$T_DIR/am-data" \
     --web.listen-address="127.0.0.1:$aport" --cluster.listen-address=
 am=http://127.0.0.1:$aport
-wait_for 20 alertmanager curl -sf "$am/-/ready" ||
+fx_wait_for 20 curl -sf "$am/-/ready" ||
     { cat "$T_DIR/alertmanager.log"; die "alertmanager did not start"; }
 
 post_alerts() { # post_alerts 'ALERTNAME POOL SEVERITY' ...
@@ -83,7 +83,7 @@ print(json.dumps([{"labels": {"alertname": a, "tokenmgr": p, "severity": s},
 PY
 }
 post_alerts "TokenmgrPoolStalled keepa ticket"
-if wait_for 20 "the recovery call" calls_above 0; then
+if fx_wait_for 20 calls_above 0; then
     want='{"argv": ["--pool", "keepa", "recover", "--reason", "alertmanager: TokenmgrPoolStalled"], "config": "/etc/tokenmgr/tokenmgr.yaml"}'
     if [ "$(head -n 1 "$T_DIR/calls")" = "$want" ]; then
         ok "Alertmanager -> webhook runs: tokenmgr --pool keepa recover --reason 'alertmanager: TokenmgrPoolStalled'"
@@ -112,7 +112,7 @@ direct() { # direct EXPECTED_HTTP NAME AUTH_HEADER JSON
     code=$(curl -s -o "$T_DIR/resp" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
         ${3:+-H "$3"} --data-binary "$4" "$hook")
     if [ "$1" = 200 ]; then
-        wait_for 10 "$2" calls_above "$before" || true
+        fx_wait_for 10 calls_above "$before" || true
     else
         sleep 0.5
     fi

@@ -9,7 +9,9 @@
 #       BUILD_DIR/plugin/tokenmgr.so; skipped (77) until the plugin is built
 #
 # Paths (socket, port, ConfigFile, RedisURL, recovery Exec) are pointed at a
-# temporary folder and the source tree; nothing else is changed.
+# temporary folder and the source tree (fx_dropin); nothing else is changed.
+# The main collectd.conf around it is the tests' template
+# (tests/fixtures/collectd.conf.in).
 source "$(dirname "$0")/lib.sh"
 
 src=$1 build=$2 mode=$3
@@ -17,14 +19,12 @@ conf=$src/conf/collectd.conf.d/tokenmgr.conf
 need collectd
 [ -f "$conf" ] || die "missing $conf"
 
-port=$(free_port)
+port=$(fx_free_port)
 sock=$T_DIR/collectd.sock
-common=(-e "s|Port \"9103\"|Port \"$port\"|"
-        -e "s|\"/run/collectd-unixsock\"|\"$sock\"|")
 
 run_T() { # run_T MAIN_CONF: collectd -T, its log shown on failure
     : >"$T_DIR/collectd.log"
-    if collectd -T -C "$1" >"$T_DIR/T.out" 2>&1; then
+    if "${FX_COLLECTD[@]}" -T -C "$1" >"$T_DIR/T.out" 2>&1; then
         return 0
     fi
     cat "$T_DIR/T.out" "$T_DIR/collectd.log" >&2
@@ -35,19 +35,13 @@ if [ "$mode" = plugin ]; then
     skip_if_sanitized
     so=$build/plugin/tokenmgr.so
     [ -f "$so" ] || skip "$so is not built (the plugin is merged separately)"
-    # PluginDir switches to the build folder for tokenmgr only: stock
-    # plugins keep loading from /usr/lib/collectd.
-    sed "${common[@]}" \
-        -e "/^<LoadPlugin tokenmgr>/i PluginDir \"$build/plugin\"" \
-        -e '/^<LoadPlugin tokenmgr>/,/^<\/LoadPlugin>/{/^<\/LoadPlugin>/a\' \
-        -e 'PluginDir "/usr/lib/collectd"' -e '}' \
-        -e "s|\"/etc/tokenmgr/tokenmgr.yaml\"|\"$src/conf/tokenmgr.yaml\"|" \
-        -e "s|\"unix:///run/redis/redis.sock\"|\"unix://$T_DIR/redis.sock\"|" \
-        -e "s|\"/usr/libexec/tokenmgr/restart-workers\"|\"$src/alerts/recovery/restart-workers\"|" \
-        -e "s|DryRun false|DryRun true|" \
-        "$conf" >"$T_DIR/tokenmgr.conf"
+    # The template loads tokenmgr.so from the build folder; the drop-in's
+    # own LoadPlugin tokenmgr is then a no-op, its stock plugins load from
+    # collectd's folder.
+    fx_dropin "$T_DIR/tokenmgr.conf" plugin "$port" "$sock" "unix://$T_DIR/redis.sock"
     grep -q '^<Plugin tokenmgr>' "$T_DIR/tokenmgr.conf" || die "the plugin block is gone"
-    write_collectd_main "$T_DIR/main.conf" 10 "$T_DIR/tokenmgr.conf"
+    write_collectd_main "$T_DIR/main.conf" 10 "$T_DIR/tokenmgr.conf" \
+        PLUGIN_DIR="$build/plugin"
     if run_T "$T_DIR/main.conf"; then
         ok "collectd -T accepts the file with the tokenmgr plugin"
     else
@@ -70,19 +64,16 @@ fi
 [ "$mode" = stock ] || die "mode must be stock or plugin"
 need collectdctl
 
-sed "${common[@]}" \
-    -e '/^<LoadPlugin tokenmgr>/,/^<\/LoadPlugin>/d' \
-    -e '/^<Plugin tokenmgr>/,/^<\/Plugin>/d' \
-    "$conf" >"$T_DIR/tokenmgr.conf"
+fx_dropin "$T_DIR/tokenmgr.conf" stock "$port" "$sock" ""
 if grep -q -E '^[^#]*(LoadPlugin tokenmgr|<Plugin tokenmgr>|<Pool )' "$T_DIR/tokenmgr.conf"; then
     die "the tokenmgr plugin block was not cut out"
 fi
 for p in write_prometheus unixsock threshold; do
     grep -q "^LoadPlugin $p\$" "$T_DIR/tokenmgr.conf" || die "LoadPlugin $p is gone"
 done
-write_collectd_main "$T_DIR/main.conf" 10 "$T_DIR/tokenmgr.conf"
+write_collectd_main "$T_DIR/collectd.conf" 10 "$T_DIR/tokenmgr.conf"
 
-if run_T "$T_DIR/main.conf"; then
+if run_T "$T_DIR/collectd.conf"; then
     ok "collectd -T accepts the file (tokenmgr plugin cut out)"
 else
     not_ok "collectd -T refused the file (tokenmgr plugin cut out)"
@@ -98,8 +89,8 @@ else
 fi
 
 # ---- the threshold rules, fed through the unixsock plugin -------------------
-start_bg "$T_DIR/collectd.out" collectd -f -C "$T_DIR/main.conf"
-wait_for 10 "collectd's socket" test -S "$sock" || die "collectd did not start"
+fx_collectd_start "$T_DIR" || die "collectd did not start"
+fx_wait_for 10 test -S "$sock" || die "collectd's socket did not appear"
 now=$(date +%s)
 t0=$((now - 10000))
 
@@ -127,7 +118,7 @@ expect_after() {
         return
     fi
     reads "$2" "$3" "$5" "$5"
-    if wait_for 5 "$1" notified "$inst" "$4"; then
+    if fx_wait_for 5 notified "$inst" "$4"; then
         ok "$1: $4 at read $5, not before"
     else
         not_ok "$1: no $4 notification at read $5"
@@ -141,7 +132,7 @@ expect_after "recovery escalated" bool-escalated 1 FAILURE 1
 
 # Back in range: one OKAY.  A dip shorter than its Hits stays silent.
 reads gauge-tokens 100 400 400
-wait_for 5 "tokens OKAY" notified tokens OKAY &&
+fx_wait_for 5 notified tokens OKAY &&
     ok "tokens back above the floor: OKAY" || not_ok "tokens back above the floor: no OKAY"
 reads gauge-tokens 10 401 460
 reads gauge-tokens 100 461 461

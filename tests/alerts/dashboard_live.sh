@@ -43,40 +43,28 @@ putval) need collectdctl ;;
 esac
 need collectd prometheus python3 curl
 
-cport=$(free_port)
-pport=$(free_port)
-while [ "$pport" = "$cport" ]; do pport=$(free_port); done
+cport=$(fx_free_port)
+pport=$(fx_free_port)
+while [ "$pport" = "$cport" ]; do pport=$(fx_free_port); done
 sock=$T_DIR/collectd.sock
 
 # ---- collectd with the repository's drop-in -------------------------------------
-common=(-e "s|Port \"9103\"|Port \"$cport\"|"
-        -e "s|\"/run/collectd-unixsock\"|\"$sock\"|")
+# The main config is the tests' template, reading every second
+# (PLUGIN_INTERVAL 1 instead of the drop-in's 10).
 if [ "$mode" = plugin ]; then
-    redis=$T_DIR/redis.sock
-    start_bg "$T_DIR/redis.log" redis-server --port 0 --unixsocket "$redis" \
-        --unixsocketperm 700 --save '' --appendonly no --dir "$T_DIR"
-    wait_for 10 redis test -S "$redis" || die "redis-server did not start"
-    sed "${common[@]}" \
-        -e "/^<LoadPlugin tokenmgr>/i PluginDir \"$build/plugin\"" \
-        -e '/^<LoadPlugin tokenmgr>/,/^<\/LoadPlugin>/{/^<\/LoadPlugin>/a\' \
-        -e 'PluginDir "/usr/lib/collectd"' -e '}' \
-        -e '/^<LoadPlugin tokenmgr>/,/^<\/LoadPlugin>/s|Interval 10|Interval 1|' \
-        -e "s|\"/etc/tokenmgr/tokenmgr.yaml\"|\"$src/conf/tokenmgr.yaml\"|" \
-        -e "s|\"unix:///run/redis/redis.sock\"|\"unix://$redis\"|" \
-        -e "s|\"/usr/libexec/tokenmgr/restart-workers\"|\"$src/alerts/recovery/restart-workers\"|" \
-        -e "s|DryRun false|DryRun true|" \
-        "$src/conf/collectd.conf.d/tokenmgr.conf" >"$T_DIR/tokenmgr.conf"
+    fx_redis_start "$T_DIR" || die "redis-server did not start"
+    redis=$fx_redis_sock
+    fx_dropin "$T_DIR/tokenmgr.conf" plugin "$cport" "$sock" "unix://$redis"
+    plugin=(PLUGIN_DIR="$build/plugin" PLUGIN_INTERVAL=1)
 else
-    sed "${common[@]}" \
-        -e '/^<LoadPlugin tokenmgr>/,/^<\/LoadPlugin>/d' \
-        -e '/^<Plugin tokenmgr>/,/^<\/Plugin>/d' \
-        "$src/conf/collectd.conf.d/tokenmgr.conf" >"$T_DIR/tokenmgr.conf"
+    fx_dropin "$T_DIR/tokenmgr.conf" stock "$cport" "$sock" ""
+    plugin=()
 fi
-write_collectd_main "$T_DIR/collectd.conf" 1 "$T_DIR/tokenmgr.conf"
-sed -i "s|^Hostname .*|Hostname \"$host\"|" "$T_DIR/collectd.conf"
-start_bg "$T_DIR/collectd.out" collectd -f -C "$T_DIR/collectd.conf"
+write_collectd_main "$T_DIR/collectd.conf" 1 "$T_DIR/tokenmgr.conf" \
+    HOSTNAME="$host" "${plugin[@]}"
+fx_collectd_start "$T_DIR" || die "collectd did not start"
 metrics=http://127.0.0.1:$cport/metrics
-wait_for 15 "write_prometheus" curl -sf -o /dev/null "$metrics" ||
+fx_wait_for 15 curl -sf -o /dev/null "$metrics" ||
     { cat "$T_DIR/collectd.out" "$T_DIR/collectd.log" >&2; die "collectd did not serve $metrics"; }
 
 # ---- a pool with some life in it ------------------------------------------------
@@ -104,11 +92,10 @@ else
             sleep 1
         done
     }
-    wait_for 10 "collectd's socket" test -S "$sock" || die "no unixsock"
-    feed >"$T_DIR/feed.log" 2>&1 &
-    T_PIDS+=($!)
+    fx_wait_for 10 test -S "$sock" || die "no unixsock"
+    fx_bg "$T_DIR/feed.log" feed
 fi
-wait_for 20 "tokenmgr series" sh -c "curl -sf '$metrics' | grep -q '^collectd_tokenmgr_bool{tokenmgr=\"$pool\",type=\"redis_up\"'" ||
+fx_wait_for 20 sh -c "curl -sf '$metrics' | grep -q '^collectd_tokenmgr_bool{tokenmgr=\"$pool\",type=\"redis_up\"'" ||
     { cat "$T_DIR/collectd.log" >&2; die "collectd publishes no tokenmgr series"; }
 
 # ---- a private Prometheus ----------------------------------------------------------
@@ -125,10 +112,10 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$cport"]
 EOF
-start_bg "$T_DIR/prometheus.log" prometheus --config.file="$T_DIR/prometheus.yml" \
+fx_bg "$T_DIR/prometheus.log" prometheus --config.file="$T_DIR/prometheus.yml" \
     --storage.tsdb.path="$T_DIR/tsdb" --web.listen-address="127.0.0.1:$pport"
 prom=http://127.0.0.1:$pport
-wait_for 30 prometheus curl -sf -o /dev/null "$prom/-/ready" ||
+fx_wait_for 30 curl -sf -o /dev/null "$prom/-/ready" ||
     { tail -n 20 "$T_DIR/prometheus.log" >&2; die "prometheus did not start"; }
 
 # ---- the checks ------------------------------------------------------------------------

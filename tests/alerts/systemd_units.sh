@@ -11,7 +11,7 @@ units=(keepa-worker@.service fake-keepa.service)
 mkdir -p "$T_DIR/units" "$T_DIR/bin"
 for b in keepa_worker fake_keepa; do cp /bin/true "$T_DIR/bin/$b"; done
 stage() { # stage UNIT [SED_SCRIPT]: a copy with the test binaries
-    sed -e "s|/usr/bin/keepa_worker|$T_DIR/bin/keepa_worker|" \
+    sed -e "s|/usr/libexec/tokenmgr/keepa_worker|$T_DIR/bin/keepa_worker|" \
         -e "s|/usr/libexec/tokenmgr/fake_keepa|$T_DIR/bin/fake_keepa|" \
         -e "${2:-}" "$src/conf/systemd/$1" >"$T_DIR/units/$1"
 }
@@ -80,9 +80,9 @@ need(val("Service", "KillSignal") == ["SIGTERM"] and val("Service", "TimeoutStop
      "keepa-worker@: KillSignal=SIGTERM with a TimeoutStopSec")
 need(not val("Service", "WatchdogSec"), "keepa-worker@: no WatchdogSec (heartbeats live in Redis)")
 ex = " ".join(val("Service", "ExecStart"))
-need(ex.startswith("/usr/bin/keepa_worker ") and "--output /var/lib/keepa-worker/%i/" in ex
+need(ex.startswith("/usr/libexec/tokenmgr/keepa_worker ") and "--output /var/lib/keepa-worker/%i/" in ex
      and "--state /var/lib/keepa-worker/%i" in ex and "--worker %H:%i" in ex,
-     "keepa-worker@: ExecStart /usr/bin/keepa_worker --output/--state in /var/lib/keepa-worker/%i, --worker %H:%i")
+     "keepa-worker@: ExecStart /usr/libexec/tokenmgr/keepa_worker --output/--state in /var/lib/keepa-worker/%i, --worker %H:%i")
 need(bool(val("Service", "EnvironmentFile")), "keepa-worker@: EnvironmentFile")
 need(val("Service", "StandardOutput") == ["journal"] and val("Service", "StandardError") == ["journal"],
      "keepa-worker@: logs to the journal")

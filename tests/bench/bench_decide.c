@@ -21,7 +21,7 @@
 
 #include "bench_util.h"
 #include "internal.h"
-#include "redis_fixture.h"
+#include "redis.h"
 #include "tokenmgr.h"
 
 #define PROG        "bench_decide"
@@ -214,34 +214,28 @@ int main(int argc, char **argv)
     FILE *jf;
     int status = 1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc &&
-            tkm_parse_int(argv[i + 1], 1, 3600, &seconds) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
-                   bench_parse_counts(argv[i + 1], MAX_THREADS, counts,
-                                      MAX_COUNTS, &ncounts) == 0) {
-            i++;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            json_path = argv[++i];
-        } else {
-            fprintf(stderr, "usage: " PROG " [--seconds S] [--threads "
-                            "1,8,32] [--json FILE]\n");
-            return 2;
-        }
-    }
+    const bench_opt opts[] = {
+        {.name = "--seconds", .min = 1, .max = 3600, .num = &seconds},
+        {.name = "--threads",
+         .max = MAX_THREADS,
+         .counts = counts,
+         .cap = MAX_COUNTS,
+         .n = &ncounts},
+        {.name = "--json", .text = &json_path},
+        {.name = NULL}};
+
+    if (bench_parse_args(argc, argv, PROG,
+                         "[--seconds S] [--threads 1,8,32] [--json FILE]",
+                         opts) != 0)
+        return 2;
     if (!bench_program_found(
             bench_env_or("TKM_REDIS_BENCHMARK", "redis-benchmark"))) {
         fprintf(stderr, PROG ": redis-benchmark not found (redis-tools)\n");
         return 1;
     }
     bench_signals();
-    memset(&srv, 0, sizeof(srv));
-    if (tkt_redis_start(&srv) != 0) {
-        fprintf(stderr, PROG ": cannot start redis-server\n");
-        tkt_redis_stop(&srv);
+    if (bench_redis_start(&srv, PROG) != 0)
         return 1;
-    }
     bench_never_deny(&o, POOL, srv.url, "decide-main", LEASE_TTL_S);
     if (tkm_client_open(&o, &c) != TKM_OK) {
         fprintf(stderr, PROG ": %s\n", c ? tkm_errstr(c) : "out of memory");
@@ -255,11 +249,8 @@ int main(int argc, char **argv)
            "trips/s", "p50 us", "p99 us", "EVALSHA rps", "ratio", "target");
     for (int i = 0; i < ncounts; i++) {
         row *r = &rows[i];
-        if (measure(&srv, c, counts[i], seconds, r) != 0) {
-            if (bench_interrupted)
-                fprintf(stderr, PROG ": interrupted\n");
+        if (measure(&srv, c, counts[i], seconds, r) != 0)
             goto out;
-        }
         r->target = counts[i] == 1 ? 0.9 : counts[i] == 8 ? 0.8 : 0;
         printf("%7d %12.0f %12.0f %9.1f %9.1f %14.0f %7.3f %s\n", r->threads,
                r->pairs_per_s, r->trips_per_s, r->p50_us, r->p99_us,
@@ -288,6 +279,5 @@ int main(int argc, char **argv)
     status = 0;
 out:
     tkm_client_free(c);
-    tkt_redis_stop(&srv);
-    return status;
+    return bench_finish(status, PROG, &srv);
 }

@@ -17,8 +17,9 @@
  *
  * Then collectd's resident memory (VmRSS from /proc after ~5 s at Interval 1)
  * with the plugin reading 10 pools, and without the plugin (the same config
- * minus LoadPlugin tokenmgr): collectd -f with a private BaseDir, as
- * tests/check_plugin.c starts it.
+ * minus tokenmgr): collectd -f with a private BaseDir, started by the
+ * collectd fixture (tests/fixtures/collectd.h) as tests/check_plugin.c
+ * starts it.
  *
  *   bench_plugin [--iterations N] [--json FILE]
  *
@@ -26,16 +27,11 @@
  * not run, 2 on a bad command line.  Target: one round trip and under
  * 1 ms wall for 1000 workers.
  */
-#include <fcntl.h>
-#include <ftw.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,7 +39,10 @@
 
 #include "bench_util.h"
 
-#include "redis_fixture.h"
+#ifdef TKT_HAVE_COLLECTD
+#include "collectd.h"
+#endif
+#include "redis.h"
 #include "tokenmgr.h"
 
 #define PROG               "bench_plugin"
@@ -243,26 +242,6 @@ static int add_workers(const char *url, int count)
 
 /* ---- collectd's resident memory ---------------------------------------- */
 
-#ifndef TKM_COLLECTD /* collectd not found at build time: no RSS figure */
-#define TKM_COLLECTD           ""
-#define TKM_PLUGIN_DIR         ""
-#define TKM_COLLECTD_STOCK_DIR ""
-#define TKM_TYPES_DB           ""
-#endif
-#ifndef TKM_ASAN_RUNTIME
-#define TKM_ASAN_RUNTIME ""
-#endif
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* VmRSS of pid in kB, -1 when unreadable. */
 static long long vm_rss_kb(pid_t pid)
 {
@@ -290,100 +269,49 @@ static long long vm_rss_kb(pid_t pid)
     return kb;
 }
 
-static void stop_child(pid_t pid)
-{
-    int st;
-
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 300; i++) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return;
-        bench_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-}
-
-/* Run collectd -f for ~5 s at Interval 1, with (pools = 10) or without the
- * plugin; *rss_kb its VmRSS then.  0, or -1 when it could not run. */
+#ifdef TKT_HAVE_COLLECTD
+/* Run collectd -f (the collectd fixture, as tests/check_plugin.c starts it)
+ * for ~5 s at Interval 1, with (10 pools) or without the plugin; *rss_kb
+ * its VmRSS then.  The sanitizer build's plugin runs with the ASan runtime
+ * preloaded, so its RSS is not the normal build's.  0, or -1 when it could
+ * not run. */
 static int collectd_rss(const char *url, int with_plugin, long long *rss_kb)
 {
-    char dir[] = "/tmp/tkm-bench-collectd-XXXXXX";
-    char conf[128], log[128], text[8192];
-    const char *argv[] = {TKM_COLLECTD, "-f", "-C", conf, NULL};
-    size_t n = 0;
-    pid_t pid;
-    FILE *f;
-    int fd, ret = -1;
+    tkt_collectd cd;
+    tkt_collectd_opts opts = {.interval = 1, .without_tokenmgr = !with_plugin};
+    char pools[4096] = "";
+    int ret = -1;
 
     *rss_kb = -1;
-    if (mkdtemp(dir) == NULL)
+    if (tkt_collectd_init(&cd, "bench") != 0)
         return -1;
-    snprintf(conf, sizeof(conf), "%s/collectd.conf", dir);
-    snprintf(log, sizeof(log), "%s/collectd.out", dir);
-    n += (size_t)snprintf(text + n, sizeof(text) - n,
-                          "Hostname \"bench\"\nFQDNLookup false\nInterval 1\n"
-                          "BaseDir \"%s\"\nPIDFile \"%s/collectd.pid\"\n"
-                          "TypesDB \"" TKM_TYPES_DB "\"\n"
-                          "PluginDir \"" TKM_COLLECTD_STOCK_DIR "\"\n"
-                          "LoadPlugin csv\n<Plugin csv>\n  DataDir \"%s/csv\"\n"
-                          "</Plugin>\n",
-                          dir, dir, dir);
-    if (with_plugin) {
-        n += (size_t)snprintf(text + n, sizeof(text) - n,
-                              "PluginDir \"" TKM_PLUGIN_DIR "\"\n"
-                              "LoadPlugin tokenmgr\n<Plugin tokenmgr>\n");
-        for (int i = 0; i < 10; i++)
-            n += (size_t)snprintf(text + n, sizeof(text) - n,
-                                  "  <Pool \"p%d\">\n    RedisURL \"%s\"\n"
-                                  "    Timeout 300\n  </Pool>\n",
-                                  i, url);
-        n += (size_t)snprintf(text + n, sizeof(text) - n, "</Plugin>\n");
+    for (int i = 0; i < 10 && with_plugin; i++) {
+        size_t n = strlen(pools);
+        snprintf(pools + n, sizeof(pools) - n,
+                 "  <Pool \"p%d\">\n    RedisURL \"%s\"\n"
+                 "    Timeout 300\n  </Pool>\n",
+                 i, url);
     }
-    if (n >= sizeof(text))
+    if ((with_plugin ? tkt_collectd_plugin_conf(
+                           &cd, "<Plugin tokenmgr>\n%s</Plugin>\n", pools)
+                     : tkt_collectd_plugin_conf(&cd, "# no plugin\n")) != 0 ||
+        tkt_collectd_render(&cd, &opts) != 0 || tkt_collectd_start(&cd, 0) != 0)
         goto out;
-    f = fopen(conf, "w");
-    if (f == NULL)
-        goto out;
-    fputs(text, f);
-    fclose(f);
-    fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        goto out;
-    pid = fork();
-    if (pid < 0) {
-        close(fd);
-        goto out;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
-        signal(SIGINT, SIG_IGN);          /* we stop it ourselves */
-        /* The sanitizer build's plugin needs the ASan runtime preloaded
-         * into the uninstrumented collectd (its RSS is then not the
-         * normal build's). */
-        if (TKM_ASAN_RUNTIME[0] != '\0')
-            setenv("LD_PRELOAD", TKM_ASAN_RUNTIME, 1);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fd);
     for (int i = 0; i < 50 && !bench_interrupted; i++)
         bench_sleep_ms(100);
-    if (waitpid(pid, &fd, WNOHANG) == pid) {
-        fprintf(stderr, PROG ": collectd exited early (see its output: %s)\n",
-                log);
-        goto out; /* keep the folder for the reader */
+    if (!tkt_collectd_alive(&cd)) {
+        fprintf(stderr, PROG ": collectd exited early:\n");
+        tkt_collectd_dump(&cd);
+        goto out;
     }
-    *rss_kb = vm_rss_kb(pid);
-    stop_child(pid);
+    *rss_kb = vm_rss_kb(cd.pid);
+    tkt_collectd_stop(&cd);
     ret = bench_interrupted || *rss_kb < 0 ? -1 : 0;
 out:
-    if (ret == 0 || bench_interrupted)
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tkt_collectd_cleanup(&cd);
     return ret;
 }
+#endif
 
 static void print_row(const char *name, const figures *f)
 {
@@ -431,11 +359,8 @@ int main(int argc, char **argv)
     if (bench_parse_iterations(argc, argv, PROG, 1, &n, &json_path) != 0)
         return 2;
     bench_signals();
-    if (tkt_redis_start(&srv) != 0) {
-        fprintf(stderr, PROG ": cannot start redis-server\n");
-        tkt_redis_stop(&srv);
+    if (bench_redis_start(&srv, PROG) != 0)
         return 1;
-    }
     r = redisConnectUnix(srv.sock);
     tkm_options_init(&o);
     snprintf(o.pool, sizeof(o.pool), POOL);
@@ -487,9 +412,10 @@ int main(int argc, char **argv)
     printf("target: 1 round trip and p99 under %.0f us per read\n", TARGET_US);
     fflush(stdout);
 
-    if (TKM_COLLECTD[0] == '\0') {
-        printf("collectd RSS: n/a (collectd not found at build time)\n");
-    } else {
+#ifndef TKT_HAVE_COLLECTD
+    printf("collectd RSS: n/a (collectd not found at build time)\n");
+#else
+    {
         for (int i = 0; i < 10; i++) {
             tkm_options po = o;
             tkm_client *pc = NULL;
@@ -509,6 +435,7 @@ int main(int argc, char **argv)
                "plugin, %lld kB with it and 10 pools (%+lld kB)\n",
                rss_without, rss_with, rss_with - rss_without);
     }
+#endif
     jf = bench_json_open(json_path, PROG);
     if (jf != NULL) {
         fprintf(jf, "{\"iterations\":%lld,", (long long)n);
@@ -522,12 +449,9 @@ int main(int argc, char **argv)
     }
     rc = 0;
 out:
-    if (rc != 0 && bench_interrupted)
-        fprintf(stderr, PROG ": interrupted\n");
     tkm_client_free(c);
     tkm_client_free(strict);
     if (r != NULL)
         redisFree(r);
-    tkt_redis_stop(&srv);
-    return rc;
+    return bench_finish(rc, PROG, &srv);
 }

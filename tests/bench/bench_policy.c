@@ -48,8 +48,8 @@
 #include <sys/time.h>
 
 #include "bench_util.h"
-#include "fake_keepa_fixture.h"
-#include "redis_fixture.h"
+#include "fake_keepa.h"
+#include "redis.h"
 #include "tokenmgr.h"
 
 #define PROG              "bench_policy"
@@ -773,37 +773,32 @@ int main(int argc, char **argv)
     FILE *jf = NULL;
     int status = 1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--periods") == 0 && i + 1 < argc &&
-            tkm_parse_int(argv[i + 1], 2, 600, &periods) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc &&
-                   bench_parse_counts(argv[i + 1], MAX_WORKERS, counts,
-                                      MAX_COUNTS, &ncounts) == 0) {
-            i++;
-        } else if (strcmp(argv[i], "--period-ms") == 0 && i + 1 < argc &&
-                   tkm_parse_int(argv[i + 1], 100, 60000, &period) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--initial") == 0 && i + 1 < argc &&
-                   tkm_parse_int(argv[i + 1], 0, CAPACITY, &initial) ==
-                       TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
-            policies = 0;
-            for (int p = 0; p < P_COUNT; p++)
-                if (strcmp(argv[i + 1], policy_names[p]) == 0)
-                    policies = 1u << p;
-            if (policies == 0)
-                goto usage;
-            i++;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            json_path = argv[++i];
-        } else {
-        usage:
-            fprintf(stderr, "usage: " PROG " [--periods N] [--workers "
-                            "1,4,16,64] [--initial N] [--period-ms MS] "
-                            "[--policy NAME] "
-                            "[--json FILE]\n");
+    const char *policy_name = NULL;
+    const bench_opt opts[] = {
+        {.name = "--periods", .min = 2, .max = 600, .num = &periods},
+        {.name = "--workers",
+         .max = MAX_WORKERS,
+         .counts = counts,
+         .cap = MAX_COUNTS,
+         .n = &ncounts},
+        {.name = "--period-ms", .min = 100, .max = 60000, .num = &period},
+        {.name = "--initial", .min = 0, .max = CAPACITY, .num = &initial},
+        {.name = "--policy", .text = &policy_name},
+        {.name = "--json", .text = &json_path},
+        {.name = NULL}};
+    static const char usage[] = "[--periods N] [--workers 1,4,16,64] "
+                                "[--initial N] [--period-ms MS] "
+                                "[--policy NAME] [--json FILE]";
+
+    if (bench_parse_args(argc, argv, PROG, usage, opts) != 0)
+        return 2;
+    if (policy_name != NULL) {
+        policies = 0;
+        for (int p = 0; p < P_COUNT; p++)
+            if (strcmp(policy_name, policy_names[p]) == 0)
+                policies = 1u << p;
+        if (policies == 0) {
+            fprintf(stderr, "usage: " PROG " %s\n", usage);
             return 2;
         }
     }
@@ -812,12 +807,8 @@ int main(int argc, char **argv)
     bench_signals();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setenv("TOKENMGR_KEEPA_KEY", KEY, 1);
-    memset(&srv, 0, sizeof(srv));
-    if (tkt_redis_start(&srv) != 0) {
-        fprintf(stderr, PROG ": cannot start redis-server\n");
-        tkt_redis_stop(&srv);
+    if (bench_redis_start(&srv, PROG) != 0)
         return 1;
-    }
     if (tkt_keepa_start(&k, fk_args) != 0) {
         fprintf(stderr, PROG ": cannot start %s\n", tkt_keepa_binary());
         goto out;
@@ -834,11 +825,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < ncounts; i++) {
             run_result *res = &results[nresults];
             if (run_one((policy)p, counts[i], (int)periods, initial, &k, &srv,
-                        r, res) != 0) {
-                if (bench_interrupted)
-                    fprintf(stderr, PROG ": interrupted\n");
+                        r, res) != 0)
                 goto out;
-            }
             print_row(res);
             fflush(stdout);
             nresults++;
@@ -882,7 +870,6 @@ out:
     if (r != NULL)
         redisFree(r);
     tkt_keepa_stop(&k);
-    tkt_redis_stop(&srv);
     curl_global_cleanup();
-    return status;
+    return bench_finish(status, PROG, &srv);
 }

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "redis_fixture.h"
+#include "redis.h"
 #include "tokenmgr.h"
 
 #define PROG       "bench_scaling"
@@ -145,12 +145,8 @@ int main(int argc, char **argv)
     if (bench_parse_iterations(argc, argv, PROG, 10, &n, &json_path) != 0)
         return 2;
     bench_signals();
-    memset(&srv, 0, sizeof(srv));
-    if (tkt_redis_start(&srv) != 0) {
-        fprintf(stderr, PROG ": cannot start redis-server\n");
-        tkt_redis_stop(&srv);
+    if (bench_redis_start(&srv, PROG) != 0)
         return 1;
-    }
     ids = calloc(MAX_LEASES, sizeof(*ids));
     bench_never_deny(&o, POOL, srv.url, "scaling-main", 3600);
     if (ids == NULL || tkm_client_open(&o, &c) != TKM_OK ||
@@ -222,11 +218,8 @@ int main(int argc, char **argv)
     }
     status = 0;
 out:
-    if (status != 0 && bench_interrupted)
-        fprintf(stderr, PROG ": interrupted\n");
     free(ids);
     tkm_client_free(c);
     tkm_client_free(strict);
-    tkt_redis_stop(&srv);
-    return status;
+    return bench_finish(status, PROG, &srv);
 }

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "proc.h"
 #include "tokenmgr.h"
 
 #include <errno.h>
@@ -13,8 +14,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#define OUTPUT_MAX 65536
 
 volatile sig_atomic_t bench_interrupted;
 
@@ -34,6 +33,24 @@ void bench_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    tkt_cancel = &bench_interrupted; /* children die with the benchmark */
+}
+
+int bench_redis_start(tkt_redis *srv, const char *prog)
+{
+    if (tkt_redis_start(srv) == 0)
+        return 0;
+    fprintf(stderr, "%s: cannot start redis-server\n", prog);
+    tkt_redis_stop(srv);
+    return -1;
+}
+
+int bench_finish(int status, const char *prog, tkt_redis *srv)
+{
+    if (status != 0 && bench_interrupted)
+        fprintf(stderr, "%s: interrupted\n", prog);
+    tkt_redis_stop(srv);
+    return status;
 }
 
 int64_t bench_now_ns(void)
@@ -112,105 +129,6 @@ const char *bench_env_or(const char *var, const char *fallback)
     return v != NULL && v[0] != '\0' ? v : fallback;
 }
 
-/* Append, dropping the oldest bytes when full (figures come last). */
-static void keep_tail(char *buf, size_t cap, size_t *len, const char *data,
-                      size_t n)
-{
-    if (n >= cap) {
-        data += n - (cap - 1);
-        n = cap - 1;
-        *len = 0;
-    }
-    if (*len + n > cap - 1) {
-        size_t drop = *len + n - (cap - 1);
-        memmove(buf, buf + drop, *len - drop);
-        *len -= drop;
-    }
-    memcpy(buf + *len, data, n);
-    *len += n;
-    buf[*len] = '\0';
-}
-
-int bench_run_capture(const char *const *argv, char *out, size_t cap,
-                      int *status)
-{
-    int outp[2], errp[2];
-    int exec_errno = 0;
-    size_t len = 0;
-    ssize_t n;
-    pid_t pid;
-
-    out[0] = '\0';
-    if (pipe2(outp, O_CLOEXEC) != 0)
-        goto fail;
-    if (pipe2(errp, O_CLOEXEC) != 0) {
-        close(outp[0]);
-        close(outp[1]);
-        goto fail;
-    }
-    pid = fork();
-    if (pid < 0) {
-        close(outp[0]);
-        close(outp[1]);
-        close(errp[0]);
-        close(errp[1]);
-        goto fail;
-    }
-    if (pid == 0) {
-        int e;
-        ssize_t w;
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        if (dup2(outp[1], STDOUT_FILENO) >= 0 &&
-            dup2(outp[1], STDERR_FILENO) >= 0)
-            execvp(argv[0], (char *const *)argv);
-        e = errno;
-        w = write(errp[1], &e, sizeof(e));
-        (void)w;
-        _exit(127);
-    }
-    close(outp[1]);
-    close(errp[1]);
-    do {
-        n = read(errp[0], &exec_errno, sizeof(exec_errno));
-    } while (n < 0 && errno == EINTR);
-    close(errp[0]);
-    if (n == (ssize_t)sizeof(exec_errno)) {
-        close(outp[0]);
-        while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-            ;
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(exec_errno));
-        return -1;
-    }
-    for (;;) {
-        char chunk[4096];
-
-        n = read(outp[0], chunk, sizeof(chunk));
-        if (n > 0) {
-            keep_tail(out, cap, &len, chunk, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR) {
-            if (bench_interrupted)
-                kill(pid, SIGTERM);
-            continue;
-        }
-        break;
-    }
-    close(outp[0]);
-    while (waitpid(pid, status, 0) < 0) {
-        if (errno != EINTR) {
-            fprintf(stderr, "waitpid: %s\n", strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-fail:
-    fprintf(stderr, "cannot start %s: %s\n", argv[0], strerror(errno));
-    return -1;
-}
-
 static const char *last_line(char *out)
 {
     size_t len = strlen(out);
@@ -253,9 +171,8 @@ int bench_redis_benchmark(const char *sock, int clients, int64_t n,
 {
     const char *argv[64];
     char nbuf[32], cbuf[16];
-    static char out[OUTPUT_MAX];
+    static tkt_output o;
     int argc = 0;
-    int status = 0;
 
     if (ncmd + 9 > (int)(sizeof(argv) / sizeof(argv[0])))
         return -1;
@@ -272,20 +189,19 @@ int bench_redis_benchmark(const char *sock, int clients, int64_t n,
     for (int i = 0; i < ncmd; i++)
         argv[argc++] = cmd[i];
     argv[argc] = NULL;
-    if (bench_run_capture(argv, out, sizeof(out), &status) != 0)
-        return -1;
+    tkt_run(argv, 600000, NULL, &o);
     if (bench_interrupted)
         return -1;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (o.status != 0) {
         fprintf(stderr, "redis-benchmark %s failed (status %d): %s\n", cmd[0],
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1, last_line(out));
+                o.status, last_line(o.err[0] ? o.err : o.out));
         return -1;
     }
-    if (parse_rps(out, rps) != 0) {
+    if (parse_rps(o.out, rps) != 0) {
         fprintf(stderr,
                 "no 'requests per second' in redis-benchmark's "
                 "output: %s\n",
-                last_line(out));
+                last_line(o.out));
         return -1;
     }
     return 0;
@@ -308,14 +224,13 @@ void bench_redis_version(char *buf, size_t len)
 {
     const char *argv[] = {bench_env_or("TKM_REDIS_SERVER", "redis-server"),
                           "--version", NULL};
-    char out[1024];
+    static tkt_output o;
     const char *v;
-    int status;
 
     snprintf(buf, len, "unknown");
-    if (bench_run_capture(argv, out, sizeof(out), &status) != 0)
+    if (tkt_run(argv, 10000, NULL, &o) != 0)
         return;
-    v = strstr(out, "v=");
+    v = strstr(o.out, "v=");
     if (v != NULL)
         snprintf(buf, len, "%.*s", (int)strcspn(v + 2, " \n"), v + 2);
 }
@@ -351,19 +266,41 @@ void bench_never_deny(tkm_options *o, const char *pool, const char *url,
     o->bucket.lease_ttl_s = lease_ttl_s;
 }
 
-int bench_parse_iterations(int argc, char **argv, const char *prog, int64_t min,
-                           int64_t *n, const char **json_path)
+/* One value for o: 0, or -1 when it does not fit. */
+static int parse_value(const bench_opt *o, const char *v)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc &&
-            tkm_parse_int(argv[i + 1], min, 10000000, n) == TKM_OK) {
-            i++;
-        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-            *json_path = argv[++i];
-        } else {
-            fprintf(stderr, "usage: %s [--iterations N] [--json FILE]\n", prog);
+    if (o->num != NULL)
+        return tkm_parse_int(v, o->min, o->max, o->num) == TKM_OK ? 0 : -1;
+    if (o->counts != NULL)
+        return bench_parse_counts(v, o->max, o->counts, o->cap, o->n);
+    *o->text = v;
+    return 0;
+}
+
+int bench_parse_args(int argc, char **argv, const char *prog, const char *usage,
+                     const bench_opt *opts)
+{
+    for (int i = 1; i < argc; i += 2) {
+        const bench_opt *o = opts;
+
+        while (o->name != NULL && strcmp(o->name, argv[i]) != 0)
+            o++;
+        if (o->name == NULL || i + 1 >= argc || parse_value(o, argv[i + 1])) {
+            fprintf(stderr, "usage: %s %s\n", prog, usage);
             return 2;
         }
     }
     return 0;
+}
+
+int bench_parse_iterations(int argc, char **argv, const char *prog, int64_t min,
+                           int64_t *n, const char **json_path)
+{
+    const bench_opt opts[] = {
+        {.name = "--iterations", .min = min, .max = 10000000, .num = n},
+        {.name = "--json", .text = json_path},
+        {.name = NULL}};
+
+    return bench_parse_args(argc, argv, prog, "[--iterations N] [--json FILE]",
+                            opts);
 }

@@ -72,10 +72,13 @@
 # missing; 64 an unknown scenario.
 set -euo pipefail
 
-build=$(cd "${1:?usage: chaos.sh BUILD_DIR [SCENARIO...]}" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../fixtures/fixtures.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../fixtures/fixtures.sh"
+# The build's programs; collectd with the ASan runtime preloaded in a
+# sanitizer build.
+fx_build "${1:?usage: chaos.sh BUILD_DIR [SCENARIO...]}"
 shift
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-scenarios=("$@")
+build=$FX_BUILD here=$FX_SRC/tests/chaos scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] ||
     scenarios=(redis_restart redis_persist redis_pause sigstop worker_kill fake_faults)
 
@@ -83,7 +86,7 @@ worker_bin=$build/keepa_worker
 fake_bin=$build/tests/fake_keepa
 tm_bin=$build/tokenmgr
 plugin_so=$build/plugin/tokenmgr.so
-collectd_bin=$(command -v collectd || echo /usr/sbin/collectd)
+collectd_bin=${FX_COLLECTD[-1]}
 for t in redis-server redis-cli curl python3 "$worker_bin" "$fake_bin" "$tm_bin"; do
     command -v "$t" >/dev/null || { echo "chaos: $t missing" >&2; exit 77; }
 done
@@ -98,15 +101,6 @@ for s in "${scenarios[@]}"; do
     esac
 done
 
-# An ASan build's plugin loads into the uninstrumented collectd only with
-# the ASan runtime preloaded (as tests/alerts/lib.sh does).
-collectd_env=()
-if grep -qx 'TKM_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
-    cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
-    collectd_env=(LD_PRELOAD="$("$cc" -print-file-name=libasan.so)"
-                  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0)
-fi
-
 POOL=chaos
 PREFIX="tokenmgr:{$POOL}:"
 FOREIGN=other:key
@@ -120,8 +114,9 @@ LEASE_TTL_S=2
 BOUND_S=80
 
 tmp=$(mktemp -d /tmp/tkm-chaos-XXXXXX)
-sock=$tmp/redis.sock
-redis_pid='' fake_pid='' monitor_pid=''
+# Redis' folder: emptied before each scenario.
+sock=$tmp/data/redis.sock
+fake_pid='' monitor_pid=''
 declare -A collectd_pid=()
 declare -a wpid wdone
 failed=0
@@ -130,26 +125,19 @@ scenario=
 fail() { echo "chaos: $scenario: $*" >&2; failed=1; }
 die() { echo "chaos: $scenario: $*" >&2; exit 1; }
 
-stop_pid() { # stop_pid SIGNAL PID: signal it and reap it
-    [ -n "$2" ] || return 0
-    kill -CONT "$2" 2>/dev/null || true
-    kill "-$1" "$2" 2>/dev/null || true
-    wait "$2" 2>/dev/null || true
-}
-
 stop_collectd() {
-    stop_pid TERM "${collectd_pid[$1]:-}"
+    fx_stop TERM "${collectd_pid[$1]:-}"
     unset "collectd_pid[$1]"
 }
 
 cleanup() {
     local p n
     set +e
-    for p in "${wpid[@]:-}"; do stop_pid KILL "$p"; done
+    for p in "${wpid[@]:-}"; do fx_stop KILL "$p"; done
     for n in "${!collectd_pid[@]}"; do stop_collectd "$n"; done
-    stop_pid TERM "$fake_pid"
-    stop_pid TERM "$monitor_pid"
-    stop_pid KILL "$redis_pid"
+    fx_stop TERM "$fake_pid"
+    fx_stop TERM "$monitor_pid"
+    fx_redis_stop KILL
     wait 2>/dev/null
     if [ "${CHAOS_KEEP:-0}" = 1 ]; then echo "chaos: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
@@ -158,28 +146,14 @@ trap 'exit 130' INT TERM
 
 rcli() { redis-cli -s "$sock" "$@"; }
 
-# wait_until SECONDS COMMAND...: poll until COMMAND succeeds; 1 at the deadline.
-wait_until() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt "$end" ] || return 1
-        sleep 0.05
-    done
-}
-
 # ---- Redis, its MONITOR capture, the fake server -------------------------
 
 # start_redis [aof]: on $sock, empty unless aof finds its file in $tmp/data.
 start_redis() {
-    local persist=(--save "" --appendonly no)
-    [ "${1:-}" = aof ] && persist=(--save "" --appendonly yes --appendfsync always)
-    mkdir -p "$tmp/data"
-    redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
-        --dir "$tmp/data" "${persist[@]}" --enable-debug-command local \
-        --logfile "$tmp/redis.log" --daemonize no &
-    redis_pid=$!
-    wait_until 5 rcli PING || die "redis-server did not start (see redis.log)"
+    local persist=()
+    [ "${1:-}" = aof ] && persist=(--appendonly yes --appendfsync always)
+    fx_redis_start "$tmp/data" "${persist[@]}" --enable-debug-command local \
+        --logfile "$tmp/redis.log" || die "redis-server did not start (see redis.log)"
     # Planted before the capture starts: any later write to it is foreign.
     rcli SET "$FOREIGN" untouched NX >/dev/null
     start_monitor
@@ -194,23 +168,20 @@ start_monitor() {
     redis-cli -s "$sock" MONITOR >>"$tmp/monitor.log" 2>>"$tmp/monitor.err" &
     monitor_pid=$!
     # "OK" once the capture runs
-    wait_until 5 lines_above "$tmp/monitor.log" "$before" ||
+    fx_wait_for 5 lines_above "$tmp/monitor.log" "$before" ||
         die "redis-cli MONITOR did not start"
 }
 
 kill_redis() {
-    stop_pid KILL "$redis_pid"
-    redis_pid=
-    stop_pid TERM "$monitor_pid"
+    fx_redis_stop KILL
+    fx_stop TERM "$monitor_pid"
     monitor_pid=
 }
 
 start_fake() {
-    "$fake_bin" --port 0 --rate 20 --period-ms 500 --balance 60 \
-        --latency-ms 10-40 --deals "$DEALS" >"$tmp/fake.out" 2>"$tmp/fake.err" &
-    fake_pid=$!
-    wait_until 5 grep -q "listening on" "$tmp/fake.out" || die "fake_keepa did not start"
-    fake_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/fake.out")
+    fx_fake_keepa_start "$tmp/fake.out" --rate 20 --period-ms 500 --balance 60 \
+        --latency-ms 10-40 --deals "$DEALS" || die "fake_keepa did not start"
+    fake_pid=$fx_fake_pid fake_url=$fx_fake_url
 }
 
 fault() { # fault NAME ON [VALUE] [COUNT]
@@ -294,26 +265,7 @@ served() {
 start_collectd() {
     local n=$1 d=$tmp/collectd-$1
     mkdir -p "$d"
-    cat >"$d/collectd.conf" <<CONF
-Hostname "chaos-$n"
-FQDNLookup false
-Interval 1
-BaseDir "$d"
-PIDFile "$d/collectd.pid"
-TypesDB "/usr/share/collectd/types.db"
-PluginDir "/usr/lib/collectd"
-LoadPlugin logfile
-<Plugin logfile>
-  File "$d/collectd.log"
-  LogLevel info
-  Timestamp true
-</Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$d/csv"
-</Plugin>
-PluginDir "$build/plugin"
-LoadPlugin tokenmgr
+    cat >"$d/tokenmgr.conf" <<CONF
 <Plugin tokenmgr>
   <Pool "$POOL">
     ConfigFile "$tmp/tokenmgr.yaml"
@@ -322,8 +274,6 @@ LoadPlugin tokenmgr
     StallTokens 100
     StallHeartbeatAge 3
     StallConfirmations 2
-    # All workers are frozen on purpose: not a shared cause here.
-    SharedCauseMinWorkers 4
     <Recovery>
       Exec "$here/recovery-log" "$tmp/recovery.log"
       Timeout 5
@@ -335,11 +285,10 @@ LoadPlugin tokenmgr
   </Pool>
 </Plugin>
 CONF
-    env "${collectd_env[@]}" "$collectd_bin" -f -C "$d/collectd.conf" \
-        >>"$d/collectd.out" 2>&1 &
-    collectd_pid[$n]=$!
-    wait_until 10 grep -q 'Initialization complete' "$d/collectd.log" ||
-        die "collectd $n did not start (see $d/collectd.out)"
+    fx_collectd_conf "$d/collectd.conf" HOSTNAME="chaos-$n" BASEDIR="$d" \
+        INTERVAL=1 PLUGIN_DIR="$build/plugin" PLUGIN_CONF="$d/tokenmgr.conf"
+    fx_collectd_start "$d" || die "collectd $n did not start (see $d/collectd.out)"
+    collectd_pid[$n]=$fx_pid
 }
 
 # ---- checks --------------------------------------------------------------
@@ -423,7 +372,7 @@ check_all() {
     [ "$(recoveries)" = "$want_recoveries" ] ||
         fail "$(recoveries) recovery actions, want $want_recoveries"
     check_audit_trail "$want_recoveries"
-    stop_pid TERM "$monitor_pid"
+    fx_stop TERM "$monitor_pid"
     monitor_pid=
     audit=$(python3 "$here/key_audit.py" "$tmp/monitor.log" "$PREFIX" "$FOREIGN" 2>"$tmp/audit.err") ||
         fail "key audit: $(head -3 "$tmp/audit.err")"
@@ -552,11 +501,11 @@ sc_monitors() {
     wait "$sleeper" || true
     [ "$(recoveries)" = 0 ] || fail "a recovery ran while Redis slept (missing data)"
     # Redis back: the stall confirms on both; the guard lets one act.
-    wait_until 20 recovery_count_is 1 || fail "no recovery action within 20 s of the stall"
+    fx_wait_for 20 recovery_count_is 1 || fail "no recovery action within 20 s of the stall"
     actor=$(audit_query '[x["host"] for x in e if x["decision"] == "act"][0][len("chaos-"):]') ||
         die "no act entry in the audit trail"
     [ "${1:-}" = now ] ||
-        wait_until 5 action_ended ||
+        fx_wait_for 5 action_ended ||
         fail "the action's end was not audited within 5 s"
     # The actor restarted mid-incident: the guard's state is in Redis.
     stop_collectd "$actor"
@@ -599,7 +548,7 @@ run() {
     # this one's.
     for i in "${!collectd_pid[@]}"; do stop_collectd "$i"; done
     check_all
-    stop_pid TERM "$fake_pid"
+    fx_stop TERM "$fake_pid"
     fake_pid=
     kill_redis
     wpid=()

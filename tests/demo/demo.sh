@@ -16,9 +16,11 @@
 # output folder, which it prints.
 set -euo pipefail
 
-build=$(cd "${1:?usage: demo.sh BUILD_DIR [--duration S] [--pool-config FILE] [--out DIR]}" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../fixtures/fixtures.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../fixtures/fixtures.sh"
+fx_build "${1:?usage: demo.sh BUILD_DIR [--duration S] [--pool-config FILE] [--out DIR]}"
+build=$FX_BUILD src=$FX_SRC
 shift
-src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 duration=90
 pool_config=
 out=
@@ -42,7 +44,6 @@ tm_bin=$build/tokenmgr
 for f in "$tm_bin" "$build/keepa_worker" "$build/tests/fake_keepa" "$build/plugin/tokenmgr.so"; do
     [ -e "$f" ] || { echo "demo: $f is missing: build first (./dev.sh build)" >&2; exit 1; }
 done
-collectd=$(command -v collectd || echo /usr/sbin/collectd)
 
 out=${out:-$(mktemp -d "${TMPDIR:-/tmp}/tokenmgr-demo.XXXXXX")}
 mkdir -p "$out/workers" "$out/csv"
@@ -78,19 +79,14 @@ if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B= N=; fi
 say() { printf '%s== %s%s\n' "$B" "$*" "$N"; }
 
 # ---- redis-server and the fake Keepa ------------------------------------------
-redis-server --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 700 \
-    --dir "$run" --save '' --appendonly no --logfile "$out/redis.log" &
-pids+=($!)
-"$build/tests/fake_keepa" --port 0 --rate 60 --period-ms 2000 --balance 300 \
-    --latency-ms 50-300 --deals 6000 >"$out/fake_keepa.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-    [ -S "$run/redis.sock" ] && grep -q "listening on" "$out/fake_keepa.out" 2>/dev/null && break
-    sleep 0.05
-done
-[ -S "$run/redis.sock" ] || { echo "demo: redis-server did not start (see $out/redis.log)" >&2; exit 1; }
-fake=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$out/fake_keepa.out")
-[ -n "$fake" ] || { echo "demo: the fake Keepa server did not start" >&2; exit 1; }
+fx_redis_start "$run" --logfile "$out/redis.log" ||
+    { echo "demo: redis-server did not start (see $out/redis.log)" >&2; exit 1; }
+pids+=("$fx_redis_pid")
+fx_fake_keepa_start "$out/fake_keepa.out" --rate 60 --period-ms 2000 --balance 300 \
+    --latency-ms 50-300 --deals 6000 ||
+    { echo "demo: the fake Keepa server did not start" >&2; exit 1; }
+pids+=("$fx_fake_pid")
+fake=$fx_fake_url
 # The access key reaches the workers through the environment, never argv.
 export TOKENMGR_KEEPA_KEY=demo0access0key
 export TOKENMGR_REDIS_URL="unix://$run/redis.sock"
@@ -159,27 +155,7 @@ done
 
 # ---- collectd with the plugin ---------------------------------------------------------
 stall_tokens=100
-cat >"$out/collectd.conf" <<CONF
-Hostname "demo"
-FQDNLookup false
-Interval 1
-BaseDir "$out"
-PIDFile "$run/collectd.pid"
-TypesDB "/usr/share/collectd/types.db"
-PluginDir "/usr/lib/collectd"
-LoadPlugin logfile
-<Plugin logfile>
-  LogLevel info
-  File "$out/collectd.log"
-  Timestamp true
-</Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$out/csv"
-  StoreRates false
-</Plugin>
-PluginDir "$build/plugin"
-LoadPlugin tokenmgr
+cat >"$out/tokenmgr.conf" <<CONF
 <Plugin tokenmgr>
   <Pool "$pool">
     ConfigFile "$out/tokenmgr.yaml"
@@ -187,9 +163,6 @@ LoadPlugin tokenmgr
     StallTokens $stall_tokens
     StallHeartbeatAge $age
     StallConfirmations 2
-    # Three workers frozen together would read as a shared cause (Redis,
-    # the network): the demo freezes them on purpose, so it is not judged.
-    SharedCauseMinWorkers 4
     WorkerMetrics true
     <Recovery>
       Exec "$src/tests/demo/restart-demo-workers" "$run" "$out/recovery.log"
@@ -202,8 +175,12 @@ LoadPlugin tokenmgr
   </Pool>
 </Plugin>
 CONF
-"$collectd" -f -C "$out/collectd.conf" >"$out/collectd.out" 2>&1 &
-pids+=($!)
+# The tests' main collectd.conf (tests/fixtures/collectd.conf.in): csv in
+# $out/csv, the log in $out/collectd.log.
+fx_collectd_conf "$out/collectd.conf" HOSTNAME=demo BASEDIR="$out" INTERVAL=1 \
+    PLUGIN_DIR="$build/plugin" PLUGIN_CONF="$out/tokenmgr.conf"
+fx_collectd_start "$out" || { echo "demo: collectd did not start" >&2; exit 1; }
+pids+=("$fx_pid")
 
 # ---- the timeline and the live view ---------------------------------------------------
 settle=$(( duration / 4 )); [ $settle -lt 8 ] && settle=8
