@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -215,24 +216,50 @@ def python(code: str, env: Optional[Dict[str, str]] = None, timeout: float = 60)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=timeout)
 
 
+def collectd_conf(values: Dict[str, str]) -> str:
+    """tests/fixtures/collectd.conf.in rendered as fx_collectd_conf does:
+    ## lines dropped, @NAME@ replaced, @?NAME@ lines kept only when NAME has
+    a value (the one collectd.conf template of every test)."""
+    out = []
+    with open(os.path.join(SOURCE_DIR, "tests", "fixtures", "collectd.conf.in")) as f:
+        for line in f.read().splitlines():
+            if line.startswith("##"):
+                continue
+            m = re.match(r"^@\?([A-Z_]+)@(.*)$", line)
+            if m:
+                if not values.get(m.group(1)):
+                    continue
+                line = m.group(2)
+            for name in re.findall(r"@([A-Z_]+)@", line):
+                if not values.get(name):
+                    raise ValueError("collectd.conf.in: no value for @%s@" % name)
+                line = line.replace("@%s@" % name, values[name])
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
 class Collectd:
-    """collectd -f with csv and the tokenmgr plugin, in a private BaseDir."""
+    """collectd -f with csv and the tokenmgr plugin, in a private BaseDir,
+    configured from the shared template (collectd_conf)."""
 
     HOST = "tkmpy"
 
     def __init__(self, pool_block: str, interval: float = 0.5) -> None:
         self.dir = tempfile.mkdtemp(prefix="tkm-pycollectd-")
         self.conf = os.path.join(self.dir, "collectd.conf")
+        plugin_conf = os.path.join(self.dir, "tokenmgr.conf")
+        with open(plugin_conf, "w") as f:
+            f.write("<Plugin tokenmgr>\n%s</Plugin>\n" % pool_block)
         with open(self.conf, "w") as f:
-            f.write(
-                'Hostname "%s"\nFQDNLookup false\nInterval %g\nBaseDir "%s"\n'
-                'PIDFile "%s/collectd.pid"\n'
-                'TypesDB "/usr/share/collectd/types.db"\nPluginDir "/usr/lib/collectd"\n'
-                'LoadPlugin logfile\n<Plugin logfile>\n  File "%s/collectd.log"\n  LogLevel info\n</Plugin>\n'
-                'LoadPlugin csv\n<Plugin csv>\n  DataDir "%s/csv"\n  StoreRates false\n</Plugin>\n'
-                'PluginDir "%s"\nLoadPlugin tokenmgr\n<Plugin tokenmgr>\n%s</Plugin>\n'
-                % (self.HOST, interval, self.dir, self.dir, self.dir, self.dir, PLUGIN_DIR, pool_block)
-            )
+            f.write(collectd_conf({
+                "HOSTNAME": self.HOST,
+                "BASEDIR": self.dir,
+                "INTERVAL": "%g" % interval,
+                "STOCK_PLUGIN_DIR": os.environ.get("TKM_COLLECTD_STOCK_DIR", "/usr/lib/collectd"),
+                "TYPESDB": os.environ.get("TKM_COLLECTD_TYPESDB", ""),
+                "PLUGIN_DIR": PLUGIN_DIR,
+                "PLUGIN_CONF": plugin_conf,
+            }))
         env = system_env()
         if os.environ.get("TKM_COLLECTD_PRELOAD"):
             env["LD_PRELOAD"] = os.environ["TKM_COLLECTD_PRELOAD"]

@@ -231,6 +231,7 @@ def test_sync_recharge_and_options(client_factory):
     r = c.sync(40, 10, refill_in=1000, timestamp=now_ms())
     assert r.report_applied and r.tokens == 40
     assert c.sync(7, 10, timestamp=now_ms() - 10000).report_stale
+    c.sync(20, 10, timestamp=now_ms())  # below the recharge target (30)
     c.recharge(True)
     assert c.status()["recharge_mode"] is True
     c.recharge(False)
