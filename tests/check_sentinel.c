@@ -147,6 +147,74 @@ START_TEST(test_run_id_from_info)
 }
 END_TEST
 
+/* ---- the re-grounding rule in the scripts (a plain Redis) ----------------
+ */
+
+/* What a new master's first connection does: origin.lua with its id. */
+static int64_t mark_origin(tkm_client *c, const char *run_id)
+{
+    tkm__value v[TKM__ORIGIN_NFIELDS];
+    tkm__call k;
+
+    tkm__call_init(&k, c, TKM__CALL_ORIGIN);
+    tkm__call_str(&k, run_id);
+    ck_assert_int_eq(tkm__call_run(c, &k, v, TKM__ORIGIN_NFIELDS, NULL),
+                     TKM_OK);
+    return v[TKM__ORIGIN_MARKED].i;
+}
+
+START_TEST(test_reground_rules)
+{
+    tkm_client *c = tkt_client(), *d = tkt_client();
+    tkm_options o = tkt_options();
+    tkm_client *throttled;
+    tkm_grant g, kept;
+    int claimed;
+    int64_t next;
+
+    /* A pool without state only records its master. */
+    ck_assert_int_eq(mark_origin(c, "aaaa"), 0);
+    tkt_sync(c, 1000, 10, 30000, -1);
+    ck_assert_int_eq(mark_origin(d, "aaaa"), 0);
+    kept = tkt_acquire(c, 100);
+    ck_assert_int_eq(kept.granted, 1);
+    /* A throttle claim made before the change of master. */
+    o.keepa.token_sync_min_interval_s = 600;
+    throttled = tkt_open(&o);
+    ck_assert_int_eq(tkm__sync_claim(throttled, 600000, 0, &claimed, &next),
+                     TKM_OK);
+    ck_assert_int_eq(claimed, 1);
+    tkt_sleep_ms(5);
+    /* Another master: marked once, nothing granted, sync now. */
+    ck_assert_int_eq(mark_origin(c, "bbbb"), 1);
+    ck_assert_int_eq(mark_origin(d, "bbbb"), 0);
+    ck_assert_int_eq(tkm_try_acquire(c, 1, &g), TKM_OK);
+    ck_assert_int_eq(g.granted, 0);
+    ck_assert_int_eq(g.reason, TKM_REASON_NEED_SYNC);
+    ck_assert_int_eq(g.retry_after_ms, TKM_RETRY_NEVER);
+    /* The old claim does not hold the re-grounding back; the new one holds
+     * the others, briefly: they wait instead of calling /token too. */
+    ck_assert_int_eq(tkm__sync_claim(c, 600000, 0, &claimed, &next), TKM_OK);
+    ck_assert_int_eq(claimed, 1);
+    ck_assert_int_eq(tkm__sync_claim(d, 600000, 0, &claimed, &next), TKM_OK);
+    ck_assert_int_eq(claimed, 0);
+    ck_assert_int_le(next, 2000);
+    ck_assert_int_eq(tkm_try_acquire(d, 1, &g), TKM_OK);
+    ck_assert_int_eq(g.reason, TKM_REASON_NEED_SYNC);
+    ck_assert_int_gt(g.retry_after_ms, 0);
+    ck_assert_int_le(g.retry_after_ms, 250);
+    /* The API's balance grounds it; the lease that survived stays out. */
+    tkt_sync(c, 400, 10, 30000, -1);
+    g = tkt_acquire(d, 1);
+    ck_assert_int_eq(g.granted, 1);
+    ck_assert_int_eq(g.tokens, 400 - 100 - 1);
+    ck_assert_int_eq(tkm_complete(c, kept.id, 100, NULL, NULL), TKM_OK);
+    tkm_client_free(throttled);
+    tkm_client_free(d);
+    tkm_client_free(c);
+}
+END_TEST
+
 /* ---- a fake sentinel: names whatever port `fake_port` holds -------------
  */
 
@@ -614,6 +682,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     tkt_add_tests(tkt_tcase(s, "rules", 10), test_round_majority_and_order,
                   test_run_id_from_info, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "reground", 30), test_reground_rules,
+                  NULL);
     /* Each test gets its own sentinels: failovers change who is master. */
     tc = tkt_tcase(s, "discovery", 120);
     tcase_add_checked_fixture(tc, start_sentinels, stop_sentinels);
