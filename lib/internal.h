@@ -45,7 +45,8 @@ typedef struct tkm__sentinels {
     char password[256];           /* the sentinels' AUTH; never logged */
     int first;                    /* asked first: it named the master */
     tkm__endpoint master;         /* the master of the open connection */
-    char run_id[48];              /* INFO's run_id of the last master seen */
+    char run_id[48];              /* INFO's run_id of the last master told */
+    char pending[48];             /* a new master's, to tell (origin.lua) */
     int64_t last_reply_ms;        /* monotonic: the master's last reply */
 } tkm__sentinels;
 

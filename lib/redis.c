@@ -17,8 +17,9 @@
  *
  * With Redis Sentinel (redis.sentinels) the master is found by asking the
  * sentinels (sentinel.c has the rules), confirmed by ROLE, and named by its
- * INFO run_id: a new master is told to the pool's state once (origin.lua),
- * which then grants nothing until the balance is grounded again.  A
+ * INFO run_id: a new master is told to the pool's state once, before the
+ * first script that writes (origin.lua), and the pool then grants nothing
+ * until the balance is grounded again.  A
  * connection is given up, and the sentinels asked again, when it breaks or
  * times out, when the server answers that it is no master (READONLY,
  * MASTERDOWN, NOREPLICAS, LOADING: the script did not run, so it is sent
@@ -640,7 +641,7 @@ static int ask_sentinel(tkm_client *c, int i, int64_t deadline,
 
 /*
  * The master connection just opened: ROLE must say master, INFO names it,
- * and a master not seen before is told to the pool (origin.lua).  On
+ * and a master not seen before is noted, to be told to the pool.  On
  * failure the connection is dropped and c->err says why.
  */
 static tkm_code confirm_master(tkm_client *c, int64_t deadline)
@@ -648,10 +649,10 @@ static tkm_code confirm_master(tkm_client *c, int64_t deadline)
     const char *role[] = {"ROLE"};
     const char *info[] = {"INFO", "server"};
     char run_id[sizeof(c->sentinels.run_id)];
-    tkm__call k;
     redisReply *r;
     tkm_code rc;
 
+    c->sentinels.pending[0] = '\0';
     c->round_trips++;
     rc = call(c, 1, role, deadline, "ROLE", &r);
     if (rc != TKM_OK)
@@ -684,19 +685,35 @@ static tkm_code confirm_master(tkm_client *c, int64_t deadline)
              !tkm__info_run_id(r->str, r->len, run_id, sizeof(run_id)))
         rc = drop(c, TKM_EPROTO, "answered INFO server without a run_id");
     freeReplyObject(r);
-    if (rc != TKM_OK || strcmp(run_id, c->sentinels.run_id) == 0)
-        return rc;
-    /* A master this client has not seen: the pool may have lost writes. */
+    /* A master this client has not seen: told to the pool before the
+     * first script that writes (reads are served under CLIENT PAUSE WRITE
+     * and need no such write first). */
+    if (rc == TKM_OK && strcmp(run_id, c->sentinels.run_id) != 0)
+        tkm__copy(c->sentinels.pending, sizeof(c->sentinels.pending), run_id);
+    return rc;
+}
+
+/* Tell the pool the master this connection reached (origin.lua), once:
+ * the pool may have lost writes with the old one. */
+static tkm_code tell_origin(tkm_client *c, int64_t deadline)
+{
+    tkm__sentinels *s = &c->sentinels;
+    tkm__call k;
+    redisReply *r;
+    tkm_code rc;
+
     tkm__call_init(&k, c, TKM__CALL_ORIGIN);
-    tkm__call_str(&k, run_id);
+    tkm__call_str(&k, s->pending);
     rc = eval_script(c, TKM__SCRIPT_ORIGIN, k.nkeys, k.argv, k.argc, deadline,
                      &r);
     if (rc != TKM_OK)
         return rc;
-    if (r->type == REDIS_REPLY_ERROR)
+    if (r->type == REDIS_REPLY_ERROR) {
         rc = drop(c, TKM_EREDIS, "refused the origin script: %.200s", r->str);
-    else
-        tkm__copy(c->sentinels.run_id, sizeof(c->sentinels.run_id), run_id);
+    } else {
+        tkm__copy(s->run_id, sizeof(s->run_id), s->pending);
+        s->pending[0] = '\0';
+    }
     freeReplyObject(r);
     return rc;
 }
@@ -896,6 +913,8 @@ static tkm_code send_script(tkm_client *c, tkm__script_id id, int nkeys,
         return tkm__fail(c, TKM_EINVAL, "too many script arguments");
     for (int attempt = 0;; attempt++) {
         rc = ensure_connected(c, deadline);
+        if (rc == TKM_OK && c->sentinels.pending[0] != '\0' && !s->no_writes)
+            rc = tell_origin(c, deadline);
         if (rc != TKM_OK)
             return rc;
         rc = eval_script(c, id, nkeys, args, nargs, deadline, &r);

@@ -323,6 +323,30 @@ START_TEST(test_finds_the_master)
 }
 END_TEST
 
+/* A client's first connection writes nothing before its first script that
+ * writes: status is served under CLIENT PAUSE WRITE, as with a plain URL. */
+START_TEST(test_reads_under_pause_write)
+{
+    tkm_client *c = sentinel_client(), *reader;
+    tkm_pool_status st;
+
+    tkt_sync(c, 1000, 10, 30000, -1);
+    ck_assert_int_eq(tkt_acquire(c, 1).granted, 1);
+    ck_assert_int_eq(
+        tkt_node_cli(&S, 0, NULL, 0, "CLIENT", "PAUSE", "3000", "WRITE", NULL),
+        0);
+    reader = sentinel_client();
+    ck_assert_msg(tkm_status(reader, &st) == TKM_OK, "%s", tkm_errstr(reader));
+    ck_assert_int_eq(st.inflight_tokens, 1);
+    ck_assert_int_eq(tkt_node_cli(&S, 0, NULL, 0, "CLIENT", "UNPAUSE", NULL),
+                     0);
+    /* Its first write tells the pool its master, which the pool knew. */
+    ck_assert_int_eq(tkt_acquire(reader, 1).granted, 1);
+    tkm_client_free(reader);
+    tkm_client_free(c);
+}
+END_TEST
+
 /* After the promotion: EREDIS while no master answers, then need_sync (the
  * balance may miss grants lost with the replication) until a sync grounds
  * it; the lease that reached the replica survives, the one that did not
@@ -687,8 +711,9 @@ int main(void)
     /* Each test gets its own sentinels: failovers change who is master. */
     tc = tkt_tcase(s, "discovery", 120);
     tcase_add_checked_fixture(tc, start_sentinels, stop_sentinels);
-    tkt_add_tests(tc, test_finds_the_master, test_wrong_master_name,
-                  test_sentinels_disagree, test_sentinel_names_a_replica, NULL);
+    tkt_add_tests(tc, test_finds_the_master, test_reads_under_pause_write,
+                  test_wrong_master_name, test_sentinels_disagree,
+                  test_sentinel_names_a_replica, NULL);
     tc = tkt_tcase(s, "failover", 120);
     tcase_add_checked_fixture(tc, start_sentinels, stop_sentinels);
     tkt_add_tests(tc, test_failover_regrounds, test_old_master_gets_nothing,
