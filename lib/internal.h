@@ -154,33 +154,41 @@ tkm_code tkm__sentinels_init(tkm__sentinels *s, const tkm_sentinel_options *o,
 void tkm__endpoint_str(const tkm__endpoint *ep, char *buf, size_t len);
 int tkm__endpoint_eq(const tkm__endpoint *a, const tkm__endpoint *b);
 
-/* One round of asking: each sentinel's answer (an address, or why not),
- * then the addresses in the order to try them. */
+/* One round of asking: each sentinel's answer (an address and the
+ * configuration epoch it knows, or why not), then the addresses in the
+ * order to try them. */
+typedef struct tkm__sentinel_cand {
+    tkm__endpoint ep;
+    int64_t epoch;   /* the highest epoch of a sentinel naming it */
+    int votes;       /* the sentinels naming it */
+    int first_voter; /* the index of the first sentinel that named it */
+} tkm__sentinel_cand;
+
 typedef struct tkm__sentinel_round {
     int count; /* configured sentinels */
-    int asked; /* answers and failures noted */
-    struct {
-        tkm__endpoint ep;
-        int votes;
-        int first_voter; /* the index of the first sentinel that named it */
-    } cand[TKM_SENTINELS_MAX];
+    tkm__sentinel_cand cand[TKM_SENTINELS_MAX];
     int ncand;
     char report[TKM__ERR_MAX]; /* what each sentinel said, for messages */
 } tkm__sentinel_round;
 
 void tkm__round_init(tkm__sentinel_round *r, int count);
-/* Sentinel i (its address sentinel) named ep; returns ep's votes. */
+/* Sentinel i (its address `sentinel`) named ep at configuration epoch
+ * `epoch` (-1: unknown); returns ep's votes. */
 int tkm__round_vote(tkm__sentinel_round *r, int i, const char *sentinel,
-                    const tkm__endpoint *ep);
+                    const tkm__endpoint *ep, int64_t epoch);
 /* Sentinel (or master) `who` did not help: why. */
 void tkm__round_note(tkm__sentinel_round *r, const char *who, const char *why);
-/* Whether an address was named by a majority of the configured sentinels
- * (then no more need be asked). */
-int tkm__round_settled(const tkm__sentinel_round *r);
-/* The candidates' indices, most votes first, ties in the order they were
- * named; returns their count. */
+/* The candidates' indices in the order to try them: the highest epoch
+ * first (Sentinel's own rule: a sentinel left behind by a failover still
+ * names the old master at the old epoch), then the most votes, then the
+ * order named; returns their count. */
 int tkm__round_order(const tkm__sentinel_round *r,
                      int order[TKM_SENTINELS_MAX]);
+/* The value of `field` in a flat array of n field, value strings (with
+ * their lengths: SENTINEL MASTER's reply) as an integer in 0..INT64_MAX/2
+ * into *out: 1, or 0 when absent or no such integer. */
+int tkm__field_int(const char *const *fields, const size_t *lens, size_t n,
+                   const char *field, int64_t *out);
 /* The master's INFO run_id in an INFO server text: 1 and copied, or 0. */
 int tkm__info_run_id(const char *info, size_t len, char *out, size_t outlen);
 

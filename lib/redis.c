@@ -16,7 +16,8 @@
  * A call that breaks a bound drops the connection.
  *
  * With Redis Sentinel (redis.sentinels) the master is found by asking the
- * sentinels (sentinel.c has the rules), confirmed by ROLE, and named by its
+ * sentinels and the epoch each knows (sentinel.c has the rules), confirmed
+ * by ROLE, and named by its
  * INFO run_id: a new master is told to the pool's state once, before the
  * first script that writes (origin.lua), and the pool then grants nothing
  * until the balance is grounded again.  A
@@ -601,9 +602,41 @@ static tkm_code sentinel_command(tkm_client *c, int i, int argc,
     return rc;
 }
 
-/* Ask sentinel i where the master is: 1 and *ep, or 0 and why not. */
+/* The configuration epoch sentinel i knows for the master (SENTINEL
+ * MASTER's config-epoch), or -1 when it does not say. */
+static int64_t sentinel_epoch(tkm_client *c, int i, int64_t deadline)
+{
+    const char *argv[] = {"SENTINEL", "MASTER", c->opts.sentinel.master_name};
+    const char *fields[128];
+    size_t lens[128];
+    redisReply *r;
+    int64_t epoch = -1;
+    char why[TKM__ERR_MAX];
+
+    if (sentinel_command(c, i, 3, argv, deadline, "SENTINEL MASTER", &r, why,
+                         sizeof(why)) != TKM_OK)
+        return -1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements <= 128) {
+        size_t n = 0;
+        for (; n < r->elements; n++) {
+            if (r->element[n]->type != REDIS_REPLY_STRING)
+                break;
+            fields[n] = r->element[n]->str;
+            lens[n] = r->element[n]->len;
+        }
+        if (n == r->elements &&
+            !tkm__field_int(fields, lens, n, "config-epoch", &epoch))
+            epoch = -1;
+    }
+    freeReplyObject(r);
+    return epoch;
+}
+
+/* Ask sentinel i where the master is: 1 and *ep (and the epoch it knows,
+ * -1 when it does not say), or 0 and why not. */
 static int ask_sentinel(tkm_client *c, int i, int64_t deadline,
-                        tkm__endpoint *ep, char *why, size_t whylen)
+                        tkm__endpoint *ep, int64_t *epoch, char *why,
+                        size_t whylen)
 {
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name",
                           c->opts.sentinel.master_name};
@@ -636,6 +669,8 @@ static int ask_sentinel(tkm_client *c, int i, int64_t deadline,
         ok = 1;
     }
     freeReplyObject(r);
+    if (ok && epoch != NULL)
+        *epoch = sentinel_epoch(c, i, deadline);
     return ok;
 }
 
@@ -726,7 +761,7 @@ static int64_t share(int64_t deadline, int ways)
     return tkm__monotonic_ms() + (left > ways ? left / ways : 1);
 }
 
-/* Find the master: the sentinels' votes, then ROLE. */
+/* Find the master: every sentinel's answer and epoch, then ROLE. */
 static tkm_code discover(tkm_client *c, int64_t deadline)
 {
     tkm__sentinels *s = &c->sentinels;
@@ -735,18 +770,19 @@ static tkm_code discover(tkm_client *c, int64_t deadline)
     char who[300], why[TKM__ERR_MAX];
 
     tkm__round_init(&r, s->count);
-    for (int k = 0; k < s->count && !tkm__round_settled(&r); k++) {
+    for (int k = 0; k < s->count; k++) {
         int i = (s->first + k) % s->count;
         tkm__endpoint ep;
+        int64_t epoch;
         tkm__endpoint_str(&s->addr[i], who, sizeof(who));
         if (deadline <= tkm__monotonic_ms()) {
             tkm__round_note(&r, who, "not asked: no time left");
-            break;
+            continue;
         }
         /* Each sentinel still to ask gets its share, and the master one. */
-        if (ask_sentinel(c, i, share(deadline, s->count - k + 1), &ep, why,
-                         sizeof(why)))
-            tkm__round_vote(&r, i, who, &ep);
+        if (ask_sentinel(c, i, share(deadline, s->count - k + 1), &ep, &epoch,
+                         why, sizeof(why)))
+            tkm__round_vote(&r, i, who, &ep, epoch);
         else
             tkm__round_note(&r, who, why);
     }
@@ -789,7 +825,7 @@ static void recheck(tkm_client *c, int64_t deadline)
     for (int k = 0; k < s->count && tkm__monotonic_ms() < until; k++) {
         int i = (s->first + k) % s->count;
         tkm__endpoint ep;
-        if (!ask_sentinel(c, i, share(until, s->count - k), &ep, why,
+        if (!ask_sentinel(c, i, share(until, s->count - k), &ep, NULL, why,
                           sizeof(why)))
             continue;
         if (!tkm__endpoint_eq(&ep, &s->master))

@@ -2,16 +2,20 @@
  * Redis Sentinel: which address to trust as the master.  No I/O here:
  * redis.c asks the sentinels and the candidates, this file keeps the rules.
  *
- * - The sentinels are asked in turn, starting with the one that named the
- *   master last time, until an address has the votes of a majority of the
- *   configured sentinels; a sentinel that is down, refuses AUTH or does not
- *   know the master name is noted and skipped.
- * - The addresses named are tried most votes first: a sentinel left behind
- *   by a failover (or configured for another master of the same name) is
- *   outvoted, and any address is used only once ROLE says master there.
+ * - Every sentinel is asked, in turn, starting with the one that named the
+ *   master last time, for the master's address and the configuration epoch
+ *   it knows; a sentinel that is down, refuses AUTH or does not know the
+ *   master name is noted and skipped.
+ * - The addresses named are tried the highest epoch first, then most votes:
+ *   a sentinel that has not heard of a failover yet names the old master at
+ *   the old epoch, and may be the majority for a second or two (a restarted
+ *   old master is then a master again, with nothing); a sentinel configured
+ *   for another master of the same name is outvoted.  Any address is used
+ *   only once ROLE says master there.
  * - What each sentinel said goes into the one-line message of a failed
  *   discovery.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,22 +108,29 @@ static void report(tkm__sentinel_round *r, const char *text)
 }
 
 int tkm__round_vote(tkm__sentinel_round *r, int i, const char *sentinel,
-                    const tkm__endpoint *ep)
+                    const tkm__endpoint *ep, int64_t epoch)
 {
     char where[300], line[400];
     int k;
 
-    r->asked++;
     tkm__endpoint_str(ep, where, sizeof(where));
-    tkm__fmt(line, sizeof(line), "%s named %s", sentinel, where);
+    if (epoch >= 0)
+        tkm__fmt(line, sizeof(line), "%s named %s (epoch %lld)", sentinel,
+                 where, (long long)epoch);
+    else
+        tkm__fmt(line, sizeof(line), "%s named %s", sentinel, where);
     report(r, line);
     for (k = 0; k < r->ncand; k++) {
-        if (tkm__endpoint_eq(&r->cand[k].ep, ep))
+        if (tkm__endpoint_eq(&r->cand[k].ep, ep)) {
+            if (epoch > r->cand[k].epoch)
+                r->cand[k].epoch = epoch;
             return ++r->cand[k].votes;
+        }
     }
     if (k >= TKM_SENTINELS_MAX)
         return 0;
     r->cand[k].ep = *ep;
+    r->cand[k].epoch = epoch;
     r->cand[k].votes = 1;
     r->cand[k].first_voter = i;
     r->ncand++;
@@ -134,13 +145,12 @@ void tkm__round_note(tkm__sentinel_round *r, const char *who, const char *why)
     report(r, line);
 }
 
-int tkm__round_settled(const tkm__sentinel_round *r)
+/* Whether candidate a goes before b. */
+static int before(const tkm__sentinel_cand *a, const tkm__sentinel_cand *b)
 {
-    for (int k = 0; k < r->ncand; k++) {
-        if (r->cand[k].votes > r->count / 2)
-            return 1;
-    }
-    return 0;
+    if (a->epoch != b->epoch)
+        return a->epoch > b->epoch;
+    return a->votes > b->votes;
 }
 
 int tkm__round_order(const tkm__sentinel_round *r, int order[TKM_SENTINELS_MAX])
@@ -149,16 +159,35 @@ int tkm__round_order(const tkm__sentinel_round *r, int order[TKM_SENTINELS_MAX])
 
     for (int k = 0; k < n; k++)
         order[k] = k;
-    /* Insertion sort, stable: more votes first, then the order named. */
+    /* Insertion sort, stable: the highest epoch, then the most votes, then
+     * the order named. */
     for (int k = 1; k < n; k++) {
         int v = order[k], j = k;
-        while (j > 0 && r->cand[order[j - 1]].votes < r->cand[v].votes) {
+        while (j > 0 && before(&r->cand[v], &r->cand[order[j - 1]])) {
             order[j] = order[j - 1];
             j--;
         }
         order[j] = v;
     }
     return n;
+}
+
+int tkm__field_int(const char *const *fields, const size_t *lens, size_t n,
+                   const char *field, int64_t *out)
+{
+    size_t flen = strlen(field);
+
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        char num[32];
+        if (lens[i] != flen || memcmp(fields[i], field, flen) != 0)
+            continue;
+        if (lens[i + 1] == 0 || lens[i + 1] >= sizeof(num))
+            return 0;
+        memcpy(num, fields[i + 1], lens[i + 1]);
+        num[lens[i + 1]] = '\0';
+        return tkm_parse_int(num, 0, INT64_MAX / 2, out) == TKM_OK;
+    }
+    return 0;
 }
 
 int tkm__info_run_id(const char *info, size_t len, char *out, size_t outlen)

@@ -631,7 +631,16 @@ failover() {
     done
     if [ "$how" = kill ]; then
         # The old master comes back as it was configured: a master, with
-        # nothing, until the sentinels make it a replica.
+        # nothing, until the sentinels make it a replica.  Once the
+        # failover is over (every sentinel names node 1): back during the
+        # failover, Sentinel may abort it and keep the old master, which is
+        # Sentinel's business, not this test's.
+        end=$(($(now_ms) + 20000))
+        until [ "$(fx_sentinels_master)" = 1 ]; do
+            [ "$(now_ms)" -lt "$end" ] || die "the sentinels never agreed on node 1"
+            supervise || true
+            sleep 0.1
+        done
         fx_node_start 0 || die "node 0 did not restart"
         node_monitor_start 0
     else
