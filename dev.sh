@@ -25,7 +25,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$top"
 
 packages=(build-essential cmake pkg-config libhiredis-dev libyaml-dev check
-          redis-server redis-tools libcurl4-openssl-dev libyajl-dev zlib1g-dev
+          redis-server redis-tools redis-sentinel libcurl4-openssl-dev libyajl-dev zlib1g-dev
           libmicrohttpd-dev collectd-core collectd-dev libmicrohttpd12
           libprotobuf-c1 curl
           # the operations tests (tests/alerts/): promtool and prometheus,
