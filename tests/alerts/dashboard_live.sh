@@ -11,7 +11,9 @@
 #   dashboard_live.sh SRC_DIR BUILD_DIR putval   every family, the queue's
 #       too, written through collectd's unixsock (PUTVAL) as the plugin
 #       would dispatch them (the plugin is loaded, without a pool, for its
-#       types): the naming chain of every panel
+#       types): the naming chain of every panel; with more pools in the
+#       states each alert is about, every rule's whole expression returns
+#       data
 #
 # Then: collectd's /metrics carries exactly the documented families and
 # `promtool check metrics` finds no problem with them; in Prometheus the
@@ -74,17 +76,31 @@ if [ "$mode" = plugin ]; then
 else
     # What the plugin dispatches each interval (plugin tokenmgr, instance
     # = the pool), one PUTVAL per value list.
+    # Three more pools in states that make every alert expression true:
+    # "down" (Redis unreadable), "sick" (stalled, held back, recharge on,
+    # tokens near zero, escalated, paused), "stale" (one silent worker
+    # among live ones), "empty" (watched, no heartbeat at all).
+    put() { # put POOL TYPE[-INSTANCE]=VALUE...
+        local p=$1 v
+        shift
+        for v in "$@"; do
+            collectdctl -s "$sock" putval "$host/tokenmgr-$p/${v%%=*}" interval=1 "N:${v#*=}" || return 1
+        done
+    }
     feed() {
-        local n=0 v
+        local n=0
         while :; do
-            for v in tokens=$((250 + n % 7)) capacity=1200 refill_rate=20 recharge_mode=1 \
+            put "$pool" tokens=$((250 + n % 7)) capacity=1200 refill_rate=20 recharge_mode=1 \
                 heartbeat_age=3.5 workers_alive=1 inflight=1:10 last_sync_age=5 stalled=0 \
                 shared_cause=0 redis_up=1 recoveries=$((n / 5)) escalated=0 recovery_paused=0 \
                 stall_heartbeat_age=900 stall_tokens=1164 "worker_heartbeat_age-$worker=3.5" \
-                queue_waiters-bulk=2 queue_oldest_wait-bulk=1.5; do
-                collectdctl -s "$sock" putval "$host/tokenmgr-$pool/${v%%=*}" interval=1 "N:${v#*=}" ||
-                    return 1
-            done
+                queue_waiters-bulk=2 queue_oldest_wait-bulk=1.5 || return 1
+            put down redis_up=0 stall_heartbeat_age=900 || return 1
+            put sick redis_up=1 stalled=1 shared_cause=1 workers_alive=0 tokens=10 capacity=1200 \
+                recharge_mode=1 escalated=1 recovery_paused=1 heartbeat_age=2000 || return 1
+            put stale redis_up=1 workers_alive=1 heartbeat_age=3 stall_heartbeat_age=900 \
+                "worker_heartbeat_age-$host:stale:1=3" "worker_heartbeat_age-$host:stale:2=2000" || return 1
+            put empty redis_up=1 || return 1
             n=$((n + 1))
             sleep 1
         done
@@ -124,5 +140,7 @@ python3 "$here/ops_lint.py" "$src" exprs >"$T_DIR/exprs.jsonl" || die "could not
 "${check[@]}" panels "$T_DIR/exprs.jsonl" "$pool" "$host" 30 "$pending" || not_ok "dashboard panels"
 "${check[@]}" variables "$pool" "$host" || not_ok "dashboard variables"
 python3 "$here/ops_lint.py" "$src" rule-exprs >"$T_DIR/rules.jsonl" || die "could not read the rules"
-"${check[@]}" rules "$T_DIR/rules.jsonl" 20 || not_ok "alert rules"
+# Fed, every pool state is there: every rule's whole expression returns data.
+"${check[@]}" rules "$T_DIR/rules.jsonl" 20 "$([ "$mode" = putval ] && echo exprs)" ||
+    not_ok "alert rules"
 t_done

@@ -17,10 +17,10 @@ tests/deployed/).
       to SECONDS for the first scrapes
   prom_check.py URL variables POOL INSTANCE
       the dashboard's label_values variables find the pool and instance
-  prom_check.py URL rules RULE_EXPRS_FILE SECONDS
+  prom_check.py URL rules RULE_EXPRS_FILE SECONDS [exprs]
       every alert rule is loaded and evaluates without error, and every
       series selector of its expression (from ops_lint.py rule-exprs)
-      returns data
+      returns data; with "exprs", the whole expression too
   prom_check.py URL alerts
       one line per alert Prometheus holds: NAME STATE LABELS (for the
       deployed test's timeline)
@@ -215,7 +215,7 @@ def variables(base, pool, instance):
             fail(f"label_values({match}, {label}) = {d.get('data')}, no {want}")
 
 
-def rules(base, rule_exprs_file, seconds):
+def rules(base, rule_exprs_file, seconds, whole=False):
     items = [json.loads(line) for line in open(rule_exprs_file) if line.strip()]
     deadline = time.time() + seconds
     while True:
@@ -242,6 +242,12 @@ def rules(base, rule_exprs_file, seconds):
             fail(f"{it['alert']}: no data for {', '.join(empty)}")
         else:
             ok(f"{it['alert']}: each of its {len(set(it['selectors']))} series selectors returns data")
+        if whole:
+            res = poll(base, it["expr"], deadline)
+            if res:
+                ok(f"{it['alert']}: its expression returns {[r['metric'] for r in res]}")
+            else:
+                fail(f"{it['alert']}: its expression returns nothing")
 
 
 def alerts(base):
@@ -263,7 +269,7 @@ def main():
     elif what == "variables":
         variables(base, a[0], a[1])
     elif what == "rules":
-        rules(base, a[0], float(a[1]))
+        rules(base, a[0], float(a[1]), len(a) > 2 and a[2] == "exprs")
     elif what == "alerts":
         alerts(base)
     else:
