@@ -5,6 +5,7 @@
 # `tokenmgr` that records its argv; the webhook refuses everything else
 # (bad token, hostile pool name, resolved, several pools) without running
 # anything; the stall inhibits the per-worker alerts.
+# shellcheck disable=SC2015 # "A && ok || not_ok": ok and not_ok never fail
 source "$(dirname "$0")/lib.sh"
 
 src=$1
@@ -143,6 +144,7 @@ direct 200 "a direct, valid request" "$auth" "$(payload firing '"keepa"')"
 direct 400 "a wrong token" "Authorization: Bearer ${token}x" "$(payload firing '"keepa"')"
 direct 400 "no token" "" "$(payload firing '"keepa"')"
 direct 400 "a pool named 'keepa;rm -rf /'" "$auth" "$(payload firing '"keepa;rm -rf /"')"
+# shellcheck disable=SC2016 # the $(reboot) is the payload, never run
 direct 400 "a pool named '\$(reboot)'" "$auth" "$(payload firing '"$(reboot)"')"
 direct 400 "a resolved notification" "$auth" "$(payload resolved '"keepa"')"
 direct 400 "a group of several pools (no common pool)" "$auth" "$(payload firing null)"
