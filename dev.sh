@@ -32,7 +32,11 @@ packages=(build-essential cmake pkg-config libhiredis-dev libyaml-dev check
           # amtool and alertmanager, webhook, collectdctl, YAML for python3
           prometheus prometheus-alertmanager webhook collectd-utils python3-yaml
           # the Debian packages (debian/, tests/package_test.sh)
-          debhelper devscripts lintian)
+          debhelper devscripts lintian
+          # the Python binding (bindings/python/): its tests, and the
+          # documented `pip install` into a venv, all from Debian
+          python3-pytest python3-pip python3-setuptools python3-venv
+          python3-wheel)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 [ -t 2 ] || say() { printf '==> %s\n' "$*" >&2; }

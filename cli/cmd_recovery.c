@@ -62,19 +62,42 @@ int cmd_recovery_status(cli_ctx *ctx, const cli_args *a)
     return EXIT_OK;
 }
 
-int cmd_recovery_reset(cli_ctx *ctx, const cli_args *a)
+/* An operator's call on the guard, audited with this host and `why`. */
+static int operator_call(cli_ctx *ctx, const char *what,
+                         tkm_code (*call)(tkm_client *, const char *,
+                                          const char *),
+                         const char *why, const char *done)
 {
     char host[256];
     tkm_code rc;
 
-    (void)a;
     cli_host(host, sizeof(host));
-    rc = tkm_recovery_reset(ctx->client, host,
-                            "operator reset (tokenmgr recovery reset)");
+    rc = call(ctx->client, host, why);
     if (rc != TKM_OK)
-        return cli_lib_fail(ctx->client, rc, "recovery reset");
-    printf("recovery reset: escalation cleared for pool %s\n", ctx->opts.pool);
+        return cli_lib_fail(ctx->client, rc, what);
+    printf("%s for pool %s\n", done, ctx->opts.pool);
     return EXIT_OK;
+}
+
+int cmd_recovery_reset(cli_ctx *ctx, const cli_args *a)
+{
+    (void)a;
+    return operator_call(ctx, "recovery reset", tkm_recovery_reset,
+                         "operator reset (tokenmgr recovery reset)",
+                         "recovery reset: escalation cleared");
+}
+
+static tkm_code resume(tkm_client *c, const char *host, const char *why)
+{
+    return tkm_recovery_pause(c, host, 0, why);
+}
+
+int cmd_recovery_resume(cli_ctx *ctx, const cli_args *a)
+{
+    (void)a;
+    return operator_call(ctx, "recovery resume", resume,
+                         "operator (tokenmgr recovery resume)",
+                         "recovery resumed");
 }
 
 int cmd_recovery_pause(cli_ctx *ctx, const cli_args *a)
@@ -105,21 +128,6 @@ int cmd_recovery_pause(cli_ctx *ctx, const cli_args *a)
         printf("recovery paused for pool %s until `tokenmgr recovery "
                "resume`\n",
                ctx->opts.pool);
-    return EXIT_OK;
-}
-
-int cmd_recovery_resume(cli_ctx *ctx, const cli_args *a)
-{
-    char host[256];
-    tkm_code rc;
-
-    (void)a;
-    cli_host(host, sizeof(host));
-    rc = tkm_recovery_pause(ctx->client, host, 0,
-                            "operator (tokenmgr recovery resume)");
-    if (rc != TKM_OK)
-        return cli_lib_fail(ctx->client, rc, "recovery resume");
-    printf("recovery resumed for pool %s\n", ctx->opts.pool);
     return EXIT_OK;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "roff.h"
 
 #define JSON_FLAG                                                              \
     {                                                                          \
@@ -296,34 +297,18 @@ void cli_help(FILE *out, const cli_command *cmd)
         fprintf(out, "  %-3d %s\n", exit_codes[i].code, exit_codes[i].meaning);
 }
 
-/* Text for roff: backslashes doubled, hyphens unambiguous, no line
- * starting with a control character. */
-static void roff(FILE *out, const char *s)
-{
-    if (*s == '.' || *s == '\'')
-        fputs("\\&", out);
-    for (; *s; s++) {
-        if (*s == '\\')
-            fputs("\\e", out);
-        else if (*s == '-')
-            fputs("\\-", out);
-        else
-            fputc(*s, out);
-    }
-}
-
 static void man_flags(FILE *out, const cli_flag *f, int n)
 {
     for (int i = 0; i < n && f[i].name; i++) {
         /* .BI alternates bold and italic: the flag, then its value. */
         fputs(f[i].value ? ".TP\n.BI \"" : ".TP\n.B ", out);
-        roff(out, f[i].name);
+        (f[i].value ? tkm__roff_arg : tkm__roff_text)(out, f[i].name);
         if (f[i].value) {
             fputs(" \" ", out);
-            roff(out, f[i].value);
+            tkm__roff_text(out, f[i].value);
         }
         fputc('\n', out);
-        roff(out, f[i].help);
+        tkm__roff_text(out, f[i].help);
         fputc('\n', out);
     }
 }
@@ -351,14 +336,14 @@ void cli_help_man(FILE *out)
     for (size_t i = 0; i < cli_ncommands; i++) {
         const cli_command *c = &cli_commands[i];
         fputs(c->operands[0] ? ".TP\n.BI \"" : ".TP\n.B ", out);
-        roff(out, c->name);
+        (c->operands[0] ? tkm__roff_arg : tkm__roff_text)(out, c->name);
         if (c->operands[0]) {
             fputs(" \" \"", out);
-            roff(out, c->operands);
+            tkm__roff_arg(out, c->operands);
             fputc('"', out);
         }
         fputc('\n', out);
-        roff(out, c->summary);
+        tkm__roff_text(out, c->summary);
         fputc('\n', out);
         if (c->flags[0].name) {
             fputs(".RS\n", out);
@@ -369,7 +354,7 @@ void cli_help_man(FILE *out)
     fputs(".SH EXIT STATUS\n", out);
     for (size_t i = 0; i < sizeof(exit_codes) / sizeof(exit_codes[0]); i++) {
         fprintf(out, ".TP\n.B %d\n", exit_codes[i].code);
-        roff(out, exit_codes[i].meaning);
+        tkm__roff_text(out, exit_codes[i].meaning);
         fputc('\n', out);
     }
     fputs(".SH ENVIRONMENT\n.TP\n.B TOKENMGR_CONFIG\nthe YAML file when "
@@ -381,9 +366,9 @@ void cli_help_man(FILE *out)
         if (info.env[0] == '\0')
             continue;
         fputs(".TP\n.B ", out);
-        roff(out, info.env);
+        tkm__roff_text(out, info.env);
         fputs("\noverrides the option ", out);
-        roff(out, info.key);
+        tkm__roff_text(out, info.key);
         fputc('\n', out);
     }
     fputs(".SH FILES\n.TP\n.I " CLI_DEFAULT_CONFIG "\nthe configuration, "

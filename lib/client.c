@@ -95,6 +95,11 @@ TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *c)
     return &c->opts;
 }
 
+TKM_EXPORT const char *tkm_client_worker_id(const tkm_client *c)
+{
+    return c->opts.worker_id;
+}
+
 TKM_EXPORT void tkm_client_set_cancel(tkm_client *c,
                                       const volatile sig_atomic_t *flag)
 {

@@ -12,47 +12,16 @@
 #include <string.h>
 
 #include "pool_config.h"
+#include "roff.h"
 
 #define NAMES_MAX 128
-
-/* Text for roff, as cli/commands.c writes it: backslashes escaped, hyphens
- * unambiguous, no line starting with a control character. */
-static void roff(FILE *out, const char *s)
-{
-    if (*s == '.' || *s == '\'')
-        fputs("\\&", out);
-    for (; *s; s++) {
-        if (*s == '\\')
-            fputs("\\e", out);
-        else if (*s == '-')
-            fputs("\\-", out);
-        else
-            fputc(*s, out);
-    }
-}
-
-/* The same inside a quoted macro argument, where a double quote must be
- * \(dq. */
-static void roff_arg(FILE *out, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '"')
-            fputs("\\(dq", out);
-        else if (*s == '\\')
-            fputs("\\e", out);
-        else if (*s == '-')
-            fputs("\\-", out);
-        else
-            fputc(*s, out);
-    }
-}
 
 /* A line of text as one sentence (the table's docs may end in "..."). */
 static void sentence(FILE *out, const char *s)
 {
     size_t n = strlen(s);
 
-    roff(out, s);
+    tkm__roff_text(out, s);
     if (n == 0 || s[n - 1] != '.')
         fputc('.', out);
 }
@@ -101,30 +70,30 @@ static int table_rows(FILE *out, const char *block, const char **seen,
             return -1;
         }
         fputs(".TP\n.BI \"", out);
-        roff_arg(out, info.collectd);
+        tkm__roff_arg(out, info.collectd);
         fputs(" \" \"", out);
-        roff_arg(out, placeholder(info.type));
+        tkm__roff_arg(out, placeholder(info.type));
         fputs("\"\n", out);
         sentence(out, info.doc);
         fputc('\n', out);
         fputs("YAML: \\fB", out);
-        roff(out, info.key);
+        tkm__roff_text(out, info.key);
         fputs("\\fR.", out);
         if (info.range[0] != '\0') {
             fputs(" Range: ", out);
-            roff(out, info.range);
+            tkm__roff_text(out, info.range);
             if (info.unit[0] != '\0') {
                 fputc(' ', out);
-                roff(out, info.unit);
+                tkm__roff_text(out, info.unit);
             }
             fputc('.', out);
         } else if (info.unit[0] != '\0') {
             fputs(" Unit: ", out);
-            roff(out, info.unit);
+            tkm__roff_text(out, info.unit);
             fputc('.', out);
         }
         fputs(" Default: ", out);
-        roff(out, info.default_text);
+        tkm__roff_text(out, info.default_text);
         fputc('.', out);
         if (strcmp(info.type, "list") == 0 && block == NULL)
             fputs(" Repeatable: the lines add up.", out);
@@ -150,18 +119,18 @@ static int own_rows(FILE *out, const char **seen, size_t *nseen)
         fputs(".TP\n", out);
         if (d.value != NULL) {
             fputs(".BI \"", out);
-            roff_arg(out, d.name);
+            tkm__roff_arg(out, d.name);
             fputs(" \" \"", out);
-            roff_arg(out, d.value);
+            tkm__roff_arg(out, d.value);
             fputs("\"\n", out);
         } else {
             fputs(".B <", out);
-            roff(out, d.name);
+            tkm__roff_text(out, d.name);
             fputs(">\n", out);
         }
         sentence(out, d.doc);
         fputs("\nDefault: ", out);
-        roff(out, d.default_text);
+        tkm__roff_text(out, d.default_text);
         fputs(".\n", out);
         if (*nseen < NAMES_MAX)
             seen[(*nseen)++] = d.name;
@@ -192,12 +161,12 @@ int main(int argc, char **argv)
           "guarded recovery\n.SH SYNOPSIS\n.nf\nLoadPlugin tokenmgr\n"
           "<Plugin tokenmgr>\n  <Pool \"keepa\">\n    ConfigFile \"",
           out);
-    roff(out, etc);
+    tkm__roff_text(out, etc);
     fputs("/tokenmgr/tokenmgr.yaml\"\n    RedisURL "
           "\"unix:///run/redis/redis.sock\"\n    StallTokensRatio 0.97\n"
           "    StallHeartbeatAge 900\n    <Recovery>\n      Exec \"",
           out);
-    roff(out, libexec);
+    tkm__roff_text(out, libexec);
     fputs("/tokenmgr/restart\\-workers\" \"\\-\\-graceful\"\n"
           "    </Recovery>\n  </Pool>\n</Plugin>\n.fi\n"
           ".SH DESCRIPTION\n"
@@ -235,25 +204,25 @@ int main(int argc, char **argv)
     if (table_rows(out, "Recovery", seen, &nseen) != 0)
         return 1;
     fputs(".SH FILES\n.TP\n.I ", out);
-    roff(out, etc);
+    tkm__roff_text(out, etc);
     fputs("/collectd/collectd.conf.d/tokenmgr.conf\nthe drop\\-in that "
           "loads and configures the plugin (a conffile: your edits are kept "
           "on upgrade); Debian's collectd.conf includes that folder's "
           "*.conf files\n.TP\n.I ",
           out);
-    roff(out, plugindir);
+    tkm__roff_text(out, plugindir);
     fputs("/tokenmgr.so\nthe plugin; collectd refuses a symlinked plugin, "
           "so it must be a real file in the PluginDir\n.TP\n.I ",
           out);
-    roff(out, etc);
+    tkm__roff_text(out, etc);
     fputs("/tokenmgr/tokenmgr.yaml\nthe workers' configuration, a "
           "ConfigFile\n.TP\n.I ",
           out);
-    roff(out, libexec);
+    tkm__roff_text(out, libexec);
     fputs("/tokenmgr/restart\\-workers\nthe recovery command for "
           "keepa\\-worker@.service units\n.TP\n.I ",
           out);
-    roff(out, doc);
+    tkm__roff_text(out, doc);
     fputs("/RUNBOOK.md\nthe metric names, alerts and what to do when they "
           "fire\n.SH NOTES\nA new or edited drop\\-in takes effect when "
           "collectd restarts (\\fBsystemctl restart collectd\\fR).  Removing "

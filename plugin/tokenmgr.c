@@ -363,18 +363,25 @@ static void read_legacy(pool *p)
     redis_up(p, t);
     tkm_legacy_project(&raw, p->conf.opts.bucket.capacity, &st);
     judge_keys(p, &raw, &st);
-    if (st.has_tokens)
-        submit(p, t, "tokens", "", st.tokens);
-    if (st.has_capacity)
-        submit(p, t, "capacity", "", st.capacity);
-    if (st.has_refill_rate)
-        submit(p, t, "refill_rate", "", st.refill_rate);
-    if (st.has_recharge_mode)
-        submit(p, t, "recharge_mode", "", st.recharge_mode);
-    if (st.has_heartbeat_age)
-        submit(p, t, "heartbeat_age", "", st.heartbeat_age_s);
-    if (st.has_last_sync_age)
-        submit(p, t, "last_sync_age", "", st.last_sync_age_s);
+    {
+        /* What its keys allow: each value only when it is known. */
+        const struct {
+            int known;
+            const char *type;
+            gauge_t value;
+        } known[] = {
+            {st.has_tokens, "tokens", st.tokens},
+            {st.has_capacity, "capacity", st.capacity},
+            {st.has_refill_rate, "refill_rate", st.refill_rate},
+            {st.has_recharge_mode, "recharge_mode", st.recharge_mode},
+            {st.has_heartbeat_age, "heartbeat_age", st.heartbeat_age_s},
+            {st.has_last_sync_age, "last_sync_age", st.last_sync_age_s},
+        };
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+            if (known[i].known)
+                submit(p, t, known[i].type, "", known[i].value);
+        }
+    }
     /* One global heartbeat: no worker list, no busy periods. */
     judge(p, t,
           &(tkm_stall_input){.readable = st.has_tokens && st.has_capacity,
