@@ -77,10 +77,7 @@ cp /usr/share/doc/tokenmgr/examples/collectd.conf.d/write_prometheus.conf /etc/c
 
 # Prometheus: the example (rule_files, alerting) + the scrape job, the rules beside.
 scrape=/usr/share/tokenmgr/prometheus/tokenmgr-scrape.yml
-if [ ! -f "$scrape" ]; then
-    say "note: $scrape is not installed (CMakeLists.txt does not install conf/prometheus/ yet): the source tree's"
-    scrape=$src/conf/prometheus/tokenmgr-scrape.yml
-fi
+[ -f "$scrape" ] || die "$scrape is not installed"
 cat /usr/share/tokenmgr/alerts/prometheus/prometheus.example.yml "$scrape" >/etc/prometheus/prometheus.yml
 cp /usr/share/tokenmgr/alerts/prometheus/tokenmgr.rules.yml /etc/prometheus/
 promtool check config /etc/prometheus/prometheus.yml >"$T_DIR/promtool.out" 2>&1 ||
