@@ -247,7 +247,7 @@ fx_wait_for 15 sh -c "[ \$(cat '$T_DIR'/csv/tkm-test/tokenmgr-keepa/redis_up-* 2
     not_ok "fewer than 5 reads with redis_up 0"
 n=$(count 'overrides stall.heartbeat_age_s' "$T_DIR/collectd.log")
 line=$(grep 'overrides stall.heartbeat_age_s' "$T_DIR/collectd.log" | head -n 1)
-if [ "$n" -eq 1 ] && grep -q "StallHeartbeatAge 600 overrides stall.heartbeat_age_s 900 from the ConfigFile $src/conf/tokenmgr.yaml" <<<"$line"; then
+if [ "$n" -eq 1 ] && grep -q "StallHeartbeatAge 600 overrides stall.heartbeat_age_s 900 from the ConfigFile $T_DIR/conf.d/tokenmgr.conf.etc/tokenmgr.yaml" <<<"$line"; then
     ok "the drop-in's value wins over the YAML's, logged once with both: ${line#*] }"
 else
     not_ok "drop-in over YAML: $n lines: $line"
