@@ -31,14 +31,18 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$top"
 
 packages=(build-essential cmake pkg-config libhiredis-dev libyaml-dev check
-          redis-server redis-tools libcurl4-openssl-dev libyajl-dev zlib1g-dev
+          redis-server redis-tools redis-sentinel libcurl4-openssl-dev libyajl-dev zlib1g-dev
           libmicrohttpd-dev collectd-core collectd-dev libmicrohttpd12
           libprotobuf-c1 curl
           # the operations tests (tests/alerts/): promtool and prometheus,
           # amtool and alertmanager, webhook, collectdctl, YAML for python3
           prometheus prometheus-alertmanager webhook collectd-utils python3-yaml
           # the Debian packages (debian/, tests/package_test.sh)
-          debhelper devscripts lintian)
+          debhelper devscripts lintian
+          # the Python binding (bindings/python/): its tests, and the
+          # documented `pip install` into a venv, all from Debian
+          python3-pytest python3-pip python3-setuptools python3-venv
+          python3-wheel)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 [ -t 2 ] || say() { printf '==> %s\n' "$*" >&2; }
@@ -166,8 +170,15 @@ bench() {
     run_bench policy bench_policy --periods 10
     run_bench policy_steady bench_policy --periods 100 --period-ms 250 --initial 0 --workers 16,64
     run_bench decide bench_decide --seconds 3
+    # The cost of Sentinel once connected, and failover time as clients see it.
+    run_bench decide_sentinel bench_decide --sentinel 1
+    run_bench failover bench_failover --runs 5
     run_bench scaling bench_scaling --iterations 1000
     run_bench plugin bench_plugin --iterations 2000
+    # Python against C (the binding's acquire+complete pairs).
+    say "bench_python.py"
+    /usr/bin/python3 tests/bench/bench_python.py --build "$builddir" --json "$out/python.json" ||
+        { failed=1; echo null >"$out/python.json"; }
     {
         printf '{"date":"%s","command":"./dev.sh bench",' "$started"
         printf '"machine":{"nproc":%s,"cpu":"%s","redis":"%s",' \
@@ -177,6 +188,9 @@ bench() {
         printf '"policy":%s,"policy_steady":%s,"decide":%s,"scaling":%s,' \
             "$(cat "$out/policy.json")" "$(cat "$out/policy_steady.json")" \
             "$(cat "$out/decide.json")" "$(cat "$out/scaling.json")"
+        printf '"decide_sentinel":%s,"failover":%s,"python":%s,' \
+            "$(cat "$out/decide_sentinel.json")" "$(cat "$out/failover.json")" \
+            "$(cat "$out/python.json")"
         printf '"plugin":%s}\n' "$(cat "$out/plugin.json")"
     } >"$out/results.json"
     say "figures: $out/results.json"

@@ -423,12 +423,33 @@ static int fetch_products(worker *w)
 /* ---- main ------------------------------------------------------------------
  */
 
+static const char usage_text[] =
+    "usage: keepa_worker --output FILE --state DIR [--config FILE] "
+    "[--batch N] [--offers N]\n"
+    "                    [--max-pages N] [--worker ID]\n"
+    "\n"
+    "The example Keepa worker: deal pages, then product batches, as JSON "
+    "lines in FILE,\n"
+    "checkpointed in DIR (a restart, even after kill -9, loses and repeats "
+    "nothing).\n"
+    "  --output FILE   the products, one JSON line each\n"
+    "  --state DIR     its checkpoint\n"
+    "  --config FILE   tokenmgr's YAML (else $TOKENMGR_CONFIG)\n"
+    "  --batch N       ASINs per /product call (1..100, 10)\n"
+    "  --offers N      offers=N on /product (20..100; none by default)\n"
+    "  --max-pages N   deal pages to read (all by default)\n"
+    "  --worker ID     its worker id (else <hostname>:<pid>)\n"
+    "The access key: keepa.key_file, else $TOKENMGR_KEEPA_KEY.  SIGTERM "
+    "finishes the\n"
+    "call in flight, then exits.  Redis unreachable: it tries each second "
+    "for 60 s.\n"
+    "Exit: 0 done or stopped, 1 an error (the checkpoint keeps the "
+    "position), 64 usage,\n78 configuration.\n";
+
 static int usage(const char *why)
 {
     say("%s", why);
-    fprintf(stderr, "usage: keepa_worker --output FILE --state DIR [--config "
-                    "FILE] [--batch N] [--offers N] [--max-pages N] "
-                    "[--worker ID]\n");
+    fputs(usage_text, stderr);
     return 64;
 }
 
@@ -450,6 +471,10 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i += 2) { /* --option value */
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t *num = NULL, min = 1, max = 100;
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
         if (v == NULL)
             return usage("every option takes a value");
         if (strcmp(f, "--output") == 0)

@@ -54,6 +54,16 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
             return rc;
         }
     }
+    /* Sentinel: the addresses to ask and their password, read once (the
+     * master's own credentials stay the URL's). */
+    {
+        tkm_code rc = tkm__sentinels_init(&c->sentinels, &c->opts.sentinel, why,
+                                          sizeof(why));
+        if (rc != TKM_OK) {
+            c->open_status = tkm__fail(c, rc, "%s", why);
+            return rc;
+        }
+    }
     if (c->opts.worker_id[0] == '\0')
         default_worker_id(c->opts.worker_id, sizeof(c->opts.worker_id));
     snprintf(c->key_bucket, sizeof(c->key_bucket), "tokenmgr:{%s}:bucket",
@@ -77,8 +87,8 @@ TKM_EXPORT void tkm_client_free(tkm_client *c)
 {
     if (c == NULL)
         return;
-    tkm__redis_close(c);
-    /* The options may hold a Redis password. */
+    tkm__redis_close_all(c);
+    /* The options may hold a Redis password, the sentinels theirs. */
     memset(c, 0, sizeof(*c));
     free(c);
 }
@@ -93,6 +103,11 @@ TKM_EXPORT const char *tkm_errstr(const tkm_client *c)
 TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *c)
 {
     return &c->opts;
+}
+
+TKM_EXPORT const char *tkm_client_worker_id(const tkm_client *c)
+{
+    return c->opts.worker_id;
 }
 
 TKM_EXPORT void tkm_client_set_cancel(tkm_client *c,

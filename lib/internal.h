@@ -24,10 +24,37 @@ typedef struct tkm__url {
     char password[256]; /* AUTH password when password[0]; never logged */
 } tkm__url;
 
+/* A place to connect to: a host and port, or a Unix socket. */
+typedef struct tkm__endpoint {
+    int unix_socket; /* 1: path is set; 0: host and port */
+    char host[256];
+    int port;
+    char path[512];
+} tkm__endpoint;
+
+/*
+ * Redis Sentinel (sentinel.c keeps the rules, redis.c does the asking).
+ * With count > 0 the master is the address a majority of the sentinels
+ * give, confirmed by ROLE; the URL only supplies the database and the
+ * master's credentials.
+ */
+typedef struct tkm__sentinels {
+    int count; /* 0: a plain redis.url */
+    tkm__endpoint addr[TKM_SENTINELS_MAX];
+    void *ctx[TKM_SENTINELS_MAX]; /* redisContext * kept to each sentinel */
+    char password[256];           /* the sentinels' AUTH; never logged */
+    int first;                    /* asked first: it named the master */
+    tkm__endpoint master;         /* the master of the open connection */
+    char run_id[48];              /* INFO's run_id of the last master told */
+    char pending[48];             /* a new master's, to tell (origin.lua) */
+    int64_t last_reply_ms;        /* monotonic: the master's last reply */
+} tkm__sentinels;
+
 struct tkm_client {
     tkm_options opts;
     tkm__url url;
-    void *redis;          /* redisContext *, owned by redis.c */
+    void *redis; /* redisContext *, owned by redis.c */
+    tkm__sentinels sentinels;
     tkm_code open_status; /* TKM_OK unless the options were invalid */
     char key_bucket[TKM__KEY_MAX];
     char key_leases[TKM__KEY_MAX];
@@ -116,6 +143,55 @@ tkm_code tkm__sync_claim(tkm_client *c, int64_t interval_ms, int force,
  * the stall rule's evidence of a shared cause. */
 void tkm__note_failure(tkm_client *c, const char *kind);
 
+/*
+ * sentinel.c: the rules of Redis Sentinel discovery, without I/O.
+ * tkm__sentinels_init parses the configured addresses and reads the
+ * sentinels' password file: TKM_OK or TKM_ECONFIG/TKM_EIO with why.
+ */
+tkm_code tkm__sentinels_init(tkm__sentinels *s, const tkm_sentinel_options *o,
+                             char *why, size_t whylen);
+/* "host:port" or "unix:/path", for messages. */
+void tkm__endpoint_str(const tkm__endpoint *ep, char *buf, size_t len);
+int tkm__endpoint_eq(const tkm__endpoint *a, const tkm__endpoint *b);
+
+/* One round of asking: each sentinel's answer (an address and the
+ * configuration epoch it knows, or why not), then the addresses in the
+ * order to try them. */
+typedef struct tkm__sentinel_cand {
+    tkm__endpoint ep;
+    int64_t epoch;   /* the highest epoch of a sentinel naming it */
+    int votes;       /* the sentinels naming it */
+    int first_voter; /* the index of the first sentinel that named it */
+} tkm__sentinel_cand;
+
+typedef struct tkm__sentinel_round {
+    int count; /* configured sentinels */
+    tkm__sentinel_cand cand[TKM_SENTINELS_MAX];
+    int ncand;
+    char report[TKM__ERR_MAX]; /* what each sentinel said, for messages */
+} tkm__sentinel_round;
+
+void tkm__round_init(tkm__sentinel_round *r, int count);
+/* Sentinel i (its address `sentinel`) named ep at configuration epoch
+ * `epoch` (-1: unknown); returns ep's votes. */
+int tkm__round_vote(tkm__sentinel_round *r, int i, const char *sentinel,
+                    const tkm__endpoint *ep, int64_t epoch);
+/* Sentinel (or master) `who` did not help: why. */
+void tkm__round_note(tkm__sentinel_round *r, const char *who, const char *why);
+/* The candidates' indices in the order to try them: the highest epoch
+ * first (Sentinel's own rule: a sentinel left behind by a failover still
+ * names the old master at the old epoch), then the most votes, then the
+ * order named; returns their count. */
+int tkm__round_order(const tkm__sentinel_round *r,
+                     int order[TKM_SENTINELS_MAX]);
+/* The value of `field` in a flat array of n field, value strings (with
+ * their lengths: SENTINEL MASTER's reply) as an integer in 0..INT64_MAX/2
+ * into *out: 1, or 0 when absent or no such integer. */
+int tkm__field_int(const char *const *fields, const size_t *lens, size_t n,
+                   const char *field, int64_t *out);
+/* The master's INFO run_id in an INFO server text: 1 and copied, or 0. */
+int tkm__info_run_id(const char *info, size_t len, char *out, size_t outlen);
+
 /* clock.c: milliseconds on CLOCK_MONOTONIC (for intervals, not dates). */
 int64_t tkm__monotonic_ms(void);
 
@@ -148,5 +224,7 @@ tkm_code tkm__script_run_alloc(tkm_client *c, tkm__script_id id, int nkeys,
                                const char *const *args, int nargs,
                                tkm__value **out, int *nout);
 void tkm__redis_close(tkm_client *c);
+/* The connections to the sentinels too (tkm_client_free). */
+void tkm__redis_close_all(tkm_client *c);
 
 #endif

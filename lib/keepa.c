@@ -65,11 +65,22 @@ TKM_EXPORT const char *tkm_keepa_errstr(const tkm_keepa *kc)
     return kc == NULL ? "no Keepa client" : kc->err;
 }
 
-static tkm_code read_key(tkm_keepa *kc, const tkm_keepa_options *o)
+/* The key: `given` (a binding's), else keepa.key_file, else the
+ * environment. */
+static tkm_code read_key(tkm_keepa *kc, const tkm_keepa_options *o,
+                         const char *given)
 {
+    const char *where = given != NULL    ? "(given to tkm_keepa_open_key)"
+                        : o->key_file[0] ? o->key_file
+                                         : "($TOKENMGR_KEEPA_KEY)";
     size_t n;
 
-    if (o->key_file[0] != '\0') {
+    if (given != NULL) {
+        if (tkm__copy(kc->key, sizeof(kc->key), given) != 0)
+            return kfail(kc, TKM_ECONFIG,
+                         "the Keepa access key %s is longer than %d bytes",
+                         where, KEY_MAX - 1);
+    } else if (o->key_file[0] != '\0') {
         char why[TKM__ERR_MAX];
         tkm_code rc =
             tkm__read_secret_file("keepa.key_file", o->key_file, kc->key,
@@ -92,15 +103,14 @@ static tkm_code read_key(tkm_keepa *kc, const tkm_keepa_options *o)
         kc->key[--n] = '\0'; /* "echo KEY > file" leaves a newline */
     if (n == 0)
         return kfail(kc, TKM_ECONFIG, "the Keepa access key %s is empty",
-                     o->key_file[0] ? o->key_file : "($TOKENMGR_KEEPA_KEY)");
+                     where);
     for (size_t i = 0; i < n; i++) {
         if (!isalnum((unsigned char)kc->key[i])) {
             memset(kc->key, 0, sizeof(kc->key));
             return kfail(kc, TKM_ECONFIG,
                          "the Keepa access key %s holds a character other "
                          "than letters and digits",
-                         o->key_file[0] ? o->key_file
-                                        : "($TOKENMGR_KEEPA_KEY)");
+                         where);
         }
     }
     return TKM_OK;
@@ -136,6 +146,12 @@ static int feed_json(void *ctx, const char *data, size_t len)
 
 TKM_EXPORT tkm_code tkm_keepa_open(tkm_client *client, tkm_keepa **out)
 {
+    return tkm_keepa_open_key(client, NULL, out);
+}
+
+TKM_EXPORT tkm_code tkm_keepa_open_key(tkm_client *client, const char *key,
+                                       tkm_keepa **out)
+{
     const tkm_keepa_options *o = &tkm_client_options(client)->keepa;
     tkm_keepa *kc;
     tkm_code rc;
@@ -148,7 +164,7 @@ TKM_EXPORT tkm_code tkm_keepa_open(tkm_client *client, tkm_keepa **out)
     kc->client = client;
     rc = check_base_url(kc, o->base_url);
     if (rc == TKM_OK)
-        rc = read_key(kc, o);
+        rc = read_key(kc, o, key);
     if (rc != TKM_OK)
         return rc;
     if (tkm__http_open(o->timeout_ms, BODY_MAX, &kc->http) != TKM_OK)

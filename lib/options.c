@@ -997,6 +997,22 @@ TKM_EXPORT tkm_code tkm_options_set_list(tkm_options *o, const char *key,
                                      err, errlen);
 }
 
+TKM_EXPORT tkm_code tkm_options_set_worker_id(tkm_options *o, const char *id,
+                                              char *err, size_t errlen)
+{
+    if (id == NULL)
+        id = "";
+    if (id[0] != '\0' && !tkm__worker_id_valid(id)) {
+        tkm__fmt(err, errlen,
+                 "worker id '%.140s' is invalid: it must match "
+                 "[A-Za-z0-9_.:@-]{1,128}",
+                 id);
+        return TKM_ECONFIG;
+    }
+    tkm__copy(o->worker_id, sizeof(o->worker_id), id);
+    return TKM_OK;
+}
+
 TKM_EXPORT tkm_code tkm_options_get(const tkm_options *o, const char *key,
                                     char *buf, size_t len)
 {

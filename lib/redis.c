@@ -5,14 +5,29 @@
  *
  * Whatever the peer on the Redis port does, a call ends within timeout_ms
  * and a reply stays small:
- * - a call has one deadline for all it does (connecting, AUTH, SELECT, the
- *   script and its NOSCRIPT retry): hiredis bounds each read, so a peer
- *   trickling a byte every 200 ms held a 500 ms call for seconds;
+ * - a call has one deadline for all it does (asking the sentinels,
+ *   connecting, AUTH, SELECT, the script and its NOSCRIPT retry): hiredis
+ *   bounds each read, so a peer trickling a byte every 200 ms held a 500 ms
+ *   call for seconds;
  * - we read the socket ourselves and check every reply header against the
  *   bounds below before hiredis' reader sees the bytes: hiredis 0.14 has no
  *   element limit and allocates an array as soon as it reads "*N" (a peer
  *   answering *1000000000 made it ask for 8 GB).
  * A call that breaks a bound drops the connection.
+ *
+ * With Redis Sentinel (redis.sentinels) the master is found by asking the
+ * sentinels and the epoch each knows (sentinel.c has the rules), confirmed
+ * by ROLE, and named by its
+ * INFO run_id: a new master is told to the pool's state once, before the
+ * first script that writes (origin.lua), and the pool then grants nothing
+ * until the balance is grounded again.  A
+ * connection is given up, and the sentinels asked again, when it breaks or
+ * times out, when the server answers that it is no master (READONLY,
+ * MASTERDOWN, NOREPLICAS, LOADING: the script did not run, so it is sent
+ * once more to the new master), and before a connection idle for
+ * RECHECK_IDLE_MS is used, when a sentinel names another master: the old
+ * master, paused long enough to be replaced, wakes up still believing it
+ * is one.
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -26,6 +41,15 @@
 #include "internal.h"
 
 #define MAX_ARGS 64
+
+/*
+ * A master connection idle this long is confirmed with a sentinel before
+ * use.  A client that made no call while its master was unreachable for
+ * Sentinel's down-after-milliseconds (at least 1000 in any deployment: see
+ * conf/sentinel/README.md) has been idle at least that long; one that made
+ * a call then timed out and dropped the connection.
+ */
+#define RECHECK_IDLE_MS 1000
 
 /*
  * Bounds of one reply.  The widest reply is tkm_workers': 2 + 4 values for
@@ -52,7 +76,9 @@ static struct timeval ms_tv(int64_t ms)
 /* Where we connect, for messages (never the password). */
 static void endpoint(const tkm_client *c, char *buf, size_t len)
 {
-    if (c->url.unix_socket)
+    if (c->sentinels.count > 0)
+        tkm__endpoint_str(&c->sentinels.master, buf, len);
+    else if (c->url.unix_socket)
         tkm__fmt(buf, len, "unix:%s", c->url.path);
     else
         tkm__fmt(buf, len, "%s:%d", c->url.host, c->url.port);
@@ -64,6 +90,21 @@ void tkm__redis_close(tkm_client *c)
         redisFree(c->redis);
         c->redis = NULL;
     }
+}
+
+static void sentinel_close(tkm_client *c, int i)
+{
+    if (c->sentinels.ctx[i] != NULL) {
+        redisFree(c->sentinels.ctx[i]);
+        c->sentinels.ctx[i] = NULL;
+    }
+}
+
+void tkm__redis_close_all(tkm_client *c)
+{
+    tkm__redis_close(c);
+    for (int i = 0; i < TKM_SENTINELS_MAX; i++)
+        sentinel_close(c, i);
 }
 
 /* The call failed on the connection: say why and drop it (the next call
@@ -85,29 +126,38 @@ static tkm_code drop(tkm_client *c, tkm_code code, const char *fmt, ...)
     return code;
 }
 
-static tkm_code timed_out(tkm_client *c, const char *what)
+/* hiredis failed (ctx->err): a write, the reader, or memory.  The code,
+ * and in why what follows "Redis at HOST:PORT ". */
+static tkm_code ctx_failed(redisContext *ctx, int64_t timeout_ms,
+                           const char *what, char *why, size_t whylen)
 {
-    return drop(c, TKM_EREDIS, "did not answer %s within %lld ms", what,
-                (long long)c->opts.timeout_ms);
-}
-
-/* hiredis failed (ctx->err): a write, the reader, or memory. */
-static tkm_code hiredis_failed(tkm_client *c, const char *what)
-{
-    redisContext *ctx = c->redis;
     int again =
         ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
 
-    if (again)
-        return timed_out(c, what);
-    if (ctx->err == REDIS_ERR_PROTOCOL)
-        return drop(c, TKM_EPROTO,
-                    "answered %s with something that is not Redis' "
-                    "protocol: %s",
-                    what, ctx->errstr);
-    return drop(c, ctx->err == REDIS_ERR_OOM ? TKM_ENOMEM : TKM_EREDIS,
-                "failed during %s: %s", what,
-                ctx->errstr[0] ? ctx->errstr : "connection lost");
+    if (again) {
+        tkm__fmt(why, whylen, "did not answer %s within %lld ms", what,
+                 (long long)timeout_ms);
+        return TKM_EREDIS;
+    }
+    if (ctx->err == REDIS_ERR_PROTOCOL) {
+        tkm__fmt(why, whylen,
+                 "answered %s with something that is not Redis' "
+                 "protocol: %s",
+                 what, ctx->errstr);
+        return TKM_EPROTO;
+    }
+    tkm__fmt(why, whylen, "failed during %s: %s", what,
+             ctx->errstr[0] ? ctx->errstr : "connection lost");
+    return ctx->err == REDIS_ERR_OOM ? TKM_ENOMEM : TKM_EREDIS;
+}
+
+static tkm_code hiredis_failed(tkm_client *c, const char *what)
+{
+    char why[TKM__ERR_MAX];
+    tkm_code code =
+        ctx_failed(c->redis, c->opts.timeout_ms, what, why, sizeof(why));
+
+    return drop(c, code, "%s", why);
 }
 
 /* ---- the reply's shape, checked before hiredis reads it ------------------
@@ -274,28 +324,29 @@ static int scan_reply(reply_scan *s, const char *buf, size_t n, char *why,
 /* ---- one command ------------------------------------------------------ */
 
 /*
- * Send argv and read its reply by `deadline` (monotonic ms).  *out gets
- * the reply (caller frees); on failure the connection is dropped.
+ * Send argv on ctx and read its reply by `deadline` (monotonic ms).  *out
+ * gets the reply (caller frees); on failure the code, and in why what
+ * follows "Redis at HOST:PORT " (the caller drops the connection).
  */
-static tkm_code call(tkm_client *c, int argc, const char **argv,
-                     int64_t deadline, const char *what, redisReply **out)
+static tkm_code exchange(redisContext *ctx, int64_t timeout_ms, int argc,
+                         const char **argv, int64_t deadline, const char *what,
+                         redisReply **out, char *why, size_t whylen)
 {
-    redisContext *ctx = c->redis;
     reply_scan scan = {.state = S_TYPE, .pending = 1};
-    char why[TKM__ERR_MAX];
+    char bad[TKM__ERR_MAX];
     int done = 0;
 
     *out = NULL;
     if (redisAppendCommandArgv(ctx, argc, argv, NULL) != REDIS_OK)
-        return hiredis_failed(c, what);
+        return ctx_failed(ctx, timeout_ms, what, why, whylen);
     while (!done) {
         /* A write blocks at most until the deadline. */
         struct timeval tv = ms_tv(deadline - tkm__monotonic_ms());
         if (deadline <= tkm__monotonic_ms())
-            return timed_out(c, what);
+            goto timeout;
         (void)setsockopt(ctx->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         if (redisBufferWrite(ctx, &done) != REDIS_OK)
-            return hiredis_failed(c, what);
+            return ctx_failed(ctx, timeout_ms, what, why, whylen);
     }
     for (;;) {
         struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
@@ -306,36 +357,60 @@ static tkm_code call(tkm_client *c, int argc, const char **argv,
         int ready;
 
         if (redisGetReplyFromReader(ctx, &reply) != REDIS_OK)
-            return hiredis_failed(c, what);
+            return ctx_failed(ctx, timeout_ms, what, why, whylen);
         if (reply != NULL) {
             *out = reply;
             return TKM_OK;
         }
         left = deadline - tkm__monotonic_ms();
         if (left <= 0)
-            return timed_out(c, what);
+            goto timeout;
         ready = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
         if (ready < 0 && errno == EINTR)
             continue;
-        if (ready < 0)
-            return drop(c, TKM_EREDIS, "failed during %s: %s", what,
-                        strerror(errno));
+        if (ready < 0) {
+            tkm__fmt(why, whylen, "failed during %s: %s", what,
+                     strerror(errno));
+            return TKM_EREDIS;
+        }
         if (ready == 0)
-            return timed_out(c, what);
+            goto timeout;
         n = recv(ctx->fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n < 0 &&
             (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
-        if (n <= 0)
-            return drop(c, TKM_EREDIS, "failed during %s: %s", what,
-                        n == 0 ? "the server closed the connection"
-                               : strerror(errno));
-        if (scan_reply(&scan, buf, (size_t)n, why, sizeof(why)) != 0)
-            return drop(c, TKM_EPROTO,
-                        "answered %s with %s: connection dropped", what, why);
+        if (n <= 0) {
+            tkm__fmt(why, whylen, "failed during %s: %s", what,
+                     n == 0 ? "the server closed the connection"
+                            : strerror(errno));
+            return TKM_EREDIS;
+        }
+        if (scan_reply(&scan, buf, (size_t)n, bad, sizeof(bad)) != 0) {
+            tkm__fmt(why, whylen, "answered %s with %s: connection dropped",
+                     what, bad);
+            return TKM_EPROTO;
+        }
         if (redisReaderFeed(ctx->reader, buf, (size_t)n) != REDIS_OK)
-            return hiredis_failed(c, what);
+            return ctx_failed(ctx, timeout_ms, what, why, whylen);
     }
+timeout:
+    tkm__fmt(why, whylen, "did not answer %s within %lld ms", what,
+             (long long)timeout_ms);
+    return TKM_EREDIS;
+}
+
+/* A command on the master connection; on failure it is dropped. */
+static tkm_code call(tkm_client *c, int argc, const char **argv,
+                     int64_t deadline, const char *what, redisReply **out)
+{
+    char why[TKM__ERR_MAX];
+    tkm_code rc = exchange(c->redis, c->opts.timeout_ms, argc, argv, deadline,
+                           what, out, why, sizeof(why));
+
+    if (rc != TKM_OK)
+        return drop(c, rc, "%s", why);
+    c->sentinels.last_reply_ms = tkm__monotonic_ms();
+    return TKM_OK;
 }
 
 /*
@@ -375,21 +450,26 @@ static tkm_code setup_command(tkm_client *c, int argc, const char **argv,
     return TKM_OK;
 }
 
-static tkm_code ensure_connected(tkm_client *c, int64_t deadline)
+static redisContext *connect_to(const tkm__endpoint *ep, int64_t deadline)
+{
+    struct timeval left = ms_tv(deadline - tkm__monotonic_ms());
+
+    if (ep->unix_socket)
+        return redisConnectUnixWithTimeout(ep->path, left);
+    return redisConnectWithTimeout(ep->host, ep->port, left);
+}
+
+/* Connect to ep as the master connection: AUTH and SELECT from the URL. */
+static tkm_code open_master(tkm_client *c, const tkm__endpoint *ep,
+                            int64_t deadline)
 {
     struct timeval tv = ms_tv(c->opts.timeout_ms);
-    struct timeval left = ms_tv(deadline - tkm__monotonic_ms());
     redisContext *ctx;
     char where[600];
     char db[24];
 
-    if (c->redis != NULL && !connection_dead(c->redis))
-        return TKM_OK;
     tkm__redis_close(c);
-    if (c->url.unix_socket)
-        ctx = redisConnectUnixWithTimeout(c->url.path, left);
-    else
-        ctx = redisConnectWithTimeout(c->url.host, c->url.port, left);
+    ctx = connect_to(ep, deadline);
     if (ctx == NULL)
         return tkm__fail(c, TKM_ENOMEM, "out of memory connecting to Redis");
     if (ctx->err) {
@@ -421,6 +501,364 @@ static tkm_code ensure_connected(tkm_client *c, int64_t deadline)
     return TKM_OK;
 }
 
+/*
+ * Run script id on the open master connection: EVALSHA, and EVAL when
+ * the server does not know it yet.  *out: the reply, an error reply
+ * included (caller frees).
+ */
+static tkm_code eval_script(tkm_client *c, tkm__script_id id, int nkeys,
+                            const char *const *args, int nargs,
+                            int64_t deadline, redisReply **out)
+{
+    const tkm__script *s = &tkm__scripts[id];
+    const char *argv[MAX_ARGS];
+    char numkeys[16];
+    redisReply *r;
+    tkm_code rc;
+
+    *out = NULL;
+    if (nargs + 3 > MAX_ARGS)
+        return tkm__fail(c, TKM_EINVAL, "too many script arguments");
+    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
+    c->round_trips++;
+    /* A read-only script goes as EVALSHA_RO: even uncached (a restarted
+     * Redis, a new master), it is served under CLIENT PAUSE WRITE and on
+     * replicas, where a plain EVAL of the same text would wait. */
+    argv[0] = s->no_writes ? "EVALSHA_RO" : "EVALSHA";
+    argv[1] = s->sha1;
+    argv[2] = numkeys;
+    memcpy(argv + 3, args, (size_t)nargs * sizeof(*args));
+    rc = call(c, nargs + 3, argv, deadline, s->name, &r);
+    if (rc == TKM_OK && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* First use on this server (or it restarted): send the text once. */
+        freeReplyObject(r);
+        c->round_trips++;
+        argv[0] = s->no_writes ? "EVAL_RO" : "EVAL";
+        argv[1] = s->text;
+        rc = call(c, nargs + 3, argv, deadline, s->name, &r);
+    }
+    if (rc == TKM_OK)
+        *out = r;
+    return rc;
+}
+
+/* ---- Redis Sentinel ---------------------------------------------------- */
+
+/* A command to sentinel i, connecting (and AUTH) first when needed.  On
+ * failure why says what happened, and the connection is closed. */
+static tkm_code sentinel_command(tkm_client *c, int i, int argc,
+                                 const char **argv, int64_t deadline,
+                                 const char *what, redisReply **out, char *why,
+                                 size_t whylen)
+{
+    tkm__sentinels *s = &c->sentinels;
+    redisContext *ctx = s->ctx[i];
+    tkm_code rc;
+
+    *out = NULL;
+    if (ctx != NULL && connection_dead(ctx)) {
+        sentinel_close(c, i);
+        ctx = NULL;
+    }
+    if (ctx == NULL) {
+        struct timeval tv = ms_tv(c->opts.timeout_ms);
+        ctx = connect_to(&s->addr[i], deadline);
+        if (ctx == NULL) {
+            tkm__fmt(why, whylen, "(out of memory)");
+            return TKM_ENOMEM;
+        }
+        if (ctx->err) {
+            tkm__fmt(why, whylen, "cannot be reached (%s)", ctx->errstr);
+            redisFree(ctx);
+            return TKM_EREDIS;
+        }
+        (void)redisSetTimeout(ctx, tv);
+        s->ctx[i] = ctx;
+        if (s->password[0] != '\0') {
+            const char *auth[] = {"AUTH", s->password};
+            redisReply *r;
+            rc = exchange(ctx, c->opts.timeout_ms, 2, auth, deadline, "AUTH",
+                          &r, why, whylen);
+            if (rc == TKM_OK && r->type == REDIS_REPLY_ERROR) {
+                tkm__fmt(why, whylen,
+                         "refused AUTH with redis.sentinel_password_file "
+                         "(%.120s)",
+                         r->str);
+                rc = TKM_EREDIS;
+            }
+            if (r != NULL)
+                freeReplyObject(r);
+            if (rc != TKM_OK) {
+                sentinel_close(c, i);
+                return rc;
+            }
+        }
+    }
+    rc = exchange(ctx, c->opts.timeout_ms, argc, argv, deadline, what, out, why,
+                  whylen);
+    if (rc != TKM_OK)
+        sentinel_close(c, i);
+    return rc;
+}
+
+/* The configuration epoch sentinel i knows for the master (SENTINEL
+ * MASTER's config-epoch), or -1 when it does not say. */
+static int64_t sentinel_epoch(tkm_client *c, int i, int64_t deadline)
+{
+    const char *argv[] = {"SENTINEL", "MASTER", c->opts.sentinel.master_name};
+    const char *fields[128];
+    size_t lens[128];
+    redisReply *r;
+    int64_t epoch = -1;
+    char why[TKM__ERR_MAX];
+
+    if (sentinel_command(c, i, 3, argv, deadline, "SENTINEL MASTER", &r, why,
+                         sizeof(why)) != TKM_OK)
+        return -1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements <= 128) {
+        size_t n = 0;
+        for (; n < r->elements; n++) {
+            if (r->element[n]->type != REDIS_REPLY_STRING)
+                break;
+            fields[n] = r->element[n]->str;
+            lens[n] = r->element[n]->len;
+        }
+        if (n == r->elements &&
+            !tkm__field_int(fields, lens, n, "config-epoch", &epoch))
+            epoch = -1;
+    }
+    freeReplyObject(r);
+    return epoch;
+}
+
+/* Ask sentinel i where the master is: 1 and *ep (and the epoch it knows,
+ * -1 when it does not say), or 0 and why not. */
+static int ask_sentinel(tkm_client *c, int i, int64_t deadline,
+                        tkm__endpoint *ep, int64_t *epoch, char *why,
+                        size_t whylen)
+{
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name",
+                          c->opts.sentinel.master_name};
+    redisReply *r;
+    int64_t port;
+    int ok = 0;
+
+    if (sentinel_command(c, i, 3, argv, deadline, "SENTINEL", &r, why,
+                         whylen) != TKM_OK)
+        return 0;
+    memset(ep, 0, sizeof(*ep));
+    if (r->type == REDIS_REPLY_NIL) {
+        tkm__fmt(why, whylen, "does not know a master named '%s'",
+                 c->opts.sentinel.master_name);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        tkm__fmt(why, whylen, "refused: %.160s", r->str);
+        if (strncmp(r->str, "NOAUTH", 6) == 0)
+            sentinel_close(c, i); /* AUTH again next time */
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+               r->element[0]->type != REDIS_REPLY_STRING ||
+               r->element[1]->type != REDIS_REPLY_STRING ||
+               r->element[0]->len == 0 ||
+               r->element[0]->len >= sizeof(ep->host) ||
+               tkm_parse_int(r->element[1]->str, 1, 65535, &port) != TKM_OK) {
+        tkm__fmt(why, whylen, "answered something that is not an address");
+    } else {
+        memcpy(ep->host, r->element[0]->str, r->element[0]->len);
+        ep->host[r->element[0]->len] = '\0';
+        ep->port = (int)port;
+        ok = 1;
+    }
+    freeReplyObject(r);
+    if (ok && epoch != NULL)
+        *epoch = sentinel_epoch(c, i, deadline);
+    return ok;
+}
+
+/*
+ * The master connection just opened: ROLE must say master, INFO names it,
+ * and a master not seen before is noted, to be told to the pool.  On
+ * failure the connection is dropped and c->err says why.
+ */
+static tkm_code confirm_master(tkm_client *c, int64_t deadline)
+{
+    const char *role[] = {"ROLE"};
+    const char *info[] = {"INFO", "server"};
+    char run_id[sizeof(c->sentinels.run_id)];
+    redisReply *r;
+    tkm_code rc;
+
+    c->sentinels.pending[0] = '\0';
+    c->round_trips++;
+    rc = call(c, 1, role, deadline, "ROLE", &r);
+    if (rc != TKM_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = drop(c, TKM_EREDIS,
+                  "refused ROLE (%.160s), which Sentinel "
+                  "discovery needs",
+                  r->str);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+               r->element[0]->type != REDIS_REPLY_STRING) {
+        rc = drop(c, TKM_EPROTO, "answered ROLE with something unexpected");
+    } else if (strcmp(r->element[0]->str, "master") != 0) {
+        rc = drop(c, TKM_EREDIS, "is no master (ROLE: %.20s)",
+                  r->element[0]->str);
+    }
+    freeReplyObject(r);
+    if (rc != TKM_OK)
+        return rc;
+    c->round_trips++;
+    rc = call(c, 2, info, deadline, "INFO", &r);
+    if (rc != TKM_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR)
+        rc = drop(c, TKM_EREDIS,
+                  "refused INFO (%.160s), which Sentinel "
+                  "discovery needs",
+                  r->str);
+    else if (r->type != REDIS_REPLY_STRING ||
+             !tkm__info_run_id(r->str, r->len, run_id, sizeof(run_id)))
+        rc = drop(c, TKM_EPROTO, "answered INFO server without a run_id");
+    freeReplyObject(r);
+    /* A master this client has not seen: told to the pool before the
+     * first script that writes (reads are served under CLIENT PAUSE WRITE
+     * and need no such write first). */
+    if (rc == TKM_OK && strcmp(run_id, c->sentinels.run_id) != 0)
+        tkm__copy(c->sentinels.pending, sizeof(c->sentinels.pending), run_id);
+    return rc;
+}
+
+/* Tell the pool the master this connection reached (origin.lua), once:
+ * the pool may have lost writes with the old one. */
+static tkm_code tell_origin(tkm_client *c, int64_t deadline)
+{
+    tkm__sentinels *s = &c->sentinels;
+    tkm__call k;
+    redisReply *r;
+    tkm_code rc;
+
+    tkm__call_init(&k, c, TKM__CALL_ORIGIN);
+    tkm__call_str(&k, s->pending);
+    rc = eval_script(c, TKM__SCRIPT_ORIGIN, k.nkeys, k.argv, k.argc, deadline,
+                     &r);
+    if (rc != TKM_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = drop(c, TKM_EREDIS, "refused the origin script: %.200s", r->str);
+    } else {
+        tkm__copy(s->run_id, sizeof(s->run_id), s->pending);
+        s->pending[0] = '\0';
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* The time left until deadline, shared among `ways` (at least 1 ms). */
+static int64_t share(int64_t deadline, int ways)
+{
+    int64_t left = deadline - tkm__monotonic_ms();
+
+    return tkm__monotonic_ms() + (left > ways ? left / ways : 1);
+}
+
+/* Find the master: every sentinel's answer and epoch, then ROLE. */
+static tkm_code discover(tkm_client *c, int64_t deadline)
+{
+    tkm__sentinels *s = &c->sentinels;
+    tkm__sentinel_round r;
+    int order[TKM_SENTINELS_MAX], n;
+    char who[300], why[TKM__ERR_MAX];
+
+    tkm__round_init(&r, s->count);
+    for (int k = 0; k < s->count; k++) {
+        int i = (s->first + k) % s->count;
+        tkm__endpoint ep;
+        int64_t epoch;
+        tkm__endpoint_str(&s->addr[i], who, sizeof(who));
+        if (deadline <= tkm__monotonic_ms()) {
+            tkm__round_note(&r, who, "not asked: no time left");
+            continue;
+        }
+        /* Each sentinel still to ask gets its share, and the master one. */
+        if (ask_sentinel(c, i, share(deadline, s->count - k + 1), &ep, &epoch,
+                         why, sizeof(why)))
+            tkm__round_vote(&r, i, who, &ep, epoch);
+        else
+            tkm__round_note(&r, who, why);
+    }
+    n = tkm__round_order(&r, order);
+    for (int k = 0; k < n; k++) {
+        const tkm__endpoint *ep = &r.cand[order[k]].ep;
+        int64_t until = share(deadline, n - k);
+        tkm_code rc;
+        s->master = *ep;
+        rc = open_master(c, ep, until);
+        if (rc == TKM_OK)
+            rc = confirm_master(c, until);
+        if (rc == TKM_OK) {
+            s->first = r.cand[order[k]].first_voter;
+            return TKM_OK;
+        }
+        if (rc == TKM_ENOMEM)
+            return rc;
+        tkm__round_note(&r, "then", c->err);
+    }
+    memset(&s->master, 0, sizeof(s->master));
+    return tkm__fail(c, TKM_EREDIS,
+                     "no Redis master named '%s' found through the "
+                     "sentinels: %s",
+                     c->opts.sentinel.master_name,
+                     r.report[0] ? r.report : "none configured");
+}
+
+/*
+ * Before an idle connection is used: does a sentinel still name its
+ * server?  When one names another, the connection goes (the caller
+ * rediscovers); when none answers, it stays: the master may well be fine.
+ */
+static void recheck(tkm_client *c, int64_t deadline)
+{
+    tkm__sentinels *s = &c->sentinels;
+    int64_t until = share(deadline, 2);
+    char why[TKM__ERR_MAX];
+
+    for (int k = 0; k < s->count && tkm__monotonic_ms() < until; k++) {
+        int i = (s->first + k) % s->count;
+        tkm__endpoint ep;
+        if (!ask_sentinel(c, i, share(until, s->count - k), &ep, NULL, why,
+                          sizeof(why)))
+            continue;
+        if (!tkm__endpoint_eq(&ep, &s->master))
+            tkm__redis_close(c);
+        break;
+    }
+    s->last_reply_ms = tkm__monotonic_ms();
+}
+
+static tkm_code ensure_connected(tkm_client *c, int64_t deadline)
+{
+    tkm__endpoint plain;
+
+    if (c->redis != NULL && connection_dead(c->redis))
+        tkm__redis_close(c);
+    if (c->sentinels.count > 0) {
+        if (c->redis != NULL &&
+            tkm__monotonic_ms() - c->sentinels.last_reply_ms >= RECHECK_IDLE_MS)
+            recheck(c, deadline);
+        return c->redis != NULL ? TKM_OK : discover(c, deadline);
+    }
+    if (c->redis != NULL)
+        return TKM_OK;
+    memset(&plain, 0, sizeof(plain));
+    plain.unix_socket = c->url.unix_socket;
+    tkm__copy(plain.host, sizeof(plain.host), c->url.host);
+    plain.port = c->url.port;
+    tkm__copy(plain.path, sizeof(plain.path), c->url.path);
+    return open_master(c, &plain, deadline);
+}
+
+/* ---- scripts ----------------------------------------------------------- */
+
 /* Map a script's error reply ("TKMSTATE ...") to a status code. */
 static tkm_code script_error(tkm_client *c, const redisReply *r,
                              const char *name)
@@ -448,6 +886,21 @@ static tkm_code script_error(tkm_client *c, const redisReply *r,
     }
     return tkm__fail(c, TKM_EREDIS, "Redis refused the %s script: %.300s", name,
                      msg);
+}
+
+/* An error that says the server is no writable master, given before the
+ * script wrote anything (a replica, a master without its replicas, a
+ * server loading its data): the script did not run. */
+static int not_master(const char *msg)
+{
+    static const char *const codes[] = {"READONLY ", "MASTERDOWN ",
+                                        "NOREPLICAS ", "LOADING "};
+
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (strncmp(msg, codes[i], strlen(codes[i])) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 static tkm_code copy_reply(tkm_client *c, const redisReply *r, tkm__value *out,
@@ -487,39 +940,34 @@ static tkm_code send_script(tkm_client *c, tkm__script_id id, int nkeys,
                             redisReply **reply)
 {
     const tkm__script *s = &tkm__scripts[id];
-    const char *argv[MAX_ARGS];
     int64_t deadline = tkm__monotonic_ms() + c->opts.timeout_ms;
-    char numkeys[16];
     redisReply *r;
     tkm_code rc;
 
     *reply = NULL;
     if (nargs + 3 > MAX_ARGS)
         return tkm__fail(c, TKM_EINVAL, "too many script arguments");
-    rc = ensure_connected(c, deadline);
-    if (rc != TKM_OK)
-        return rc;
-    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
-    c->round_trips++;
-    /* A read-only script goes as EVALSHA_RO: even uncached (a restarted
-     * Redis, a new master), it is served under CLIENT PAUSE WRITE and on
-     * replicas, where a plain EVAL of the same text would wait. */
-    argv[0] = s->no_writes ? "EVALSHA_RO" : "EVALSHA";
-    argv[1] = s->sha1;
-    argv[2] = numkeys;
-    memcpy(argv + 3, args, (size_t)nargs * sizeof(*args));
-    rc = call(c, nargs + 3, argv, deadline, s->name, &r);
-    if (rc == TKM_OK && r->type == REDIS_REPLY_ERROR &&
-        strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        /* First use on this server (or it restarted): send the text once. */
-        freeReplyObject(r);
-        c->round_trips++;
-        argv[0] = s->no_writes ? "EVAL_RO" : "EVAL";
-        argv[1] = s->text;
-        rc = call(c, nargs + 3, argv, deadline, s->name, &r);
+    for (int attempt = 0;; attempt++) {
+        rc = ensure_connected(c, deadline);
+        if (rc == TKM_OK && c->sentinels.pending[0] != '\0' && !s->no_writes)
+            rc = tell_origin(c, deadline);
+        if (rc != TKM_OK)
+            return rc;
+        rc = eval_script(c, id, nkeys, args, nargs, deadline, &r);
+        if (rc != TKM_OK)
+            return rc;
+        if (c->sentinels.count > 0 && attempt == 0 &&
+            r->type == REDIS_REPLY_ERROR && not_master(r->str)) {
+            /* Demoted, or cut off from its replicas: nothing ran, so the
+             * script goes once more to the master the sentinels name. */
+            char msg[160];
+            tkm__fmt(msg, sizeof(msg), "%.150s", r->str);
+            freeReplyObject(r);
+            drop(c, TKM_EREDIS, "answered the %s script with %s", s->name, msg);
+            continue;
+        }
+        break;
     }
-    if (rc != TKM_OK)
-        return rc;
     if (r->type == REDIS_REPLY_ERROR) {
         rc = script_error(c, r, s->name);
         freeReplyObject(r);

@@ -471,3 +471,42 @@ TKM_EXPORT tkm_code tkm_keepa_sync_json(tkm_keepa *kc, int force, char **json)
     close_(&j, '}');
     return done(NULL, &j, json);
 }
+
+/* ---- the options table ------------------------------------------------------
+ */
+
+static void str_or_null(jbuf *j, const char *k, const char *v)
+{
+    if (v == NULL || v[0] == '\0')
+        null_(j, k);
+    else
+        str_(j, k, v);
+}
+
+TKM_EXPORT tkm_code tkm_options_table_json(char **json)
+{
+    size_t n = tkm_option_count();
+    jbuf j = {0};
+
+    *json = NULL;
+    open_(&j, NULL, '[');
+    for (size_t i = 0; i < n; i++) {
+        tkm_option_info d;
+        if (tkm_option_describe(i, &d) != TKM_OK)
+            continue;
+        open_(&j, NULL, '{');
+        str_(&j, "key", d.key);
+        str_(&j, "type", d.type);
+        str_(&j, "unit", d.unit);
+        str_(&j, "doc", d.doc);
+        str_or_null(&j, "env", d.env);
+        str_or_null(&j, "collectd", d.collectd);
+        str_or_null(&j, "collectd_block", d.collectd_block);
+        str_or_null(&j, "flag", d.flag);
+        str_(&j, "range", d.range);
+        str_(&j, "default", d.default_text);
+        close_(&j, '}');
+    }
+    close_(&j, ']');
+    return done(NULL, &j, json);
+}

@@ -69,13 +69,13 @@ static const struct {
                             "also publish each worker's heartbeat age "
                             "(type_instance: the worker id), one more round "
                             "trip per read"},
-    [OWN_RECOVERY] = {NULL,
-                      "absent: the stall rule is judged and published, "
-                      "and nothing runs",
-                      "the block that lets the plugin run the guarded "
-                      "recovery action when the stall rule holds; it takes "
-                      "the options under RECOVERY BLOCK and needs Exec or "
-                      "Webhook, here or in the ConfigFile's recovery:"},
+    [OWN_RECOVERY] = {"true|false", "false",
+                      "lets the plugin run the guarded recovery action when "
+                      "the stall rule holds (`Recovery true`, or a "
+                      "<Recovery> block of the options under RECOVERY "
+                      "BLOCK); it needs Exec or Webhook, here or in the "
+                      "ConfigFile's recovery:; off, the stall rule is judged "
+                      "and published, and nothing runs"},
 };
 
 static int own_index(const char *key)
@@ -249,13 +249,23 @@ static int repeatable(int index)
     return strcmp(info.type, "list") == 0 && info.collectd_block == NULL;
 }
 
+/*
+ * `Recovery true` (a line: collectd 5.12 drops an empty block, so a block
+ * cannot say it alone) or `<Recovery>` with options: the plugin may act.
+ */
 static int recovery(parser *p, const oconfig_item_t *ci, tkm__pool_conf *c)
 {
     unsigned char seen[TKM_OPTION_SLOTS] = {0};
 
-    if (ci->values_num != 0)
-        return fail(p, "<Recovery> takes no value, only options inside");
-    c->recovery = 1;
+    if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_BOOLEAN)
+        c->recovery = ci->values[0].value.boolean != 0;
+    else if (ci->values_num == 0)
+        c->recovery = 1;
+    else
+        return fail(p, "Recovery takes true or false (or is a <Recovery> "
+                       "block of options)");
+    if (!c->recovery && ci->children_num > 0)
+        return fail(p, "<Recovery false> takes no options");
     for (int i = 0; i < ci->children_num; i++) {
         const oconfig_item_t *o = &ci->children[i];
         int k =

@@ -187,9 +187,14 @@ static void redis_down(pool *p, cdtime_t t)
 {
     c_complain_once(LOG_ERR, &p->redis_down,
                     PLUGIN " plugin: pool \"%s\": Redis unavailable (check "
-                           "RedisURL, or redis.url in the ConfigFile), "
-                           "publishing redis_up 0 only: %s",
-                    name(p), tkm_errstr(p->client));
+                           "%s in the ConfigFile), publishing redis_up 0 "
+                           "only: %s",
+                    name(p),
+                    p->conf.opts.sentinel.count > 0
+                        ? "Sentinel and MasterName, or redis.sentinels and "
+                          "redis.master_name"
+                        : "RedisURL, or redis.url",
+                    tkm_errstr(p->client));
     p->lost_redis = t;
     submit(p, t, "redis_up", "", 0);
 }

@@ -225,6 +225,42 @@ START_TEST(test_config_show_and_set)
 }
 END_TEST
 
+/* Every option at its minimum - 1 and maximum + 1 through --set: the same
+ * refusal as in the file, the environment and the collectd block. */
+START_TEST(test_every_option_via_set)
+{
+    size_t checked = 0;
+
+    setenv("TOKENMGR_CONFIG", "", 1);
+    for (size_t i = 0; i < tkm_option_count(); i++) {
+        tkm_option_info info;
+        char bad[2][40], kv[160], want[200];
+        long long a, b;
+        double x, y;
+
+        tkm_option_describe(i, &info);
+        if (sscanf(info.range, "%lld..%lld", &a, &b) == 2) {
+            snprintf(bad[0], sizeof(bad[0]), "%lld", a - 1);
+            snprintf(bad[1], sizeof(bad[1]), "%lld", b + 1);
+        } else if (sscanf(info.range + 1, "%lf, %lf]", &x, &y) == 2) {
+            snprintf(bad[0], sizeof(bad[0]), "%g",
+                     info.range[0] == '(' ? x : x - 0.5);
+            snprintf(bad[1], sizeof(bad[1]), "%g", y + 0.5);
+        } else {
+            continue;
+        }
+        for (int k = 0; k < 2; k++) {
+            snprintf(kv, sizeof(kv), "%s=%s", info.key, bad[k]);
+            snprintf(want, sizeof(want), "--set %s is %s, outside %s", info.key,
+                     bad[k], info.range);
+            expect_fail(run_cli("--set", kv, "config", "show", NULL), 78, want);
+            checked++;
+        }
+    }
+    ck_assert_uint_ge(checked, 60);
+}
+END_TEST
+
 START_TEST(test_redis_down_is_69)
 {
     unsetenv("TOKENMGR_REDIS_URL");
@@ -498,8 +534,8 @@ int main(void)
     Suite *s = suite_create("cli");
 
     tkt_add_tests(tkt_tcase(s, "arguments", 0), test_help, test_usage_errors,
-                  test_config_show_and_set, test_config_errors,
-                  test_redis_down_is_69, NULL);
+                  test_config_show_and_set, test_every_option_via_set,
+                  test_config_errors, test_redis_down_is_69, NULL);
     tkt_add_tests(tkt_redis_tcase(s, "commands", 30), test_status_json_keys,
                   test_acquire_complete_release, test_heartbeat_workers_wait,
                   test_operator_commands, test_recovery_commands, NULL);

@@ -719,6 +719,24 @@ static tkm_code open_with(const char *base_url, const char *key_text,
     return rc;
 }
 
+/* The example worker explains itself, and refuses what it does not know. */
+START_TEST(test_worker_usage)
+{
+    const tkt_output *o = tkt_runl(TKM_WORKER, "--help", NULL);
+
+    ck_assert_int_eq(o->status, 0);
+    ck_assert_ptr_nonnull(strstr(o->out, "usage: keepa_worker --output FILE "
+                                         "--state DIR"));
+    ck_assert_ptr_nonnull(strstr(o->out, "--worker ID"));
+    o = tkt_runl(TKM_WORKER, "--output", NULL);
+    ck_assert_int_eq(o->status, 64);
+    ck_assert_ptr_nonnull(strstr(o->err, "every option takes a value"));
+    o = tkt_runl(TKM_WORKER, "--colour", "red", NULL);
+    ck_assert_int_eq(o->status, 64);
+    ck_assert_ptr_nonnull(strstr(o->err, "unknown option"));
+}
+END_TEST
+
 START_TEST(test_bad_keepa_config)
 {
     char err[512];
@@ -772,7 +790,8 @@ int main(void)
     tkt_add_tests(tcase(s, "faults", 60), test_fault_switches,
                   test_unreachable_api, test_token_throttle_across_processes,
                   test_out_of_range_reply_not_applied, NULL);
-    tkt_add_tests(tcase(s, "bad_input", 0), test_bad_keepa_config, NULL);
+    tkt_add_tests(tcase(s, "bad_input", 0), test_bad_keepa_config,
+                  test_worker_usage, NULL);
     tkt_add_tests(tcase(s, "redaction", 30), test_errors_never_carry_key, NULL);
     return tkt_run_suite(s, 0);
 }

@@ -261,6 +261,38 @@ START_TEST(test_legacy)
 }
 END_TEST
 
+/* `Recovery true`: collectd 5.12 drops an empty <Recovery> block, so the
+ * shipped drop-in turns recovery on with a line and leaves the rest to the
+ * ConfigFile's recovery: section. */
+START_TEST(test_recovery_line)
+{
+    const char *path = yaml("recovery:\n  exec: [\"/bin/true\", \"-x\"]\n"
+                            "  cooldown_s: 900\n");
+    oconfig_item_t *b = pool_block("keepa", NULL);
+    oconfig_item_t *line;
+    tkm__pool_conf c;
+
+    str(add(b, "ConfigFile"), path);
+    line = boolean(add(b, "Recovery"), 1);
+    c = parse_ok(b);
+    ck_assert(c.recovery);
+    ck_assert_int_eq(c.opts.recovery.exec_argc, 2);
+    ck_assert_int_eq(c.opts.recovery.cooldown_s, 900);
+    tkm__pool_conf_clear(&c);
+    line->values[0].value.boolean = 0;
+    c = parse_ok(b);
+    ck_assert(!c.recovery);
+    tkm__pool_conf_clear(&c);
+    str(add(line, "Timeout"), "5");
+    parse_fails(b, "<Recovery false> takes no options", NULL);
+    unlink(path);
+    /* On without an action anywhere: refused now, not at 3 a.m. */
+    b = pool_block("keepa", NULL);
+    boolean(add(b, "Recovery"), 1);
+    parse_fails(b, "<Recovery> needs Exec", NULL);
+}
+END_TEST
+
 START_TEST(test_booleans_and_ratio)
 {
     oconfig_item_t *b = pool_block("p", "unix:///tmp/r.sock");
@@ -448,7 +480,7 @@ START_TEST(test_recovery_errors)
     parse_fails(b, "Recovery is given twice", NULL);
     b = pool_block("keepa", "unix:///tmp/r.sock");
     str(add(b, "Recovery"), "x");
-    parse_fails(b, "<Recovery> takes no value", NULL);
+    parse_fails(b, "Recovery takes true or false", NULL);
 }
 END_TEST
 
@@ -604,7 +636,7 @@ int main(void)
 
     tkt_add_tests(tkt_tcase(s, "accepted", 0), test_defaults,
                   test_contract_example, test_config_file_alone, test_legacy,
-                  test_booleans_and_ratio, NULL);
+                  test_recovery_line, test_booleans_and_ratio, NULL);
     tkt_add_tests(tkt_tcase(s, "refused", 0), test_unknown_options,
                   test_bad_values, test_relations, test_recovery_errors,
                   test_every_option_out_of_range, test_same_ranges_as_yaml,

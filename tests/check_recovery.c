@@ -667,6 +667,87 @@ START_TEST(test_exec_free_kills_group)
 }
 END_TEST
 
+/* Two monitors: the one that acted stops while its action runs (collectd
+ * shutting down).  The action is recorded "abandoned" and left to run, but
+ * never past its deadline, and the actor lease outlives that deadline: the
+ * other monitor cannot start a second action meanwhile (issue 17). */
+START_TEST(test_abandoned_action_no_overlap)
+{
+    tkm_options o = tkt_options();
+    tkm_client *a = tkt_open(&o), *b = tkt_open(&o);
+    tkm_recovery_options r;
+    tkm_recovery_request req = {.mode = TKM_MODE_STALLED,
+                                .host = "monitor-a",
+                                .reason = "test",
+                                .inputs = "tokens=300",
+                                .tokens = 300,
+                                .heartbeat_age_ms = 1000};
+    tkm_recovery_ticket ta, tb;
+    tkm_recovery_run *run = NULL, *second = NULL;
+    tkm_recovery_state st;
+    tkm_audit_entry *log = NULL;
+    size_t n = 0;
+    char err[256];
+    pid_t pgid = 0;
+    int64_t t0 = tkt_now_ms(), gone;
+    int abandoned = 0;
+
+    tkm_recovery_options_init(&r);
+    r.exec_argc = 2;
+    strcpy(r.exec[0], "/bin/sleep");
+    strcpy(r.exec[1], "30");
+    r.timeout_s = 2;
+    r.cooldown_s = 0;
+    r.grace_s = 0;
+    ck_assert_int_eq(
+        tkm_recovery_begin(a, &r, &req, &ta, &run, err, sizeof(err)), TKM_OK);
+    ck_assert_int_eq(ta.decision, TKM_DECIDE_ACT);
+    ck_assert_ptr_nonnull(run);
+    while (pgid == 0 && tkt_now_ms() - t0 < 1000) {
+        pgid = grandchild_group("sleep");
+        if (pgid == 0)
+            tkt_sleep_ms(5);
+    }
+    ck_assert_msg(pgid > 0, "the action did not start");
+    /* Monitor a stops: abandoned, not killed. */
+    ck_assert_int_eq(tkm_recovery_settle(a, &run, TKM_SETTLE_ABANDON, NULL),
+                     TKM_OK);
+    ck_assert_ptr_null(run);
+    ck_assert_int_eq(kill(-pgid, 0), 0);
+    /* Monitor b: the lease is a's. */
+    req.host = "monitor-b";
+    ck_assert_int_eq(
+        tkm_recovery_begin(b, &r, &req, &tb, &second, err, sizeof(err)),
+        TKM_OK);
+    ck_assert_int_eq(tb.decision, TKM_DECIDE_LEASE);
+    ck_assert_ptr_null(second);
+    /* The deadline still holds: the group dies at 2 s, not at 30. */
+    while (kill(-pgid, 0) == 0 && tkt_now_ms() - t0 < 5000)
+        tkt_sleep_ms(20);
+    gone = tkt_now_ms() - t0;
+    ck_assert_msg(kill(-pgid, 0) == -1 && errno == ESRCH,
+                  "the abandoned action outlived its 2 s deadline");
+    ck_assert_int_ge(gone, 1800);
+    /* The lease outlives the deadline: still no second action. */
+    ck_assert_int_eq(tkm_recovery_status(b, &r, &st), TKM_OK);
+    ck_assert_int_gt(st.lease_ttl_ms, 0);
+    ck_assert_int_eq(
+        tkm_recovery_begin(b, &r, &req, &tb, &second, err, sizeof(err)),
+        TKM_OK);
+    ck_assert_int_eq(tb.decision, TKM_DECIDE_LEASE);
+    ck_assert_int_eq(tkm_recovery_log(b, 20, &log, &n), TKM_OK);
+    for (size_t i = 0; i < n; i++)
+        abandoned += strcmp(log[i].outcome, "abandoned") == 0 &&
+                     strcmp(log[i].action_id, ta.action_id) == 0;
+    free(log);
+    ck_assert_int_eq(abandoned, 1);
+    while (waitpid(-1, NULL, WNOHANG) > 0) /* the detached supervisor */
+        ;
+    tkm_client_free(a);
+    tkm_client_free(b);
+}
+END_TEST
+
 START_TEST(test_exec_bad_argv)
 {
     char script[128], err[256];
@@ -804,7 +885,8 @@ int main(void)
                   test_guard_unknown_and_pause_and_dry_run,
                   test_guard_quiet_repeats, test_guard_one_actor_among_monitors,
                   test_guard_lease_released_only_by_holder,
-                  test_guard_grace_and_deescalation, NULL);
+                  test_guard_grace_and_deescalation,
+                  test_abandoned_action_no_overlap, NULL);
     tkt_add_tests(tkt_tcase(s, "actions", 20), test_exec_env_argv_and_status,
                   test_exec_timeout_kills_group_despite_reaper,
                   test_exec_free_kills_group, test_exec_bad_argv, test_webhook,

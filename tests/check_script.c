@@ -185,6 +185,7 @@ static const step steps[] = {
       "keepa_worker_last_heartbeat"}},
     {TKM__CALL_RESET, {"1"}},
     {TKM__CALL_FORGET, {"w1"}},
+    {TKM__CALL_ORIGIN, {"0123abcd"}},
 };
 
 START_TEST(test_every_call_answers_its_declaration)

@@ -22,7 +22,8 @@ for f in usr/include/tokenmgr.h "usr/$libdir/libtokenmgr.so" \
     usr/share/man/man1/tokenmgr.1 usr/share/man/man5/collectd-tokenmgr.5 \
     usr/lib/systemd/system/keepa-worker@.service \
     usr/share/tokenmgr/alerts/prometheus/tokenmgr.rules.yml \
-    usr/share/tokenmgr/alerts/grafana/tokenmgr.json; do
+    usr/share/tokenmgr/alerts/grafana/tokenmgr.json \
+    usr/share/tokenmgr/prometheus/tokenmgr-scrape.yml; do
     [ -e "$stage/$f" ] || fx_die "missing /$f"
 done
 ls "$stage/usr/$libdir"/libtokenmgr.so.0* >/dev/null || fx_die "no versioned libtokenmgr.so.0"

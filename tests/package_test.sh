@@ -32,7 +32,7 @@ command -v redis-server >/dev/null || skip "redis-server is missing"
 # test would replace, then purge them.
 ours() {
     dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' 'libtokenmgr*' 'tokenmgr*' \
-        'collectd-tokenmgr*' 2>/dev/null | awk '$2 !~ /^u/ { print $1 }'
+        'collectd-tokenmgr*' 'python3-tokenmgr*' 2>/dev/null | awk '$2 !~ /^u/ { print $1 }'
 }
 [ -z "$(ours)" ] ||
     skip "tokenmgr packages are installed here ($(ours | tr '\n' ' ')): the test would purge them"
@@ -135,8 +135,8 @@ ok "the README's commands built the packages and installed libtokenmgr0, tokenmg
 cd "$debs" || die "no $debs"
 mapfile -t all < <(ls ./*.deb)
 names=$(for d in "${all[@]}"; do dpkg-deb -f "$d" Package; done | grep -v -- -dbgsym$ | sort | tr '\n' ' ')
-check "five packages: $names" \
-    test "$names" = "collectd-tokenmgr libtokenmgr-dev libtokenmgr0 tokenmgr tokenmgr-examples "
+check "six packages: $names" \
+    test "$names" = "collectd-tokenmgr libtokenmgr-dev libtokenmgr0 python3-tokenmgr tokenmgr tokenmgr-examples "
 for d in "${all[@]}"; do
     case $d in *-dbgsym_*) continue ;; esac
     echo "    $(dpkg-deb -f "$d" Package): $(dpkg-deb -c "$d" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); printf "%s ", $6 }')"
@@ -192,6 +192,9 @@ step "the installed command, man pages, library and examples"
 check "tokenmgr --version is the header's" sh -c "
     tokenmgr --version | grep -qx 'tokenmgr $(sed -n 's/^#define TKM_VERSION[[:space:]]*"\(.*\)"$/\1/p' "$src/lib/include/tokenmgr.h")'"
 check "tokenmgr config check reads the shipped $yaml" sh -c "tokenmgr config check | grep -q '$yaml'"
+check "python3-tokenmgr imports on the installed library (Debian's python3)" sh -c "
+    /usr/bin/python3 -c 'import tokenmgr, tokenmgr.compat; print(tokenmgr.__version__)' |
+    grep -qx '$(sed -n 's/^#define TKM_VERSION[[:space:]]*"\(.*\)"$/\1/p' "$src/lib/include/tokenmgr.h")'"
 redis-server --port 0 --unixsocket "$tmp/redis.sock" --save '' --appendonly no \
     --dir "$tmp" >/dev/null 2>&1 &
 rpid=$!

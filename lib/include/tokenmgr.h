@@ -285,6 +285,17 @@ TKM_EXPORT tkm_code tkm_options_set_from(tkm_options *o, const char *key,
                                          const char *where, char *errbuf,
                                          size_t errlen);
 
+/*
+ * Set the worker id (the `worker_id` field, which is not in the options
+ * table: it names one process, not a configuration).  NULL or "" means
+ * "<hostname>:<pid>", filled in by tkm_client_open().  An id outside
+ * [A-Za-z0-9_.:@-]{1,128} is refused with a one-line message and *o left
+ * unchanged.  For callers that must not depend on the struct's layout
+ * (language bindings).  Returns TKM_OK or TKM_ECONFIG.  Thread-safe.
+ */
+TKM_EXPORT tkm_code tkm_options_set_worker_id(tkm_options *o, const char *id,
+                                              char *errbuf, size_t errlen);
+
 /* The list form of tkm_options_set_from. */
 TKM_EXPORT tkm_code tkm_options_set_list_from(
     tkm_options *o, const char *key, const char *const *items, size_t n,
@@ -388,6 +399,10 @@ TKM_EXPORT const char *tkm_errstr(const tkm_client *client);
 
 /* The options the client runs with (worker_id filled in). */
 TKM_EXPORT const tkm_options *tkm_client_options(const tkm_client *client);
+
+/* The client's worker id (the default "<hostname>:<pid>" filled in).
+ * Belongs to the client. */
+TKM_EXPORT const char *tkm_client_worker_id(const tkm_client *client);
 
 /*
  * Let a signal handler interrupt this client's waits: once *flag is non-zero
@@ -668,6 +683,16 @@ typedef struct tkm_keepa tkm_keepa;
  */
 TKM_EXPORT tkm_code tkm_keepa_open(tkm_client *client, tkm_keepa **out);
 
+/*
+ * tkm_keepa_open with the access key given by the caller (a language
+ * binding whose application holds the key) instead of keepa.key_file or
+ * $TOKENMGR_KEEPA_KEY; NULL: as tkm_keepa_open.  The key is copied; like a
+ * key read from a file it must be letters and digits, and it never reaches
+ * a message.
+ */
+TKM_EXPORT tkm_code tkm_keepa_open_key(tkm_client *client, const char *key,
+                                       tkm_keepa **out);
+
 /* Free the client (not the tkm_client).  NULL is fine. */
 TKM_EXPORT void tkm_keepa_free(tkm_keepa *kc);
 
@@ -801,6 +826,47 @@ TKM_EXPORT tkm_code tkm_keepa_request_json(tkm_keepa *kc, const char *path,
 /* tkm_keepa_sync: {"throttled", "next_allowed_ms", "tokens",
  * "refill_rate"}. */
 TKM_EXPORT tkm_code tkm_keepa_sync_json(tkm_keepa *kc, int force, char **json);
+
+/* ------------------------------------------------------------------------
+ * Scalar views of the hot calls: acquire and complete answered through
+ * plain out-parameters (any may be NULL), for bindings that mirror no
+ * struct and would rather not parse JSON twice per API call.
+ * ---------------------------------------------------------------------- */
+
+/* Bits of *flags: tkm_acquire_into's (granted, recharge mode on after the
+ * decision, this call cleared a timed-out recharge) and tkm_complete_into's
+ * (the report set the balance, the report was stale). */
+#define TKM_INTO_GRANTED          1
+#define TKM_INTO_RECHARGE_MODE    2
+#define TKM_INTO_RECHARGE_EXPIRED 4
+#define TKM_INTO_REPORT_APPLIED   1
+#define TKM_INTO_REPORT_STALE     2
+
+/*
+ * tkm_acquire_json's call (wait_ms 0: try once; > 0: block up to; < 0:
+ * bucket.max_wait_s) answered as scalars: the grant id into id (idlen at
+ * least TKM_GRANT_ID_MAX + 1; "" when denied), the balance after into
+ * *tokens, the tkm_reason into *reason, *retry_after_ms, and *flags
+ * (TKM_INTO_GRANTED, TKM_INTO_RECHARGE_MODE, TKM_INTO_RECHARGE_EXPIRED).
+ * A grant whose id does not fit is released and TKM_EINVAL returned.
+ */
+TKM_EXPORT tkm_code tkm_acquire_into(tkm_client *client, int64_t cost,
+                                     int64_t wait_ms, char *id, size_t idlen,
+                                     int64_t *tokens, int *reason,
+                                     int64_t *retry_after_ms, int *flags);
+
+/* tkm_complete_json's call answered as scalars: the balance after into
+ * *tokens and *flags (TKM_INTO_REPORT_APPLIED, TKM_INTO_REPORT_STALE). */
+TKM_EXPORT tkm_code tkm_complete_into(tkm_client *client, const char *grant_id,
+                                      int64_t consumed, int has_report,
+                                      int64_t tokens_left, int64_t timestamp_ms,
+                                      int64_t *tokens, int *flags);
+
+/* The options table as a JSON array, one object per option in table order
+ * (tkm_option_describe's fields): {"key", "type", "unit", "doc", "env",
+ * "collectd", "collectd_block", "flag" (null when none), "range" ("" when
+ * none), "default"}.  Thread-safe; free *json with tkm_free(). */
+TKM_EXPORT tkm_code tkm_options_table_json(char **json);
 
 /* ------------------------------------------------------------------------
  * The stall rule (pure) and the recovery guard (shared in Redis)

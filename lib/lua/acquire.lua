@@ -26,6 +26,10 @@ if not s then
 end
 refill(s)
 expire(s)
+local regrounding = reground_wait(s)
+if regrounding then -- a new master: no grant before a sync
+  return {0, '', s.tokens, 'need_sync', regrounding, recharge_on(s) and 1 or 0, 0}
+end
 
 local cap = capacity(s)
 if cost > cap - cfg.max_deficit then

@@ -144,7 +144,7 @@ end
 
 local FIELDS = {'tokens', 'rate', 'period_ms', 'anchor_ms', 'report_ts',
                 'sync_ms', 'recharge_since_ms', 'inflight_tokens', 'leases',
-                'seq'}
+                'seq', 'reground_ms'}
 local TEXT_FIELDS = {'inflight_est', 'learn:*'}
 local FIELDS_READ = {unpack(FIELDS)}
 for _, f in ipairs(TEXT_FIELDS) do
@@ -638,6 +638,26 @@ local function drop_ended(s)
     redis.call('HDEL', L, s.ended)
     redis.call('ZREM', E, s.ended)
   end
+end
+
+-- After a change of master (origin.lua sets 'reground_ms'): the balance may
+-- miss the last grants and completions, lost with the asynchronous
+-- replication, so nothing is granted until a sync from the API's balance
+-- grounds it again (sync.lua takes the mark off).  nil when the balance is
+-- trusted; else the retry_after_ms of a need_sync denial: -1, sync now
+-- (tkm_keepa does), or a short wait while another caller's claim of the
+-- /token call (sync_claim.lua, made since the mark) is younger than
+-- REGROUND_CLAIM_MS.
+local REGROUND_CLAIM_MS = 2000
+local function reground_wait(s)
+  if not s.reground_ms then
+    return nil
+  end
+  local claim = int_or_nil(redis.pcall('GET', S))
+  if claim and claim >= s.reground_ms and now - claim < REGROUND_CLAIM_MS then
+    return math.max(1, math.min(250, claim + REGROUND_CLAIM_MS - now))
+  end
+  return -1
 end
 
 local function no_grant(id)

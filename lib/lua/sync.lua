@@ -57,4 +57,7 @@ bad = persist(s)
 if bad then
   return bad
 end
+if s.reground_ms then -- the API's balance grounds it after a new master
+  redis.call('HDEL', B, 'reground_ms')
+end
 return {s.tokens, 1, 0}

@@ -5,6 +5,7 @@
 # `tokenmgr` that records its argv; the webhook refuses everything else
 # (bad token, hostile pool name, resolved, several pools) without running
 # anything; the stall inhibits the per-worker alerts.
+# shellcheck disable=SC2015 # "A && ok || not_ok": ok and not_ok never fail
 source "$(dirname "$0")/lib.sh"
 
 src=$1
@@ -24,11 +25,13 @@ route() { # route "RECEIVERS" LABEL=VALUE...
     got=$(amtool config routes test --config.file="$dir/alertmanager.yml" "$@" 2>/dev/null) || true
     [ "$got" = "$want" ] && ok "route $*: $got" || not_ok "route $*: got '$got', want '$want'"
 }
-route tokenmgr-recover,tokenmgr-ticket alertname=TokenmgrPoolStalled tokenmgr=keepa severity=ticket
-route tokenmgr-page alertname=TokenmgrRedisUnreadable tokenmgr=keepa severity=page
-route tokenmgr-page alertname=TokenmgrRecoveryEscalated tokenmgr=keepa severity=page
-route tokenmgr-ticket alertname=TokenmgrWorkerStale tokenmgr=keepa severity=ticket
-route tokenmgr-info alertname=TokenmgrTokensNearZero tokenmgr=keepa severity=info
+route tokenmgr-recover,tokenmgr-ticket alertname=TokenmgrPoolStalled pool=keepa severity=ticket
+route tokenmgr-page alertname=TokenmgrRedisUnreadable pool=keepa severity=page
+route tokenmgr-page alertname=TokenmgrRecoveryEscalated pool=keepa severity=page
+route tokenmgr-ticket alertname=TokenmgrWorkerStale pool=keepa severity=ticket
+route tokenmgr-info alertname=TokenmgrTokensNearZero pool=keepa severity=info
+route tokenmgr-page alertname=TokenmgrStallHeldBack pool=keepa severity=page
+route tokenmgr-ticket alertname=TokenmgrRecoveryPaused pool=keepa severity=ticket
 
 # ---- a real webhook and Alertmanager --------------------------------------------
 command -v webhook >/dev/null || { t_done; skip "webhook is not installed (the live part)"; }
@@ -77,7 +80,7 @@ post_alerts() { # post_alerts 'ALERTNAME POOL SEVERITY' ...
     python3 - "$@" <<'PY' | curl -sf -X POST -H 'Content-Type: application/json' --data-binary @- "$am/api/v2/alerts" >/dev/null
 import datetime, json, sys
 now = datetime.datetime.now(datetime.timezone.utc).isoformat()
-print(json.dumps([{"labels": {"alertname": a, "tokenmgr": p, "severity": s},
+print(json.dumps([{"labels": {"alertname": a, "pool": p, "severity": s},
                    "annotations": {"summary": "test"}, "startsAt": now}
                   for a, p, s in (x.split() for x in sys.argv[1:])]))
 PY
@@ -130,7 +133,7 @@ import json, sys
 status, pool = sys.argv[1], json.loads(sys.argv[2])
 labels = {"alertname": sys.argv[3] if len(sys.argv) > 3 else "TokenmgrPoolStalled"}
 if pool is not None:
-    labels["tokenmgr"] = pool
+    labels["pool"] = pool
 print(json.dumps({"version": "4", "status": status, "receiver": "tokenmgr-recover",
                   "groupKey": "x", "commonLabels": labels, "groupLabels": labels,
                   "alerts": [{"status": status, "labels": labels}]}))
@@ -141,6 +144,7 @@ direct 200 "a direct, valid request" "$auth" "$(payload firing '"keepa"')"
 direct 400 "a wrong token" "Authorization: Bearer ${token}x" "$(payload firing '"keepa"')"
 direct 400 "no token" "" "$(payload firing '"keepa"')"
 direct 400 "a pool named 'keepa;rm -rf /'" "$auth" "$(payload firing '"keepa;rm -rf /"')"
+# shellcheck disable=SC2016 # the $(reboot) is the payload, never run
 direct 400 "a pool named '\$(reboot)'" "$auth" "$(payload firing '"$(reboot)"')"
 direct 400 "a resolved notification" "$auth" "$(payload resolved '"keepa"')"
 direct 400 "a group of several pools (no common pool)" "$auth" "$(payload firing null)"

@@ -23,7 +23,7 @@ else
 fi
 
 # The check is not vacuous: a broken expr is refused.
-printf 'groups:\n- name: x\n  rules:\n  - record: x\n    expr: rate(collectd_tokenmgr_gauge{type="tokens"}\n' >"$T_DIR/bad.yml"
+printf 'groups:\n- name: x\n  rules:\n  - record: x\n    expr: rate(collectd_tokenmgr_tokens{pool="keepa"}\n' >"$T_DIR/bad.yml"
 if promtool check rules "$T_DIR/bad.yml" >/dev/null 2>&1; then
     not_ok "promtool accepted a broken expr"
 else

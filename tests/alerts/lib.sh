@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the operations tests (sourced by bash scripts in this folder).
 #
 # Every test works in its own temporary folder, starts only private

@@ -1,36 +1,46 @@
 #!/usr/bin/env python3
-"""Checks against a running Prometheus (for dashboard_live.sh).
+"""Checks against a running collectd and Prometheus (dashboard_live.sh,
+tests/deployed/).
 
   prom_check.py URL names METRICS_URL POOL INSTANCE PENDING
-      collectd's /metrics: the tokenmgr families and type labels are
-      exactly the documented ones (PENDING: types allowed to be missing)
+      collectd's /metrics: the tokenmgr families are exactly the documented
+      ones (ops_lint.METRICS; PENDING: families allowed to be missing),
+      labelled tokenmgr=POOL, instance=INSTANCE, and type= only where a
+      worker or a class belongs
+  prom_check.py URL relabel POOL SECONDS
+      in Prometheus, after the scrape job: every collectd_tokenmgr_ series
+      has pool= and none tokenmgr= or type=; worker= and class= where they
+      belong, nowhere else
   prom_check.py URL panels EXPRS_FILE POOL INSTANCE SECONDS PENDING
       every panel expr (from ops_lint.py exprs), variables substituted,
       returns >= 1 series labelled with the pool and instance, polling up
       to SECONDS for the first scrapes
   prom_check.py URL variables POOL INSTANCE
       the dashboard's label_values variables find the pool and instance
-  prom_check.py URL rules SECONDS
-      every tokenmgr alert rule is loaded and evaluates without error
+  prom_check.py URL rules RULE_EXPRS_FILE SECONDS [exprs]
+      every alert rule is loaded and evaluates without error, and every
+      series selector of its expression (from ops_lint.py rule-exprs)
+      returns data; with "exprs", the whole expression too
+  prom_check.py URL alerts
+      one line per alert Prometheus holds: NAME STATE LABELS (for the
+      deployed test's timeline)
 
-PENDING is a comma-separated list of "type" labels that the plugin may not
-publish yet (empty: none); panels that only show those are reported, not
-failed.
+PENDING is a comma-separated list of families that the plugin may not
+publish yet ("queue" for both queue families; empty: none); panels that
+only show those are reported ("note"), not failed.
 """
 import json
+import os
 import re
 import sys
 import time
 import urllib.parse
 import urllib.request
 
-FAMILIES = {
-    "collectd_tokenmgr_gauge": {"tokens", "capacity", "refill_rate"},
-    "collectd_tokenmgr_bool": {"recharge_mode", "stalled", "redis_up", "escalated"},
-    "collectd_tokenmgr_count": {"workers_alive", "inflight"},
-    "collectd_tokenmgr_duration_seconds": {"heartbeat_age", "last_sync_age", "worker.*"},
-    "collectd_tokenmgr_derive_total": {"recoveries"},
-}
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ops_lint import METRICS  # noqa: E402 (the one list of names)
+
 failures = 0
 
 
@@ -62,38 +72,85 @@ def query(base, expr):
     return d["data"]["result"]
 
 
+def pending_set(text):
+    out = set()
+    for p in filter(None, text.split(",")):
+        out |= {m for m in METRICS if p == m or p in m.split("_")}
+    return out
+
+
 def published(metrics_url, pool, instance):
+    """{family: [labels...]} of the pool's series on collectd's /metrics."""
     seen = {}
     for line in get(metrics_url).splitlines():
-        m = re.match(r'^(collectd_tokenmgr_[a-z_]+)\{tokenmgr="([^"]*)",type="([^"]*)",instance="([^"]*)"\} ', line)
-        if m and m.group(2) == pool and m.group(4) == instance:
-            typ = "worker.*" if m.group(3).startswith("worker.") else m.group(3)
-            seen.setdefault(m.group(1), set()).add(typ)
+        m = re.match(r"^(collectd_tokenmgr_[a-z_]+)\{([^}]*)\} ", line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if labels.get("tokenmgr") == pool and labels.get("instance") == instance:
+            seen.setdefault(m.group(1), []).append(labels)
     return seen
 
 
 def names(base, metrics_url, pool, instance, pending, seconds=20):
-    required = {(f, t) for f, ts in FAMILIES.items() for t in ts
-                if t not in pending and t.split(".")[0] not in pending}
+    required = set(METRICS) - pending
     deadline = time.time() + seconds
     while True:  # the first reads may come before the pool has state
         seen = published(metrics_url, pool, instance)
-        have = {(f, t) for f, ts in seen.items() for t in ts}
-        if required <= have or time.time() > deadline:
+        if required <= set(seen) or time.time() > deadline:
             break
         time.sleep(0.5)
-    for fam, types in FAMILIES.items():
-        for t in sorted(types):
-            if t in seen.get(fam, set()):
-                ok(f'collectd publishes {fam}{{tokenmgr="{pool}",type="{t}",instance="{instance}"}}')
-            elif t in pending or t.split(".")[0] in pending:
-                note(f"collectd does not publish {fam} type={t} yet (pending)")
-            else:
-                fail(f"collectd does not publish {fam} type={t}")
-    for fam, types in seen.items():
-        extra = types - FAMILIES.get(fam, set())
-        if extra:
-            fail(f"collectd publishes undocumented {fam} types {sorted(extra)}")
+    for fam in sorted(METRICS):
+        if fam not in seen:
+            (note if fam in pending else fail)(
+                f"collectd does not publish {fam}" + (" yet (pending)" if fam in pending else ""))
+            continue
+        typed = {"type" in lab for lab in seen[fam]}
+        if METRICS[fam] and typed == {True}:
+            ok(f'collectd publishes {fam}{{tokenmgr="{pool}",type="<{METRICS[fam]}>",instance="{instance}"}}'
+               f" ({len(seen[fam])} series)")
+        elif not METRICS[fam] and typed == {False} and len(seen[fam]) == 1:
+            ok(f'collectd publishes {fam}{{tokenmgr="{pool}",instance="{instance}"}}')
+        else:
+            fail(f"collectd publishes {fam} with labels {seen[fam]}")
+    for fam in sorted(set(seen) - set(METRICS)):
+        fail(f"collectd publishes an undocumented family {fam}")
+
+
+def relabel(base, pool, seconds):
+    deadline = time.time() + seconds
+    while True:
+        res = query(base, '{__name__=~"collectd_tokenmgr_.+"}')
+        if res or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    bad = []
+    for r in res:
+        m = r["metric"]
+        name = m["__name__"]
+        want = METRICS.get(name)
+        problems = []
+        if m.get("pool") is None:
+            problems.append("no pool")
+        for gone in ("tokenmgr", "type"):
+            if gone in m:
+                problems.append(f"still {gone}={m[gone]!r}")
+        for extra in ("worker", "class"):
+            if (extra in m) != (want == extra):
+                problems.append(f"{extra} {'missing' if want == extra else 'unexpected'}")
+        if problems:
+            bad.append(f"{name}{m}: {', '.join(problems)}")
+    if not res:
+        fail("Prometheus holds no collectd_tokenmgr_ series")
+    elif bad:
+        for b in bad:
+            fail(f"relabelled series {b}")
+    else:
+        pools = sorted({r['metric']['pool'] for r in res})
+        ok(f"the scrape job relabels all {len(res)} collectd_tokenmgr_ series: pool={pools}, "
+           "worker and class where they belong, no tokenmgr or type left")
+        if pool not in pools:
+            fail(f"no series of pool {pool}")
 
 
 def substitute(expr, pool, instance):
@@ -104,11 +161,16 @@ def substitute(expr, pool, instance):
 
 
 def pending_only(expr, pending):
-    types = set()
-    for sel in re.findall(r'type\s*=~?\s*"([^"]*)"', expr):
-        for alt in sel.split("|"):
-            types.add("worker" if alt.startswith("worker") else alt)
-    return types and types <= pending
+    fams = set(re.findall(r"\b(collectd_tokenmgr_[a-z_]+)", expr))
+    return fams and fams <= pending
+
+
+def poll(base, expr, deadline):
+    while True:
+        res = query(base, expr)  # a parse error is final
+        if res or time.time() > deadline:
+            return res
+        time.sleep(0.5)
 
 
 def panels(base, exprs_file, pool, instance, seconds, pending):
@@ -119,29 +181,22 @@ def panels(base, exprs_file, pool, instance, seconds, pending):
         # matching any character is harmless), as Grafana's single values.
         expr = substitute(it["expr"], pool, instance)
         what = f"panel {it['panel']!r} {it['ref']}"
-        res, error = [], None
-        while True:
-            try:
-                res = query(base, expr)
-            except Exception as e:  # a parse error is final
-                error = e
-                break
-            if res or time.time() > deadline:
-                break
-            time.sleep(0.5)
-        if error is not None:
-            fail(f"{what}: {error}")
+        try:
+            res = poll(base, expr, deadline if not pending_only(expr, pending) else 0)
+        except Exception as e:
+            fail(f"{what}: {e}")
             continue
         if not res:
-            if pending_only(it["expr"], pending):
-                note(f"{what}: no series yet (only pending types): {expr}")
+            if pending_only(expr, pending):
+                note(f"{what}: no series yet (pending): {expr}")
             else:
                 fail(f"{what}: no series for {expr}")
             continue
-        labels_ok = all(r["metric"].get("tokenmgr") == pool and
+        labels_ok = all(r["metric"].get("pool") == pool and
                         r["metric"].get("instance") == instance for r in res)
-        if "label_replace" in expr and not all(r["metric"].get("worker") for r in res):
-            labels_ok = False
+        for fam, label in METRICS.items():
+            if label and re.search(rf"\b{fam}\b", expr) and not all(r["metric"].get(label) for r in res):
+                labels_ok = False
         if labels_ok:
             ok(f"{what}: {len(res)} series, e.g. {res[0]['metric']} = {res[0]['value'][1]}")
         else:
@@ -150,8 +205,8 @@ def panels(base, exprs_file, pool, instance, seconds, pending):
 
 def variables(base, pool, instance):
     for label, want, match in (
-        ("instance", instance, 'collectd_tokenmgr_bool{type="redis_up"}'),
-        ("tokenmgr", pool, 'collectd_tokenmgr_bool{type="redis_up", instance=~"%s"}' % instance),
+        ("instance", instance, "collectd_tokenmgr_redis_up"),
+        ("pool", pool, 'collectd_tokenmgr_redis_up{instance=~"%s"}' % instance),
     ):
         d = get(f"{base}/api/v1/label/{label}/values", {"match[]": match})
         if want in d.get("data", []):
@@ -160,7 +215,8 @@ def variables(base, pool, instance):
             fail(f"label_values({match}, {label}) = {d.get('data')}, no {want}")
 
 
-def rules(base, seconds):
+def rules(base, rule_exprs_file, seconds, whole=False):
+    items = [json.loads(line) for line in open(rule_exprs_file) if line.strip()]
     deadline = time.time() + seconds
     while True:
         groups = get(base + "/api/v1/rules")["data"]["groups"]
@@ -169,27 +225,53 @@ def rules(base, seconds):
         if evaluated or time.time() > deadline:
             break
         time.sleep(0.5)
-    names_ = sorted(r["name"] for r in rs)
-    if len(names_) != 7:
-        fail(f"Prometheus loaded alerts {names_}")
+    loaded = sorted(r["name"] for r in rs)
+    if loaded != sorted(i["alert"] for i in items):
+        fail(f"Prometheus loaded alerts {loaded}, the rules file has {sorted(i['alert'] for i in items)}")
     for r in rs:
         if r.get("health") == "ok":
             ok(f"Prometheus evaluates {r['name']}: {r['state']}")
         else:
             fail(f"{r['name']}: health {r.get('health')} {r.get('lastError')}")
+    for it in items:
+        empty = []
+        for sel in sorted(set(it["selectors"])):
+            if not poll(base, sel, deadline):
+                empty.append(sel)
+        if empty:
+            fail(f"{it['alert']}: no data for {', '.join(empty)}")
+        else:
+            ok(f"{it['alert']}: each of its {len(set(it['selectors']))} series selectors returns data")
+        if whole:
+            res = poll(base, it["expr"], deadline)
+            if res:
+                ok(f"{it['alert']}: its expression returns {[r['metric'] for r in res]}")
+            else:
+                fail(f"{it['alert']}: its expression returns nothing")
+
+
+def alerts(base):
+    for a in get(base + "/api/v1/alerts")["data"]["alerts"]:
+        labels = {k: v for k, v in a["labels"].items() if k not in ("alertname", "severity")}
+        print(a["labels"]["alertname"], a["state"],
+              ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-")
 
 
 def main():
     base, what = sys.argv[1].rstrip("/"), sys.argv[2]
     a = sys.argv[3:]
     if what == "names":
-        names(base, a[0], a[1], a[2], set(filter(None, a[3].split(","))))
+        names(base, a[0], a[1], a[2], pending_set(a[3]))
+    elif what == "relabel":
+        relabel(base, a[0], float(a[1]))
     elif what == "panels":
-        panels(base, a[0], a[1], a[2], float(a[3]), set(filter(None, a[4].split(","))))
+        panels(base, a[0], a[1], a[2], float(a[3]), pending_set(a[4]))
     elif what == "variables":
         variables(base, a[0], a[1])
     elif what == "rules":
-        rules(base, float(a[0]))
+        rules(base, a[0], float(a[1]), len(a) > 2 and a[2] == "exprs")
+    elif what == "alerts":
+        alerts(base)
     else:
         sys.exit(f"prom_check.py: unknown check {what!r}")
     sys.exit(1 if failures else 0)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Prometheus alert rules: promtool check rules, promtool test rules (each
-# alert fires, stays silent, resolves), the example configuration, and the
-# checks promtool cannot make (for, severity, summary, runbook anchors,
-# metric names: tests/alerts/ops_lint.py).
+# alert fires, stays silent, resolves), the example configuration with the
+# scrape job, and the checks promtool cannot make (for, severity, summary,
+# runbook anchors, metric and label names, no copied thresholds:
+# tests/alerts/ops_lint.py).
 source "$(dirname "$0")/lib.sh"
 
 src=$1
@@ -23,13 +24,15 @@ else
     not_ok "promtool test rules"
 fi
 
-# The example configuration, with the rules beside it as installed.
-cp "$dir/prometheus.example.yml" "$dir/tokenmgr.rules.yml" "$T_DIR/"
-if promtool check config "$T_DIR/prometheus.example.yml" >"$T_DIR/config.out" 2>&1; then
-    ok "promtool check config prometheus.example.yml"
+# The example configuration and the scrape job, concatenated as their
+# comments say, with the rules beside them as installed.
+cp "$dir/tokenmgr.rules.yml" "$T_DIR/"
+cat "$dir/prometheus.example.yml" "$src/conf/prometheus/tokenmgr-scrape.yml" >"$T_DIR/prometheus.yml"
+if promtool check config "$T_DIR/prometheus.yml" >"$T_DIR/config.out" 2>&1; then
+    ok "promtool check config: prometheus.example.yml + conf/prometheus/tokenmgr-scrape.yml"
 else
     cat "$T_DIR/config.out"
-    not_ok "promtool check config prometheus.example.yml"
+    not_ok "promtool check config: prometheus.example.yml + conf/prometheus/tokenmgr-scrape.yml"
 fi
 
 if python3 "$(dirname "$0")/ops_lint.py" "$src" rules; then :; else

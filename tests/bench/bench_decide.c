@@ -9,9 +9,19 @@
  * trips per second (2 per pair) with redis-benchmark's requests per second.
  *
  *   bench_decide [--seconds S] [--threads 1,8,32] [--json FILE]
+ *   bench_decide --sentinel 1 [--seconds S] [--threads 1,8] [--json FILE]
  *
- * Targets: ratio >= 0.9 with 1 connection, >= 0.8 with 8.  Exit status 0
- * when measured, 1 when something could not run, 2 on a bad command line.
+ * Targets: ratio >= 0.9 with 1 connection, >= 0.8 with 8.
+ *
+ * With --sentinel 1, the cost of Redis Sentinel support in the steady
+ * state: a master, a replica and three redis-sentinel processes
+ * (tests/fixtures/sentinel.c), and the same pairs against that master over
+ * TCP through redis.sentinels and through a plain redis.url, alternately,
+ * seven rounds each; the ratios of the medians (pairs/s, and p50 latency).
+ * Target: >= 0.95 (no extra round trip per call once connected).
+ *
+ * Exit status 0 when measured, 1 when something could not run, 2 on a bad
+ * command line.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -22,6 +32,7 @@
 #include "bench_util.h"
 #include "internal.h"
 #include "redis.h"
+#include "sentinel.h"
 #include "tokenmgr.h"
 
 #define PROG        "bench_decide"
@@ -34,6 +45,7 @@
 typedef struct thr {
     pthread_t tid;
     const char *url;
+    const tkm_sentinel_options *sentinel; /* NULL: the plain URL */
     int index;
     const volatile int *go, *stop;
     int64_t pairs;
@@ -66,6 +78,8 @@ static void *thr_main(void *arg)
 
     snprintf(id, sizeof(id), "d%d", t->index);
     bench_never_deny(&o, POOL, t->url, id, LEASE_TTL_S);
+    if (t->sentinel != NULL)
+        o.sentinel = *t->sentinel;
     if (tkm_client_open(&o, &c) != TKM_OK) {
         t->failed = 1;
         tkm_client_free(c);
@@ -129,21 +143,23 @@ static int prepare(tkm_client *c)
     return 0;
 }
 
-static int measure(const tkt_redis *srv, tkm_client *main_c, int nthreads,
-                   int64_t seconds, row *out)
+/* nthreads clients run pairs for `seconds` on url (or through the
+ * sentinels): *pairs_per_s, and the pairs' p50 and p99 in us.  0, or -1. */
+static int run_pairs(const char *url, const tkm_sentinel_options *sentinel,
+                     int nthreads, int64_t seconds, int64_t *pairs,
+                     double *pairs_per_s, double *p50_us, double *p99_us)
 {
     volatile int go = 0, stop = 0;
     thr *ts = calloc((size_t)nthreads, sizeof(*ts));
     int64_t total = 0, t0, t1, *all = NULL;
     size_t nall = 0;
     int started = 0, failed = 0, ret = -1;
-    evalsha_cmd cmd;
 
-    out->threads = nthreads;
-    if (ts == NULL || prepare(main_c) != 0)
+    if (ts == NULL)
         goto out;
     for (int i = 0; i < nthreads; i++) {
-        ts[i].url = srv->url;
+        ts[i].url = url;
+        ts[i].sentinel = sentinel;
         ts[i].index = i;
         ts[i].go = &go;
         ts[i].stop = &stop;
@@ -178,21 +194,10 @@ static int measure(const tkt_redis *srv, tkm_client *main_c, int nthreads,
         nall += ts[i].nlat;
     }
     bench_sort(all, nall);
-    out->pairs_per_s = (double)total * 1e9 / (double)(t1 - t0);
-    out->trips_per_s = 2 * out->pairs_per_s;
-    out->p50_us = bench_pct_us(all, nall, 500);
-    out->p99_us = bench_pct_us(all, nall, 990);
-
-    /* The same acquire through redis-benchmark, as many requests as the
-     * library made round trips (at least 20000). */
-    if (prepare(main_c) != 0)
-        goto out;
-    evalsha_init(&cmd, main_c);
-    if (bench_redis_benchmark(srv->sock, nthreads,
-                              total * 2 > 20000 ? total * 2 : 20000, cmd.argv,
-                              cmd.argc, &out->evalsha_rps) != 0)
-        goto out;
-    out->ratio = out->trips_per_s / out->evalsha_rps;
+    *pairs = total;
+    *pairs_per_s = (double)total * 1e9 / (double)(t1 - t0);
+    *p50_us = bench_pct_us(all, nall, 500);
+    *p99_us = bench_pct_us(all, nall, 990);
     ret = 0;
 out:
     for (int i = 0; i < nthreads && ts != NULL; i++)
@@ -202,10 +207,154 @@ out:
     return ret;
 }
 
+static int measure(const tkt_redis *srv, tkm_client *main_c, int nthreads,
+                   int64_t seconds, row *out)
+{
+    int64_t total = 0;
+    evalsha_cmd cmd;
+
+    out->threads = nthreads;
+    if (prepare(main_c) != 0 ||
+        run_pairs(srv->url, NULL, nthreads, seconds, &total, &out->pairs_per_s,
+                  &out->p50_us, &out->p99_us) != 0)
+        return -1;
+    out->trips_per_s = 2 * out->pairs_per_s;
+
+    /* The same acquire through redis-benchmark, as many requests as the
+     * library made round trips (at least 20000). */
+    if (prepare(main_c) != 0)
+        return -1;
+    evalsha_init(&cmd, main_c);
+    if (bench_redis_benchmark(srv->sock, nthreads,
+                              total * 2 > 20000 ? total * 2 : 20000, cmd.argv,
+                              cmd.argc, &out->evalsha_rps) != 0)
+        return -1;
+    out->ratio = out->trips_per_s / out->evalsha_rps;
+    return 0;
+}
+
+/* ---- --sentinel: redis.sentinels against a plain URL, same master ------ */
+
+#define ROUNDS 7
+
+static double median(double *v)
+{
+    for (int i = 1; i < ROUNDS; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double x = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = x;
+        }
+    return v[ROUNDS / 2];
+}
+
+static int sentinel_compare(int64_t seconds, const int *counts, int ncounts,
+                            const char *json_path)
+{
+    tkt_sentinels sen;
+    tkm_sentinel_options so;
+    tkm_options o;
+    tkm_client *c = NULL;
+    char url[64];
+    double plain[MAX_COUNTS][ROUNDS], sent[MAX_COUNTS][ROUNDS];
+    double p50s[MAX_COUNTS][ROUNDS], p50p[MAX_COUNTS][ROUNDS];
+    double lat_ratio[MAX_COUNTS];
+    int status = 1;
+    FILE *jf;
+
+    memset(&sen, 0, sizeof(sen));
+    memset(&so, 0, sizeof(so));
+    if (tkt_sentinels_start(&sen) != 0) {
+        fprintf(stderr, PROG ": the sentinels did not start\n");
+        return 1;
+    }
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", sen.node[0].port);
+    so.count = TKT_SENTINELS;
+    for (int i = 0; i < TKT_SENTINELS; i++)
+        tkt_sentinel_addr(&sen, i, so.addr[i], sizeof(so.addr[i]));
+    snprintf(so.master_name, sizeof(so.master_name), "%s", sen.name);
+    bench_never_deny(&o, POOL, url, "decide-main", LEASE_TTL_S);
+    if (tkm_client_open(&o, &c) != TKM_OK || prepare(c) != 0) {
+        fprintf(stderr, PROG ": %s\n", c ? tkm_errstr(c) : "out of memory");
+        goto out;
+    }
+    /* A first client through the sentinels records the master in the pool
+     * (origin.lua: a state it did not see grounded is marked), and its
+     * sync grounds it: the pairs of both kinds then measure decisions. */
+    tkm_client_free(c);
+    c = NULL;
+    o.sentinel = so;
+    {
+        tkm_sync_info info = {.tokens = 900000000,
+                              .rate = 0,
+                              .refill_in_ms = -1,
+                              .timestamp_ms = -1};
+        if (tkm_client_open(&o, &c) != TKM_OK ||
+            tkm_sync(c, &info, NULL) != TKM_OK || pair(c) != 0) {
+            fprintf(stderr, PROG ": through the sentinels: %s\n",
+                    c ? tkm_errstr(c) : "out of memory");
+            goto out;
+        }
+    }
+    printf("bench_decide --sentinel: tkm_try_acquire(1)+tkm_complete pairs "
+           "against one master over TCP,\n  through redis.sentinels (3 "
+           "sentinels) and a plain redis.url, alternately, %d rounds of "
+           "%llds\n",
+           ROUNDS, (long long)seconds);
+    printf("%7s %14s %14s %10s %10s %7s %7s %s\n", "threads", "plain pairs/s",
+           "sentinel p/s", "plain p50", "sent. p50", "ratio", "p50 r.",
+           "target");
+    for (int k = 0; k < ncounts; k++) {
+        double ratio, p99;
+        int64_t n;
+        /* Which goes first alternates: a drift in the machine's load
+         * weighs on both alike. */
+        for (int r = 0; r < ROUNDS; r++) {
+            for (int which = 0; which < 2; which++) {
+                int sen_now = (r + which) % 2;
+                if (run_pairs(url, sen_now ? &so : NULL, counts[k], seconds, &n,
+                              sen_now ? &sent[k][r] : &plain[k][r],
+                              sen_now ? &p50s[k][r] : &p50p[k][r], &p99) != 0)
+                    goto out;
+            }
+        }
+        ratio = median(sent[k]) / median(plain[k]);
+        lat_ratio[k] = median(p50p[k]) / median(p50s[k]);
+        printf("%7d %14.0f %14.0f %10.1f %10.1f %7.3f %7.3f %s\n", counts[k],
+               plain[k][ROUNDS / 2], sent[k][ROUNDS / 2], p50p[k][ROUNDS / 2],
+               p50s[k][ROUNDS / 2], ratio, lat_ratio[k],
+               ratio >= 0.95 || lat_ratio[k] >= 0.95 ? "ok" : "MISS");
+        fflush(stdout);
+    }
+    printf("target: ratio >= 0.95, pairs/s (sentinel/plain) or p50 "
+           "(plain/sentinel), medians of %d rounds\n",
+           ROUNDS);
+    jf = bench_json_open(json_path, PROG);
+    if (jf != NULL) {
+        fprintf(jf, "{\"seconds\":%lld,\"rounds\":%d,\"sentinel\":[",
+                (long long)seconds, ROUNDS);
+        for (int k = 0; k < ncounts; k++)
+            fprintf(jf,
+                    "%s{\"threads\":%d,\"plain_pairs_per_s\":%.1f,"
+                    "\"sentinel_pairs_per_s\":%.1f,\"ratio\":%.4f,"
+                    "\"p50_ratio\":%.4f,\"target\":0.95}",
+                    k ? "," : "", counts[k], plain[k][ROUNDS / 2],
+                    sent[k][ROUNDS / 2],
+                    sent[k][ROUNDS / 2] / plain[k][ROUNDS / 2], lat_ratio[k]);
+        fprintf(jf, "]}\n");
+        fclose(jf);
+    }
+    status = 0;
+out:
+    tkm_client_free(c);
+    tkt_sentinels_stop(&sen);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     int counts[MAX_COUNTS] = {1, 8, 32}, ncounts = 3;
-    int64_t seconds = 3;
+    int64_t seconds = 3, sentinel = 0;
     const char *json_path = NULL;
     row rows[MAX_COUNTS];
     tkm_client *c = NULL;
@@ -222,12 +371,18 @@ int main(int argc, char **argv)
          .cap = MAX_COUNTS,
          .n = &ncounts},
         {.name = "--json", .text = &json_path},
+        {.name = "--sentinel", .min = 0, .max = 1, .num = &sentinel},
         {.name = NULL}};
 
     if (bench_parse_args(argc, argv, PROG,
-                         "[--seconds S] [--threads 1,8,32] [--json FILE]",
+                         "[--sentinel 1] [--seconds S] [--threads 1,8,32] "
+                         "[--json FILE]",
                          opts) != 0)
         return 2;
+    if (sentinel) {
+        bench_signals();
+        return sentinel_compare(seconds, counts, ncounts, json_path);
+    }
     if (!bench_program_found(
             bench_env_or("TKM_REDIS_BENCHMARK", "redis-benchmark"))) {
         fprintf(stderr, PROG ": redis-benchmark not found (redis-tools)\n");

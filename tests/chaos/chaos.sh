@@ -7,8 +7,8 @@
 #
 #   chaos.sh BUILD_DIR [SCENARIO...]
 #
-# Scenarios (default: all but the monitors_* ones; CTest runs `chaos` and
-# `chaos_monitors`):
+# Scenarios (default: all but the monitors_* and failover* ones; CTest runs
+# `chaos`, `chaos_monitors` and `chaos_failover`):
 # redis_restart  Redis is killed (SIGKILL) under three running workers and
 #                restarted empty on the same socket; the workers re-sync
 #                from /token.
@@ -40,6 +40,20 @@
 #                before its next read polls the action: the plugin's
 #                shutdown must still audit the action's end (it dropped it
 #                once).
+# failover       Redis with Sentinel (a master, a replica, three
+#                redis-sentinel: fixtures/sentinel.sh) under 8 workers and a
+#                collectd with the plugin; the master is SIGKILLed mid-run.
+#                The sentinels promote the replica; every worker makes a
+#                paid call again within the failover time (kill to the
+#                first sentinel naming the replica) + 2 s, without a
+#                restart; no 429; the plugin published redis_up 0, then 1,
+#                and ran no recovery.  The old master, restarted as it was
+#                configured (a master), becomes a replica and runs no
+#                script.
+# failover_pause the same with CLIENT PAUSE 5000 ALL on the master instead
+#                of a kill, longer than a failover: the old master wakes a
+#                master still, until the sentinels demote it (some 10 s),
+#                and runs no script after it wakes.
 #
 # Workers are supervised as systemd would (Restart=on-failure): a worker
 # exiting non-zero (killed, or Redis unreachable for longer than its 60 s
@@ -50,6 +64,9 @@
 #   - balance: the fake server's lowest balance >= max_deficit - 2 x workers
 #     x the largest call (the estimates in flight when the state is lost or
 #     an answer goes unread, before and after): -60 - 2 x 3 x 10 = -120;
+#     across a failover >= max_deficit - workers x the largest call (the
+#     failover bound of conf/sentinel/README.md: each worker's call in
+#     flight whose grant the replica never received): -60 - 8 x 10 = -140;
 #   - no 429 storm: at most one 429 per worker per forced drop of the
 #     server's balance, plus one per worker: 3, 6 with fake_faults' drop;
 #   - nothing hung: every worker finishes within the bound (80 s), and
@@ -74,6 +91,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../fixtures/fixtures.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../fixtures/fixtures.sh"
+# shellcheck source-path=SCRIPTDIR source=../fixtures/sentinel.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../fixtures/sentinel.sh"
 # The build's programs; collectd with the ASan runtime preloaded in a
 # sanitizer build.
 fx_build "${1:?usage: chaos.sh BUILD_DIR [SCENARIO...]}"
@@ -92,9 +111,13 @@ for t in redis-server redis-cli curl python3 "$worker_bin" "$fake_bin" "$tm_bin"
 done
 for s in "${scenarios[@]}"; do
     case $s in
-    monitors | monitors_actor_restart)
+    monitors | monitors_actor_restart | failover | failover_pause)
         [ -x "$collectd_bin" ] || { echo "chaos: collectd missing" >&2; exit 77; }
         [ -f "$plugin_so" ] || { echo "chaos: $plugin_so missing" >&2; exit 77; }
+        case $s in failover*)
+            command -v redis-sentinel >/dev/null ||
+                { echo "chaos: redis-sentinel missing" >&2; exit 77; } ;;
+        esac
         ;;
     redis_restart | redis_persist | redis_pause | sigstop | worker_kill | fake_faults) ;;
     *) echo "chaos: unknown scenario $s" >&2; exit 64 ;;
@@ -105,6 +128,7 @@ POOL=chaos
 PREFIX="tokenmgr:{$POOL}:"
 FOREIGN=other:key
 WORKERS=3
+FAILOVER_WORKERS=8
 DEALS=150
 BATCH=10           # products a /product call: its cost
 MAX_DEFICIT=-60
@@ -116,7 +140,8 @@ BOUND_S=80
 tmp=$(mktemp -d /tmp/tkm-chaos-XXXXXX)
 # Redis' folder: emptied before each scenario.
 sock=$tmp/data/redis.sock
-fake_pid='' monitor_pid=''
+fake_pid='' monitor_pid='' sentinel=0
+declare -a node_monitor=()
 declare -A collectd_pid=()
 declare -a wpid wdone
 failed=0
@@ -138,6 +163,8 @@ cleanup() {
     fx_stop TERM "$fake_pid"
     fx_stop TERM "$monitor_pid"
     fx_redis_stop KILL
+    for p in "${node_monitor[@]:-}"; do fx_stop TERM "$p"; done
+    fx_sentinels_stop
     wait 2>/dev/null
     if [ "${CHAOS_KEEP:-0}" = 1 ]; then echo "chaos: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
@@ -173,9 +200,45 @@ start_monitor() {
 }
 
 kill_redis() {
+    local p
+    if [ "$sentinel" = 1 ]; then
+        for p in "${node_monitor[@]:-}"; do fx_stop TERM "$p"; done
+        node_monitor=()
+        fx_sentinels_stop
+        sock=$tmp/data/redis.sock
+        return
+    fi
     fx_redis_stop KILL
     fx_stop TERM "$monitor_pid"
     monitor_pid=
+}
+
+# ---- Redis with Sentinel (the failover scenarios) ------------------------
+
+# node_monitor_start N: a MONITOR capture of node N, into the same file.
+node_monitor_start() {
+    local before
+    before=$(lines "$tmp/monitor.log")
+    redis-cli -s "${FX_NODE_SOCK[$1]}" MONITOR >>"$tmp/monitor.log" 2>>"$tmp/monitor.err" &
+    node_monitor[$1]=$!
+    fx_wait_for 5 lines_above "$tmp/monitor.log" "$before" ||
+        die "redis-cli MONITOR did not start on node $1"
+}
+
+start_sentinel_redis() {
+    fx_sentinels_start "$tmp/data" "$POOL" || die "the sentinels did not start"
+    sentinel=1
+    sock=${FX_NODE_SOCK[0]}
+    rcli SET "$FOREIGN" untouched NX >/dev/null
+    node_monitor_start 0
+    node_monitor_start 1
+}
+
+# Scripts node N ran since it started (INFO commandstats).
+scripts_on() {
+    redis-cli -s "${FX_NODE_SOCK[$1]}" INFO commandstats |
+        sed -n 's/^cmdstat_eval\(sha\)\{0,1\}\(_ro\)\{0,1\}:calls=\([0-9]*\).*/\3/p' |
+        awk '{s+=$1} END {print s+0}'
 }
 
 start_fake() {
@@ -192,10 +255,14 @@ fault() { # fault NAME ON [VALUE] [COUNT]
 }
 
 write_config() {
+    local redis="  url: unix://$sock"
+    [ "$sentinel" = 1 ] &&
+        redis="  sentinels: [${FX_SENTINELS//,/, }]
+  master_name: $POOL"
     cat >"$tmp/tokenmgr.yaml" <<YAML
 pool: $POOL
 redis:
-  url: unix://$sock
+$redis
   timeout_ms: 300
 bucket:
   refill_period_ms: 500
@@ -265,15 +332,22 @@ served() {
 start_collectd() {
     local n=$1 d=$tmp/collectd-$1
     mkdir -p "$d"
+    local url="RedisURL \"unix://$sock\"" stall="StallTokens 100
+    StallHeartbeatAge 3
+    StallConfirmations 2"
+    # With Sentinel the master comes from the ConfigFile's sentinels, and
+    # the workers' silence while none answers (2 to 3 s) would be a stall
+    # at once but for the monitor's own loss of Redis.
+    [ "$sentinel" = 1 ] && url="# the master from the ConfigFile's sentinels" stall="StallTokens 0
+    StallHeartbeatAge 2
+    StallConfirmations 1"
     cat >"$d/tokenmgr.conf" <<CONF
 <Plugin tokenmgr>
   <Pool "$POOL">
     ConfigFile "$tmp/tokenmgr.yaml"
-    RedisURL "unix://$sock"
+    $url
     Timeout 300
-    StallTokens 100
-    StallHeartbeatAge 3
-    StallConfirmations 2
+    $stall
     <Recovery>
       Exec "$here/recovery-log" "$tmp/recovery.log"
       Timeout 5
@@ -373,10 +447,11 @@ check_all() {
         fail "$(recoveries) recovery actions, want $want_recoveries"
     check_audit_trail "$want_recoveries"
     fx_stop TERM "$monitor_pid"
+    for i in "${node_monitor[@]:-}"; do fx_stop TERM "$i"; done
     monitor_pid=
     audit=$(python3 "$here/key_audit.py" "$tmp/monitor.log" "$PREFIX" "$FOREIGN" 2>"$tmp/audit.err") ||
         fail "key audit: $(head -3 "$tmp/audit.err")"
-    echo "chaos: $scenario: min balance $min (floor $FLOOR = $MAX_DEFICIT - 2 x $WORKERS x $LARGEST_CALL)," \
+    echo "chaos: $scenario: min balance $min (floor $FLOOR = $MAX_DEFICIT - $floor_why)," \
         "429s $n429 (limit $max429), restarts $(lines "$tmp/supervisor.log")," \
         "$WORKERS x $DEALS products exactly once, leases $leases after TTL," \
         "recoveries $(recoveries)/$want_recoveries (audit: $audit_entries entries + $audit_repeats repeats), key audit $audit${extra:+, $extra}"
@@ -483,6 +558,128 @@ sc_fake_faults() {
     extra="every fault fired (the fake counts 503s among its 429s)"
 }
 
+# ---- failover -------------------------------------------------------------
+
+# The csv values of the plugin's redis_up (collectd a): "time,value" lines.
+redis_up_values() {
+    cat "$tmp"/collectd-a/csv/*/tokenmgr-"$POOL"/redis_up-* 2>/dev/null |
+        grep -v '^epoch' || true
+}
+
+# The first sentinel to name node 1: the promotion is done.
+promoted() {
+    local i
+    for i in 0 1 2; do
+        [ "$(fx_sentinel_named "$i")" = "${FX_NODE_PORT[1]}" ] && return 0
+    done
+    return 1
+}
+
+# failover kill|pause: SIGKILL node 0 (then restart it as configured, a
+# master), or CLIENT PAUSE it for 5 s; then follow the workers.
+failover() {
+    local how=$1 t0 t_switch i end cp resumed=() n_resumed=0 slowest=0 took
+    local wake_scripts='' bound
+    max_restarts=0 max429=0
+    FLOOR=$((MAX_DEFICIT - WORKERS * LARGEST_CALL))
+    floor_why="$WORKERS x $LARGEST_CALL, the failover bound"
+    start_collectd a
+    supervise_for 2500
+    t0=$(now_ms)
+    if [ "$how" = kill ]; then
+        fx_node_stop 0 KILL
+        fx_stop TERM "${node_monitor[0]}"
+    else
+        rcli CLIENT PAUSE 5000 ALL >/dev/null
+    fi
+    # The calls in flight settle (a completion that fails, at most a
+    # timeout later, is ignored): any later checkpoint needs a grant from
+    # the new master, which cannot exist before down-after-milliseconds.
+    supervise_for 700
+    declare -a cp0
+    for i in $(seq "$WORKERS"); do cp0[i]=$(cat "$tmp/w$i/checkpoint" 2>/dev/null || true); done
+    end=$((t0 + 30000))
+    until promoted; do
+        [ "$(now_ms)" -lt "$end" ] || die "no sentinel promoted the replica within 30 s"
+        supervise || true
+        sleep 0.05
+    done
+    t_switch=$(now_ms)
+    sock=${FX_NODE_SOCK[1]}
+    bound=$((t_switch - t0 + 2000))
+    end=$((t_switch + 10000))
+    while [ "$n_resumed" -lt "$WORKERS" ] && [ "$(now_ms)" -lt "$end" ]; do
+        supervise || true
+        for i in $(seq "$WORKERS"); do
+            [ -n "${resumed[i]:-}" ] && continue
+            cp=$(cat "$tmp/w$i/checkpoint" 2>/dev/null || true)
+            if [ "$cp" != "${cp0[i]}" ] || [ "${wdone[i]}" = 1 ]; then
+                took=$(($(now_ms) - t0))
+                resumed[i]=$took
+                n_resumed=$((n_resumed + 1))
+                [ "$took" -gt "$slowest" ] && slowest=$took
+            fi
+        done
+        sleep 0.05
+    done
+    for i in $(seq "$WORKERS"); do
+        if [ -z "${resumed[i]:-}" ]; then
+            fail "worker $i made no paid call within 10 s of the promotion"
+        elif [ "${resumed[i]}" -gt "$bound" ]; then
+            fail "worker $i resumed ${resumed[i]} ms after the $how, beyond $bound (failover $((t_switch - t0)) ms + 2 s)"
+        fi
+    done
+    if [ "$how" = kill ]; then
+        # The old master comes back as it was configured: a master, with
+        # nothing, until the sentinels make it a replica.  Once the
+        # failover is over (every sentinel names node 1): back during the
+        # failover, Sentinel may abort it and keep the old master, which is
+        # Sentinel's business, not this test's.
+        end=$(($(now_ms) + 20000))
+        until [ "$(fx_sentinels_master)" = 1 ]; do
+            [ "$(now_ms)" -lt "$end" ] || die "the sentinels never agreed on node 1"
+            supervise || true
+            sleep 0.1
+        done
+        fx_node_start 0 || die "node 0 did not restart"
+        node_monitor_start 0
+    else
+        end=$((t0 + 8000))
+        until [ "$(fx_node_role 0)" = master ]; do
+            [ "$(now_ms)" -lt "$end" ] || die "node 0 did not wake from its pause"
+            sleep 0.05
+        done
+    fi
+    wake_scripts=$(scripts_on 0)
+    [ "$(fx_node_role 0)" = master ] ||
+        fail "node 0 should be back a master for a while, ROLE says $(fx_node_role 0)"
+    end=$(($(now_ms) + 30000))
+    until [ "$(fx_node_role 0)" = slave ]; do
+        [ "$(now_ms)" -lt "$end" ] || { fail "the old master was never made a replica"; break; }
+        supervise || true
+        sleep 0.2
+    done
+    [ "$(scripts_on 0)" = "$wake_scripts" ] ||
+        fail "the old master ran $(($(scripts_on 0) - wake_scripts)) scripts after it came back"
+    failover_extra="failover $((t_switch - t0)) ms ($how), workers resumed after ${slowest} ms at most (bound $bound)"
+    extra="$failover_extra"
+}
+
+sc_failover() { failover kill; }
+sc_failover_pause() { failover pause; }
+
+# After the run: the plugin saw Redis go (0) and come back (1).
+check_redis_up() {
+    local values
+    values=$(redis_up_values | awk -F, '{printf "%d ", $2 + 0}')
+    grep -Eq '(^| )0 (.* )?1 ' <<<"$values" ||
+        fail "redis_up never went 0 then 1: $values"
+    extra="$failover_extra, redis_up 0 in $(tr ' ' '\n' <<<"$values" | grep -cx 0) reads then 1"
+    values=$(cat "$tmp"/collectd-a/csv/*/tokenmgr-"$POOL"/shared_cause-* 2>/dev/null |
+        awk -F, 'NR > 1 && $2 + 0 == 1' | wc -l)
+    extra+=", stall held back (shared_cause 1) in $values reads"
+}
+
 recovery_count_is() { [ "$(recoveries)" = "$1" ]; }
 
 action_ended() { [ "$(audit_query 'sum(x["decision"] == "finished" for x in e)')" = 1 ]; }
@@ -522,8 +719,17 @@ run() {
     local i deadline
     rm -rf "$tmp"/w* "$tmp/supervisor.log" "$tmp/data" "$tmp/monitor.log" \
         "$tmp/recovery.log" "$tmp"/collectd-*
-    max429=$WORKERS want_recoveries=0 extra='' max_restarts=''
-    if [ "$scenario" = redis_persist ]; then start_redis aof; else start_redis; fi
+    WORKERS=3 FLOOR=$((MAX_DEFICIT - 2 * WORKERS * LARGEST_CALL))
+    floor_why="2 x $WORKERS x $LARGEST_CALL"
+    max429=$WORKERS want_recoveries=0 extra='' max_restarts='' sentinel=0
+    case $scenario in
+    redis_persist) start_redis aof ;;
+    failover*)
+        WORKERS=$FAILOVER_WORKERS
+        start_sentinel_redis
+        ;;
+    *) start_redis ;;
+    esac
     start_fake
     write_config
     export TOKENMGR_KEEPA_KEY=chaosKey0123456789
@@ -547,6 +753,7 @@ run() {
     # The workers are done: a pool nobody uses is a new incident, not
     # this one's.
     for i in "${!collectd_pid[@]}"; do stop_collectd "$i"; done
+    case $scenario in failover*) check_redis_up ;; esac
     check_all
     fx_stop TERM "$fake_pid"
     fake_pid=
