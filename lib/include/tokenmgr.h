@@ -701,9 +701,12 @@ typedef struct tkm_acquire_opts {
  * (queue.classes, start-time fair queueing on tokens: a backlogged heavy
  * class never starves a light one, nor the light one it), first come first
  * served within a class.  A grant goes to the head of the line; a call
- * behind it may go first only when every call it passes costs more and none
- * of them expects its grant any later for it (backfilling), so a large call
- * at the head is never starved by small ones.  A waiter that does not come
+ * behind it may go first only past waiters that cost more or are asleep
+ * until later, and only when the head (and whoever is expected within the
+ * refill it takes; for a call not yet in line, everyone) expects its grant
+ * no later for it (backfilling), so a large call at the head is never
+ * starved by small ones, and tokens are not left idle while a waiter told
+ * a late turn sleeps.  A waiter that does not come
  * back when it said (it died, or gave up) is passed after a grace of half a
  * refill period (0.25 to 2 s) and its ticket is freed within
  * bucket.lease_ttl_s.  A wait longer than what is left of max_wait_ms

@@ -7,8 +7,8 @@
 -- is a try: a denial writes nothing (but a recharge transition), and a
 -- call behind present waiters is denied ('line_ahead') whatever the
 -- balance.  Otherwise the caller waits up to max_wait_ms: a grant goes to
--- the head of the line, or to a call that passes only dearer calls and
--- delays none of them (backfilling); a denied caller keeps (or takes) its
+-- the head of the line, or to a call that may pass those ahead of it
+-- (may_backfill in the prelude); a denied caller keeps (or takes) its
 -- ticket and is told when its turn is expected, unless that is later than
 -- max_wait_ms (then it leaves the line).  `ticket` in the reply is the
 -- caller's ticket ('' none), `ahead` the present waiters before it.
