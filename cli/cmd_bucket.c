@@ -5,16 +5,40 @@
 
 #include "cli.h"
 
+/* The line: one line per class, the oldest waiter's wait so far. */
+static void print_queue(const tkm_queue_class *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char weight[32] = "weight ?";
+        if (q[i].weight > 0)
+            snprintf(weight, sizeof(weight), "weight %lld",
+                     (long long)q[i].weight);
+        if (q[i].waiters > 0)
+            printf("queue      %s (%s): %lld waiting for %lld tokens, "
+                   "oldest for %.1f s",
+                   q[i].name, weight, (long long)q[i].waiters,
+                   (long long)q[i].tokens,
+                   (double)q[i].oldest_wait_ms / 1000.0);
+        else
+            printf("queue      %s (%s): nobody waiting", q[i].name, weight);
+        if (q[i].absent > 0)
+            printf(", %lld absent", (long long)q[i].absent);
+        printf("\n");
+    }
+}
+
 int cmd_status(cli_ctx *ctx, const cli_args *a)
 {
     tkm_client *c = ctx->client;
     tkm_pool_status st;
+    tkm_queue_class *q = NULL;
+    size_t nq = 0;
     tkm_code rc;
     char *json;
 
     if (cli_arg(a, "--json") != NULL)
         return cli_json(c, tkm_status_json(c, &json), &json, "status");
-    rc = tkm_status(c, &st);
+    rc = tkm_queue_status(c, &st, &q, &nq);
     if (rc != TKM_OK)
         return cli_lib_fail(c, rc, "status");
     printf("pool       %s\n", ctx->opts.pool);
@@ -26,6 +50,8 @@ int cmd_status(cli_ctx *ctx, const cli_args *a)
         printf("workers    none has sent a heartbeat\n");
     if (!st.synced) {
         printf("state      none: no sync yet (tokenmgr sync --from-keepa)\n");
+        print_queue(q, nq);
+        tkm_queue_status_free(q);
         return EXIT_OK;
     }
     printf("tokens     %lld / %lld\n", (long long)st.tokens,
@@ -51,6 +77,8 @@ int cmd_status(cli_ctx *ctx, const cli_args *a)
                "estimate\n",
                ctx->opts.bucket.estimate_prior);
     printf("last sync  %.1f s ago\n", (double)st.last_sync_age_ms / 1000.0);
+    print_queue(q, nq);
+    tkm_queue_status_free(q);
     return EXIT_OK;
 }
 

@@ -15,7 +15,7 @@
 # The declarations, in each script's comments:
 #
 #   -- @keys pool guard      the key sets the script takes, in KEYS order:
-#                            pool (7 keys, prelude.lua), guard (4 keys,
+#                            pool (8 keys, prelude.lua), guard (4 keys,
 #                            recovery.lua); or none
 #   -- @policy               ARGV[1..13] are the policy and op[] is
 #                            ARGV[14..] (prelude.lua, which is prepended);

@@ -3,6 +3,7 @@
  * Redis.  This file checks the caller's arguments and turns replies into the
  * public structs; the policy is in lib/lua.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -25,7 +26,8 @@ static tkm_reason reason_from(const char *s)
     static const tkm_reason all[] = {
         TKM_REASON_OK,           TKM_REASON_RECHARGING,
         TKM_REASON_INSUFFICIENT, TKM_REASON_DEFICIT_LIMIT,
-        TKM_REASON_NEED_SYNC,    TKM_REASON_WAIT_TOO_LONG};
+        TKM_REASON_NEED_SYNC,    TKM_REASON_WAIT_TOO_LONG,
+        TKM_REASON_LINE_AHEAD};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (strcmp(tkm_reason_str(all[i]), s) == 0)
@@ -34,7 +36,14 @@ static tkm_reason reason_from(const char *s)
     return TKM_REASON_INSUFFICIENT;
 }
 
-TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
+/*
+ * One attempt (acquire.lua): a try when max_wait_ms < 0 (nothing written
+ * on a denial), else in line as class `cls` with *ticket (updated: "" when
+ * the call holds no place in line).
+ */
+tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
+                      int64_t weight, char *ticket, size_t ticket_len,
+                      int64_t max_wait_ms, tkm_grant *g, int64_t *ahead)
 {
     tkm__call k;
     tkm__value v[TKM__ACQUIRE_NFIELDS];
@@ -44,6 +53,14 @@ TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
     tkm__call_init(&k, c, TKM__CALL_ACQUIRE);
     tkm__call_int_in(&k, "cost", cost, 0, TKM_TOKENS_MAX, "tokens");
     tkm__call_str(&k, c->opts.worker_id);
+    tkm__call_str(&k, cls);
+    tkm__call_int_in(&k, "weight", weight, 1, TKM_QUEUE_WEIGHT_MAX, "");
+    tkm__call_str(&k, ticket);
+    if (max_wait_ms < 0)
+        tkm__call_str(&k, "");
+    else
+        tkm__call_int_in(&k, "max_wait_ms", max_wait_ms, 0, TKM_MAX_WAIT_MS,
+                         "ms");
     rc = tkm__call_run(c, &k, v, TKM__ACQUIRE_NFIELDS, NULL);
     if (rc != TKM_OK)
         return rc;
@@ -56,7 +73,25 @@ TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
                             : v[TKM__ACQUIRE_RETRY_AFTER_MS].i;
     g->recharge_mode = v[TKM__ACQUIRE_RECHARGE_MODE].i != 0;
     g->recharge_expired = v[TKM__ACQUIRE_RECHARGE_EXPIRED].i != 0;
+    if (ticket != NULL &&
+        tkm__copy(ticket, ticket_len, v[TKM__ACQUIRE_TICKET].s) != 0)
+        ticket[0] = '\0';
+    if (ahead != NULL)
+        *ahead = v[TKM__ACQUIRE_AHEAD].i;
     return TKM_OK;
+}
+
+TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
+{
+    int64_t weight;
+    tkm_code rc = tkm__queue_weight(c, NULL, &weight);
+
+    if (rc != TKM_OK) {
+        memset(g, 0, sizeof(*g));
+        return rc;
+    }
+    return tkm__attempt(c, cost, c->opts.queue.class_name, weight,
+                        (char[1]){""}, 1, -1, g, NULL);
 }
 
 /* complete, release and sync answer one reply, read with complete's names. */
@@ -159,17 +194,9 @@ TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
     return reconcile_reply(c, &k, out);
 }
 
-TKM_EXPORT tkm_code tkm_status(tkm_client *c, tkm_pool_status *st)
+/* The pool's fields of a status reply. */
+static void pool_status_from(const tkm__value *v, tkm_pool_status *st)
 {
-    tkm__call k;
-    tkm__value v[TKM__STATUS_NFIELDS];
-    tkm_code rc;
-
-    memset(st, 0, sizeof(*st));
-    tkm__call_init(&k, c, TKM__CALL_STATUS);
-    rc = tkm__call_run(c, &k, v, TKM__STATUS_NFIELDS, NULL);
-    if (rc != TKM_OK)
-        return rc;
     st->synced = v[TKM__STATUS_SYNCED].i != 0;
     st->tokens = v[TKM__STATUS_TOKENS].i;
     st->capacity = v[TKM__STATUS_CAPACITY].i;
@@ -188,7 +215,96 @@ TKM_EXPORT tkm_code tkm_status(tkm_client *c, tkm_pool_status *st)
     st->heartbeat_age_ms = v[TKM__STATUS_HEARTBEAT_AGE_MS].i;
     st->inflight_reserve = v[TKM__STATUS_INFLIGHT_RESERVE].i;
     st->estimate_ratio = (double)v[TKM__STATUS_ESTIMATE_RATIO].i / 1000.0;
+}
+
+/* The classes to report: "default", the configured ones in their order,
+ * then the others the reply names. */
+static size_t class_slot(tkm_queue_class *list, size_t *n, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < *n; i++) {
+        if (strcmp(list[i].name, name) == 0)
+            return i;
+    }
+    memset(&list[i], 0, sizeof(list[i]));
+    tkm__copy(list[i].name, sizeof(list[i].name), name);
+    list[i].oldest_wait_ms = -1;
+    (*n)++;
+    return i;
+}
+
+TKM_EXPORT tkm_code tkm_queue_status(tkm_client *c, tkm_pool_status *st,
+                                     tkm_queue_class **classes, size_t *count)
+{
+    tkm__call k;
+    tkm__value *v = NULL;
+    tkm_queue_class *list;
+    size_t rows, n = 0;
+    int nv = 0;
+    tkm_code rc;
+
+    if (st != NULL)
+        memset(st, 0, sizeof(*st));
+    *classes = NULL;
+    *count = 0;
+    tkm__call_init(&k, c, TKM__CALL_STATUS);
+    rc = tkm__call_run_alloc(c, &k, &v, &nv);
+    if (rc != TKM_OK)
+        return rc;
+    rows = (size_t)(nv - TKM__STATUS_NFIELDS) / TKM__STATUS_ROW_NFIELDS;
+    list = calloc(rows + TKM_QUEUE_CLASSES_MAX + 1, sizeof(*list));
+    if (list == NULL) {
+        free(v);
+        return tkm__fail(c, TKM_ENOMEM, "out of memory reading the queue");
+    }
+    list[class_slot(list, &n, "default")].weight = 1;
+    for (int i = 0; i < c->opts.queue.nclasses; i++) {
+        char name[TKM_QUEUE_CLASS_MAX + 1];
+        int64_t w;
+        const char *item = c->opts.queue.classes[i];
+        tkm__fmt(name, sizeof(name), "%.*s", (int)strcspn(item, "="), item);
+        if (tkm__queue_weight(c, name, &w) == TKM_OK)
+            list[class_slot(list, &n, name)].weight = w;
+    }
+    if (st != NULL) {
+        pool_status_from(v, st);
+        st->queue_oldest_wait_ms = -1;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const tkm__value *x =
+            &v[TKM__STATUS_NFIELDS + TKM__STATUS_ROW_NFIELDS * r];
+        tkm_queue_class *q =
+            &list[class_slot(list, &n, x[TKM__STATUS_ROW_CLASS].s)];
+        q->waiters = x[TKM__STATUS_ROW_WAITERS].i;
+        q->tokens = x[TKM__STATUS_ROW_TOKENS].i;
+        q->oldest_wait_ms = x[TKM__STATUS_ROW_OLDEST_WAIT_MS].i;
+        q->absent = x[TKM__STATUS_ROW_ABSENT].i;
+        if (st != NULL) {
+            st->queue_waiters += q->waiters;
+            if (q->oldest_wait_ms > st->queue_oldest_wait_ms)
+                st->queue_oldest_wait_ms = q->oldest_wait_ms;
+        }
+    }
+    free(v);
+    *classes = list;
+    *count = n;
     return TKM_OK;
+}
+
+TKM_EXPORT void tkm_queue_status_free(tkm_queue_class *classes)
+{
+    free(classes);
+}
+
+TKM_EXPORT tkm_code tkm_status(tkm_client *c, tkm_pool_status *st)
+{
+    tkm_queue_class *list = NULL;
+    size_t n = 0;
+    tkm_code rc = tkm_queue_status(c, st, &list, &n);
+
+    tkm_queue_status_free(list);
+    return rc;
 }
 
 TKM_EXPORT tkm_code tkm_recharge(tkm_client *c, int on)

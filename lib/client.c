@@ -80,6 +80,8 @@ TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out)
              "tokenmgr:{%s}:token_sync", c->opts.pool);
     snprintf(c->key_busy, sizeof(c->key_busy), "tokenmgr:{%s}:busy",
              c->opts.pool);
+    snprintf(c->key_queue, sizeof(c->key_queue), "tokenmgr:{%s}:queue",
+             c->opts.pool);
     return TKM_OK;
 }
 

@@ -63,6 +63,7 @@ struct tkm_client {
     char key_workers[TKM__KEY_MAX];
     char key_token_sync[TKM__KEY_MAX];
     char key_busy[TKM__KEY_MAX];
+    char key_queue[TKM__KEY_MAX];
     char key_guard[TKM__NKEYS_GUARD][TKM__KEY_MAX]; /* script.c, per call */
     char audit_host[64]; /* recovery.c: the host of the call, cut */
     int64_t round_trips;
@@ -198,6 +199,15 @@ int64_t tkm__monotonic_ms(void);
 /* wait.c: sleep ms in slices of heartbeat.wait_slice_ms, beating `phase`
  * each; an error from a heartbeat, or the cancel flag, ends it early. */
 tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
+/* wait.c: the weight of queue class `name` (NULL: the client's
+ * queue.class); TKM_ECONFIG naming it when the configuration has no such
+ * class. */
+tkm_code tkm__queue_weight(tkm_client *c, const char *name, int64_t *weight);
+/* bucket.c: one acquire attempt (a try when max_wait_ms < 0, else in line
+ * with *ticket, which it updates); *ahead (may be NULL): waiters before it. */
+tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
+                      int64_t weight, char *ticket, size_t ticket_len,
+                      int64_t max_wait_ms, tkm_grant *g, int64_t *ahead);
 /* A random number in [0, n) from the client's jitter seed (0 when n <= 1). */
 int64_t tkm__random(tkm_client *c, int64_t n);
 

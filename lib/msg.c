@@ -63,6 +63,8 @@ TKM_EXPORT const char *tkm_reason_str(tkm_reason reason)
         return "need_sync";
     case TKM_REASON_WAIT_TOO_LONG:
         return "wait_too_long";
+    case TKM_REASON_LINE_AHEAD:
+        return "line_ahead";
     }
     return "unknown";
 }

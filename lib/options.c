@@ -53,6 +53,8 @@ static int check_webhook_url(const char *v, char *why, size_t len);
 static int check_exec_argv0(const char *v, char *why, size_t len);
 static int check_sentinel(const char *v, char *why, size_t len);
 static int check_master_name(const char *v, char *why, size_t len);
+static int check_queue_item(const char *v, char *why, size_t len);
+static int check_queue_class(const char *v, char *why, size_t len);
 
 #define FIELD_OFF(f) .off = offsetof(tkm_options, f)
 #define ITEM(f)                                                                \
@@ -238,6 +240,24 @@ static const optdef table[] = {
      .unit = "seconds",
      .doc = "a stall held back on evidence of a shared cause acts once it "
             "lasted this long"},
+
+    {.key = "queue.classes",
+     .type = OT_LIST,
+     ITEM(queue.classes),
+     .count_off = offsetof(tkm_options, queue.nclasses),
+     .max_items = MAXOF(queue.classes),
+     .check = check_queue_item,
+     .doc = "priority classes of the wait queue as name=weight items "
+            "(interactive=3): backlogged classes share tokens by weight; "
+            "\"default\" has weight 1 unless listed"},
+    {.key = "queue.class",
+     .type = OT_TEXT,
+     FIELD_OFF(queue.class_name),
+     .size = sizeof(((tkm_options *)0)->queue.class_name),
+     .sdef = "default",
+     .check = check_queue_class,
+     .doc = "this client's class in the wait queue: \"default\" or one of "
+            "queue.classes"},
 
     {.key = "recovery.exec",
      .collectd = "Exec",
@@ -500,6 +520,52 @@ static int check_master_name(const char *v, char *why, size_t len)
                      "'%.80s' is not a master name: [A-Za-z0-9_.-] only", v);
             return -1;
         }
+    }
+    return 0;
+}
+
+static int queue_name_valid(const char *v, size_t n)
+{
+    if (n == 0 || n > TKM_QUEUE_CLASS_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(isalnum((unsigned char)v[i]) || strchr("_.-", v[i])))
+            return 0;
+    }
+    return 1;
+}
+
+static int check_queue_class(const char *v, char *why, size_t len)
+{
+    if (queue_name_valid(v, strlen(v)))
+        return 0;
+    tkm__fmt(why, len,
+             "'%.80s' is not a class name: it must match "
+             "[A-Za-z0-9_.-]{1,%d}",
+             v, TKM_QUEUE_CLASS_MAX);
+    return -1;
+}
+
+/* "name=weight", weight 1..TKM_QUEUE_WEIGHT_MAX. */
+static int check_queue_item(const char *v, char *why, size_t len)
+{
+    const char *eq = strchr(v, '=');
+    int64_t w;
+
+    if (eq == NULL || !queue_name_valid(v, (size_t)(eq - v))) {
+        tkm__fmt(why, len,
+                 "'%.80s' is not name=weight (a class name "
+                 "[A-Za-z0-9_.-]{1,%d} and its weight)",
+                 v, TKM_QUEUE_CLASS_MAX);
+        return -1;
+    }
+    if (tkm_parse_int(eq + 1, INT64_MIN, INT64_MAX, &w) != TKM_OK || w < 1 ||
+        w > TKM_QUEUE_WEIGHT_MAX) {
+        tkm__fmt(why, len,
+                 "'%.80s': the weight of class %.*s must be a whole number "
+                 "in 1..%d",
+                 v, (int)(eq - v), v, TKM_QUEUE_WEIGHT_MAX);
+        return -1;
     }
     return 0;
 }
@@ -1289,6 +1355,40 @@ tkm_code tkm__options_relations(const tkm_options *o, int *culprit, char *err,
         int lo = index_of(order[k].lo), hi = index_of(order[k].hi);
         if (get_int(o, &table[lo]) > get_int(o, &table[hi]))
             return above(o, lo, hi, order[k].why, culprit, err, errlen);
+    }
+    {
+        int classes = index_of("queue.classes"), cls = index_of("queue.class");
+        int known = strcmp(o->queue.class_name, "default") == 0;
+        char nl[128], nc[128];
+        for (int k = 0; k < o->queue.nclasses && k < TKM_QUEUE_CLASSES_MAX;
+             k++) {
+            const char *a = o->queue.classes[k];
+            size_t la = strcspn(a, "=");
+            known |= strlen(o->queue.class_name) == la &&
+                     strncmp(a, o->queue.class_name, la) == 0;
+            for (int m = 0; m < k; m++) {
+                if (strcspn(o->queue.classes[m], "=") == la &&
+                    strncmp(o->queue.classes[m], a, la) == 0) {
+                    spelled_now(o, (size_t)classes, nl, sizeof(nl));
+                    tkm__fmt(err, errlen, "%s names class %.*s twice", nl,
+                             (int)la, a);
+                    if (culprit != NULL)
+                        *culprit = classes;
+                    return TKM_ECONFIG;
+                }
+            }
+        }
+        if (!known) {
+            spelled_like(o, (size_t)cls, (size_t)classes, nc, sizeof(nc));
+            spelled_like(o, (size_t)classes, (size_t)cls, nl, sizeof(nl));
+            tkm__fmt(err, errlen,
+                     "%s '%s' is not a class of %s (nor \"default\")", nc,
+                     o->queue.class_name, nl);
+            if (culprit != NULL)
+                *culprit =
+                    o->sources_[cls] >= o->sources_[classes] ? cls : classes;
+            return TKM_ECONFIG;
+        }
     }
     if (o->recovery.exec_argc > 0 && o->recovery.webhook[0] != '\0')
         return both(o, exec, hook, "choose one action", culprit, err, errlen);

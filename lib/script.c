@@ -36,12 +36,12 @@ static void push_num(tkm__call *k, int64_t v)
     push(k, slot);
 }
 
-/* prelude.lua's KEYS[1..7]. */
+/* prelude.lua's KEYS[1..8]. */
 static void push_pool_keys(tkm__call *k, const tkm_client *c)
 {
     const char *const keys[] = {
         c->key_bucket,  c->key_leases,     c->key_expiry, c->key_heartbeats,
-        c->key_workers, c->key_token_sync, c->key_busy};
+        c->key_workers, c->key_token_sync, c->key_busy,   c->key_queue};
 
     _Static_assert(sizeof(keys) / sizeof(keys[0]) == TKM__NKEYS_POOL,
                    "the pool's key set");

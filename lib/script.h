@@ -14,9 +14,9 @@
 #include "tokenmgr.h"
 
 /* The key sets a script may take, in KEYS order (`@keys`). */
-#define TKM__KEYS_POOL   1u /* the pool's 7 keys (prelude.lua) */
+#define TKM__KEYS_POOL   1u /* the pool's 8 keys (prelude.lua) */
 #define TKM__KEYS_GUARD  2u /* the recovery guard's 4 keys (recovery.lua) */
-#define TKM__NKEYS_POOL  7
+#define TKM__NKEYS_POOL  8
 #define TKM__NKEYS_GUARD 4
 
 typedef struct tkm__script {

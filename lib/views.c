@@ -259,7 +259,9 @@ TKM_EXPORT tkm_code tkm_sync_json(tkm_client *c, int64_t tokens, int64_t rate,
 TKM_EXPORT tkm_code tkm_status_json(tkm_client *c, char **json)
 {
     tkm_pool_status st;
-    tkm_code rc = tkm_status(c, &st);
+    tkm_queue_class *q = NULL;
+    size_t nq = 0;
+    tkm_code rc = tkm_queue_status(c, &st, &q, &nq);
     int ns;
     jbuf j = {0};
 
@@ -292,7 +294,22 @@ TKM_EXPORT tkm_code tkm_status_json(tkm_client *c, char **json)
     int_(&j, "workers_alive", st.workers_alive);
     int_(&j, "workers_total", st.workers_total);
     secs_or_null(&j, "heartbeat_age_s", st.heartbeat_age_ms);
+    int_(&j, "queue_waiters", st.queue_waiters);
+    secs_or_null(&j, "queue_oldest_wait_s", st.queue_oldest_wait_ms);
+    open_(&j, "queue", '[');
+    for (size_t i = 0; i < nq; i++) {
+        open_(&j, NULL, '{');
+        str_(&j, "class", q[i].name);
+        int_or_null(&j, "weight", q[i].weight, q[i].weight <= 0);
+        int_(&j, "waiters", q[i].waiters);
+        int_(&j, "tokens", q[i].tokens);
+        secs_or_null(&j, "oldest_wait_s", q[i].oldest_wait_ms);
+        int_(&j, "absent", q[i].absent);
+        close_(&j, '}');
+    }
+    close_(&j, ']');
     close_(&j, '}');
+    tkm_queue_status_free(q);
     return done(c, &j, json);
 }
 

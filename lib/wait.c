@@ -1,7 +1,8 @@
 /*
- * The blocking acquire: the atomic try, then a sleep of the wait the bucket
- * computed (plus a little jitter), in slices that each carry a heartbeat.
- * No polling: each try is followed by the sleep the script asked for.
+ * The blocking acquire: an attempt in line (acquire.lua, which keeps the
+ * waiter's ticket in the pool's wait queue), then a sleep until the turn
+ * the script expects for it, in slices that each carry a heartbeat.  No
+ * polling: each attempt is followed by the sleep the script asked for.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,16 +35,6 @@ int64_t tkm__random(tkm_client *c, int64_t n)
     return (int64_t)((uint64_t)rand_r(&c->jitter_seed) % (uint64_t)n);
 }
 
-/* Up to 5% of the wait, at most 100 ms, at least 1 ms. */
-static int64_t jitter(tkm_client *c, int64_t wait_ms)
-{
-    int64_t span = wait_ms / 20;
-
-    if (span > 100)
-        span = 100;
-    return 1 + tkm__random(c, span);
-}
-
 /* An error from a heartbeat (Redis down) ends the wait, as does cancel. */
 tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase)
 {
@@ -66,10 +57,52 @@ tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase)
                : TKM_OK;
 }
 
+tkm_code tkm__queue_weight(tkm_client *c, const char *name, int64_t *weight)
+{
+    const tkm_queue_options *q = &c->opts.queue;
+
+    if (name == NULL || name[0] == '\0')
+        name = q->class_name;
+    *weight = 1; /* "default", unless listed */
+    for (int i = 0; i < q->nclasses && i < TKM_QUEUE_CLASSES_MAX; i++) {
+        const char *item = q->classes[i];
+        size_t n = strcspn(item, "=");
+        if (strlen(name) == n && strncmp(item, name, n) == 0 && item[n] == '=')
+            return tkm_parse_int(item + n + 1, 1, TKM_QUEUE_WEIGHT_MAX,
+                                 weight) == TKM_OK
+                       ? TKM_OK
+                       : tkm__fail(c, TKM_ECONFIG,
+                                   "queue.classes: '%.80s' has no weight in "
+                                   "1..%d",
+                                   item, TKM_QUEUE_WEIGHT_MAX);
+    }
+    if (strcmp(name, "default") == 0)
+        return TKM_OK;
+    return tkm__fail(c, TKM_ECONFIG,
+                     "queue class '%.80s' is not one of queue.classes (nor "
+                     "\"default\")",
+                     name);
+}
+
+/* A ticket id as acquire.lua hands it out ("seq-ms"), with room. */
+#define TICKET_MAX 48
+
 TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
                                 int64_t max_wait_ms, tkm_grant *g)
 {
-    int64_t deadline;
+    return tkm_acquire_ex(c, cost, max_wait_ms, NULL, g);
+}
+
+TKM_EXPORT tkm_code tkm_acquire_ex(tkm_client *c, int64_t cost,
+                                   int64_t max_wait_ms,
+                                   const tkm_acquire_opts *opts, tkm_grant *g)
+{
+    const char *cls = opts != NULL && opts->queue_class != NULL &&
+                              opts->queue_class[0] != '\0'
+                          ? opts->queue_class
+                          : c->opts.queue.class_name;
+    char ticket[TICKET_MAX] = "";
+    int64_t deadline, weight;
     tkm_code rc;
 
     memset(g, 0, sizeof(*g));
@@ -78,24 +111,30 @@ TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
                          "max_wait_ms %lld is above %lld (a day; -1: "
                          "bucket.max_wait_s)",
                          (long long)max_wait_ms, (long long)TKM_MAX_WAIT_MS);
+    rc = tkm__queue_weight(c, cls, &weight);
+    if (rc != TKM_OK)
+        return rc;
     if (max_wait_ms < 0)
         max_wait_ms = c->opts.bucket.max_wait_s * 1000;
     deadline = tkm__monotonic_ms() + max_wait_ms;
     for (;;) {
-        int64_t wait, left;
+        int64_t left = deadline - tkm__monotonic_ms();
         if (canceled(c))
             return tkm__fail(c, TKM_ECANCELED, "acquire canceled");
-        rc = tkm_try_acquire(c, cost, g);
+        rc = tkm__attempt(c, cost, cls, weight, ticket, sizeof(ticket),
+                          left > 0 ? left : 0, g, NULL);
         if (rc != TKM_OK || g->granted || g->retry_after_ms == TKM_RETRY_NEVER)
             return rc;
-        wait = g->retry_after_ms + jitter(c, g->retry_after_ms);
         left = deadline - tkm__monotonic_ms();
-        if (wait > left) {
-            /* The caller frees the worker instead of holding it. */
+        if (ticket[0] == '\0' || g->retry_after_ms > left) {
+            /* Not in line: its turn is later than the caller would wait.
+             * The caller frees the worker instead of holding it. */
             g->reason = TKM_REASON_WAIT_TOO_LONG;
             return TKM_OK;
         }
-        rc = tkm__sleep_beating(c, wait, PHASE_WAITING);
+        /* The line tells each waiter its own time: no jitter needed, but a
+         * millisecond so that Redis' clock has passed the tick. */
+        rc = tkm__sleep_beating(c, g->retry_after_ms + 1, PHASE_WAITING);
         if (rc != TKM_OK)
             return rc;
     }

@@ -83,22 +83,27 @@ START_TEST(test_call_layout)
     tkm_client *c = offline_client();
     tkm__call k;
 
-    /* The pool's 7 keys, the 13 policy numbers, then op[]. */
+    /* The pool's 8 keys, the 13 policy numbers, then op[]. */
     tkm__call_init(&k, c, TKM__CALL_ACQUIRE);
     tkm__call_int(&k, 5);
     tkm__call_str(&k, "w");
+    tkm__call_str(&k, "default");
+    tkm__call_int(&k, 1);
+    tkm__call_str(&k, "");
+    tkm__call_str(&k, "");
     ck_assert_int_eq(k.nkeys, TKM__NKEYS_POOL);
-    ck_assert_int_eq(k.argc, TKM__NKEYS_POOL + TKM__NPOLICY + 2);
+    ck_assert_int_eq(k.argc, TKM__NKEYS_POOL + TKM__NPOLICY + 6);
     ck_assert_str_eq(k.argv[0], "tokenmgr:{t}:bucket");
     ck_assert_str_eq(k.argv[6], "tokenmgr:{t}:busy");
+    ck_assert_str_eq(k.argv[7], "tokenmgr:{t}:queue");
     ck_assert_str_eq(k.argv[TKM__NKEYS_POOL + TKM__NPOLICY], "5");
-    ck_assert_str_eq(k.argv[k.argc - 1], "w");
+    ck_assert_str_eq(k.argv[TKM__NKEYS_POOL + TKM__NPOLICY + 1], "w");
 
     /* The guard's keys after the pool's, the command first in op[]. */
     tkm__call_init(&k, c, TKM__CALL_RECOVERY_STATUS);
     ck_assert_int_eq(k.nkeys, TKM__NKEYS_POOL + TKM__NKEYS_GUARD);
-    ck_assert_str_eq(k.argv[7], "tokenmgr:{t}:recovery");
-    ck_assert_str_eq(k.argv[10], "tokenmgr:{t}:recovery_log");
+    ck_assert_str_eq(k.argv[8], "tokenmgr:{t}:recovery");
+    ck_assert_str_eq(k.argv[11], "tokenmgr:{t}:recovery_log");
     ck_assert_str_eq(k.argv[k.nkeys + TKM__NPOLICY], "status");
 
     /* The audit log: the guard's keys alone, no policy. */
@@ -138,9 +143,9 @@ START_TEST(test_call_bounds)
     tkm__call_int(&k, 1);
     ck_assert_int_eq(tkm__call_run(c, &k, v, 4, NULL), TKM_EINVAL);
     ck_assert_str_eq(tkm_errstr(c),
-                     "the acquire call takes 2 arguments, was given 1");
-    tkm__call_str(&k, "w");
-    tkm__call_str(&k, "extra");
+                     "the acquire call takes 6 arguments, was given 1");
+    for (int i = 0; i < 6; i++)
+        tkm__call_str(&k, "extra");
     ck_assert_int_eq(tkm__call_run(c, &k, v, 4, NULL), TKM_EINVAL);
     ck_assert_int_eq(tkm_client_round_trips(c), 0);
     tkm_client_free(c);
@@ -159,9 +164,9 @@ typedef struct step {
 /* Every call, in an order where each can succeed. */
 static const step steps[] = {
     {TKM__CALL_SYNC, {"1000", "10", "", ""}},
-    {TKM__CALL_ACQUIRE, {"1", "w1"}},
+    {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", ""}},
     {TKM__CALL_COMPLETE, {GRANT, "1", "", ""}},
-    {TKM__CALL_ACQUIRE, {"1", "w1"}},
+    {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", "1000"}},
     {TKM__CALL_RELEASE, {GRANT}},
     {TKM__CALL_STATUS, {NULL}},
     {TKM__CALL_RECHARGE, {"1"}},
@@ -237,16 +242,19 @@ START_TEST(test_reply_off_declaration)
 {
     tkm_client *c = tkt_client();
     tkm__call_decl wider = tkm__calls[TKM__CALL_STATUS];
-    tkm__value v[TKM__STATUS_NFIELDS + 1];
+    tkm__value v[TKM__STATUS_NFIELDS + TKM__STATUS_ROW_NFIELDS];
     tkm__call k;
 
     wider.nfields++;
     tkm__call_init(&k, c, TKM__CALL_STATUS);
     k.decl = &wider;
-    ck_assert_int_eq(tkm__call_run(c, &k, v, TKM__STATUS_NFIELDS + 1, NULL),
-                     TKM_EPROTO);
+    ck_assert_int_eq(
+        tkm__call_run(c, &k, v, TKM__STATUS_NFIELDS + TKM__STATUS_ROW_NFIELDS,
+                      NULL),
+        TKM_EPROTO);
     ck_assert_str_eq(tkm_errstr(c),
-                     "the status script answered 18 values, expected 19");
+                     "the status script answered 23 values, expected 19 "
+                     "and rows of 5");
     tkm_client_free(c);
 }
 END_TEST

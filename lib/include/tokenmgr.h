@@ -163,6 +163,26 @@ typedef struct tkm_sentinel_options {
     char password_file[TKM_PATH_MAX];           /* "": no AUTH */
 } tkm_sentinel_options;
 
+/* Queue classes: names [A-Za-z0-9_.-]{1,32}; weights 1..1000. */
+#define TKM_QUEUE_CLASS_MAX   32
+#define TKM_QUEUE_CLASSES_MAX 16
+#define TKM_QUEUE_WEIGHT_MAX  1000
+
+/*
+ * The wait queue (YAML section `queue:`): blocking acquires wait in one line
+ * per pool, shared by every worker; priority classes share the tokens in
+ * proportion to their weights (see tkm_acquire_ex).
+ */
+typedef struct tkm_queue_options {
+    /* `queue.classes`: "name=weight" items ("interactive=3"); the class
+     * "default" always exists, with weight 1 unless listed. */
+    int nclasses;
+    char classes[TKM_QUEUE_CLASSES_MAX][TKM_QUEUE_CLASS_MAX + 8];
+    /* `queue.class`: this client's class ("default"): "default" or one of
+     * `classes`. */
+    char class_name[TKM_QUEUE_CLASS_MAX + 1];
+} tkm_queue_options;
+
 /* Slots of tkm_options.sources_ (one per option of the table). */
 #define TKM_OPTION_SLOTS 128
 
@@ -184,6 +204,7 @@ typedef struct tkm_options {
      * may read (trailing newline stripped); it replaces the URL's. */
     char redis_password_file[TKM_PATH_MAX];
     tkm_sentinel_options sentinel; /* YAML `redis.sentinels`... */
+    tkm_queue_options queue;       /* YAML `queue:` */
     /* Private: where each option's value came from (tkm_options_source). */
     unsigned char sources_[TKM_OPTION_SLOTS];
 } tkm_options;
@@ -431,11 +452,14 @@ typedef enum tkm_reason {
     TKM_REASON_INSUFFICIENT = 2,  /* balance below min_start_balance */
     TKM_REASON_DEFICIT_LIMIT = 3, /* the grant would pass max_deficit */
     TKM_REASON_NEED_SYNC = 4,     /* the pool has no state: sync first */
-    TKM_REASON_WAIT_TOO_LONG = 5  /* a blocking wait would exceed max_wait */
+    TKM_REASON_WAIT_TOO_LONG = 5, /* a blocking wait would exceed max_wait */
+    TKM_REASON_LINE_AHEAD = 6     /* waiters are in line before this call:
+                                     retry_after_ms is its expected turn */
 } tkm_reason;
 
 /* "ok", "recharging", "insufficient", "deficit_limit", "need_sync",
- * "wait_too_long" (the JSON names of CONTRACT.md).  Never NULL. */
+ * "wait_too_long" (the JSON names of CONTRACT.md), "line_ahead".  Never
+ * NULL. */
 TKM_EXPORT const char *tkm_reason_str(tkm_reason reason);
 
 #define TKM_GRANT_ID_MAX 32
@@ -485,7 +509,11 @@ typedef struct tkm_grant {
  * back that long, a repeated one for as long as it repeats);
  * bucket.estimate_prior before anything completed.  A grant needs the
  * balance minus the calls in flight at that error, and this call at its
- * own, to stay above max_deficit.  A grant is a lease: end it with
+ * own, to stay above max_deficit.  While waiters are in line
+ * (tkm_acquire_ex), a try never passes them: it is denied with
+ * TKM_REASON_LINE_AHEAD and the wait its turn would take (unless its class
+ * is ahead of them by the classes' weights), and still writes nothing.
+ * Its class is the client's queue.class.  A grant is a lease: end it with
  * tkm_complete() or tkm_release() within lease_ttl_s, or it expires keeping
  * its cost.  A script that cannot finish (a key of the wrong type, a Redis
  * user without the permission) is refused before its first write: no
@@ -566,6 +594,8 @@ typedef struct tkm_pool_status {
      * what completed calls cost (see tkm_try_acquire). */
     int64_t inflight_reserve;
     double estimate_ratio; /* the pool's learned actual/estimate; 0: none */
+    int64_t queue_waiters; /* waiters in line, every class */
+    int64_t queue_oldest_wait_ms; /* the oldest one's wait so far; -1: none */
 } tkm_pool_status;
 
 /* Read the pool's state (and its workers' summary) in one round trip. */
@@ -651,21 +681,83 @@ TKM_EXPORT void tkm_workers_free(tkm_worker *list);
 TKM_EXPORT tkm_code tkm_worker_forget(tkm_client *client, const char *id);
 
 /*
- * Blocking acquire: try; when denied, sleep exactly the retry_after_ms the
- * bucket returned (plus a small random jitter so waiters do not stampede),
- * in slices of at most heartbeat.wait_slice_ms with a heartbeat
- * ("waiting for tokens") each slice, then try again.  Never polls and never
- * calls the API while waiting.  When the wait would end after max_wait_ms
- * (< 0: bucket.max_wait_s) from the call, returns at once with granted 0,
- * reason TKM_REASON_WAIT_TOO_LONG and the wait in retry_after_ms.  Denials
- * that refill cannot cure (need_sync, rate 0) return at once with their own
- * reason.  Redis failures return their error within the timeout.
- * max_wait_ms above TKM_MAX_WAIT_MS (a day, bucket.max_wait_s' largest) is
- * TKM_EINVAL.
+ * Blocking acquire: tkm_acquire_ex() in the client's class (queue.class).
+ * When the wait would end after max_wait_ms (< 0: bucket.max_wait_s) from
+ * the call, returns at once with granted 0, reason TKM_REASON_WAIT_TOO_LONG
+ * and the wait in retry_after_ms.  Denials that refill cannot cure
+ * (need_sync, rate 0) return at once with their own reason.  Redis failures
+ * return their error within the timeout.  max_wait_ms above
+ * TKM_MAX_WAIT_MS (a day, bucket.max_wait_s' largest) is TKM_EINVAL.
  */
 #define TKM_MAX_WAIT_MS INT64_C(86400000)
 TKM_EXPORT tkm_code tkm_acquire(tkm_client *client, int64_t cost,
                                 int64_t max_wait_ms, tkm_grant *grant);
+
+/* How a blocking acquire waits.  Zero-initialise; NULL means all
+ * defaults. */
+typedef struct tkm_acquire_opts {
+    /* The call's priority class: "default" or one of queue.classes;
+     * NULL or "": the client's queue.class. */
+    const char *queue_class;
+} tkm_acquire_opts;
+
+/*
+ * Blocking acquire in line.  A call that is denied takes a ticket in the
+ * pool's wait queue (one line in Redis for every worker on every host) and
+ * sleeps until its expected turn: the refill needed for every call ahead
+ * of it and for itself, under the floor, recharge and deficit rules.
+ * Waiters are told times a little apart, so they wake one after another,
+ * not together; each sleep is cut in slices of at most
+ * heartbeat.wait_slice_ms with a heartbeat ("waiting for tokens") each
+ * slice, and each attempt renews the ticket.  Never polls, never calls the
+ * API while waiting.
+ *
+ * The order: classes share the tokens in proportion to their weights
+ * (queue.classes, start-time fair queueing on tokens: a backlogged heavy
+ * class never starves a light one, nor the light one it), first come first
+ * served within a class.  A grant goes to the head of the line; a call
+ * behind it may go first only past waiters that cost more or are asleep
+ * until later, and only when the head (and whoever is expected within the
+ * refill it takes; for a call not yet in line, everyone) expects its grant
+ * no later for it (backfilling), so a large call at the head is never
+ * starved by small ones, and tokens are not left idle while a waiter told
+ * a late turn sleeps.  A waiter that does not come
+ * back when it said (it died, or gave up) is passed after a grace of half a
+ * refill period (0.25 to 2 s) and its ticket is freed within
+ * bucket.lease_ttl_s.  A wait longer than what is left of max_wait_ms
+ * leaves the line (TKM_REASON_WAIT_TOO_LONG).  A pool reset while waiting
+ * answers TKM_REASON_NEED_SYNC.  An unknown class is TKM_ECONFIG naming it.
+ */
+TKM_EXPORT tkm_code tkm_acquire_ex(tkm_client *client, int64_t cost,
+                                   int64_t max_wait_ms,
+                                   const tkm_acquire_opts *opts,
+                                   tkm_grant *grant);
+
+/* One class of the line, as tkm_queue_status() reports it. */
+typedef struct tkm_queue_class {
+    char name[TKM_QUEUE_CLASS_MAX + 1];
+    int64_t weight;  /* this client's configuration; 0: a class it does not
+                        know (tickets of another configuration) */
+    int64_t waiters; /* calls waiting in line */
+    int64_t tokens;  /* their estimates */
+    int64_t oldest_wait_ms; /* the oldest waiter's wait so far; -1: none */
+    int64_t absent; /* tickets whose waiter did not come back when due (it
+                       died or gave up): passed by others, freed within
+                       bucket.lease_ttl_s */
+} tkm_queue_class;
+
+/*
+ * The line per class, and (when pool is not NULL) the pool's status
+ * (tkm_status) from the same read: one round trip.  The classes are
+ * "default", those of queue.classes in their order, then any other class
+ * holding a ticket.  *classes is allocated (free it with
+ * tkm_queue_status_free) and holds *count entries.
+ */
+TKM_EXPORT tkm_code tkm_queue_status(tkm_client *client, tkm_pool_status *pool,
+                                     tkm_queue_class **classes, size_t *count);
+
+/* Free a list from tkm_queue_status().  NULL is fine. */
+TKM_EXPORT void tkm_queue_status_free(tkm_queue_class *classes);
 
 /* ------------------------------------------------------------------------
  * The Keepa client

@@ -1,18 +1,51 @@
 -- acquire: reserve `cost` tokens for `worker` (its id), or say why not
--- (reason) and when refill may cure the denial (retry_after_ms, -1 never).
+-- (reason) and when it may succeed (retry_after_ms, -1 never).
+--
+-- The line (the prelude's "the line"): `class` and `weight` (the caller's
+-- configuration of that class) place the call in it, `ticket` is the
+-- caller's place from an earlier attempt ('' none).  `max_wait_ms` ''
+-- is a try: a denial writes nothing (but a recharge transition), and a
+-- call behind present waiters is denied ('line_ahead') whatever the
+-- balance.  Otherwise the caller waits up to max_wait_ms: a grant goes to
+-- the head of the line, or to a call that may pass those ahead of it
+-- (may_backfill in the prelude); a denied caller keeps (or takes) its
+-- ticket and is told when its turn is expected, unless that is later than
+-- max_wait_ms (then it leaves the line).  `ticket` in the reply is the
+-- caller's ticket ('' none), `ahead` the present waiters before it.
 -- @keys pool
 -- @policy
--- @call acquire(cost, worker)
+-- @call acquire(cost, worker, class, weight, ticket, max_wait_ms)
 --   -> {granted, id, tokens, reason, retry_after_ms, recharge_mode,
---       recharge_expired}
+--       recharge_expired, ticket, ahead}
 local cost, bad = arg_int(op[1], 'cost', 0, LIMIT)
+local worker, class, ticket = op[2], op[3], op[5]
+local weight, max_wait
+if not bad then
+  weight, bad = arg_int(op[4], 'weight', 1, 1000)
+end
+if not bad then
+  max_wait, bad = arg_opt(op[6], 'max_wait_ms', 0, 86400000)
+end
+if not bad and not (#class <= 32 and string.match(class, '^[%w_.%-]+$')) then
+  bad = redis.error_reply("TKMARG class '" .. string.sub(class, 1, 40) ..
+                          "' is not [A-Za-z0-9_.-]{1,32} (nothing was " ..
+                          'changed)')
+end
+if not bad and ticket ~= '' and
+   not (#ticket <= 40 and string.match(ticket, '^%d+%-%d+$')) then
+  bad = redis.error_reply("TKMARG ticket '" .. string.sub(ticket, 1, 40) ..
+                          "' is not one acquire hands out (nothing was " ..
+                          'changed)')
+end
 if bad then
   return bad
 end
-local worker = op[2]
-bad = preflight({B, L, E}, {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
-                            {'HSET', L, 'f', 'v'}, {'HDEL', L, 'f'},
-                            {'ZADD', E, '0', 'm'}, {'ZREM', E, 'm'}})
+local try = max_wait == nil
+bad = preflight({B, L, E, Q}, {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
+                               {'HSET', L, 'f', 'v'}, {'HDEL', L, 'f'},
+                               {'ZADD', E, '0', 'm'}, {'ZREM', E, 'm'},
+                               {'HSET', Q, 'f', 'v'}, {'HDEL', Q, 'f'},
+                               {'DEL', Q}})
 if bad then
   return bad
 end
@@ -22,13 +55,15 @@ if err then
   return redis.error_reply(err)
 end
 if not s then
-  return {0, '', 0, 'need_sync', -1, 0, 0}
+  -- No state (never synced, or reset while waiters held tickets).
+  return {0, '', 0, 'need_sync', -1, 0, 0, '', 0}
 end
 refill(s)
 expire(s)
 local regrounding = reground_wait(s)
 if regrounding then -- a new master: no grant before a sync
-  return {0, '', s.tokens, 'need_sync', regrounding, recharge_on(s) and 1 or 0, 0}
+  return {0, '', s.tokens, 'need_sync', regrounding, recharge_on(s) and 1 or 0, 0,
+          '', 0}
 end
 
 local cap = capacity(s)
@@ -37,6 +72,20 @@ if cost > cap - cfg.max_deficit then
                            fmt(cap) .. ' minus max_deficit ' .. fmt(cfg.max_deficit) ..
                            ' allows at most ' .. fmt(cap - cfg.max_deficit))
 end
+
+local line = load_line()
+local me = line.by_id[ticket]
+if me and (me.class ~= class or me.cost ~= cost) then
+  me = nil -- not this call's: a new place
+end
+local fresh = me == nil
+if fresh then
+  me = {id = fmt(line.seq + 1) .. '-' .. fmt(now),
+        start = math.max(line.vt, line.f[class] or 0), seq = line.seq + 1,
+        class = class, cost = cost, enq = now}
+end
+me.worker = string.gsub(string.sub(worker, 1, 128), '[^%w_.:@%-]', '_')
+local order, pos = line_order(line, me)
 
 local expired_now = 0
 if recharge_timed_out(s) then
@@ -47,66 +96,102 @@ if recharge_timed_out(s) then
   expired_now = 1
 end
 
-local function deny(reason, needed)
-  local wait = wait_for(s, needed)
-  if reason == 'recharging' then
-    local left = s.recharge_since_ms + cfg.recharge_timeout_ms - now
-    if wait < 0 or left < wait then
-      wait = math.max(left, 1)
+-- What the line's key becomes (written last: nothing can fail then).
+local set, del = {}, {}
+for _, f in ipairs(line.drop) do
+  del[#del + 1] = f
+end
+local function write_line(live)
+  if live == 0 then
+    redis.call('DEL', Q)
+    return
+  end
+  if #del > 0 then
+    redis.call('HDEL', Q, unpack(del))
+  end
+  if #set > 0 then
+    redis.call('HSET', Q, unpack(set))
+  end
+end
+-- The class's next tag after me (a new ticket, or a call served without
+-- one while others wait: its class pays for it all the same).
+local function charge_class()
+  local tag = me.start + math.ceil(cost * TAG_SCALE / weight)
+  set[#set + 1], set[#set + 2] = 'f:' .. class, fmt(tag)
+end
+
+local why, extra = rule(s, view_of(s), cost, now)
+local granted = false
+if not why then
+  granted = pos == 1 or (not try and may_backfill(s, order, pos, me, extra))
+end
+
+if granted then
+  if recharge_on(s) then
+    s.recharge_since_ms = nil -- target reached: recharge ends, written below
+  end
+  s.tokens = s.tokens - cost
+  if s.tokens < cfg.soft_floor then
+    -- This grant proceeds; recharge starts for the calls after it.
+    s.recharge_since_ms = now
+  end
+  s.seq = (s.seq or 0) + 1
+  local id = fmt(s.seq) .. '-' .. fmt(now)
+  s.inflight_tokens = s.inflight_tokens + cost
+  s.leases = s.leases + 1
+  add_class(s, cost, 1)
+  local live = #line.tickets
+  if line.fields > 0 then
+    if fresh then
+      charge_class()
+    else
+      del[#del + 1] = 't:' .. me.id
+      live = live - 1
+    end
+    if pos == 1 and me.start > line.vt then
+      set[#set + 1], set[#set + 2] = 'vt', fmt(me.start)
     end
   end
-  return {0, '', s.tokens, reason, wait, recharge_on(s) and 1 or 0, expired_now}
+  bad = persist(s)
+  if bad then
+    return bad
+  end
+  redis.call('HSET', L, id, fmt(cost) .. '|' .. worker)
+  redis.call('ZADD', E, fmt(now + cfg.lease_ttl_ms), id)
+  if line.fields > 0 then
+    write_line(live)
+  end
+  return {1, id, s.tokens, 'ok', 0, recharge_on(s) and 1 or 0, expired_now, '',
+          0}
 end
 
-if s.tokens < cfg.min_start then
-  return deny('insufficient', cfg.min_start)
+local reason = why
+if pos > 1 then
+  reason = 'line_ahead'
 end
-if recharge_on(s) then
-  local target = cfg.recharge_target
-  if cost <= cfg.low_cost_max then
-    target = cfg.low_cost_target
+local wait = line_wait(s, order, pos, me)
+local mode = recharge_on(s) and 1 or 0
+if try then
+  return {0, '', s.tokens, reason, wait, mode, expired_now, '', pos - 1}
+end
+local live = #line.tickets
+local keep = wait >= 0 and wait <= max_wait
+if keep then
+  -- Back at least every half TTL, so that a live waiter keeps its place.
+  wait = math.min(wait, math.max(1, math.floor(cfg.lease_ttl_ms / 2)))
+  me.due, me.exp = now + wait, now + cfg.lease_ttl_ms
+  set[#set + 1], set[#set + 2] = 't:' .. me.id, ticket_text(me)
+  if fresh then
+    set[#set + 1], set[#set + 2] = 'seq', fmt(me.seq)
+    charge_class()
+    live = live + 1
   end
-  target = math.min(target, cap)
-  if s.tokens < target then
-    return deny('recharging', target)
-  end
-  s.recharge_since_ms = nil -- target reached: recharge ends, written below
+elseif not fresh then
+  del[#del + 1] = 't:' .. me.id
+  live = live - 1
 end
--- The deficit limit holds for what the calls may really cost: this one at
--- its estimate's known error (but never so much that it could never pass)
--- and those in flight at their reserve.
-local extra = math.min(excess(s, cost), cap - cfg.max_deficit - cost)
-local held = reserve(s) + extra
-if s.tokens - cost - held < cfg.max_deficit then
-  -- Refill need only bring what the calls in flight do not hold: their
-  -- completions free their reserve, sooner than refill (a Keepa minute).
-  local reply = deny('deficit_limit', cfg.max_deficit + cost + extra)
-  if reply[5] == 0 then
-    -- Only that reserve blocks: look again within a second (or the tick).
-    reply[5] = math.min(refill_in(s), 1000)
-  end
-  if s.next_change and s.next_change > now and
-     (reply[5] < 0 or s.next_change - now < reply[5]) then
-    -- A held outlier stops counting then.
-    reply[5] = s.next_change - now
-  end
-  return reply
+if keep or line.fields > 0 then
+  write_line(live)
 end
-
-s.tokens = s.tokens - cost
-if s.tokens < cfg.soft_floor and not recharge_on(s) then
-  -- This grant proceeds; recharge starts for the calls after it.
-  s.recharge_since_ms = now
-end
-s.seq = (s.seq or 0) + 1
-local id = fmt(s.seq) .. '-' .. fmt(now)
-s.inflight_tokens = s.inflight_tokens + cost
-s.leases = s.leases + 1
-add_class(s, cost, 1)
-bad = persist(s)
-if bad then
-  return bad
-end
-redis.call('HSET', L, id, fmt(cost) .. '|' .. worker)
-redis.call('ZADD', E, fmt(now + cfg.lease_ttl_ms), id)
-return {1, id, s.tokens, 'ok', 0, recharge_on(s) and 1 or 0, expired_now}
+return {0, '', s.tokens, reason, wait, mode, expired_now, keep and me.id or '',
+        pos - 1}

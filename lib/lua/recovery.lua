@@ -1,12 +1,12 @@
 -- The recovery guard, shared by every monitor and the CLI of a pool.
--- The `guard` key set, after the pool's: KEYS[8] guard hash, KEYS[9]
--- actions sorted set (action id -> time), KEYS[10] the actor lease (string
--- holding a random token), KEYS[11] the audit stream (capped).
+-- The `guard` key set, after the pool's: KEYS[9] guard hash, KEYS[10]
+-- actions sorted set (action id -> time), KEYS[11] the actor lease (string
+-- holding a random token), KEYS[12] the audit stream (capped).
 -- op[1] the command (the library sends it for each call declared below),
 -- op[2] the host that asks; the rest depends on the command.
 -- @keys pool guard
 -- @policy
-local R, A, LEASE, LOG = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local R, A, LEASE, LOG = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local cmd, host = op[1], op[2]
 local pool = string.match(B, '{(.-)}')
 local AUDIT_MAX = 1000

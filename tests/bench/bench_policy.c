@@ -25,9 +25,27 @@
  * call (wall time minus the successful request's processing time) p50/p99,
  * Redis round trips per call, /token calls.
  *
+ * The line (issue 18), per run: Jain's index of the tokens granted to the
+ * workers (their calls' estimates), and each completed call's wait against
+ * what the line ahead of it explains: the calls waiting or in flight when
+ * it arrived and itself, at their actual costs, refilled at the rate, plus
+ * one period and the recharge target's worth of refill; the bound is twice
+ * that, and the worst wait / bound is printed.  --classes A:B splits the
+ * workers in two halves, classes "interactive" (weight A) and "backfill"
+ * (weight B) where the library has classes (tkm_acquire_ex), plain halves
+ * otherwise: the tokens each half was granted, and the longest time the
+ * second half went without a grant.
+ *
  *   bench_policy [--periods N] [--workers 1,4,16,64] [--initial N]
  *                [--period-ms MS] [--policy tokenmgr|retry429|seed]
+ *                [--classes A:B] [--heartbeats on|off] [--max-wait S]
  *                [--json FILE]
+ *
+ * --heartbeats off runs tokenmgr's workers as tools (no heartbeat while they
+ * wait), so rt/call counts the decisions alone.  --max-wait sets
+ * bucket.max_wait_s (default 600: a line of 64 saturated workers is about a
+ * "minute" of this clock long, and a worker told to free itself would
+ * re-queue at the back).
  *
  * --initial sets the starting balance (default: full, 1200); a low one
  * shows the steady state without the first drain of a full bucket.
@@ -76,10 +94,16 @@ static int period_ms = PERIOD_MS_DEFAULT;
 #define MAX_COUNTS      8
 #define BODY_MAX        (256 * 1024)
 #define TARGET_UTIL     0.97
+#define TARGET_JAIN     0.95
 
 typedef enum policy { P_TOKENMGR, P_RETRY429, P_SEED, P_COUNT } policy;
 static const char *const policy_names[P_COUNT] = {"tokenmgr", "retry429",
                                                   "seed"};
+
+/* --classes, --heartbeats, --max-wait. */
+static int class_w[2] = {0, 0}; /* 0: one class */
+static int heartbeats = 1;
+static int64_t max_wait_s = 600;
 
 /* Shared by the threads of one run. */
 typedef struct run_ctx {
@@ -88,7 +112,22 @@ typedef struct run_ctx {
     const char *redis_url;
     const char *redis_sock;
     volatile sig_atomic_t stop;
+    int nworkers;
+    /* The line as the bench sees it: who is waiting or in flight since
+     * when (ns, 0: nobody), with which of its calls. */
+    pthread_mutex_t mu;
+    int64_t *active_since;
+    int64_t *active_call;
 } run_ctx;
+
+/* One call: when it started and ended, what it cost, and the calls that
+ * were ahead of it when it started (ahead[ahead_off..+ahead_n] of its
+ * worker, pairs of worker index and call number). */
+typedef struct call_rec {
+    int64_t t0, t1, proc_ns, est, actual;
+    int ok;
+    size_t ahead_off, ahead_n;
+} call_rec;
 
 typedef struct worker {
     pthread_t tid;
@@ -99,6 +138,11 @@ typedef struct worker {
     size_t nwaits, capwaits;
     int64_t calls, errors, dropped, trips, cut;
     char first_error[256];
+    int cls; /* 0 or 1 (--classes) */
+    call_rec *recs;
+    size_t nrecs, caprecs;
+    int64_t *ahead; /* pairs */
+    size_t nahead, capahead;
 } worker;
 
 typedef struct run_result {
@@ -110,6 +154,14 @@ typedef struct run_result {
     double util, p50_ms, p99_ms, trips_per_call;
     int drained;
     char first_error[256];
+    /* The line. */
+    double jain;
+    int64_t worst_wait_ms, worst_bound_ms; /* the call of the worst ratio */
+    double worst_ratio;
+    int64_t max_wait_ms;  /* the longest wait of any completed call */
+    double share[2];      /* --classes: tokens granted per half */
+    int64_t gap_ms;       /* --classes: the second half's longest drought */
+    int64_t low_worst_ms; /* --classes: the second half's worst wait */
 } run_result;
 
 static uint64_t next_rand(uint64_t *s)
@@ -142,6 +194,70 @@ static void add_wait(worker *w, int64_t ns)
         w->capwaits = cap;
     }
     w->waits[w->nwaits++] = ns;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t cap2 = *cap ? 2 * *cap : 256;
+    while (cap2 < need)
+        cap2 *= 2;
+    void *q = realloc(*p, cap2 * size);
+    if (q == NULL)
+        return -1;
+    *p = q;
+    *cap = cap2;
+    return 0;
+}
+
+/* A call arrives: note who is ahead of it (waiting or in flight). */
+static void line_enter(worker *w, int64_t t0, int64_t est)
+{
+    run_ctx *run = w->run;
+    call_rec *r;
+
+    if (grow((void **)&w->recs, &w->caprecs, w->nrecs + 1, sizeof(*w->recs)))
+        return;
+    r = &w->recs[w->nrecs];
+    memset(r, 0, sizeof(*r));
+    r->t0 = t0;
+    r->est = est;
+    r->ahead_off = w->nahead;
+    pthread_mutex_lock(&run->mu);
+    if (grow((void **)&w->ahead, &w->capahead,
+             w->nahead + 2 * (size_t)run->nworkers, sizeof(*w->ahead)) == 0) {
+        for (int j = 0; j < run->nworkers; j++) {
+            if (j == w->index || run->active_since[j] == 0 ||
+                run->active_since[j] > t0)
+                continue;
+            w->ahead[w->nahead++] = j;
+            w->ahead[w->nahead++] = run->active_call[j];
+            r->ahead_n++;
+        }
+    }
+    run->active_since[w->index] = t0;
+    run->active_call[w->index] = (int64_t)w->nrecs;
+    pthread_mutex_unlock(&run->mu);
+    w->nrecs++;
+}
+
+/* It ends (ok: completed; actual: its cost, or -1 when unknown). */
+static void line_leave(worker *w, int64_t t1, int64_t proc_ns, int ok,
+                       int64_t actual)
+{
+    run_ctx *run = w->run;
+
+    pthread_mutex_lock(&run->mu);
+    run->active_since[w->index] = 0;
+    pthread_mutex_unlock(&run->mu);
+    if (w->nrecs == 0)
+        return;
+    call_rec *r = &w->recs[w->nrecs - 1];
+    r->t1 = t1;
+    r->proc_ns = proc_ns;
+    r->ok = ok;
+    r->actual = actual >= 0 ? actual : r->est;
 }
 
 /* One call of the mix: path, params (name/value pairs), estimate. */
@@ -217,6 +333,21 @@ static void tkm_opts(const run_ctx *run, int index, tkm_options *o)
     o->bucket.refill_period_ms = period_ms;
     o->keepa.timeout_ms = 5000;
     o->heartbeat.wait_slice_ms = 100; /* the run's stop is seen promptly */
+    o->bucket.max_wait_s = max_wait_s;
+#ifdef TKM_QUEUE_CLASS_MAX
+    if (class_w[0] > 0) {
+        char list[64], err[256];
+        snprintf(list, sizeof(list), "interactive=%d,backfill=%d", class_w[0],
+                 class_w[1]);
+        if (tkm_options_set(o, "queue.classes", list, err, sizeof(err)) !=
+                TKM_OK ||
+            (index >= 0 &&
+             tkm_options_set(o, "queue.class",
+                             (index % 2) == 0 ? "interactive" : "backfill", err,
+                             sizeof(err)) != TKM_OK))
+            fprintf(stderr, PROG ": %s\n", err);
+    }
+#endif
 }
 
 static void run_tokenmgr(worker *w)
@@ -232,6 +363,8 @@ static void run_tokenmgr(worker *w)
         goto out;
     }
     tkm_client_set_cancel(c, &run->stop);
+    if (!heartbeats)
+        tkm_client_set_heartbeats(c, 0);
     while (!run->stop && !bench_interrupted) {
         tkm_keepa_response resp;
         call cl;
@@ -240,8 +373,12 @@ static void run_tokenmgr(worker *w)
 
         pick_call(w, &cl);
         t0 = bench_now_ns();
+        line_enter(w, t0, cl.estimate);
         rc = tkm_keepa_request(kc, cl.path, cl.params, cl.estimate, &resp);
         t1 = bench_now_ns();
+        line_leave(w, t1, resp.processing_ms * 1000000,
+                   rc == TKM_OK && resp.http_status == 200,
+                   resp.has_tokens ? resp.tokens_consumed : -1);
         if (rc == TKM_OK && resp.http_status == 200) {
             w->calls++;
             add_wait(w, t1 - t0 - resp.processing_ms * 1000000);
@@ -280,10 +417,12 @@ static void run_retry429(worker *w)
 
         pick_call(w, &cl);
         call_url(run, &cl, url, sizeof(url));
+        line_enter(w, t0, cl.estimate);
         for (;;) {
             long status = 0;
             if (tkt_http_get(url, &status, body, BODY_MAX) != 0) {
                 note_error(w, "HTTP transport error");
+                line_leave(w, bench_now_ns(), 0, 0, -1);
                 break;
             }
             if (status == 429) {
@@ -292,16 +431,21 @@ static void run_retry429(worker *w)
                 if (run->stop || bench_interrupted) {
                     w->cut++;
                     add_wait(w, bench_now_ns() - t0);
+                    line_leave(w, bench_now_ns(), 0, 0, -1);
                     break;
                 }
                 continue;
             }
             if (status == 200) {
                 int64_t proc = tkt_json_int(body, "processingTimeInMs");
+                int64_t used = tkt_json_int(body, "tokensConsumed");
                 w->calls++;
                 add_wait(w,
                          bench_now_ns() - t0 - (proc > 0 ? proc * 1000000 : 0));
+                line_leave(w, bench_now_ns(), proc > 0 ? proc * 1000000 : 0, 1,
+                           used);
             } else {
+                line_leave(w, bench_now_ns(), 0, 0, -1);
                 note_error(w, "unexpected HTTP status");
             }
             break;
@@ -467,14 +611,17 @@ static void run_seed(worker *w)
         call cl;
 
         pick_call(w, &cl);
+        line_enter(w, t0, cl.estimate);
         if (seed_acquire(w, rc, cl.estimate) != 0) {
             w->cut++;
             add_wait(w, bench_now_ns() - t0);
+            line_leave(w, bench_now_ns(), 0, 0, -1);
             break;
         }
         call_url(run, &cl, url, sizeof(url));
         if (tkt_http_get(url, &status, body, BODY_MAX) != 0) {
             note_error(w, "HTTP transport error");
+            line_leave(w, bench_now_ns(), 0, 0, -1);
             continue;
         }
         if (status == 200 || status == 429)
@@ -483,10 +630,14 @@ static void run_seed(worker *w)
             int64_t proc = tkt_json_int(body, "processingTimeInMs");
             w->calls++;
             add_wait(w, bench_now_ns() - t0 - (proc > 0 ? proc * 1000000 : 0));
+            line_leave(w, bench_now_ns(), proc > 0 ? proc * 1000000 : 0, 1,
+                       tkt_json_int(body, "tokensConsumed"));
         } else if (status == 429) {
             w->dropped++; /* its failure 13: a 429 read as "no more data" */
+            line_leave(w, bench_now_ns(), 0, 0, -1);
         } else {
             note_error(w, "unexpected HTTP status");
+            line_leave(w, bench_now_ns(), 0, 0, -1);
         }
     }
 out:
@@ -593,6 +744,91 @@ static int first_sync(run_ctx *run, const tkt_keepa *k)
     return 0;
 }
 
+/* A call's cost as the bench knows it after the run (its estimate when it
+ * never completed). */
+static int64_t cost_of(const worker *ws, int j, int64_t k)
+{
+    const worker *w = &ws[j];
+
+    if (k < 0 || (size_t)k >= w->nrecs)
+        return PRODUCT_EST;
+    return w->recs[k].ok ? w->recs[k].actual : w->recs[k].est;
+}
+
+/* Jain's index, the worst wait against the line ahead of it, the classes'
+ * shares and the second class's longest drought. */
+static void line_figures(const worker *ws, int n, int64_t t_set, int64_t t_end,
+                         run_result *out)
+{
+    double sum = 0, sq = 0, tok[2] = {0, 0};
+    const double period_ns = (double)period_ms * 1e6;
+    int64_t *grants = NULL;
+    size_t ngrants = 0, cap = 0;
+
+    out->worst_ratio = 0;
+    for (int i = 0; i < n; i++) {
+        const worker *w = &ws[i];
+        double x = 0;
+        for (size_t c = 0; c < w->nrecs; c++) {
+            const call_rec *r = &w->recs[c];
+            double explained, bound_ns, wait_ns;
+            /* A call still waiting at the end counts with its wait so far
+             * (a worker that is never served shows here). */
+            if (!r->ok && r->t1 != 0 && c + 1 != w->nrecs)
+                continue;
+            /* Each worker's first call is left out of the waits: the
+             * threads start together, and which first call reached Redis
+             * first, the bench cannot see. */
+            if (c == 0) {
+                if (r->ok)
+                    x += (double)r->est;
+                continue;
+            }
+            if (r->ok)
+                x += (double)r->est;
+            explained = (double)r->actual;
+            for (size_t a = 0; a < r->ahead_n; a++)
+                explained +=
+                    (double)cost_of(ws, (int)w->ahead[r->ahead_off + 2 * a],
+                                    w->ahead[r->ahead_off + 2 * a + 1]);
+            bound_ns =
+                2 * (explained / RATE + 1.0 + (double)RECHARGE_TARGET / RATE) *
+                period_ns;
+            wait_ns = (double)((r->t1 ? r->t1 : t_end) - r->t0 - r->proc_ns);
+            if (wait_ns / 1e6 > (double)out->max_wait_ms)
+                out->max_wait_ms = (int64_t)(wait_ns / 1e6);
+            if (wait_ns / bound_ns > out->worst_ratio) {
+                out->worst_ratio = wait_ns / bound_ns;
+                out->worst_wait_ms = (int64_t)(wait_ns / 1e6);
+                out->worst_bound_ms = (int64_t)(bound_ns / 1e6);
+            }
+            if (w->cls == 1) {
+                if ((int64_t)(wait_ns / 1e6) > out->low_worst_ms)
+                    out->low_worst_ms = (int64_t)(wait_ns / 1e6);
+                if (r->ok && grow((void **)&grants, &cap, ngrants + 1,
+                                  sizeof(*grants)) == 0)
+                    grants[ngrants++] = r->t1 - r->proc_ns;
+            }
+        }
+        sum += x;
+        sq += x * x;
+        tok[w->cls] += x;
+    }
+    out->jain = sq > 0 ? sum * sum / ((double)n * sq) : 0;
+    out->share[0] = sum > 0 ? tok[0] / sum : 0;
+    out->share[1] = sum > 0 ? tok[1] / sum : 0;
+    if (class_w[0] > 0) {
+        int64_t prev = t_set;
+        bench_sort(grants, ngrants);
+        for (size_t g = 0; g < ngrants; g++) {
+            if (grants[g] - prev > out->gap_ms * 1000000)
+                out->gap_ms = (grants[g] - prev) / 1000000;
+            prev = grants[g];
+        }
+    }
+    free(grants);
+}
+
 static int run_one(policy pol, int nworkers, int periods, int64_t initial,
                    const tkt_keepa *k, const tkt_redis *srv, redisContext *r,
                    run_result *out)
@@ -602,6 +838,7 @@ static int run_one(policy pol, int nworkers, int periods, int64_t initial,
                    .redis_url = srv->url,
                    .redis_sock = srv->sock};
     worker *ws = calloc((size_t)nworkers, sizeof(*ws));
+    int64_t *active = calloc(2 * (size_t)nworkers, sizeof(*active));
     int64_t t_set, t_end, started = 0, sum_trips = 0;
     int64_t *all = NULL;
     size_t nall = 0;
@@ -611,8 +848,15 @@ static int run_one(policy pol, int nworkers, int periods, int64_t initial,
     memset(out, 0, sizeof(*out));
     out->pol = pol;
     out->workers = nworkers;
-    if (ws == NULL)
+    run.nworkers = nworkers;
+    run.active_since = active;
+    run.active_call = active ? active + nworkers : NULL;
+    pthread_mutex_init(&run.mu, NULL);
+    if (ws == NULL || active == NULL) {
+        free(ws);
+        free(active);
         return -1;
+    }
     if (reset_all(k, r, initial) != 0)
         goto out;
     t_set = bench_now_ns();
@@ -622,6 +866,7 @@ static int run_one(policy pol, int nworkers, int periods, int64_t initial,
         ws[i].run = &run;
         ws[i].index = i;
         ws[i].rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) + (uint64_t)pol;
+        ws[i].cls = class_w[0] > 0 ? i % 2 : 0;
         if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
             fprintf(stderr, PROG ": pthread_create failed\n");
             run.stop = 1;
@@ -677,12 +922,18 @@ static int run_one(policy pol, int nworkers, int periods, int64_t initial,
         out->charged - (out->final_balance < 0 ? -out->final_balance : 0);
     out->util = (double)out->useful / (double)out->ideal;
     out->drained = out->min_balance < SOFT_FLOOR;
+    line_figures(ws, nworkers, t_set, bench_now_ns(), out);
     ret = 0;
 out:
-    for (int i = 0; i < nworkers; i++)
+    for (int i = 0; i < nworkers; i++) {
         free(ws[i].waits);
+        free(ws[i].recs);
+        free(ws[i].ahead);
+    }
     free(ws);
+    free(active);
     free(all);
+    pthread_mutex_destroy(&run.mu);
     return ret;
 }
 
@@ -734,6 +985,35 @@ static void print_row(const run_result *r)
            r->first_error);
 }
 
+static void print_line_header(void)
+{
+    printf("\nthe line: Jain's index of tokens granted per worker; the worst "
+           "wait against twice what the line\nahead of it explains (tokens "
+           "ahead and its own at the rate + 1 period + the recharge "
+           "target);\n%s\n",
+           class_w[0] > 0 ? "classes: tokens granted per half (weights as "
+                            "given), the second half's longest drought and "
+                            "worst wait"
+                          : "");
+    printf("%-9s %4s %6s %9s %9s %6s %9s", "policy", "wrk", "jain", "worst s",
+           "bound s", "ratio", "longest s");
+    if (class_w[0] > 0)
+        printf(" %7s %7s %9s %9s", "share1", "share2", "drought", "low wait");
+    printf("\n");
+}
+
+static void print_line_row(const run_result *r)
+{
+    printf("%-9s %4d %6.3f %9.1f %9.1f %6.2f %9.1f", policy_names[r->pol],
+           r->workers, r->jain, r->worst_wait_ms / 1000.0,
+           r->worst_bound_ms / 1000.0, r->worst_ratio, r->max_wait_ms / 1000.0);
+    if (class_w[0] > 0)
+        printf(" %6.1f%% %6.1f%% %7.2f p %7.2f p", 100 * r->share[0],
+               100 * r->share[1], (double)r->gap_ms / period_ms,
+               (double)r->low_worst_ms / period_ms);
+    printf("\n");
+}
+
 static void json_row(FILE *f, const run_result *r, int first)
 {
     fprintf(f,
@@ -744,7 +1024,10 @@ static void json_row(FILE *f, const run_result *r, int first)
             "\"wait_p50_ms\":%.2f,\"wait_p99_ms\":%.2f,"
             "\"redis_round_trips_per_call\":%.3f,\"token_calls\":%lld,"
             "\"cut\":%lld,\"dropped\":%lld,\"errors\":%lld,"
-            "\"elapsed_ms\":%lld}",
+            "\"elapsed_ms\":%lld,\"jain\":%.4f,\"worst_wait_ms\":%lld,"
+            "\"worst_bound_ms\":%lld,\"worst_ratio\":%.3f,"
+            "\"longest_wait_ms\":%lld,\"class_share\":[%.4f,%.4f],"
+            "\"low_class_drought_ms\":%lld,\"low_class_worst_wait_ms\":%lld}",
             first ? "" : ",", policy_names[r->pol], r->workers,
             (long long)r->calls, (long long)r->charged, (long long)r->useful,
             (long long)r->ideal, r->util, r->drained ? "true" : "false",
@@ -752,7 +1035,10 @@ static void json_row(FILE *f, const run_result *r, int first)
             (long long)r->final_balance, r->p50_ms, r->p99_ms,
             r->trips_per_call, (long long)r->token_calls, (long long)r->cut,
             (long long)r->dropped, (long long)r->errors,
-            (long long)r->elapsed_ms);
+            (long long)r->elapsed_ms, r->jain, (long long)r->worst_wait_ms,
+            (long long)r->worst_bound_ms, r->worst_ratio,
+            (long long)r->max_wait_ms, r->share[0], r->share[1],
+            (long long)r->gap_ms, (long long)r->low_worst_ms);
 }
 
 int main(int argc, char **argv)
@@ -773,7 +1059,7 @@ int main(int argc, char **argv)
     FILE *jf = NULL;
     int status = 1;
 
-    const char *policy_name = NULL;
+    const char *policy_name = NULL, *classes = NULL, *beats = NULL;
     const bench_opt opts[] = {
         {.name = "--periods", .min = 2, .max = 600, .num = &periods},
         {.name = "--workers",
@@ -784,14 +1070,29 @@ int main(int argc, char **argv)
         {.name = "--period-ms", .min = 100, .max = 60000, .num = &period},
         {.name = "--initial", .min = 0, .max = CAPACITY, .num = &initial},
         {.name = "--policy", .text = &policy_name},
+        {.name = "--classes", .text = &classes},
+        {.name = "--heartbeats", .text = &beats},
+        {.name = "--max-wait", .min = 0, .max = 86400, .num = &max_wait_s},
         {.name = "--json", .text = &json_path},
         {.name = NULL}};
     static const char usage[] = "[--periods N] [--workers 1,4,16,64] "
                                 "[--initial N] [--period-ms MS] "
-                                "[--policy NAME] [--json FILE]";
+                                "[--policy NAME] [--classes A:B] "
+                                "[--heartbeats on|off] [--max-wait S] "
+                                "[--json FILE]";
 
     if (bench_parse_args(argc, argv, PROG, usage, opts) != 0)
         return 2;
+    if ((classes != NULL &&
+         (sscanf(classes, "%d:%d", &class_w[0], &class_w[1]) != 2 ||
+          class_w[0] < 1 || class_w[0] > 1000 || class_w[1] < 1 ||
+          class_w[1] > 1000)) ||
+        (beats != NULL && strcmp(beats, "on") != 0 &&
+         strcmp(beats, "off") != 0)) {
+        fprintf(stderr, "usage: " PROG " %s\n", usage);
+        return 2;
+    }
+    heartbeats = beats == NULL || strcmp(beats, "on") == 0;
     if (policy_name != NULL) {
         policies = 0;
         for (int p = 0; p < P_COUNT; p++)
@@ -836,6 +1137,9 @@ int main(int argc, char **argv)
            "period; the most any policy can spend)\n",
            "ideal", "any", "-", (long long)results[0].ideal,
            (long long)results[0].ideal, 1.0, 0, 0, (int)initial, RATE);
+    print_line_header();
+    for (int i = 0; i < nresults; i++)
+        print_line_row(&results[i]);
     printf("\ntargets for tokenmgr: 0 429s after the first sync; "
            "utilisation >= %.2f when drained\n  (min balance < %d); min "
            "balance >= max_deficit %d - largest estimate error %d = %d\n",
@@ -846,20 +1150,27 @@ int main(int argc, char **argv)
         if (x->pol != P_TOKENMGR)
             continue;
         printf("  %3d workers: 429s %s, utilisation %s (%.3f%s), min balance "
-               "%s (%lld)\n",
+               "%s (%lld), rt/call %.2f (%s), Jain %.3f (%s), worst wait "
+               "%.2f of its bound (%s)\n",
                x->workers, verdict_429(x), verdict_util(x), x->util,
                x->drained ? "" : ", not drained: latency-bound", verdict_min(x),
-               (long long)x->min_balance);
+               (long long)x->min_balance, x->trips_per_call,
+               x->trips_per_call <= 3 ? "ok" : "MISS", x->jain,
+               x->jain >= TARGET_JAIN ? "ok" : "MISS", x->worst_ratio,
+               x->worst_ratio <= 1 ? "ok" : "MISS");
     }
     jf = bench_json_open(json_path, PROG);
     if (jf != NULL) {
         fprintf(jf,
                 "{\"rate\":%d,\"period_ms\":%d,\"capacity\":%d,"
+                "\"classes\":[%d,%d],\"heartbeats\":%s,\"max_wait_s\":%lld,"
                 "\"initial\":%d,\"latency_ms\":\"%s\",\"periods\":%lld,"
                 "\"target_utilisation\":%.2f,\"target_min_balance\":%d,"
                 "\"runs\":[",
-                RATE, period_ms, CAPACITY, (int)initial, LATENCY,
-                (long long)periods, TARGET_UTIL, MAX_DEFICIT - MAX_EST_ERROR);
+                RATE, period_ms, CAPACITY, class_w[0], class_w[1],
+                heartbeats ? "true" : "false", (long long)max_wait_s,
+                (int)initial, LATENCY, (long long)periods, TARGET_UTIL,
+                MAX_DEFICIT - MAX_EST_ERROR);
         for (int i = 0; i < nresults; i++)
             json_row(jf, &results[i], i == 0);
         fprintf(jf, "]}\n");
