@@ -81,6 +81,21 @@ tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
     return TKM_OK;
 }
 
+void tkm__leave(tkm_client *c, const char *ticket)
+{
+    char err[sizeof(c->err)];
+    tkm__call k;
+    tkm__value v[TKM__LEAVE_NFIELDS];
+
+    if (ticket[0] == '\0')
+        return;
+    memcpy(err, c->err, sizeof(err));
+    tkm__call_init(&k, c, TKM__CALL_LEAVE);
+    tkm__call_str(&k, ticket);
+    (void)tkm__call_run(c, &k, v, TKM__LEAVE_NFIELDS, NULL);
+    memcpy(c->err, err, sizeof(err));
+}
+
 TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
 {
     int64_t weight;

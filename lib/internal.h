@@ -208,6 +208,10 @@ tkm_code tkm__queue_weight(tkm_client *c, const char *name, int64_t *weight);
 tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
                       int64_t weight, char *ticket, size_t ticket_len,
                       int64_t max_wait_ms, tkm_grant *g, int64_t *ahead);
+/* bucket.c: `ticket` leaves the line (a wait that ended without a grant),
+ * best effort: the client's error line and code are kept whatever happens
+ * (an abandoned ticket expires within bucket.lease_ttl_s anyway). */
+void tkm__leave(tkm_client *c, const char *ticket);
 /* A random number in [0, n) from the client's jitter seed (0 when n <= 1). */
 int64_t tkm__random(tkm_client *c, int64_t n);
 

@@ -119,8 +119,11 @@ TKM_EXPORT tkm_code tkm_acquire_ex(tkm_client *c, int64_t cost,
     deadline = tkm__monotonic_ms() + max_wait_ms;
     for (;;) {
         int64_t left = deadline - tkm__monotonic_ms();
-        if (canceled(c))
-            return tkm__fail(c, TKM_ECANCELED, "acquire canceled");
+        if (canceled(c)) {
+            rc = tkm__fail(c, TKM_ECANCELED, "acquire canceled");
+            tkm__leave(c, ticket);
+            return rc;
+        }
         rc = tkm__attempt(c, cost, cls, weight, ticket, sizeof(ticket),
                           left > 0 ? left : 0, g, NULL);
         if (rc != TKM_OK || g->granted || g->retry_after_ms == TKM_RETRY_NEVER)
@@ -129,13 +132,17 @@ TKM_EXPORT tkm_code tkm_acquire_ex(tkm_client *c, int64_t cost,
         if (ticket[0] == '\0' || g->retry_after_ms > left) {
             /* Not in line: its turn is later than the caller would wait.
              * The caller frees the worker instead of holding it. */
+            tkm__leave(c, ticket);
             g->reason = TKM_REASON_WAIT_TOO_LONG;
             return TKM_OK;
         }
         /* The line tells each waiter its own time: no jitter needed, but a
          * millisecond so that Redis' clock has passed the tick. */
         rc = tkm__sleep_beating(c, g->retry_after_ms + 1, PHASE_WAITING);
-        if (rc != TKM_OK)
+        if (rc != TKM_OK) {
+            /* Canceled, closed, or Redis failed: nobody waits for it. */
+            tkm__leave(c, ticket);
             return rc;
+        }
     }
 }

@@ -248,10 +248,29 @@ static void judge_native(pool *p, cdtime_t t, const tkm_pool_status *st)
     tkm_workers_free(w);
 }
 
+/*
+ * The wait queue per class: "default", the classes of queue.classes (from
+ * ConfigFile) and any other class holding a ticket, each published every
+ * interval (0 waiters, oldest wait 0 when nobody waits) so that a rule
+ * never meets an absent series.
+ */
+static void submit_queue(pool *p, cdtime_t t, const tkm_queue_class *q,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        submit(p, t, "queue_waiters", q[i].name, (gauge_t)q[i].waiters);
+        submit(p, t, "queue_oldest_wait", q[i].name,
+               q[i].oldest_wait_ms > 0 ? (gauge_t)q[i].oldest_wait_ms / 1000.0
+                                       : 0);
+    }
+}
+
 static void read_native(pool *p)
 {
     tkm_pool_status st;
-    tkm_code rc = tkm_status(p->client, &st);
+    tkm_queue_class *queue = NULL;
+    size_t nqueue = 0;
+    tkm_code rc = tkm_queue_status(p->client, &st, &queue, &nqueue);
     cdtime_t t = cdtime();
 
     if (rc != TKM_OK && rc != TKM_ESTATE) {
@@ -291,6 +310,8 @@ static void read_native(pool *p)
         submit(p, t, "heartbeat_age", "",
                (gauge_t)st.heartbeat_age_ms / 1000.0);
     submit(p, t, "workers_alive", "", (gauge_t)st.workers_alive);
+    submit_queue(p, t, queue, nqueue);
+    tkm_queue_status_free(queue);
     judge_native(p, t, &st);
 }
 

@@ -901,6 +901,57 @@ START_TEST(test_soak)
 }
 END_TEST
 
+/*
+ * The wait queue per class, as an operator sees starvation coming: two
+ * blocking acquires that cannot be served for minutes (an empty pool
+ * refilling 10 tokens a minute) wait in line, one of class "interactive"
+ * (named by the waiter's own configuration, not the plugin's), one of
+ * "default"; the plugin publishes each class's waiters and its oldest
+ * wait, and 0 for a class with nobody in line.
+ */
+START_TEST(test_queue)
+{
+    const char *argv[][12] = {
+        {TKM_CLI, "--pool", "line", "acquire", "40", "--wait", "3600", NULL},
+        {TKM_CLI, "--pool", "line", "--set", "queue.classes=interactive=3",
+         "--set", "queue.class=interactive", "acquire", "30", "--wait", "3600",
+         NULL}};
+    pid_t waiter[2];
+    double t, t1, v, started;
+    char pools[512];
+
+    cli("--pool", "line", "sync", "--tokens", "0", "--rate", "10", NULL);
+    started = tkt_wall_now();
+    for (int i = 0; i < 2; i++) {
+        waiter[i] = tkt_spawn(argv[i], NULL, NULL);
+        ck_assert_int_gt(waiter[i], 0);
+    }
+    snprintf(pools, sizeof(pools),
+             "  <Pool \"line\">\n    RedisURL \"%s\"\n  </Pool>\n",
+             tkt_server.url);
+    start_collectd_with(1, 0, pools, NULL);
+
+    t = wait_value("line", "queue_waiters-interactive", 0, 15, 1, 0);
+    ck_assert(last_value("line", "queue_waiters-default", &t1, &v) && v == 1);
+    ck_assert(last_value("line", "queue_oldest_wait-default", &t1, &v));
+    ck_assert_msg(v > 0 && v <= t1 - started + 0.05,
+                  "oldest wait %g s at %.3f; the waiters started at %.3f", v,
+                  t1, started);
+    /* The waiters leave: "default" reads 0 (its series stays); a class
+     * the plugin's configuration does not list is published while it
+     * holds tickets. */
+    for (int i = 0; i < 2; i++)
+        tkt_stop_process(waiter[i], SIGTERM, 5000);
+    cli("--pool", "line", "reset", "--yes", NULL);
+    cli("--pool", "line", "sync", "--tokens", "0", "--rate", "10", NULL);
+    t = wait_value("line", "queue_waiters-default", t, 15, 0, 0);
+    ck_assert(last_value("line", "queue_oldest_wait-default", &t1, &v) &&
+              v == 0);
+    ck_assert(last_value("line", "queue_waiters-interactive", &t1, &v) &&
+              t1 < t);
+}
+END_TEST
+
 /* A TCase of s whose tests each start their Redis and collectd. */
 static TCase *tcase(Suite *s, const char *name)
 {
@@ -924,7 +975,8 @@ int main(int argc, char **argv)
     if (soak) {
         tkt_add_tests(tcase(s, "soak"), test_soak, NULL);
     } else {
-        tkt_add_tests(tcase(s, "values"), test_values, test_garbage, NULL);
+        tkt_add_tests(tcase(s, "values"), test_values, test_garbage, test_queue,
+                      NULL);
         tkt_add_tests(tcase(s, "outages"), test_redis_outage, test_redis_hung,
                       test_bad_configs, NULL);
         tkt_add_tests(tcase(s, "recovery"), test_stall_recovered_once,

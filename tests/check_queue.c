@@ -605,6 +605,60 @@ START_TEST(test_too_long_holds_no_place)
 }
 END_TEST
 
+/* A waiter whose wait is canceled (tkm_client_set_cancel, raised by a
+ * signal 300 ms in) takes its ticket out of the line as it returns: the
+ * waiter behind it is not held up by it, even for the grace of an absent
+ * one, and nothing of it is left to expire. */
+static volatile sig_atomic_t cancel_flag;
+
+static void raise_cancel(int sig)
+{
+    (void)sig;
+    cancel_flag = 1;
+}
+
+static void canceled_acquire(tkm_client *c, const void *arg, result *r)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = raise_cancel; /* no SA_RESTART: the sleep ends */
+    sigaction(SIGALRM, &sa, NULL);
+    tkm_client_set_cancel(c, &cancel_flag);
+    ualarm(300000, 0);
+    one_acquire(c, arg, r);
+}
+
+START_TEST(test_canceled_leaves)
+{
+    tkm_options o = plain(3000);
+    tkm_client *c;
+    child gone, live;
+    result r;
+    int64_t cost = 10;
+    tkm_queue_class *q = NULL;
+    size_t n = 0;
+
+    c = tkt_open(&o);
+    tkt_sync_exact(c, 0, 10, 2900, -1);
+    gone = spawn(&o, canceled_acquire, &cost);
+    await_waiters(c, 1);
+    live = spawn(&o, one_acquire, &cost);
+    await_waiters(c, 2);
+    r = reap(gone);
+    ck_assert_int_eq(r.rc, TKM_ECANCELED);
+    ck_assert_int_eq(r.granted, 0);
+    ck_assert_int_eq(tkm_queue_status(c, NULL, &q, &n), TKM_OK);
+    ck_assert_int_eq(q[0].waiters, 1);
+    ck_assert_int_eq(q[0].absent, 0);
+    tkm_queue_status_free(q);
+    r = reap(live);
+    ck_assert_int_eq(r.granted, 1);
+    ck_assert_int_eq(waiters(c), 0);
+    tkm_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("queue");
@@ -614,7 +668,8 @@ int main(void)
                   test_weights_honoured, test_large_call_not_starved, NULL);
     tkt_add_tests(tkt_redis_tcase(s, "waiters", 60), test_abandoned_ticket,
                   test_try_refused_while_line, test_reset_with_waiters,
-                  test_status_per_class, test_too_long_holds_no_place, NULL);
+                  test_status_per_class, test_too_long_holds_no_place,
+                  test_canceled_leaves, NULL);
     tkt_add_tests(tkt_redis_tcase(s, "bad_input", 30), test_bad_classes,
                   test_class_list_changes, test_queue_key_wrong_type, NULL);
     return tkt_run_suite(s, 0);

@@ -168,6 +168,7 @@ static const step steps[] = {
     {TKM__CALL_COMPLETE, {GRANT, "1", "", ""}},
     {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", "1000"}},
     {TKM__CALL_RELEASE, {GRANT}},
+    {TKM__CALL_LEAVE, {"1-1000"}},
     {TKM__CALL_STATUS, {NULL}},
     {TKM__CALL_RECHARGE, {"1"}},
     {TKM__CALL_HEARTBEAT, {"w1", "checking", "0", "redis", "10"}},

@@ -60,8 +60,6 @@ METRICS = {
     "collectd_tokenmgr_queue_waiters": "class",
     "collectd_tokenmgr_queue_oldest_wait_seconds": "class",
 }
-# The families the plugin does not publish yet (the fair queue).
-PENDING = {"collectd_tokenmgr_queue_waiters", "collectd_tokenmgr_queue_oldest_wait_seconds"}
 LABELS = {"pool", "instance", "job", "worker", "class"}
 RENAMED = {"tokenmgr": "pool", "type": "worker or class"}
 ALERTS = [

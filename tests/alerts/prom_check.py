@@ -2,16 +2,16 @@
 """Checks against a running collectd and Prometheus (dashboard_live.sh,
 tests/deployed/).
 
-  prom_check.py URL names METRICS_URL POOL INSTANCE PENDING
+  prom_check.py URL names METRICS_URL POOL INSTANCE
       collectd's /metrics: the tokenmgr families are exactly the documented
-      ones (ops_lint.METRICS; PENDING: families allowed to be missing),
+      ones (ops_lint.METRICS),
       labelled tokenmgr=POOL, instance=INSTANCE, and type= only where a
       worker or a class belongs
   prom_check.py URL relabel POOL SECONDS
       in Prometheus, after the scrape job: every collectd_tokenmgr_ series
       has pool= and none tokenmgr= or type=; worker= and class= where they
       belong, nowhere else
-  prom_check.py URL panels EXPRS_FILE POOL INSTANCE SECONDS PENDING
+  prom_check.py URL panels EXPRS_FILE POOL INSTANCE SECONDS
       every panel expr (from ops_lint.py exprs), variables substituted,
       returns >= 1 series labelled with the pool and instance, polling up
       to SECONDS for the first scrapes
@@ -24,10 +24,6 @@ tests/deployed/).
   prom_check.py URL alerts
       one line per alert Prometheus holds: NAME STATE LABELS (for the
       deployed test's timeline)
-
-PENDING is a comma-separated list of families that the plugin may not
-publish yet ("queue" for both queue families; empty: none); panels that
-only show those are reported ("note"), not failed.
 """
 import json
 import os
@@ -72,13 +68,6 @@ def query(base, expr):
     return d["data"]["result"]
 
 
-def pending_set(text):
-    out = set()
-    for p in filter(None, text.split(",")):
-        out |= {m for m in METRICS if p == m or p in m.split("_")}
-    return out
-
-
 def published(metrics_url, pool, instance):
     """{family: [labels...]} of the pool's series on collectd's /metrics."""
     seen = {}
@@ -92,8 +81,8 @@ def published(metrics_url, pool, instance):
     return seen
 
 
-def names(base, metrics_url, pool, instance, pending, seconds=20):
-    required = set(METRICS) - pending
+def names(base, metrics_url, pool, instance, seconds=20):
+    required = set(METRICS)
     deadline = time.time() + seconds
     while True:  # the first reads may come before the pool has state
         seen = published(metrics_url, pool, instance)
@@ -102,8 +91,7 @@ def names(base, metrics_url, pool, instance, pending, seconds=20):
         time.sleep(0.5)
     for fam in sorted(METRICS):
         if fam not in seen:
-            (note if fam in pending else fail)(
-                f"collectd does not publish {fam}" + (" yet (pending)" if fam in pending else ""))
+            fail(f"collectd does not publish {fam}")
             continue
         typed = {"type" in lab for lab in seen[fam]}
         if METRICS[fam] and typed == {True}:
@@ -160,11 +148,6 @@ def substitute(expr, pool, instance):
     return expr
 
 
-def pending_only(expr, pending):
-    fams = set(re.findall(r"\b(collectd_tokenmgr_[a-z_]+)", expr))
-    return fams and fams <= pending
-
-
 def poll(base, expr, deadline):
     while True:
         res = query(base, expr)  # a parse error is final
@@ -173,7 +156,7 @@ def poll(base, expr, deadline):
         time.sleep(0.5)
 
 
-def panels(base, exprs_file, pool, instance, seconds, pending):
+def panels(base, exprs_file, pool, instance, seconds):
     items = [json.loads(line) for line in open(exprs_file) if line.strip()]
     deadline = time.time() + seconds
     for it in items:
@@ -182,15 +165,12 @@ def panels(base, exprs_file, pool, instance, seconds, pending):
         expr = substitute(it["expr"], pool, instance)
         what = f"panel {it['panel']!r} {it['ref']}"
         try:
-            res = poll(base, expr, deadline if not pending_only(expr, pending) else 0)
+            res = poll(base, expr, deadline)
         except Exception as e:
             fail(f"{what}: {e}")
             continue
         if not res:
-            if pending_only(expr, pending):
-                note(f"{what}: no series yet (pending): {expr}")
-            else:
-                fail(f"{what}: no series for {expr}")
+            fail(f"{what}: no series for {expr}")
             continue
         labels_ok = all(r["metric"].get("pool") == pool and
                         r["metric"].get("instance") == instance for r in res)
@@ -261,11 +241,11 @@ def main():
     base, what = sys.argv[1].rstrip("/"), sys.argv[2]
     a = sys.argv[3:]
     if what == "names":
-        names(base, a[0], a[1], a[2], pending_set(a[3]))
+        names(base, a[0], a[1], a[2])
     elif what == "relabel":
         relabel(base, a[0], float(a[1]))
     elif what == "panels":
-        panels(base, a[0], a[1], a[2], float(a[3]), pending_set(a[4]))
+        panels(base, a[0], a[1], a[2], float(a[3]))
     elif what == "variables":
         variables(base, a[0], a[1])
     elif what == "rules":
