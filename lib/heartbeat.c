@@ -61,13 +61,18 @@ static tkm_code beat(tkm_client *c, const char *phase, int64_t busy_ms)
     return rc;
 }
 
-TKM_EXPORT tkm_code tkm_heartbeat(tkm_client *c, const char *phase)
+tkm_code tkm__heartbeat_within(tkm_client *c, const char *phase,
+                                int64_t interval_ms)
 {
     if (c->last_heartbeat_ms >= 0 &&
-        tkm__monotonic_ms() - c->last_heartbeat_ms <
-            c->opts.heartbeat.min_interval_ms)
+        tkm__monotonic_ms() - c->last_heartbeat_ms < interval_ms)
         return TKM_OK;
     return beat(c, phase, 0);
+}
+
+TKM_EXPORT tkm_code tkm_heartbeat(tkm_client *c, const char *phase)
+{
+    return tkm__heartbeat_within(c, phase, c->opts.heartbeat.min_interval_ms);
 }
 
 TKM_EXPORT tkm_code tkm_heartbeat_busy(tkm_client *c, const char *phase,

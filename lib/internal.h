@@ -196,8 +196,15 @@ int tkm__info_run_id(const char *info, size_t len, char *out, size_t outlen);
 /* clock.c: milliseconds on CLOCK_MONOTONIC (for intervals, not dates). */
 int64_t tkm__monotonic_ms(void);
 
-/* wait.c: sleep ms in slices of heartbeat.wait_slice_ms, beating `phase`
- * each; an error from a heartbeat, or the cancel flag, ends it early. */
+/* heartbeat.c: a heartbeat of `phase` unless the last one is younger than
+ * interval_ms (tkm_heartbeat: heartbeat.min_interval_ms). */
+tkm_code tkm__heartbeat_within(tkm_client *c, const char *phase,
+                               int64_t interval_ms);
+/* wait.c: sleep ms in slices of heartbeat.wait_slice_ms (each checks the
+ * cancel flag), beating `phase` as often as staying alive needs: when the
+ * last heartbeat is a quarter of heartbeat.stale_after_s old (at least
+ * heartbeat.min_interval_ms, at most a minute apart).  An error from a
+ * heartbeat, or the cancel flag, ends it early. */
 tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
 /* wait.c: the weight of queue class `name` (NULL: the client's
  * queue.class); TKM_ECONFIG naming it when the configuration has no such

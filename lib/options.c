@@ -168,7 +168,10 @@ static const optdef table[] = {
     INT("heartbeat.retention_s", heartbeat.retention_s, 60, 2592000, 86400,
         "seconds", "worker records older than this are pruned"),
     INT("heartbeat.wait_slice_ms", heartbeat.wait_slice_ms, 10, 60000, 2000,
-        "milliseconds", "a blocking acquire beats at least this often"),
+        "milliseconds",
+        "a blocking acquire's sleep sees its cancel flag at least this often "
+        "(while in line it beats every quarter of heartbeat.stale_after_s, "
+        "at most a minute apart)"),
 
     {.key = "keepa.base_url",
      .type = OT_TEXT,

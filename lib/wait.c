@@ -1,7 +1,8 @@
 /*
  * The blocking acquire: an attempt in line (acquire.lua, which keeps the
  * waiter's ticket in the pool's wait queue), then a sleep until the turn
- * the script expects for it, in slices that each carry a heartbeat.  No
+ * the script expects for it, beating only as often as staying alive needs
+ * (a waiter in line costs Redis its attempts, not a heartbeat a slice).  No
  * polling: each attempt is followed by the sleep the script asked for.
  */
 #include <errno.h>
@@ -41,11 +42,17 @@ tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase)
     int64_t end = tkm__monotonic_ms() + ms;
     int64_t left;
 
+    int64_t every = c->opts.heartbeat.stale_after_s * 1000 / 4;
+
+    if (every > 60000)
+        every = 60000;
+    if (every < c->opts.heartbeat.min_interval_ms)
+        every = c->opts.heartbeat.min_interval_ms;
     while ((left = end - tkm__monotonic_ms()) > 0) {
         tkm_code rc;
         if (canceled(c))
             return tkm__fail(c, TKM_ECANCELED, "wait canceled (%s)", phase);
-        rc = tkm_heartbeat(c, phase);
+        rc = tkm__heartbeat_within(c, phase, every);
         if (rc != TKM_OK)
             return rc;
         sleep_ms(c, left < c->opts.heartbeat.wait_slice_ms

@@ -399,6 +399,43 @@ START_TEST(test_stale_report_ignored)
 }
 END_TEST
 
+/* Two reports of the same millisecond, in either order: the API's balance
+ * only falls between ticks, so the lower one is the later and stands (one
+ * applied in arrival order used to lift the balance back, and a grant
+ * then met a 429). */
+START_TEST(test_same_ms_reports_lower_wins)
+{
+    tkm_client *c = tkt_client_synced(100, 5, 30000, 2000);
+    tkm_grant a, b, d;
+    tkm_reconcile r;
+    tkm_report later = {70, 3000}, earlier = {80, 3000}, lower = {50, 3000};
+
+    a = tkt_acquire(c, 10);
+    b = tkt_acquire(c, 10);
+    d = tkt_acquire(c, 10);
+    /* b's report (70, a and d still in flight) arrives first. */
+    ck_assert_int_eq(tkm_complete(c, b.id, 10, &later, &r), TKM_OK);
+    ck_assert_int_eq(r.report_applied, 1);
+    ck_assert_int_eq(r.tokens, 50);
+    /* a's, of the same millisecond and higher: the earlier state. */
+    ck_assert_int_eq(tkm_complete(c, a.id, 10, &earlier, &r), TKM_OK);
+    ck_assert_int_eq(r.report_stale, 1);
+    ck_assert_int_eq(r.tokens, 50);
+    /* d's, of the same millisecond and lower: the later state. */
+    ck_assert_int_eq(tkm_complete(c, d.id, 10, &lower, &r), TKM_OK);
+    ck_assert_int_eq(r.report_applied, 1);
+    ck_assert_int_eq(r.tokens, 50);
+    /* A sync of that millisecond with a higher balance: earlier too. */
+    {
+        tkm_sync_info same = {90, 5, -1, 3000};
+        ck_assert_int_eq(tkm_sync(c, &same, &r), TKM_OK);
+        ck_assert_int_eq(r.report_stale, 1);
+        ck_assert_int_eq(tkt_status(c).tokens, 50);
+    }
+    tkm_client_free(c);
+}
+END_TEST
+
 /* SEED failure 2: a sync wiped the reservations of calls in flight. */
 START_TEST(test_sync_keeps_inflight_reservations)
 {
@@ -1052,6 +1089,7 @@ int main(void)
     tkt_add_tests(
         tkt_redis_tcase(s, "leases", 30), test_complete_applies_difference,
         test_complete_with_report_keeps_inflight, test_stale_report_ignored,
+        test_same_ms_reports_lower_wins,
         test_sync_keeps_inflight_reservations, test_release_returns_estimate,
         test_estimate_errors_are_learned,
         test_reserve_revalued_as_the_pool_learns,

@@ -389,6 +389,7 @@ START_TEST(test_waiting_worker_beats)
     o.bucket.refill_period_ms = 3000;
     o.heartbeat.wait_slice_ms = 300;
     o.heartbeat.min_interval_ms = 0;
+    o.heartbeat.stale_after_s = 1; /* in line, a beat every 250 ms */
     strcpy(o.worker_id, "waiter");
     c = tkt_open(&o);
     tkt_sync(c, 0, 10, 2500, -1);
@@ -472,6 +473,7 @@ START_TEST(test_redis_down_during_wait)
 
     o.heartbeat.wait_slice_ms = 300;
     o.heartbeat.min_interval_ms = 0;
+    o.heartbeat.stale_after_s = 1; /* in line, a beat every 250 ms */
     o.timeout_ms = 300;
     c = tkt_open(&o);
     tkt_sync(c, 0, 10, 20000, -1);

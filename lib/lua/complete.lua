@@ -31,7 +31,8 @@ learn(s, est, consumed)
 
 local applied, stale = 0, 0
 if tokens_left then
-  if stale_report(s, ts) then
+  if stale_report(s, ts, tokens_left - s.inflight_tokens,
+                  s.tokens - (consumed - est)) then
     stale = 1
   else
     applied = 1

@@ -731,10 +731,19 @@ end
 -- A report older than the last one applied lost a race with it: ignore it
 -- for the balance.  Older by more than a lease can live is no race but the
 -- API's clock moving back (or a skewed report before): accept it, or one bad
--- timestamp would freeze the balance (SEED failure 6).
-local function stale_report(s, ts)
-  return s.report_ts ~= nil and ts < s.report_ts and
-         s.report_ts - ts <= cfg.lease_ttl_ms
+-- timestamp would freeze the balance (SEED failure 6).  Two reports of the
+-- same millisecond arrive in either order: the API's balance only falls
+-- between ticks, so the lower one is the later; a report that would set
+-- `balance` above what the pool has `otherwise` is the earlier one
+-- (`balance` false: not the API's report, never stale).
+local function stale_report(s, ts, balance, otherwise)
+  if s.report_ts == nil or not balance then
+    return false
+  end
+  if ts == s.report_ts then
+    return balance > otherwise
+  end
+  return ts < s.report_ts and s.report_ts - ts <= cfg.lease_ttl_ms
 end
 
 

@@ -1,6 +1,7 @@
 -- sync: the API's balance (`tokens`, `rate` per period, refill_in_ms or ''
--- when unknown) as of report_ms ('': Redis' now); a stale report
--- (stale_report in the prelude) leaves the balance alone.
+-- when unknown) as of report_ms ('': Redis' now, an operator's word, never
+-- stale); a stale report (stale_report in the prelude) leaves the balance
+-- alone.
 -- @keys pool
 -- @policy
 -- @call sync(tokens, rate, refill_in_ms, report_ms)
@@ -20,6 +21,7 @@ bad = bad or preflight({B, L, E}, WRITE_LEASES)
 if bad then
   return bad
 end
+local reported = ts ~= nil
 ts = ts or now
 
 local s, err = load()
@@ -29,7 +31,7 @@ end
 if s then
   refill(s)
   expire(s)
-  if stale_report(s, ts) then
+  if stale_report(s, ts, reported and tokens - s.inflight_tokens, s.tokens) then
     return {s.tokens, 0, 1}
   end
 else
