@@ -49,6 +49,8 @@ struct tkm_action {
     int finished;
     int reaped;   /* the supervisor was waited for (or by someone else) */
     int detached; /* tkm__action_detach: left to its deadline */
+    int threaded; /* a webhook: its thread, joined once it has reported */
+    pthread_t thread;
 };
 
 TKM_EXPORT tkm_code tkm_action_check_argv(const char *const *argv, char *errbuf,
@@ -390,8 +392,6 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
     char pool[TKM__JSONW_MAX(sizeof(ctx.pool))];
     char id[TKM__JSONW_MAX(sizeof(ctx.action_id))];
     webhook_job *job;
-    pthread_attr_t attr;
-    pthread_t tid;
     int sv[2];
     tkm_action *a;
     tkm_code rc;
@@ -433,10 +433,7 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
         free(job);
         return TKM_ENOMEM;
     }
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&tid, &attr, webhook_thread, job) != 0) {
-        pthread_attr_destroy(&attr);
+    if (pthread_create(&a->thread, NULL, webhook_thread, job) != 0) {
         tkm__fmt(errbuf, errlen, "webhook: cannot start a thread");
         close(sv[0]);
         close(sv[1]);
@@ -444,7 +441,7 @@ TKM_EXPORT tkm_code tkm_action_webhook(const char *url,
         free(a);
         return TKM_EIO;
     }
-    pthread_attr_destroy(&attr);
+    a->threaded = 1;
     *out = a;
     return TKM_OK;
 }
@@ -498,6 +495,15 @@ TKM_EXPORT void tkm_action_free(tkm_action *a)
 {
     if (a == NULL)
         return;
+    if (a->threaded) {
+        /* Reported: the thread is ending, join it (so that its libraries'
+         * per-thread state is freed before the caller may exit).  Else it
+         * ends by its own timeout. */
+        if (a->finished)
+            pthread_join(a->thread, NULL);
+        else
+            pthread_detach(a->thread);
+    }
     if (a->detached && !a->finished) {
         /* The supervisor sees us gone and keeps the deadline. */
         close(a->fd);

@@ -62,7 +62,7 @@ static tkm_code beat(tkm_client *c, const char *phase, int64_t busy_ms)
 }
 
 tkm_code tkm__heartbeat_within(tkm_client *c, const char *phase,
-                                int64_t interval_ms)
+                               int64_t interval_ms)
 {
     if (c->last_heartbeat_ms >= 0 &&
         tkm__monotonic_ms() - c->last_heartbeat_ms < interval_ms)

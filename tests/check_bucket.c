@@ -1089,9 +1089,8 @@ int main(void)
     tkt_add_tests(
         tkt_redis_tcase(s, "leases", 30), test_complete_applies_difference,
         test_complete_with_report_keeps_inflight, test_stale_report_ignored,
-        test_same_ms_reports_lower_wins,
-        test_sync_keeps_inflight_reservations, test_release_returns_estimate,
-        test_estimate_errors_are_learned,
+        test_same_ms_reports_lower_wins, test_sync_keeps_inflight_reservations,
+        test_release_returns_estimate, test_estimate_errors_are_learned,
         test_reserve_revalued_as_the_pool_learns,
         test_reserve_never_blocks_a_grantable_cost, test_unknown_grant,
         test_lease_expires_keeping_cost, NULL);

@@ -707,10 +707,11 @@ typedef struct tkm_acquire_opts {
  * sleeps until its expected turn: the refill needed for every call ahead
  * of it and for itself, under the floor, recharge and deficit rules.
  * Waiters are told times a little apart, so they wake one after another,
- * not together; each sleep is cut in slices of at most
- * heartbeat.wait_slice_ms with a heartbeat ("waiting for tokens") each
- * slice, and each attempt renews the ticket.  Never polls, never calls the
- * API while waiting.
+ * not together; each sleep sees the cancel flag every
+ * heartbeat.wait_slice_ms and beats ("waiting for tokens") every quarter of
+ * heartbeat.stale_after_s, and each attempt renews the ticket.  A wait that
+ * ends without a grant (canceled, Redis failing) takes its ticket out of
+ * the line.  Never polls, never calls the API while waiting.
  *
  * The order: classes share the tokens in proportion to their weights
  * (queue.classes, start-time fair queueing on tokens: a backlogged heavy
