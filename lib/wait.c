@@ -136,9 +136,12 @@ TKM_EXPORT tkm_code tkm_acquire_ex(tkm_client *c, int64_t cost,
         if (rc != TKM_OK || g->granted || g->retry_after_ms == TKM_RETRY_NEVER)
             return rc;
         left = deadline - tkm__monotonic_ms();
-        if (ticket[0] == '\0' || g->retry_after_ms > left) {
+        if (g->retry_after_ms > left ||
+            (ticket[0] == '\0' && g->reason != TKM_REASON_NEED_SYNC)) {
             /* Not in line: its turn is later than the caller would wait.
-             * The caller frees the worker instead of holding it. */
+             * The caller frees the worker instead of holding it.  (A pool
+             * being re-grounded after a failover answers need_sync with
+             * no ticket and a short wait: another caller's /token sync.) */
             tkm__leave(c, ticket);
             g->reason = TKM_REASON_WAIT_TOO_LONG;
             return TKM_OK;

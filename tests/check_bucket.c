@@ -278,6 +278,80 @@ START_TEST(test_discrete_refill_aligned_to_refill_in)
 }
 END_TEST
 
+/* The API's phase: a sync carrying the API's timestamp puts the next tick
+ * at timestamp + refillIn (on the API's clock), not at the sync's arrival
+ * + refillIn (late by the response's latency). */
+START_TEST(test_phase_from_the_report)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c;
+    tkm_pool_status st;
+
+    o.bucket.refill_period_ms = 3000;
+    c = tkt_open(&o);
+    tkt_sync(c, 10, 5, -1, 1000); /* an old report: any later one stands */
+    st = tkt_status(c);
+    /* Measured 400 ms ago, the API's next tick 1000 ms after that; the
+     * pool's 50 ms after the API's (a fiftieth of the period, at most
+     * 50 ms). */
+    tkt_sync(c, 10, 5, 1000, st.now_ms - 400);
+    st = tkt_status(c);
+    ck_assert_int_le(st.refill_in_ms, 650);
+    ck_assert_int_gt(st.refill_in_ms, 600);
+    tkm_client_free(c);
+}
+END_TEST
+
+/* A report is the API's balance at its timestamp: a tick the pool applied
+ * after that time is added to it, and a tick the API made before it (the
+ * pool's next, a little late) is not counted again when the pool's
+ * schedule reaches it.  The pool's ticks are the API's plus 20 ms here (a
+ * fiftieth of the period). */
+START_TEST(test_report_and_ticks_counted_once)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c;
+    tkm_pool_status st;
+    tkm_grant g;
+    tkm_reconcile r;
+    int64_t tick;
+
+    o.bucket.refill_period_ms = 1000;
+    c = tkt_open(&o);
+    tkt_sync_exact(c, 100, 10, 300, -1);
+    st = tkt_status(c);
+    tick = st.now_ms + st.refill_in_ms; /* the pool's next tick */
+    g = tkt_acquire(c, 5);
+    tkt_sleep_ms(st.refill_in_ms + 100);
+    {
+        /* Measured 30 ms before the API's tick, applied after it: 60 at
+         * the API then, 70 now (the tick), 5 of it this call's (in flight
+         * no more). */
+        tkm_report before = {60, tick - 20 - 30};
+        ck_assert_int_eq(tkm_complete(c, g.id, 5, &before, &r), TKM_OK);
+        ck_assert_int_eq(r.report_applied, 1);
+        ck_assert_int_eq(r.tokens, 70);
+    }
+    /* The next tick: a report measured 10 ms after the API's (10 ms
+     * before the pool's), applied before the pool's schedule reaches it. */
+    st = tkt_status(c);
+    tick = st.now_ms + st.refill_in_ms;
+    tkt_sleep_ms(st.refill_in_ms > 200 ? st.refill_in_ms - 200 : 0);
+    g = tkt_acquire(c, 5);
+    {
+        tkm_report after = {50, tick - 10}; /* the tick is in it */
+        ck_assert_int_eq(tkm_complete(c, g.id, 5, &after, &r), TKM_OK);
+        ck_assert_int_eq(r.report_applied, 1);
+        ck_assert_int_eq(r.tokens, 50);
+    }
+    tkt_sleep_ms(400); /* past the tick: not counted twice */
+    st = tkt_status(c);
+    ck_assert_int_eq(st.tokens, 50);
+    ck_assert_int_gt(st.refill_in_ms, 400);
+    tkm_client_free(c);
+}
+END_TEST
+
 START_TEST(test_ticks_align_to_sync_without_refill_in)
 {
     tkm_options o = tkt_options();
@@ -494,36 +568,39 @@ START_TEST(test_estimate_errors_are_learned)
     ck_assert(tkt_status(c).estimate_ratio == 4.0);
     ck_assert_int_eq(tkt_status(c).inflight_reserve, 0);
 
-    /* Estimated 10, costing 40: from 55 five grants, not 23. */
+    /* Estimated 10, costing 40: from 55 two grants, not 55 / 10.  A call
+     * starts only when the balance covers what those in flight may cost
+     * beyond their estimates: 55, 45 (30 held), then 35 with 60 held. */
     tkt_sync(c, 55, 5, 30000, -1);
     for (n = 0; n < 8; n++) {
         g[n] = tkt_acquire(c, 10);
         if (!g[n].granted)
             break;
     }
-    ck_assert_int_eq(n, 5);
-    ck_assert_int_eq(g[5].reason, TKM_REASON_DEFICIT_LIMIT);
-    ck_assert_int_eq(g[5].tokens, 5);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(g[2].reason, TKM_REASON_INSUFFICIENT);
+    ck_assert_int_eq(g[2].tokens, 35);
     /* What cures it is a completion: retry within a second, not when
      * refill would (28 minutes). */
-    ck_assert_int_gt(g[5].retry_after_ms, 0);
-    ck_assert_int_le(g[5].retry_after_ms, 1000);
-    /* Worst case 5 - 150 = -145: the real deficit stays above -180. */
-    ck_assert_int_eq(tkt_status(c).inflight_reserve, 150);
-    /* A call of 60 (never seen: the pool's ratio, 180 more) needs 60 even
-     * with that reserve freed: 11 ticks of refill, and the retry says so
-     * instead of polling each second. */
+    ck_assert_int_gt(g[2].retry_after_ms, 0);
+    ck_assert_int_le(g[2].retry_after_ms, 1000);
+    /* Worst case 35 - 60 = -25: the API's balance once both are charged
+     * 40, and it was positive when each arrived. */
+    ck_assert_int_eq(tkt_status(c).inflight_reserve, 60);
+    /* A call of 60 (never seen: the pool's ratio, 180 more) needs a
+     * balance of 60 even with that reserve freed: 5 ticks of refill from
+     * 35, and the retry says so instead of polling each second. */
     g[6] = tkt_acquire(c, 60);
-    ck_assert_int_eq(g[6].reason, TKM_REASON_DEFICIT_LIMIT);
-    ck_assert_int_gt(g[6].retry_after_ms, 28000 + 10 * MINUTE);
-    ck_assert_int_le(g[6].retry_after_ms, 30000 + 10 * MINUTE);
+    ck_assert_int_eq(g[6].granted, 0);
+    ck_assert_int_gt(g[6].retry_after_ms, 28000 + 4 * MINUTE);
+    ck_assert_int_le(g[6].retry_after_ms, 30000 + 4 * MINUTE);
 
     /* Cheaper than feared: the reserve goes at once; the one call that
      * cost 4 times its estimate still counts for 3 refill periods
      * (test_outlier_costs_a_few_periods). */
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 2; i++)
         ck_assert_int_eq(tkm_complete(c, g[i].id, 10, NULL, &r), TKM_OK);
-    ck_assert_int_eq(r.tokens, 5);
+    ck_assert_int_eq(r.tokens, 35);
     ck_assert(tkt_status(c).estimate_ratio == 4.0);
     ck_assert_int_eq(tkt_status(c).inflight_reserve, 0);
     tkm_client_free(c);
@@ -1081,11 +1158,12 @@ int main(void)
         test_low_cost_target, test_recharge_ends_at_target,
         test_target_above_capacity_is_clamped, test_recharge_timeout_clears,
         test_deficit_limit, test_rate_zero_is_never, test_bad_costs, NULL);
-    tkt_add_tests(tkt_redis_tcase(s, "refill", 30),
-                  test_discrete_refill_aligned_to_refill_in,
-                  test_ticks_align_to_sync_without_refill_in,
-                  test_refill_capped_at_capacity, test_configured_capacity,
-                  NULL);
+    tkt_add_tests(
+        tkt_redis_tcase(s, "refill", 30),
+        test_discrete_refill_aligned_to_refill_in, test_phase_from_the_report,
+        test_report_and_ticks_counted_once,
+        test_ticks_align_to_sync_without_refill_in,
+        test_refill_capped_at_capacity, test_configured_capacity, NULL);
     tkt_add_tests(
         tkt_redis_tcase(s, "leases", 30), test_complete_applies_difference,
         test_complete_with_report_keeps_inflight, test_stale_report_ignored,

@@ -41,7 +41,7 @@ end
 if applied == 1 then
   -- The API's balance already includes this call; the others still in
   -- flight will be charged later.
-  s.tokens = tokens_left - s.inflight_tokens
+  s.tokens = report_as_of(s, tokens_left, ts) - s.inflight_tokens
   s.report_ts = ts
 else
   s.tokens = s.tokens - (consumed - est)

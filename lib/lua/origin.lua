@@ -6,10 +6,13 @@
 -- grants and completions may have been lost with the asynchronous
 -- replication, so the bucket gets 'reground_ms' (Redis' now), and acquire
 -- grants nothing until a sync from the API's balance takes it off
--- (reground_wait in prelude.lua).  A pool without state (no 'tokens': it
--- needs a sync anyway) only records the master, so that the state its
--- first sync writes counts as grounded here.  marked: 1 when this call set
--- the mark.
+-- (reground_wait in prelude.lua).  The wait queue goes too: its tickets
+-- are the old master's, of attempts whose replies may have been lost with
+-- it (their callers retry with new ones), and tickets nobody comes back
+-- for would hold the line up until their turn.  A pool without state (no
+-- 'tokens': it needs a sync anyway) only records the master, so that the
+-- state its first sync writes counts as grounded here.  marked: 1 when
+-- this call set the mark.
 -- @keys pool
 -- @call origin(run_id) -> {marked}
 local B = KEYS[1]
@@ -25,4 +28,5 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', B, 'origin', run_id, 'reground_ms', string.format('%d', now))
+redis.call('DEL', KEYS[8])
 return {1}

@@ -488,6 +488,38 @@ local function refill(s)
   end
 end
 
+-- The pool applies a tick this long after the API's (a fiftieth of the
+-- period, at most 50 ms): a grant must never reach the API on the tick's
+-- tokens before the API has them, and waiters are told the tick's time,
+-- so a schedule a millisecond early (a refillIn rounded, the API's clock
+-- a little ahead) would be a 429 at every saturated tick.
+local function tick_guard(p)
+  return math.min(50, math.floor(p / 50))
+end
+
+-- The API's balance `left` as of its time ts, brought to the pool's
+-- schedule now (after refill(s)), whose ticks are the API's plus
+-- tick_guard: ticks the pool applied after the API's time ts are not in
+-- `left`, so they are added (a report from just before a tick would lose
+-- it); an API tick at or before ts that the pool has not applied yet is in
+-- it, so the pool's schedule moves past it (else counted twice: a grant on
+-- tokens the API does not have, and a 429).  Only within a period of the
+-- pool's last tick: a report further off is a clock that disagrees (or a
+-- caller's own timestamp), taken as it is.
+local function report_as_of(s, left, ts)
+  local p = s.period_ms
+  if p <= 0 then
+    return left
+  end
+  local api = s.anchor_ms - tick_guard(p) -- the API's last tick
+  if ts >= api + p and ts < api + 2 * p then
+    s.anchor_ms = s.anchor_ms + p
+  elseif ts < api and ts >= api - p and left < capacity(s) then
+    left = math.min(capacity(s), left + s.rate)
+  end
+  return left
+end
+
 local function refill_in(s)
   local r = s.anchor_ms + s.period_ms - now
   if r < 1 then r = 1 end
@@ -866,6 +898,16 @@ local function rule(s, v, cost, t)
     if v.tokens < target then
       return 'recharging', target
     end
+  end
+  -- The API admits a call at a positive balance and charges each call when
+  -- it completes: a call in flight that Keepa has charged beyond its
+  -- estimate, but whose worker has not completed it yet, has taken the
+  -- API's balance below the pool's by that excess.  So a call starts only
+  -- when the balance covers what those in flight may cost beyond their
+  -- estimates (their reserve: the deficit limit's own valuation); their
+  -- completions free it, sooner than refill.
+  if v.tokens - v.held < cfg.min_start then
+    return 'insufficient', cfg.min_start
   end
   -- The deficit limit holds for what the calls may really cost: this one
   -- at its estimate's known error (but never so much that it could never

@@ -46,7 +46,13 @@ end
 
 s.rate = rate
 s.period_ms = cfg.period_ms
-if rin then
+if rin and reported and math.abs(now - ts) < cfg.period_ms then
+  -- The API's next tick is at ts + refillIn, on the API's clock; the
+  -- pool's, tick_guard after it (now + refillIn would be late by the
+  -- response's latency, unknown to report_as_of in the prelude, which
+  -- keeps later reports on the schedule).
+  s.anchor_ms = ts + rin - cfg.period_ms + tick_guard(cfg.period_ms)
+elseif rin then
   s.anchor_ms = now + rin - cfg.period_ms -- the next tick is at now + refillIn
 else
   s.anchor_ms = now

@@ -100,9 +100,12 @@ if [ "$mode" = snippets ]; then
         local i
         for ((i = $3; i <= $4; i++)); do putval "$1" "$2" "$i"; done
     }
-    # expect_after NAME TYPE BAD SEVERITY READS: no notification after
-    # READS-1 consecutive out-of-range reads, one after READS.
+    # expect_after NAME TYPE BAD SEVERITY READS GOOD: no notification
+    # after an in-range read (GOOD) and READS-1 consecutive out-of-range
+    # ones (so that the first half can fail even when READS is 1), one
+    # after READS.
     expect_after() {
+        putval "$2" "$6" 0
         reads "$2" "$3" 1 $(($5 - 1))
         sleep 0.3
         if notified "$2" "$4"; then
@@ -116,10 +119,10 @@ if [ "$mode" = snippets ]; then
             not_ok "$1: no $4 notification at read $5"
         fi
     }
-    expect_after "redis_up 0 for 2 min" redis_up 0 FAILURE 12
-    expect_after "recharge on for 65 min" recharge_mode 1 WARNING 390
-    expect_after "recovery escalated" escalated 1 FAILURE 1
-    expect_after "recovery paused for 1 h" recovery_paused 1 WARNING 360
+    expect_after "redis_up 0 for 2 min" redis_up 0 FAILURE 12 1
+    expect_after "recharge on for 65 min" recharge_mode 1 WARNING 390 0
+    expect_after "recovery escalated" escalated 1 FAILURE 1 0
+    expect_after "recovery paused for 1 h" recovery_paused 1 WARNING 360 0
 
     # Back in range: one OKAY.  A stretch shorter than its Hits stays silent.
     reads redis_up 1 400 400

@@ -136,6 +136,15 @@ LARGEST_CALL=$BATCH
 FLOOR=$((MAX_DEFICIT - 2 * WORKERS * LARGEST_CALL))
 LEASE_TTL_S=2
 BOUND_S=80
+# The fake API's refill: 20 tokens a period, and 40 with Sentinel's 8
+# workers.  A failover scenario checks that every worker is paid again
+# within the failover + 2 s; on a saturated pool the fair queue pays the
+# workers in turn at the refill's pace (8 x 10 tokens at 40 a second would
+# be the whole 2 s with no room for the reconnection and the re-grounding
+# /token sync), so the refill is doubled: a turn of the line takes 1 s
+# (and the deals with it, so that the workers are still busy when the
+# checks end: idle with tokens unused would be a stall).
+FAKE_RATE=20
 
 tmp=$(mktemp -d /tmp/tkm-chaos-XXXXXX)
 # Redis' folder: emptied before each scenario.
@@ -242,7 +251,7 @@ scripts_on() {
 }
 
 start_fake() {
-    fx_fake_keepa_start "$tmp/fake.out" --rate 20 --period-ms 500 --balance 60 \
+    fx_fake_keepa_start "$tmp/fake.out" --rate "$FAKE_RATE" --period-ms 500 --balance 60 \
         --latency-ms 10-40 --deals "$DEALS" || die "fake_keepa did not start"
     fake_pid=$fx_fake_pid fake_url=$fx_fake_url
 }
@@ -719,13 +728,13 @@ run() {
     local i deadline
     rm -rf "$tmp"/w* "$tmp/supervisor.log" "$tmp/data" "$tmp/monitor.log" \
         "$tmp/recovery.log" "$tmp"/collectd-*
-    WORKERS=3 FLOOR=$((MAX_DEFICIT - 2 * WORKERS * LARGEST_CALL))
+    WORKERS=3 FAKE_RATE=20 DEALS=150 FLOOR=$((MAX_DEFICIT - 2 * WORKERS * LARGEST_CALL))
     floor_why="2 x $WORKERS x $LARGEST_CALL"
     max429=$WORKERS want_recoveries=0 extra='' max_restarts='' sentinel=0
     case $scenario in
     redis_persist) start_redis aof ;;
     failover*)
-        WORKERS=$FAILOVER_WORKERS
+        WORKERS=$FAILOVER_WORKERS FAKE_RATE=40 DEALS=300
         start_sentinel_redis
         ;;
     *) start_redis ;;
