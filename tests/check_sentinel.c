@@ -219,10 +219,10 @@ START_TEST(test_reground_rules)
     ck_assert_int_gt(g.retry_after_ms, 0);
     ck_assert_int_le(g.retry_after_ms, 250);
     /* The API's balance grounds it; the lease that survived stays out. */
-    tkt_sync(c, 400, 10, 30000, -1);
+    tkt_sync(c, 600, 10, 30000, -1);
     g = tkt_acquire(d, 1);
     ck_assert_int_eq(g.granted, 1);
-    ck_assert_int_eq(g.tokens, 400 - 100 - 1);
+    ck_assert_int_eq(g.tokens, 600 - 100 - 1);
     ck_assert_int_eq(tkm_complete(c, kept.id, 100, NULL, NULL), TKM_OK);
     tkm_client_free(throttled);
     tkm_client_free(d);

@@ -239,6 +239,10 @@ start_sentinel_redis() {
     sentinel=1
     sock=${FX_NODE_SOCK[0]}
     rcli SET "$FOREIGN" untouched NX >/dev/null
+    # Replicated before the replica's capture starts (else the replica's
+    # MONITOR shows the planting, from its master link, as a foreign write).
+    fx_wait_for 5 sh -c "[ \"\$(redis-cli -s '${FX_NODE_SOCK[1]}' GET '$FOREIGN')\" = untouched ]" ||
+        die "the replica did not get $FOREIGN"
     node_monitor_start 0
     node_monitor_start 1
 }
