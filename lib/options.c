@@ -130,7 +130,9 @@ static const optdef table[] = {
          "the bucket's size; 0 = 60 x the refill rate (Keepa's one-hour "
          "expiry)"),
     INT("bucket.min_start_balance", bucket.min_start_balance, 1, BIG, 1,
-        "tokens", "a call starts only at this balance or above"),
+        "tokens",
+        "a call starts only when the balance less the reserve of the calls "
+        "in flight is at least this"),
     INT("bucket.soft_floor", bucket.soft_floor, -BIG, BIG, 20, "tokens",
         "the grant that leaves the balance below this proceeds; recharge "
         "starts"),

@@ -885,9 +885,6 @@ local function rule(s, v, cost, t)
   if v.since and t - v.since >= cfg.recharge_timeout_ms then
     v.since = nil
   end
-  if v.tokens < cfg.min_start then
-    return 'insufficient', cfg.min_start
-  end
   local cap = capacity(s)
   if v.since then
     local target = cfg.recharge_target
@@ -905,7 +902,8 @@ local function rule(s, v, cost, t)
   -- API's balance below the pool's by that excess.  So a call starts only
   -- when the balance covers what those in flight may cost beyond their
   -- estimates (their reserve: the deficit limit's own valuation); their
-  -- completions free it, sooner than refill.
+  -- completions free it, sooner than refill.  With nothing in flight this
+  -- is min_start_balance itself.
   if v.tokens - v.held < cfg.min_start then
     return 'insufficient', cfg.min_start
   end
