@@ -464,11 +464,16 @@ static cli_result run_cli(const char *const *args)
     }
     close(p[0]);
     r.err[len] = '\0';
-    if (waitpid(pid, &status, WNOHANG) == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        r.status = -2;
-        return r;
+    /* Its stderr closed as it exits: the exit itself may still be under
+     * way on a loaded machine, so wait for it (within the 10 s). */
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (tkt_now_ms() - t0 >= 10000) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            r.status = -2;
+            return r;
+        }
+        tkt_sleep_ms(5);
     }
     r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
