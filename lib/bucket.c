@@ -36,31 +36,45 @@ static tkm_reason reason_from(const char *s)
     return TKM_REASON_INSUFFICIENT;
 }
 
+void tkm__acquire_args(tkm__call *k, tkm_client *c, int64_t cost,
+                       const char *cls, int64_t weight, const char *ticket,
+                       int64_t max_wait_ms, const char *beat)
+{
+    tkm__call_init(k, c, TKM__CALL_ACQUIRE);
+    tkm__call_int_in(k, "cost", cost, 0, TKM_TOKENS_MAX, "tokens");
+    tkm__call_str(k, c->opts.worker_id);
+    tkm__call_str(k, cls);
+    tkm__call_int_in(k, "weight", weight, 1, TKM_QUEUE_WEIGHT_MAX, "");
+    tkm__call_str(k, ticket);
+    if (max_wait_ms < 0)
+        tkm__call_str(k, "");
+    else
+        tkm__call_int_in(k, "max_wait_ms", max_wait_ms, 0, TKM_MAX_WAIT_MS,
+                         "ms");
+    tkm__call_str(k, beat);
+}
+
 /*
  * One attempt (acquire.lua): a try when max_wait_ms < 0 (nothing written
  * on a denial), else in line as class `cls` with *ticket (updated: "" when
- * the call holds no place in line).
+ * the call holds no place in line).  A grant with a `phase` is the
+ * worker's heartbeat too: carried by the grant when it can be, else sent
+ * after it.
  */
 tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
                       int64_t weight, char *ticket, size_t ticket_len,
-                      int64_t max_wait_ms, tkm_grant *g, int64_t *ahead)
+                      int64_t max_wait_ms, const char *phase, tkm_grant *g,
+                      int64_t *ahead)
 {
+    char beat[TKM_PHASE_MAX + 1] = "";
     tkm__call k;
     tkm__value v[TKM__ACQUIRE_NFIELDS];
     tkm_code rc;
 
     memset(g, 0, sizeof(*g));
-    tkm__call_init(&k, c, TKM__CALL_ACQUIRE);
-    tkm__call_int_in(&k, "cost", cost, 0, TKM_TOKENS_MAX, "tokens");
-    tkm__call_str(&k, c->opts.worker_id);
-    tkm__call_str(&k, cls);
-    tkm__call_int_in(&k, "weight", weight, 1, TKM_QUEUE_WEIGHT_MAX, "");
-    tkm__call_str(&k, ticket);
-    if (max_wait_ms < 0)
-        tkm__call_str(&k, "");
-    else
-        tkm__call_int_in(&k, "max_wait_ms", max_wait_ms, 0, TKM_MAX_WAIT_MS,
-                         "ms");
+    if (phase != NULL)
+        tkm__grant_beat(c, phase, beat);
+    tkm__acquire_args(&k, c, cost, cls, weight, ticket, max_wait_ms, beat);
     rc = tkm__call_run(c, &k, v, TKM__ACQUIRE_NFIELDS, NULL);
     if (rc != TKM_OK)
         return rc;
@@ -78,6 +92,10 @@ tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
         ticket[0] = '\0';
     if (ahead != NULL)
         *ahead = v[TKM__ACQUIRE_AHEAD].i;
+    if (g->granted && beat[0] != '\0')
+        c->last_heartbeat_ms = tkm__monotonic_ms();
+    else if (g->granted && phase != NULL)
+        (void)tkm_heartbeat(c, phase);
     return TKM_OK;
 }
 
@@ -106,7 +124,7 @@ TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
         return rc;
     }
     return tkm__attempt(c, cost, c->opts.queue.class_name, weight,
-                        (char[1]){""}, 1, -1, g, NULL);
+                        (char[1]){""}, 1, -1, NULL, g, NULL);
 }
 
 /* complete, release and sync answer one reply, read with complete's names. */

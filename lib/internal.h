@@ -200,6 +200,11 @@ int64_t tkm__monotonic_ms(void);
  * interval_ms (tkm_heartbeat: heartbeat.min_interval_ms). */
 tkm_code tkm__heartbeat_within(tkm_client *c, const char *phase,
                                int64_t interval_ms);
+/* heartbeat.c: text (TKM_PHASE_MAX + 1 bytes) becomes `phase` as a grant
+ * carries it as the worker's heartbeat, or "" when the heartbeat cannot
+ * ride on it: a tool, or a failure to report (its heartbeat is sent on its
+ * own, after the grant). */
+void tkm__grant_beat(const tkm_client *c, const char *phase, char *text);
 /* wait.c: sleep ms in slices of heartbeat.wait_slice_ms (each checks the
  * cancel flag), beating `phase` as often as staying alive needs: when the
  * last heartbeat is a quarter of heartbeat.stale_after_s old (at least
@@ -210,11 +215,23 @@ tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
  * queue.class); TKM_ECONFIG naming it when the configuration has no such
  * class. */
 tkm_code tkm__queue_weight(tkm_client *c, const char *name, int64_t *weight);
+/* bucket.c: the acquire call's arguments (max_wait_ms < 0: a try; `beat`
+ * "" or the phase of the heartbeat a grant carries). */
+void tkm__acquire_args(tkm__call *k, tkm_client *c, int64_t cost,
+                       const char *cls, int64_t weight, const char *ticket,
+                       int64_t max_wait_ms, const char *beat);
 /* bucket.c: one acquire attempt (a try when max_wait_ms < 0, else in line
- * with *ticket, which it updates); *ahead (may be NULL): waiters before it. */
+ * with *ticket, which it updates); *ahead (may be NULL): waiters before it.
+ * `phase` (NULL: none): a grant is the worker's heartbeat of that phase. */
 tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
                       int64_t weight, char *ticket, size_t ticket_len,
-                      int64_t max_wait_ms, tkm_grant *g, int64_t *ahead);
+                      int64_t max_wait_ms, const char *phase, tkm_grant *g,
+                      int64_t *ahead);
+/* wait.c: tkm_acquire_ex, a grant being the heartbeat of `phase` (NULL:
+ * none; tkm_keepa_request's "keepa PATH"). */
+tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
+                      const tkm_acquire_opts *opts, const char *phase,
+                      tkm_grant *g);
 /* bucket.c: `ticket` leaves the line (a wait that ended without a grant),
  * best effort: the client's error line and code are kept whatever happens
  * (an abandoned ticket expires within bucket.lease_ttl_s anyway). */

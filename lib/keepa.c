@@ -373,13 +373,14 @@ static void fill_response(tkm_keepa *kc, long status, int attempts, int n429,
 
 /* Reserve `cost`: blocking, with one throttled sync for a pool without state.
  */
-static tkm_code reserve(tkm_keepa *kc, int64_t cost, tkm_grant *g)
+static tkm_code reserve(tkm_keepa *kc, int64_t cost, const char *phase,
+                        tkm_grant *g)
 {
     tkm_client *c = kc->client;
     tkm_code rc;
 
     for (int synced = 0;; synced = 1) {
-        rc = tkm_acquire(c, cost, -1, g);
+        rc = tkm__acquire(c, cost, -1, NULL, phase, g);
         if (rc != TKM_OK)
             return kfail(kc, rc, "acquire: %s", tkm_errstr(c));
         if (g->granted)
@@ -430,10 +431,10 @@ TKM_EXPORT tkm_code tkm_keepa_request(tkm_keepa *kc, const char *path,
         tkm_grant g;
         outcome out;
 
-        rc = reserve(kc, estimated_cost, &g);
+        /* The grant is the worker's heartbeat of the call's phase. */
+        rc = reserve(kc, estimated_cost, phase, &g);
         if (rc != TKM_OK)
             break;
-        (void)tkm_heartbeat(c, phase);
         attempts++;
         out = perform(kc, url, &status, why, sizeof(why));
         if (out == OUT_OK) {

@@ -104,6 +104,13 @@ TKM_EXPORT tkm_code tkm_acquire_ex(tkm_client *c, int64_t cost,
                                    int64_t max_wait_ms,
                                    const tkm_acquire_opts *opts, tkm_grant *g)
 {
+    return tkm__acquire(c, cost, max_wait_ms, opts, NULL, g);
+}
+
+tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
+                      const tkm_acquire_opts *opts, const char *phase,
+                      tkm_grant *g)
+{
     const char *cls = opts != NULL && opts->queue_class != NULL &&
                               opts->queue_class[0] != '\0'
                           ? opts->queue_class
@@ -132,7 +139,7 @@ TKM_EXPORT tkm_code tkm_acquire_ex(tkm_client *c, int64_t cost,
             return rc;
         }
         rc = tkm__attempt(c, cost, cls, weight, ticket, sizeof(ticket),
-                          left > 0 ? left : 0, g, NULL);
+                          left > 0 ? left : 0, phase, g, NULL);
         if (rc != TKM_OK || g->granted || g->retry_after_ms == TKM_RETRY_NEVER)
             return rc;
         left = deadline - tkm__monotonic_ms();

@@ -376,6 +376,104 @@ START_TEST(test_fault_switches)
 }
 END_TEST
 
+/* The worker's record in the workers view (fails the test when absent). */
+static tkm_worker worker_seen(tkm_client *c, const char *id)
+{
+    tkm_worker *list = NULL, found;
+    size_t n = 0;
+    int seen = 0;
+
+    ck_assert_int_eq(tkm_workers(c, &list, &n), TKM_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].id, id) == 0) {
+            found = list[i];
+            seen = 1;
+        }
+    }
+    tkm_workers_free(list);
+    ck_assert_msg(seen, "worker %s is not in the workers view", id);
+    return found;
+}
+
+/* A call takes two round trips to Redis, its grant and its completion: the
+ * grant is the worker's heartbeat of the call's phase.  A failure still to
+ * report rides in a heartbeat of its own. */
+START_TEST(test_grant_carries_heartbeat)
+{
+    const char *args[] = {"--rate", "60", "--balance", "500", NULL};
+    tkm_options o;
+    tkm_client *c;
+    tkm_keepa *kc;
+    tkm_keepa_sync_result sr;
+    tkm_keepa_response r;
+    tkm_worker w;
+    int64_t before;
+
+    start_fake(args);
+    o = keepa_options(60000);
+    o.heartbeat.min_interval_ms = 0; /* no heartbeat is coalesced away */
+    c = tkt_open(&o);
+    kc = open_keepa(c);
+    ck_assert_int_eq(tkm_keepa_sync(kc, 1, &sr), TKM_OK);
+    ck_assert_int_eq(tkm_heartbeat(c, "starting"), TKM_OK);
+    ck_assert_str_eq(worker_seen(c, tkm_client_options(c)->worker_id).phase,
+                     "starting");
+
+    for (int i = 0; i < 3; i++) {
+        before = tkm_client_round_trips(c);
+        ck_assert_int_eq(one_request(kc, "B000000001", &r), TKM_OK);
+        tkm_keepa_response_free(&r);
+        /* The first call loads the two scripts: one more each. */
+        ck_assert_int_le(tkm_client_round_trips(c) - before, i == 0 ? 4 : 2);
+    }
+    ck_assert_int_eq(tkm_client_round_trips(c) - before, 2);
+    w = worker_seen(c, tkm_client_options(c)->worker_id);
+    ck_assert_str_eq(w.phase, "keepa /product");
+    ck_assert_int_lt(w.heartbeat_age_ms, 5000);
+    ck_assert_int_eq(w.alive, 1);
+    ck_assert_str_eq(w.error, "");
+
+    /* A 5xx: released, retried; the retry's grant cannot carry the
+     * failure, so its own heartbeat reports it. */
+    fault("name=502html&on=1&count=1");
+    ck_assert_int_eq(one_request(kc, "B000000002", &r), TKM_OK);
+    ck_assert_int_eq(r.attempts, 2);
+    tkm_keepa_response_free(&r);
+    w = worker_seen(c, tkm_client_options(c)->worker_id);
+    ck_assert_str_eq(w.error, "api");
+    ck_assert_str_eq(w.phase, "keepa /product");
+
+    /* Reported once: the next call is two round trips again, and its
+     * grant keeps the failure in the record. */
+    before = tkm_client_round_trips(c);
+    ck_assert_int_eq(one_request(kc, "B000000003", &r), TKM_OK);
+    tkm_keepa_response_free(&r);
+    ck_assert_int_eq(tkm_client_round_trips(c) - before, 2);
+    ck_assert_str_eq(worker_seen(c, tkm_client_options(c)->worker_id).error,
+                     "api");
+
+    /* A tool (no heartbeats) leaves no record. */
+    snprintf(o.worker_id, sizeof(o.worker_id), "a-tool");
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+    c = tkt_open(&o);
+    tkm_client_set_heartbeats(c, 0);
+    kc = open_keepa(c);
+    ck_assert_int_eq(one_request(kc, "B000000004", &r), TKM_OK);
+    tkm_keepa_response_free(&r);
+    {
+        tkm_worker *list = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(tkm_workers(c, &list, &n), TKM_OK);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_str_ne(list[i].id, "a-tool");
+        tkm_workers_free(list);
+    }
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+}
+END_TEST
+
 START_TEST(test_unreachable_api)
 {
     tkm_options o = tkt_options();
@@ -788,7 +886,8 @@ int main(void)
                   test_negative_balance_no_storm,
                   test_worker_exactly_once_after_kill, NULL);
     tkt_add_tests(tcase(s, "faults", 60), test_fault_switches,
-                  test_unreachable_api, test_token_throttle_across_processes,
+                  test_grant_carries_heartbeat, test_unreachable_api,
+                  test_token_throttle_across_processes,
                   test_out_of_range_reply_not_applied, NULL);
     tkt_add_tests(tcase(s, "bad_input", 0), test_bad_keepa_config,
                   test_worker_usage, NULL);

@@ -84,20 +84,15 @@ START_TEST(test_call_layout)
     tkm__call k;
 
     /* The pool's 8 keys, the 13 policy numbers, then op[]. */
-    tkm__call_init(&k, c, TKM__CALL_ACQUIRE);
-    tkm__call_int(&k, 5);
-    tkm__call_str(&k, "w");
-    tkm__call_str(&k, "default");
-    tkm__call_int(&k, 1);
-    tkm__call_str(&k, "");
-    tkm__call_str(&k, "");
+    tkm__acquire_args(&k, c, 5, "default", 1, "", -1, "");
     ck_assert_int_eq(k.nkeys, TKM__NKEYS_POOL);
-    ck_assert_int_eq(k.argc, TKM__NKEYS_POOL + TKM__NPOLICY + 6);
+    ck_assert_int_eq(k.argc, TKM__NKEYS_POOL + TKM__NPOLICY + 7);
     ck_assert_str_eq(k.argv[0], "tokenmgr:{t}:bucket");
     ck_assert_str_eq(k.argv[6], "tokenmgr:{t}:busy");
     ck_assert_str_eq(k.argv[7], "tokenmgr:{t}:queue");
     ck_assert_str_eq(k.argv[TKM__NKEYS_POOL + TKM__NPOLICY], "5");
-    ck_assert_str_eq(k.argv[TKM__NKEYS_POOL + TKM__NPOLICY + 1], "w");
+    ck_assert_str_eq(k.argv[TKM__NKEYS_POOL + TKM__NPOLICY + 1],
+                     tkm_client_options(c)->worker_id);
 
     /* The guard's keys after the pool's, the command first in op[]. */
     tkm__call_init(&k, c, TKM__CALL_RECOVERY_STATUS);
@@ -143,8 +138,8 @@ START_TEST(test_call_bounds)
     tkm__call_int(&k, 1);
     ck_assert_int_eq(tkm__call_run(c, &k, v, 4, NULL), TKM_EINVAL);
     ck_assert_str_eq(tkm_errstr(c),
-                     "the acquire call takes 6 arguments, was given 1");
-    for (int i = 0; i < 6; i++)
+                     "the acquire call takes 7 arguments, was given 1");
+    for (int i = 0; i < 7; i++)
         tkm__call_str(&k, "extra");
     ck_assert_int_eq(tkm__call_run(c, &k, v, 4, NULL), TKM_EINVAL);
     ck_assert_int_eq(tkm_client_round_trips(c), 0);
@@ -164,9 +159,9 @@ typedef struct step {
 /* Every call, in an order where each can succeed. */
 static const step steps[] = {
     {TKM__CALL_SYNC, {"1000", "10", "", ""}},
-    {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", ""}},
+    {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", "", ""}},
     {TKM__CALL_COMPLETE, {GRANT, "1", "", ""}},
-    {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", "1000"}},
+    {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", "1000", "keepa /x"}},
     {TKM__CALL_RELEASE, {GRANT}},
     {TKM__CALL_LEAVE, {"1-1000"}},
     {TKM__CALL_STATUS, {NULL}},

@@ -12,13 +12,16 @@
 -- ticket and is told when its turn is expected, unless that is later than
 -- max_wait_ms (then it leaves the line).  `ticket` in the reply is the
 -- caller's ticket ('' none), `ahead` the present waiters before it.
+-- `phase` ('' none) makes a grant the worker's heartbeat too, as
+-- heartbeat(worker, phase, 0, '', 0) would write it: the call it starts
+-- needs no round trip of its own to say so.
 -- @keys pool
 -- @policy
--- @call acquire(cost, worker, class, weight, ticket, max_wait_ms)
+-- @call acquire(cost, worker, class, weight, ticket, max_wait_ms, phase)
 --   -> {granted, id, tokens, reason, retry_after_ms, recharge_mode,
 --       recharge_expired, ticket, ahead}
 local cost, bad = arg_int(op[1], 'cost', 0, LIMIT)
-local worker, class, ticket = op[2], op[3], op[5]
+local worker, class, ticket, phase = op[2], op[3], op[5], op[7]
 local weight, max_wait
 if not bad then
   weight, bad = arg_int(op[4], 'weight', 1, 1000)
@@ -46,6 +49,10 @@ bad = preflight({B, L, E, Q}, {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
                                {'ZADD', E, '0', 'm'}, {'ZREM', E, 'm'},
                                {'HSET', Q, 'f', 'v'}, {'HDEL', Q, 'f'},
                                {'DEL', Q}})
+if not bad and phase ~= '' then
+  bad = preflight({H, W, U}, {{'ZADD', H, '0', 'm'}, {'HSET', W, 'f', 'v'},
+                              {'ZREM', U, 'm'}})
+end
 if bad then
   return bad
 end
@@ -160,6 +167,12 @@ if granted then
   redis.call('ZADD', E, fmt(now + cfg.lease_ttl_ms), id)
   if line.fields > 0 then
     write_line(live)
+  end
+  if phase ~= '' then
+    local _, err = worker_record(redis.call('HGET', W, worker))
+    redis.call('ZADD', H, fmt(now), worker)
+    redis.call('HSET', W, worker, '0|' .. err .. '|' .. phase)
+    redis.call('ZREM', U, worker)
   end
   return {1, id, s.tokens, 'ok', 0, recharge_on(s) and 1 or 0, expired_now, '',
           0}

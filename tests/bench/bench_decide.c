@@ -118,14 +118,9 @@ typedef struct evalsha_cmd {
 /* The acquire command exactly as tkm_try_acquire(c, 1, ...) sends it. */
 static void evalsha_init(evalsha_cmd *e, tkm_client *c)
 {
-    tkm__call_init(&e->call, c, TKM__CALL_ACQUIRE);
-    tkm__call_int(&e->call, 1);
-    tkm__call_str(&e->call, tkm_client_options(c)->worker_id);
     /* A try of the client's class (weight 1: "default"), no ticket. */
-    tkm__call_str(&e->call, tkm_client_options(c)->queue.class_name);
-    tkm__call_int(&e->call, 1);
-    tkm__call_str(&e->call, "");
-    tkm__call_str(&e->call, "");
+    tkm__acquire_args(&e->call, c, 1, tkm_client_options(c)->queue.class_name,
+                      1, "", -1, "");
     snprintf(e->numkeys, sizeof(e->numkeys), "%d", e->call.nkeys);
     e->argc = 0;
     e->argv[e->argc++] = "EVALSHA";
