@@ -57,8 +57,9 @@ void tkm__acquire_args(tkm__call *k, tkm_client *c, int64_t cost,
 /*
  * One attempt (acquire.lua): a try when max_wait_ms < 0 (nothing written
  * on a denial), else in line as class `cls` with *ticket (updated: "" when
- * the call holds no place in line).  A grant with a `phase` is the
- * worker's heartbeat too: carried by the grant when it can be, else sent
+ * the call holds no place in line).  With a `phase`, the attempt is the
+ * worker's heartbeat too (of `phase` when granted, of waiting while in
+ * line): carried by the attempt when it can be, else a grant's is sent
  * after it.
  */
 tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
@@ -92,7 +93,9 @@ tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
         ticket[0] = '\0';
     if (ahead != NULL)
         *ahead = v[TKM__ACQUIRE_AHEAD].i;
-    if (g->granted && beat[0] != '\0')
+    /* The script wrote the heartbeat: granted, or waiting in line. */
+    if (beat[0] != '\0' &&
+        (g->granted || (ticket != NULL && ticket[0] != '\0')))
         c->last_heartbeat_ms = tkm__monotonic_ms();
     else if (g->granted && phase != NULL)
         (void)tkm_heartbeat(c, phase);

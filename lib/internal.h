@@ -222,7 +222,8 @@ void tkm__acquire_args(tkm__call *k, tkm_client *c, int64_t cost,
                        int64_t max_wait_ms, const char *beat);
 /* bucket.c: one acquire attempt (a try when max_wait_ms < 0, else in line
  * with *ticket, which it updates); *ahead (may be NULL): waiters before it.
- * `phase` (NULL: none): a grant is the worker's heartbeat of that phase. */
+ * `phase` (NULL: none): the attempt is the worker's heartbeat, of that
+ * phase when granted, of waiting while in line. */
 tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
                       int64_t weight, char *ticket, size_t ticket_len,
                       int64_t max_wait_ms, const char *phase, tkm_grant *g,

@@ -6,12 +6,15 @@
  * polling: each attempt is followed by the sleep the script asked for.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "internal.h"
 
+/* acquire.lua writes the same phase when an attempt in line is the
+ * heartbeat. */
 #define PHASE_WAITING "waiting for tokens"
 
 static int canceled(const tkm_client *c)

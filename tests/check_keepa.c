@@ -474,6 +474,70 @@ START_TEST(test_grant_carries_heartbeat)
 }
 END_TEST
 
+/* A worker waiting in line: its attempts are its heartbeats ("waiting for
+ * tokens" from its first one, then the call's phase), so the wait costs no
+ * heartbeat of its own: a call through a drained pool takes three round
+ * trips (its place in line, its grant, its completion). */
+START_TEST(test_wait_carries_heartbeat)
+{
+    const char *args[] = {"--rate",    "5",   "--period-ms", "1500",
+                          "--balance", "500", NULL};
+    tkm_options o;
+    tkm_client *c;
+    tkm_keepa *kc;
+    tkm_keepa_response r;
+    int seen = 0, status;
+    pid_t pid;
+
+    start_fake(args);
+    o = keepa_options(1500);
+    o.heartbeat.min_interval_ms = 0;
+    c = tkt_open(&o);
+    kc = open_keepa(c);
+    tkt_sync(c, 100, 5, -1, -1);
+    /* The scripts are loaded before the waiter counts its round trips. */
+    ck_assert_int_eq(one_request(kc, "B000000001", &r), TKM_OK);
+    tkm_keepa_response_free(&r);
+    tkt_sync(c, 0, 5, -1, -1);
+
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        tkm_options mine = o;
+        tkm_client *wc = NULL;
+        tkm_keepa *wk = NULL;
+        int64_t before;
+        tkm_code rc;
+        snprintf(mine.worker_id, sizeof(mine.worker_id), "waiter");
+        if (tkm_client_open(&mine, &wc) != TKM_OK ||
+            tkm_keepa_open(wc, &wk) != TKM_OK)
+            _exit(100);
+        before = tkm_client_round_trips(wc);
+        rc = one_request(wk, "B000000002", &r);
+        tkm_keepa_response_free(&r);
+        _exit(rc == TKM_OK ? (int)(tkm_client_round_trips(wc) - before) : 101);
+    }
+    for (int i = 0; i < 100 && !seen; i++) {
+        tkm_worker *list = NULL;
+        size_t n = 0;
+        ck_assert_int_eq(tkm_workers(c, &list, &n), TKM_OK);
+        for (size_t j = 0; j < n; j++)
+            seen |= strcmp(list[j].id, "waiter") == 0 &&
+                    strcmp(list[j].phase, "waiting for tokens") == 0 &&
+                    list[j].alive;
+        tkm_workers_free(list);
+        tkt_sleep_ms(20);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(seen, "the waiter never showed as waiting");
+    ck_assert_int_eq(WIFEXITED(status), 1);
+    ck_assert_int_eq(WEXITSTATUS(status), 3);
+    ck_assert_str_eq(worker_seen(c, "waiter").phase, "keepa /product");
+    tkm_keepa_free(kc);
+    tkm_client_free(c);
+}
+END_TEST
+
 START_TEST(test_unreachable_api)
 {
     tkm_options o = tkt_options();
@@ -886,8 +950,8 @@ int main(void)
                   test_negative_balance_no_storm,
                   test_worker_exactly_once_after_kill, NULL);
     tkt_add_tests(tcase(s, "faults", 60), test_fault_switches,
-                  test_grant_carries_heartbeat, test_unreachable_api,
-                  test_token_throttle_across_processes,
+                  test_grant_carries_heartbeat, test_wait_carries_heartbeat,
+                  test_unreachable_api, test_token_throttle_across_processes,
                   test_out_of_range_reply_not_applied, NULL);
     tkt_add_tests(tcase(s, "bad_input", 0), test_bad_keepa_config,
                   test_worker_usage, NULL);

@@ -12,9 +12,11 @@
 -- ticket and is told when its turn is expected, unless that is later than
 -- max_wait_ms (then it leaves the line).  `ticket` in the reply is the
 -- caller's ticket ('' none), `ahead` the present waiters before it.
--- `phase` ('' none) makes a grant the worker's heartbeat too, as
--- heartbeat(worker, phase, 0, '', 0) would write it: the call it starts
--- needs no round trip of its own to say so.
+-- `phase` ('' none) makes the attempt the worker's heartbeat too, as
+-- heartbeat(worker, phase, 0, '', 0) would write it: of `phase` when it
+-- is granted, of WAITING when it waits in line (a try's denial writes
+-- nothing), so neither the call nor the wait needs a round trip of its own
+-- to say so.
 -- @keys pool
 -- @policy
 -- @call acquire(cost, worker, class, weight, ticket, max_wait_ms, phase)
@@ -44,6 +46,17 @@ if bad then
   return bad
 end
 local try = max_wait == nil
+-- The phase of a waiter in line (wait.c's, for the heartbeats of a long
+-- wait).
+local WAITING = 'waiting for tokens'
+local function beat(p)
+  if phase ~= '' then
+    local _, err = worker_record(redis.call('HGET', W, worker))
+    redis.call('ZADD', H, fmt(now), worker)
+    redis.call('HSET', W, worker, '0|' .. err .. '|' .. p)
+    redis.call('ZREM', U, worker)
+  end
+end
 bad = preflight({B, L, E, Q}, {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
                                {'HSET', L, 'f', 'v'}, {'HDEL', L, 'f'},
                                {'ZADD', E, '0', 'm'}, {'ZREM', E, 'm'},
@@ -168,12 +181,7 @@ if granted then
   if line.fields > 0 then
     write_line(live)
   end
-  if phase ~= '' then
-    local _, err = worker_record(redis.call('HGET', W, worker))
-    redis.call('ZADD', H, fmt(now), worker)
-    redis.call('HSET', W, worker, '0|' .. err .. '|' .. phase)
-    redis.call('ZREM', U, worker)
-  end
+  beat(phase)
   return {1, id, s.tokens, 'ok', 0, recharge_on(s) and 1 or 0, expired_now, '',
           0}
 end
@@ -205,6 +213,9 @@ elseif not fresh then
 end
 if keep or line.fields > 0 then
   write_line(live)
+end
+if keep then
+  beat(WAITING)
 end
 return {0, '', s.tokens, reason, wait, mode, expired_now, keep and me.id or '',
         pos - 1}
