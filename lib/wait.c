@@ -6,7 +6,6 @@
  * polling: each attempt is followed by the sleep the script asked for.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
