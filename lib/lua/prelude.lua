@@ -1180,7 +1180,9 @@ end
 -- How long me (order[pos], not granted now) should wait: until its
 -- expected grant, tick-mates in the line's order a stagger apart; when that
 -- is now but someone ahead is due first, a little (as long as it is late
--- already, until it would count as absent).  -1: never.
+-- already, until it would count as absent), and when someone ahead it may
+-- not pass is asleep, until just after the first of them is back (not a
+-- stagger at a time meanwhile: each would be a round trip).  -1: never.
 local function line_wait(s, order, pos, me)
   local g = look_ahead(s, view_of(s, #order > 1 and CAUTION or nil), order,
                        pos, me)
@@ -1200,12 +1202,18 @@ local function line_wait(s, order, pos, me)
     return wait
   end
   wait = stagger_ms()
+  local back
   for i = 1, pos - 1 do
     local k = order[i]
     if k.due <= now then
       wait = math.max(wait, math.min(k.due + grace_ms() + 1 - now,
                                      math.max(stagger_ms(), now - k.due)))
+    elseif not back or k.due < back then
+      back = k.due
     end
+  end
+  if back then
+    wait = math.max(wait, back - now + stagger_ms())
   end
   return wait
 end
