@@ -33,8 +33,10 @@
  * that, and the worst wait / bound is printed.  --classes A:B splits the
  * workers in two halves, classes "interactive" (weight A) and "backfill"
  * (weight B) where the library has classes (tkm_acquire_ex), plain halves
- * otherwise: the tokens each half was granted, and the longest time the
- * second half went without a grant.
+ * otherwise: the tokens each half was granted, and the longest and the
+ * mean time the second half (the lower class) went without a grant, and
+ * its worst wait (8 workers of a class sharing a quarter of the tokens
+ * wait about 8 of its calls' worth at that quarter: the line ahead).
  *
  *   bench_policy [--periods N] [--workers 1,4,16,64] [--initial N]
  *                [--period-ms MS] [--policy tokenmgr|retry429|seed]
@@ -160,7 +162,8 @@ typedef struct run_result {
     double worst_ratio;
     int64_t max_wait_ms;  /* the longest wait of any completed call */
     double share[2];      /* --classes: tokens granted per half */
-    int64_t gap_ms;       /* --classes: the second half's longest drought */
+    int64_t gap_ms;       /* --classes: the second class's longest drought */
+    int64_t mean_gap_ms;  /* --classes: its mean time between grants */
     int64_t low_worst_ms; /* --classes: the second half's worst wait */
 } run_result;
 
@@ -776,6 +779,11 @@ static void line_figures(const worker *ws, int n, int64_t t_set, int64_t t_end,
              * (a worker that is never served shows here). */
             if (!r->ok && r->t1 != 0 && c + 1 != w->nrecs)
                 continue;
+            /* Every grant of the second class counts for its droughts,
+             * its workers' first ones too. */
+            if (w->cls == 1 && r->ok &&
+                grow((void **)&grants, &cap, ngrants + 1, sizeof(*grants)) == 0)
+                grants[ngrants++] = r->t1 - r->proc_ns;
             /* Each worker's first call is left out of the waits: the
              * threads start together, and which first call reached Redis
              * first, the bench cannot see. */
@@ -802,13 +810,8 @@ static void line_figures(const worker *ws, int n, int64_t t_set, int64_t t_end,
                 out->worst_wait_ms = (int64_t)(wait_ns / 1e6);
                 out->worst_bound_ms = (int64_t)(bound_ns / 1e6);
             }
-            if (w->cls == 1) {
-                if ((int64_t)(wait_ns / 1e6) > out->low_worst_ms)
-                    out->low_worst_ms = (int64_t)(wait_ns / 1e6);
-                if (r->ok && grow((void **)&grants, &cap, ngrants + 1,
-                                  sizeof(*grants)) == 0)
-                    grants[ngrants++] = r->t1 - r->proc_ns;
-            }
+            if (w->cls == 1 && (int64_t)(wait_ns / 1e6) > out->low_worst_ms)
+                out->low_worst_ms = (int64_t)(wait_ns / 1e6);
         }
         sum += x;
         sq += x * x;
@@ -825,6 +828,8 @@ static void line_figures(const worker *ws, int n, int64_t t_set, int64_t t_end,
                 out->gap_ms = (grants[g] - prev) / 1000000;
             prev = grants[g];
         }
+        if (ngrants > 0)
+            out->mean_gap_ms = (prev - t_set) / 1000000 / (int64_t)ngrants;
     }
     free(grants);
 }
@@ -991,14 +996,16 @@ static void print_line_header(void)
            "wait against twice what the line\nahead of it explains (tokens "
            "ahead and its own at the rate + 1 period + the recharge "
            "target);\n%s\n",
-           class_w[0] > 0 ? "classes: tokens granted per half (weights as "
-                            "given), the second half's longest drought and "
-                            "worst wait"
-                          : "");
+           class_w[0] > 0
+               ? "classes: tokens granted per half (weights as "
+                 "given), the second half's longest and mean drought and "
+                 "worst wait"
+               : "");
     printf("%-9s %4s %6s %9s %9s %6s %9s", "policy", "wrk", "jain", "worst s",
            "bound s", "ratio", "longest s");
     if (class_w[0] > 0)
-        printf(" %7s %7s %9s %9s", "share1", "share2", "drought", "low wait");
+        printf(" %7s %7s %9s %9s %9s", "share1", "share2", "drought",
+               "mean gap", "low wait");
     printf("\n");
 }
 
@@ -1008,37 +1015,39 @@ static void print_line_row(const run_result *r)
            r->workers, r->jain, r->worst_wait_ms / 1000.0,
            r->worst_bound_ms / 1000.0, r->worst_ratio, r->max_wait_ms / 1000.0);
     if (class_w[0] > 0)
-        printf(" %6.1f%% %6.1f%% %7.2f p %7.2f p", 100 * r->share[0],
+        printf(" %6.1f%% %6.1f%% %7.2f p %7.2f p %7.2f p", 100 * r->share[0],
                100 * r->share[1], (double)r->gap_ms / period_ms,
+               (double)r->mean_gap_ms / period_ms,
                (double)r->low_worst_ms / period_ms);
     printf("\n");
 }
 
 static void json_row(FILE *f, const run_result *r, int first)
 {
-    fprintf(f,
-            "%s{\"policy\":\"%s\",\"workers\":%d,\"calls\":%lld,"
-            "\"tokens_charged\":%lld,\"useful_tokens\":%lld,\"ideal\":%lld,"
-            "\"utilisation\":%.4f,\"drained\":%s,\"http_429\":%lld,"
-            "\"min_balance\":%lld,\"final_balance\":%lld,"
-            "\"wait_p50_ms\":%.2f,\"wait_p99_ms\":%.2f,"
-            "\"redis_round_trips_per_call\":%.3f,\"token_calls\":%lld,"
-            "\"cut\":%lld,\"dropped\":%lld,\"errors\":%lld,"
-            "\"elapsed_ms\":%lld,\"jain\":%.4f,\"worst_wait_ms\":%lld,"
-            "\"worst_bound_ms\":%lld,\"worst_ratio\":%.3f,"
-            "\"longest_wait_ms\":%lld,\"class_share\":[%.4f,%.4f],"
-            "\"low_class_drought_ms\":%lld,\"low_class_worst_wait_ms\":%lld}",
-            first ? "" : ",", policy_names[r->pol], r->workers,
-            (long long)r->calls, (long long)r->charged, (long long)r->useful,
-            (long long)r->ideal, r->util, r->drained ? "true" : "false",
-            (long long)r->n429, (long long)r->min_balance,
-            (long long)r->final_balance, r->p50_ms, r->p99_ms,
-            r->trips_per_call, (long long)r->token_calls, (long long)r->cut,
-            (long long)r->dropped, (long long)r->errors,
-            (long long)r->elapsed_ms, r->jain, (long long)r->worst_wait_ms,
-            (long long)r->worst_bound_ms, r->worst_ratio,
-            (long long)r->max_wait_ms, r->share[0], r->share[1],
-            (long long)r->gap_ms, (long long)r->low_worst_ms);
+    fprintf(
+        f,
+        "%s{\"policy\":\"%s\",\"workers\":%d,\"calls\":%lld,"
+        "\"tokens_charged\":%lld,\"useful_tokens\":%lld,\"ideal\":%lld,"
+        "\"utilisation\":%.4f,\"drained\":%s,\"http_429\":%lld,"
+        "\"min_balance\":%lld,\"final_balance\":%lld,"
+        "\"wait_p50_ms\":%.2f,\"wait_p99_ms\":%.2f,"
+        "\"redis_round_trips_per_call\":%.3f,\"token_calls\":%lld,"
+        "\"cut\":%lld,\"dropped\":%lld,\"errors\":%lld,"
+        "\"elapsed_ms\":%lld,\"jain\":%.4f,\"worst_wait_ms\":%lld,"
+        "\"worst_bound_ms\":%lld,\"worst_ratio\":%.3f,"
+        "\"longest_wait_ms\":%lld,\"class_share\":[%.4f,%.4f],"
+        "\"low_class_drought_ms\":%lld,\"low_class_mean_gap_ms\":%lld,"
+        "\"low_class_worst_wait_ms\":%lld}",
+        first ? "" : ",", policy_names[r->pol], r->workers, (long long)r->calls,
+        (long long)r->charged, (long long)r->useful, (long long)r->ideal,
+        r->util, r->drained ? "true" : "false", (long long)r->n429,
+        (long long)r->min_balance, (long long)r->final_balance, r->p50_ms,
+        r->p99_ms, r->trips_per_call, (long long)r->token_calls,
+        (long long)r->cut, (long long)r->dropped, (long long)r->errors,
+        (long long)r->elapsed_ms, r->jain, (long long)r->worst_wait_ms,
+        (long long)r->worst_bound_ms, r->worst_ratio, (long long)r->max_wait_ms,
+        r->share[0], r->share[1], (long long)r->gap_ms,
+        (long long)r->mean_gap_ms, (long long)r->low_worst_ms);
 }
 
 int main(int argc, char **argv)
