@@ -159,8 +159,11 @@ tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
          * millisecond so that Redis' clock has passed the tick. */
         rc = tkm__sleep_beating(c, g->retry_after_ms + 1, PHASE_WAITING);
         if (rc != TKM_OK) {
-            /* Canceled, closed, or Redis failed: nobody waits for it. */
-            tkm__leave(c, ticket);
+            /* Canceled or closed: nobody waits for it.  When Redis failed
+             * (a heartbeat timed out), a leave would only wait as long
+             * again: the ticket expires within bucket.lease_ttl_s. */
+            if (rc != TKM_EREDIS)
+                tkm__leave(c, ticket);
             return rc;
         }
     }

@@ -659,6 +659,35 @@ START_TEST(test_canceled_leaves)
 }
 END_TEST
 
+/* Redis hangs while a waiter sleeps in line: its heartbeat times out and
+ * the wait ends with TKM_EREDIS after that one timeout, without waiting as
+ * long again to leave the line (its ticket expires by itself). */
+START_TEST(test_hung_redis_ends_wait)
+{
+    tkm_options o = plain(10000);
+    tkm_client *c;
+    child ch;
+    result r;
+    int64_t cost = 10, t0;
+
+    o.heartbeat.stale_after_s = 4; /* a waiter beats every second */
+    o.timeout_ms = 2000;
+    c = tkt_open(&o);
+    tkt_sync_exact(c, 0, 10, 9900, -1);
+    ch = spawn(&o, one_acquire, &cost);
+    await_waiters(c, 1);
+    kill(tkt_server.pid, SIGSTOP);
+    t0 = tkt_now_ms();
+    r = reap(ch);
+    kill(tkt_server.pid, SIGCONT);
+    ck_assert_int_eq(r.rc, TKM_EREDIS);
+    /* Its next beat within a second, then the 2 s timeout: a leave would
+     * have added 2 s more. */
+    ck_assert_int_lt(r.at_ms - t0, 3700);
+    tkm_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("queue");
@@ -669,7 +698,7 @@ int main(void)
     tkt_add_tests(tkt_redis_tcase(s, "waiters", 60), test_abandoned_ticket,
                   test_try_refused_while_line, test_reset_with_waiters,
                   test_status_per_class, test_too_long_holds_no_place,
-                  test_canceled_leaves, NULL);
+                  test_canceled_leaves, test_hung_redis_ends_wait, NULL);
     tkt_add_tests(tkt_redis_tcase(s, "bad_input", 30), test_bad_classes,
                   test_class_list_changes, test_queue_key_wrong_type, NULL);
     return tkt_run_suite(s, 0);
