@@ -1198,10 +1198,10 @@ local function line_wait(s, order, pos, me)
   end
   local wait = mine - now +
                math.min(rank * stagger_ms(), math.floor(s.period_ms / 2))
-  if wait > 0 then
+  if mine > now then
     return wait
   end
-  wait = stagger_ms()
+  wait = math.max(wait, stagger_ms())
   local back
   for i = 1, pos - 1 do
     local k = order[i]
