@@ -18,27 +18,17 @@ command, alert firing, thaw, stalled 0, alert resolved); while the bucket
 sat idle and full, recharge_mode read 0.
 """
 import json
+import os
 import re
 import sys
 import time
 import urllib.parse
 import urllib.request
 
-failures = 0
-
-
-def ok(msg):
-    print("ok   " + msg)
-
-
-def fail(msg):
-    global failures
-    failures += 1
-    print("FAIL " + msg)
-
-
-def note(msg):
-    print("note " + msg)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "alerts"))
+import prom_check  # noqa: E402 (the checks' ok/fail/note lines and count)
+from prom_check import fail, note, ok  # noqa: E402
 
 
 def raw(prom, selector, since_ms, now_ms):
@@ -182,7 +172,7 @@ def main():
     else:
         fail(f"idle bucket: recharge_mode {sorted(set(rm))}, tokens up to {max(tokens, default=0):g} "
              f"of {max(cap, default=0):g}")
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if prom_check.failures else 0)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ The library is found by the dynamic loader as ``libtokenmgr.so.0``, or at
 """
 from ._lib import PATH as library_path
 from ._lib import VERSION as library_version
+from . import errors as _errors
 from .client import Client, Grant, Reconcile
 from .errors import (
     Cancelled,
@@ -49,18 +50,8 @@ __all__ = [
     "Keepa",
     "Response",
     "estimate_cost",
-    "TokenmgrError",
-    "ConfigError",
-    "UnknownOptionError",
-    "Unavailable",
-    "Denied",
-    "GrantError",
-    "InvalidArgument",
-    "Cancelled",
-    "ClientClosed",
-    "KeepaError",
-    "KeepaAPIError",
     "library_path",
     "library_version",
     "__version__",
+    *_errors.__all__,
 ]
