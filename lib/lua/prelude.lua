@@ -146,7 +146,7 @@ end
 
 local FIELDS = {'tokens', 'rate', 'period_ms', 'anchor_ms', 'report_ts',
                 'sync_ms', 'recharge_since_ms', 'inflight_tokens', 'leases',
-                'seq', 'reground_ms'}
+                'seq', 'reground_ms', 'phase_ms'}
 local TEXT_FIELDS = {'inflight_est', 'learn:*'}
 local FIELDS_READ = {unpack(FIELDS)}
 for _, f in ipairs(TEXT_FIELDS) do
@@ -505,7 +505,12 @@ end
 -- it, so the pool's schedule moves past it (else counted twice: a grant on
 -- tokens the API does not have, and a 429).  Only within a period of the
 -- pool's last tick: a report further off is a clock that disagrees (or a
--- caller's own timestamp), taken as it is.
+-- caller's own timestamp), taken as it is.  The tick is added only when
+-- the pool's phase is the API's (phase_ms: the API time of the sync that
+-- set it): a phase taken without the API's timestamp is late by the
+-- response's unknown latency, and a report from that late part of a period
+-- already holds the tick (adding it would be counting it twice; leaving it
+-- out loses one tick until the next report).
 local function report_as_of(s, left, ts)
   local p = s.period_ms
   if p <= 0 then
@@ -514,7 +519,7 @@ local function report_as_of(s, left, ts)
   local api = s.anchor_ms - tick_guard(p) -- the API's last tick
   if ts >= api + p and ts < api + 2 * p then
     s.anchor_ms = s.anchor_ms + p
-  elseif ts < api and ts >= api - p and left < capacity(s) then
+  elseif s.phase_ms and ts < api and ts >= api - p and left < capacity(s) then
     left = math.min(capacity(s), left + s.rate)
   end
   return left
@@ -645,7 +650,8 @@ local function persist(s)
   local f = {'tokens', s.tokens, 'rate', s.rate, 'period_ms', s.period_ms,
              'anchor_ms', s.anchor_ms, 'inflight_tokens', s.inflight_tokens,
              'leases', s.leases}
-  for _, name in ipairs({'seq', 'report_ts', 'sync_ms', 'recharge_since_ms'}) do
+  for _, name in ipairs({'seq', 'report_ts', 'sync_ms', 'recharge_since_ms',
+                         'phase_ms'}) do
     if s[name] then
       f[#f + 1], f[#f + 2] = name, s[name]
     end

@@ -52,10 +52,13 @@ if rin and reported and math.abs(now - ts) < cfg.period_ms then
   -- response's latency, unknown to report_as_of in the prelude, which
   -- keeps later reports on the schedule).
   s.anchor_ms = ts + rin - cfg.period_ms + tick_guard(cfg.period_ms)
+  s.phase_ms = ts
 elseif rin then
   s.anchor_ms = now + rin - cfg.period_ms -- the next tick is at now + refillIn
+  s.phase_ms = nil
 else
   s.anchor_ms = now
+  s.phase_ms = nil
 end
 -- Reservations still in flight are not in the API's balance yet.
 s.tokens = tokens - s.inflight_tokens
@@ -67,5 +70,8 @@ if bad then
 end
 if s.reground_ms then -- the API's balance grounds it after a new master
   redis.call('HDEL', B, 'reground_ms')
+end
+if not s.phase_ms then -- a phase not the API's (report_as_of)
+  redis.call('HDEL', B, 'phase_ms')
 end
 return {s.tokens, 1, 0}
