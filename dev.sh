@@ -169,6 +169,11 @@ bench() {
     # empty one (no first drain) with 16 and 64.
     run_bench policy bench_policy --periods 10
     run_bench policy_steady bench_policy --periods 100 --period-ms 250 --initial 0 --workers 16,64
+    # The line over a run long enough for 64 workers to be served some 10
+    # times each (fairness over 1.7 calls a worker is the costs' spread),
+    # and two classes weighted 3:1, both saturated.
+    run_bench policy_long bench_policy --periods 600 --period-ms 250 --initial 0 --workers 64 --policy tokenmgr
+    run_bench policy_classes bench_policy --periods 100 --period-ms 250 --initial 0 --workers 16 --policy tokenmgr --classes 3:1
     run_bench decide bench_decide --seconds 3
     # The cost of Sentinel once connected, and failover time as clients see it.
     run_bench decide_sentinel bench_decide --sentinel 1
@@ -188,6 +193,8 @@ bench() {
         printf '"policy":%s,"policy_steady":%s,"decide":%s,"scaling":%s,' \
             "$(cat "$out/policy.json")" "$(cat "$out/policy_steady.json")" \
             "$(cat "$out/decide.json")" "$(cat "$out/scaling.json")"
+        printf '"policy_long":%s,"policy_classes":%s,' \
+            "$(cat "$out/policy_long.json")" "$(cat "$out/policy_classes.json")"
         printf '"decide_sentinel":%s,"failover":%s,"python":%s,' \
             "$(cat "$out/decide_sentinel.json")" "$(cat "$out/failover.json")" \
             "$(cat "$out/python.json")"

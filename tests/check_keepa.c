@@ -419,6 +419,12 @@ START_TEST(test_grant_carries_heartbeat)
     ck_assert_str_eq(worker_seen(c, tkm_client_options(c)->worker_id).phase,
                      "starting");
 
+    /* A worker departed a day ago: the grants' heartbeats prune it, as
+     * heartbeat() does (a fleet whose beats all ride on grants would keep
+     * every departed worker otherwise). */
+    tkt_do("ZADD tokenmgr:{t}:heartbeats %lld ghost",
+           (long long)(tkt_status(c).now_ms - 86400000LL - 60000));
+    tkt_do("HSET tokenmgr:{t}:workers ghost 0||gone");
     for (int i = 0; i < 3; i++) {
         before = tkm_client_round_trips(c);
         ck_assert_int_eq(one_request(kc, "B000000001", &r), TKM_OK);
@@ -427,6 +433,16 @@ START_TEST(test_grant_carries_heartbeat)
         ck_assert_int_le(tkm_client_round_trips(c) - before, i == 0 ? 4 : 2);
     }
     ck_assert_int_eq(tkm_client_round_trips(c) - before, 2);
+    {
+        redisContext *raw = tkt_raw();
+        redisReply *rp = tkt_cmd(raw, "HEXISTS tokenmgr:{t}:workers ghost");
+        ck_assert_int_eq(rp->integer, 0);
+        freeReplyObject(rp);
+        rp = tkt_cmd(raw, "ZSCORE tokenmgr:{t}:heartbeats ghost");
+        ck_assert_int_eq(rp->type, REDIS_REPLY_NIL);
+        freeReplyObject(rp);
+        redisFree(raw);
+    }
     w = worker_seen(c, tkm_client_options(c)->worker_id);
     ck_assert_str_eq(w.phase, "keepa /product");
     ck_assert_int_lt(w.heartbeat_age_ms, 5000);

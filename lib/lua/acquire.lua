@@ -51,10 +51,7 @@ local try = max_wait == nil
 local WAITING = 'waiting for tokens'
 local function beat(p)
   if phase ~= '' then
-    local _, err = worker_record(redis.call('HGET', W, worker))
-    redis.call('ZADD', H, fmt(now), worker)
-    redis.call('HSET', W, worker, '0|' .. err .. '|' .. p)
-    redis.call('ZREM', U, worker)
+    record_beat(worker, 0, nil, p)
   end
 end
 bad = preflight({B, L, E, Q}, {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
@@ -63,8 +60,7 @@ bad = preflight({B, L, E, Q}, {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
                                {'HSET', Q, 'f', 'v'}, {'HDEL', Q, 'f'},
                                {'DEL', Q}})
 if not bad and phase ~= '' then
-  bad = preflight({H, W, U}, {{'ZADD', H, '0', 'm'}, {'HSET', W, 'f', 'v'},
-                              {'ZREM', U, 'm'}})
+  bad = preflight({H, W, U}, WRITE_BEAT)
 end
 if bad then
   return bad

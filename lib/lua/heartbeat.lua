@@ -18,10 +18,7 @@ if not bad and not string.match(err, '^[a-z]*$') then
   bad = redis.error_reply("TKMARG error '" .. string.sub(err, 1, 40) ..
                           "' is not a lower-case word (nothing was changed)")
 end
-bad = bad or preflight({H, W, U}, {{'ZADD', H, '0', 'm'}, {'ZREM', H, 'm'},
-                                   {'HSET', W, 'f', 'v'}, {'HDEL', W, 'f'},
-                                   {'ZADD', U, '0', 'm'}, {'ZREM', U, 'm'},
-                                   {'ZREMRANGEBYSCORE', U, '0', '0'}})
+bad = bad or preflight({H, W, U}, WRITE_BEAT)
 if bad then
   return bad
 end
@@ -32,23 +29,7 @@ end
 if err ~= '' then
   err = fmt(now - math.min(now, math.max(0, err_age))) .. ':' .. err
 else
-  err = select(2, worker_record(redis.call('HGET', W, worker)))
+  err = nil -- the record keeps the one it holds
 end
-redis.call('ZADD', H, fmt(now), worker)
-redis.call('HSET', W, worker, fmt(until_ms) .. '|' .. err .. '|' .. phase)
-if until_ms > 0 then
-  redis.call('ZADD', U, fmt(until_ms), worker)
-else
-  redis.call('ZREM', U, worker)
-end
--- Busy periods that ended, and departed workers, do not accumulate: drop
--- records past the retention.
-redis.call('ZREMRANGEBYSCORE', U, '-inf', fmt(now))
-local old = redis.call('ZRANGEBYSCORE', H, '-inf', '(' .. fmt(now - cfg.retention_ms),
-                       'LIMIT', 0, 100)
-if #old > 0 then
-  redis.call('ZREM', H, unpack(old))
-  redis.call('ZREM', U, unpack(old))
-  redis.call('HDEL', W, unpack(old))
-end
+record_beat(worker, until_ms, err, phase)
 return {now, until_ms}

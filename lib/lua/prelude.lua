@@ -809,6 +809,36 @@ local function worker_record(info)
   return int_or_nil(b) or 0, err or '', phase or ''
 end
 
+-- The writes of a heartbeat (preflight's list) and the heartbeat itself:
+-- `worker` alive now doing `phase`, busy until until_ms (0: not busy; a
+-- plain heartbeat ends an earlier busy period), its record's error field
+-- `err` (nil: the one it holds).  Busy periods that ended and departed
+-- workers do not accumulate: records past the retention go, 100 a beat.
+local WRITE_BEAT = {{'ZADD', H, '0', 'm'}, {'ZREM', H, 'm'},
+                    {'HSET', W, 'f', 'v'}, {'HDEL', W, 'f'},
+                    {'ZADD', U, '0', 'm'}, {'ZREM', U, 'm'},
+                    {'ZREMRANGEBYSCORE', U, '0', '0'}}
+local function record_beat(worker, until_ms, err, phase)
+  if err == nil then
+    err = select(2, worker_record(redis.call('HGET', W, worker)))
+  end
+  redis.call('ZADD', H, fmt(now), worker)
+  redis.call('HSET', W, worker, fmt(until_ms) .. '|' .. err .. '|' .. phase)
+  if until_ms > 0 then
+    redis.call('ZADD', U, fmt(until_ms), worker)
+  else
+    redis.call('ZREM', U, worker)
+  end
+  redis.call('ZREMRANGEBYSCORE', U, '-inf', fmt(now))
+  local old = redis.call('ZRANGEBYSCORE', H, '-inf',
+                         '(' .. fmt(now - cfg.retention_ms), 'LIMIT', 0, 100)
+  if #old > 0 then
+    redis.call('ZREM', H, unpack(old))
+    redis.call('ZREM', U, unpack(old))
+    redis.call('HDEL', W, unpack(old))
+  end
+end
+
 local function worker_summary()
   local horizon = now - cfg.retention_ms
   local stale_before = now - cfg.stale_after_ms
