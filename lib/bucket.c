@@ -74,7 +74,7 @@ tkm_code tkm__attempt(tkm_client *c, int64_t cost, const char *cls,
 
     memset(g, 0, sizeof(*g));
     if (phase != NULL)
-        tkm__grant_beat(c, phase, beat);
+        tkm__carried_beat(c, phase, beat);
     tkm__acquire_args(&k, c, cost, cls, weight, ticket, max_wait_ms, beat);
     rc = tkm__call_run(c, &k, v, TKM__ACQUIRE_NFIELDS, NULL);
     if (rc != TKM_OK)

@@ -61,7 +61,7 @@ static tkm_code beat(tkm_client *c, const char *phase, int64_t busy_ms)
     return rc;
 }
 
-void tkm__grant_beat(const tkm_client *c, const char *phase, char *text)
+void tkm__carried_beat(const tkm_client *c, const char *phase, char *text)
 {
     text[0] = '\0';
     if (c->heartbeats && c->failure_ms <= c->failure_reported_ms)

@@ -200,11 +200,11 @@ int64_t tkm__monotonic_ms(void);
  * interval_ms (tkm_heartbeat: heartbeat.min_interval_ms). */
 tkm_code tkm__heartbeat_within(tkm_client *c, const char *phase,
                                int64_t interval_ms);
-/* heartbeat.c: text (TKM_PHASE_MAX + 1 bytes) becomes `phase` as a grant
- * carries it as the worker's heartbeat, or "" when the heartbeat cannot
- * ride on it: a tool, or a failure to report (its heartbeat is sent on its
- * own, after the grant). */
-void tkm__grant_beat(const tkm_client *c, const char *phase, char *text);
+/* heartbeat.c: text (TKM_PHASE_MAX + 1 bytes) becomes `phase` as an
+ * acquire attempt carries it as the worker's heartbeat, or "" when the
+ * heartbeat cannot ride on the attempt: a tool, or a failure to report
+ * (that heartbeat is sent on its own). */
+void tkm__carried_beat(const tkm_client *c, const char *phase, char *text);
 /* wait.c: sleep ms in slices of heartbeat.wait_slice_ms (each checks the
  * cancel flag), beating `phase` as often as staying alive needs: when the
  * last heartbeat is a quarter of heartbeat.stale_after_s old (at least
@@ -216,7 +216,7 @@ tkm_code tkm__sleep_beating(tkm_client *c, int64_t ms, const char *phase);
  * class. */
 tkm_code tkm__queue_weight(tkm_client *c, const char *name, int64_t *weight);
 /* bucket.c: the acquire call's arguments (max_wait_ms < 0: a try; `beat`
- * "" or the phase of the heartbeat a grant carries). */
+ * "" or the phase of the heartbeat the attempt carries). */
 void tkm__acquire_args(tkm__call *k, tkm_client *c, int64_t cost,
                        const char *cls, int64_t weight, const char *ticket,
                        int64_t max_wait_ms, const char *beat);

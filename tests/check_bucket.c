@@ -302,38 +302,50 @@ START_TEST(test_phase_from_the_report)
 }
 END_TEST
 
+/* A pool of 100 tokens, 10 a period of 1000 ms, the next tick 300 ms after
+ * the sync (with the API's timestamp when `api_phase`, a little ahead of
+ * the syncs that teach the estimates; else an operator's refill_in alone);
+ * one call of 5 granted, then completed past the pool's tick with a report
+ * measured 30 ms before the API's tick (the pool's less 20 ms, a fiftieth
+ * of the period): 60 at the API then.  *r: what the completion answered. */
+static tkm_client *report_before_tick(int api_phase, tkm_reconcile *r)
+{
+    tkm_options o = tkt_options();
+    tkm_client *c;
+    tkm_pool_status st;
+    tkm_grant g;
+    tkm_report before;
+
+    o.bucket.refill_period_ms = 1000;
+    c = tkt_open(&o);
+    tkt_sync_exact(c, 100, 10, 300,
+                   api_phase ? tkt_status(c).now_ms + 100 : -1);
+    st = tkt_status(c);
+    before.tokens_left = 60;
+    before.timestamp_ms = st.now_ms + st.refill_in_ms - 20 - 30;
+    g = tkt_acquire(c, 5);
+    tkt_sleep_ms(st.refill_in_ms + 100);
+    ck_assert_int_eq(tkm_complete(c, g.id, 5, &before, r), TKM_OK);
+    ck_assert_int_eq(r->report_applied, 1);
+    return c;
+}
+
 /* A report is the API's balance at its timestamp: a tick the pool applied
  * after that time is added to it, and a tick the API made before it (the
  * pool's next, a little late) is not counted again when the pool's
- * schedule reaches it.  The pool's ticks are the API's plus 20 ms here (a
- * fiftieth of the period). */
+ * schedule reaches it. */
 START_TEST(test_report_and_ticks_counted_once)
 {
-    tkm_options o = tkt_options();
     tkm_client *c;
     tkm_pool_status st;
     tkm_grant g;
     tkm_reconcile r;
     int64_t tick;
 
-    o.bucket.refill_period_ms = 1000;
-    c = tkt_open(&o);
-    /* The API's word (its timestamp, a little ahead of the syncs that
-     * teach the estimates): the pool's phase is the API's. */
-    tkt_sync_exact(c, 100, 10, 300, tkt_status(c).now_ms + 100);
-    st = tkt_status(c);
-    tick = st.now_ms + st.refill_in_ms; /* the pool's next tick */
-    g = tkt_acquire(c, 5);
-    tkt_sleep_ms(st.refill_in_ms + 100);
-    {
-        /* Measured 30 ms before the API's tick, applied after it: 60 at
-         * the API then, 70 now (the tick), 5 of it this call's (in flight
-         * no more). */
-        tkm_report before = {60, tick - 20 - 30};
-        ck_assert_int_eq(tkm_complete(c, g.id, 5, &before, &r), TKM_OK);
-        ck_assert_int_eq(r.report_applied, 1);
-        ck_assert_int_eq(r.tokens, 70);
-    }
+    /* 60 at the API before its tick, 70 now (the tick), 5 of it the
+     * call's (in flight no more). */
+    c = report_before_tick(1, &r);
+    ck_assert_int_eq(r.tokens, 70);
     /* The next tick: a report measured 10 ms after the API's (10 ms
      * before the pool's), applied before the pool's schedule reaches it. */
     st = tkt_status(c);
@@ -361,26 +373,10 @@ END_TEST
  * twice, and a grant the API has no tokens for). */
 START_TEST(test_phase_without_timestamp_adds_no_tick)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c;
-    tkm_pool_status st;
-    tkm_grant g;
     tkm_reconcile r;
-    int64_t tick;
+    tkm_client *c = report_before_tick(0, &r);
 
-    o.bucket.refill_period_ms = 1000;
-    c = tkt_open(&o);
-    tkt_sync_exact(c, 100, 10, 300, -1);
-    st = tkt_status(c);
-    tick = st.now_ms + st.refill_in_ms; /* the pool's next tick */
-    g = tkt_acquire(c, 5);
-    tkt_sleep_ms(st.refill_in_ms + 100);
-    {
-        tkm_report before = {60, tick - 20 - 30};
-        ck_assert_int_eq(tkm_complete(c, g.id, 5, &before, &r), TKM_OK);
-        ck_assert_int_eq(r.report_applied, 1);
-        ck_assert_int_eq(r.tokens, 60);
-    }
+    ck_assert_int_eq(r.tokens, 60);
     tkm_client_free(c);
 }
 END_TEST

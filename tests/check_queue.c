@@ -664,14 +664,18 @@ END_TEST
  * long again to leave the line (its ticket expires by itself). */
 START_TEST(test_hung_redis_ends_wait)
 {
-    tkm_options o = plain(10000);
+    tkm_options o = tkt_options();
     tkm_client *c;
     child ch;
     result r;
     int64_t cost = 10, t0;
     pid_t dog;
 
-    o.heartbeat.stale_after_s = 4; /* a waiter beats every second */
+    /* The defaults but timings: a 10 s period, a waiter beating every
+     * second, a 2 s Redis timeout. */
+    o.bucket.refill_period_ms = 10000;
+    o.heartbeat.wait_slice_ms = 100;
+    o.heartbeat.stale_after_s = 4;
     o.timeout_ms = 2000;
     c = tkt_open(&o);
     tkt_sync_exact(c, 0, 10, 9900, -1);

@@ -46,6 +46,7 @@ end
 
 s.rate = rate
 s.period_ms = cfg.period_ms
+s.phase_ms = nil -- the API's phase only with the API's timestamp (below)
 if rin and reported and math.abs(now - ts) < cfg.period_ms then
   -- The API's next tick is at ts + refillIn, on the API's clock; the
   -- pool's, tick_guard after it (now + refillIn would be late by the
@@ -55,10 +56,8 @@ if rin and reported and math.abs(now - ts) < cfg.period_ms then
   s.phase_ms = ts
 elseif rin then
   s.anchor_ms = now + rin - cfg.period_ms -- the next tick is at now + refillIn
-  s.phase_ms = nil
 else
   s.anchor_ms = now
-  s.phase_ms = nil
 end
 -- Reservations still in flight are not in the API's balance yet.
 s.tokens = tokens - s.inflight_tokens
