@@ -130,20 +130,23 @@ TKM_EXPORT tkm_code tkm_try_acquire(tkm_client *c, int64_t cost, tkm_grant *g)
                         (char[1]){""}, 1, -1, NULL, g, NULL);
 }
 
-/* complete, release and sync answer one reply, read with complete's names. */
+/* complete, release and sync answer one reply, read with complete's names
+ * (complete's has the next call's place after it). */
 #define SAME_FIELD(call, field) (TKM__##call##_##field == TKM__COMPLETE_##field)
 _Static_assert(SAME_FIELD(RELEASE, TOKENS) &&
                    SAME_FIELD(RELEASE, REPORT_APPLIED) &&
                    SAME_FIELD(RELEASE, REPORT_STALE) &&
-                   SAME_FIELD(RELEASE, NFIELDS) && SAME_FIELD(SYNC, TOKENS) &&
+                   SAME_FIELD(SYNC, TOKENS) &&
                    SAME_FIELD(SYNC, REPORT_APPLIED) &&
-                   SAME_FIELD(SYNC, REPORT_STALE) && SAME_FIELD(SYNC, NFIELDS),
-               "release.lua and sync.lua answer as complete.lua does");
+                   SAME_FIELD(SYNC, REPORT_STALE) &&
+                   TKM__RELEASE_NFIELDS == TKM__SYNC_NFIELDS &&
+                   TKM__RELEASE_NFIELDS <= TKM__COMPLETE_NFIELDS,
+               "release.lua and sync.lua answer as complete.lua begins");
 
-static tkm_code reconcile_reply(tkm_client *c, tkm__call *k, tkm_reconcile *out)
+static tkm_code reconcile_reply(tkm_client *c, tkm__call *k, int n,
+                                tkm__value *v, tkm_reconcile *out)
 {
-    tkm__value v[TKM__COMPLETE_NFIELDS];
-    tkm_code rc = tkm__call_run(c, k, v, TKM__COMPLETE_NFIELDS, NULL);
+    tkm_code rc = tkm__call_run(c, k, v, n, NULL);
 
     if (rc == TKM_OK && out != NULL) {
         out->tokens = v[TKM__COMPLETE_TOKENS].i;
@@ -187,6 +190,11 @@ TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
                                  tkm_reconcile *out)
 {
     tkm__call k;
+    tkm__value v[TKM__COMPLETE_NFIELDS];
+    /* The grant of a call that waited in line: the worker's next call is
+     * expected, and takes its place now (complete.lua). */
+    int next = c->waited.id[0] != '\0' && strcmp(c->waited.id, grant_id) == 0;
+    tkm_code rc;
 
     if (check_grant_id(c, grant_id) != TKM_OK)
         return TKM_ENOGRANT;
@@ -200,25 +208,45 @@ TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
         tkm__call_str(&k, "");
         tkm__call_str(&k, "");
     }
-    return reconcile_reply(c, &k, out);
+    tkm__call_str(&k, c->opts.worker_id);
+    tkm__call_str(&k, next ? c->waited.cls : "");
+    tkm__call_int_in(&k, "weight", next ? c->waited.weight : 1, 1,
+                     TKM_QUEUE_WEIGHT_MAX, "");
+    if (next) {
+        tkm__call_int_in(&k, "cost", c->waited.cost, COST);
+        tkm__call_int_in(&k, "max_wait_ms", c->waited.max_wait_ms, 0,
+                         TKM_MAX_WAIT_MS, "ms");
+    } else {
+        tkm__call_str(&k, "");
+        tkm__call_str(&k, "");
+    }
+    rc = reconcile_reply(c, &k, TKM__COMPLETE_NFIELDS, v, out);
+    if (rc != TKM_OK || !next)
+        return rc;
+    c->waited.id[0] = '\0';
+    tkm__keep_place(c, v[TKM__COMPLETE_TICKET].s, c->waited.cls,
+                    v[TKM__COMPLETE_WAIT_MS].i);
+    return rc;
 }
 
 TKM_EXPORT tkm_code tkm_release(tkm_client *c, const char *grant_id,
                                 tkm_reconcile *out)
 {
     tkm__call k;
+    tkm__value v[TKM__RELEASE_NFIELDS];
 
     if (check_grant_id(c, grant_id) != TKM_OK)
         return TKM_ENOGRANT;
     tkm__call_init(&k, c, TKM__CALL_RELEASE);
     tkm__call_str(&k, grant_id);
-    return reconcile_reply(c, &k, out);
+    return reconcile_reply(c, &k, TKM__RELEASE_NFIELDS, v, out);
 }
 
 TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
                              tkm_reconcile *out)
 {
     tkm__call k;
+    tkm__value v[TKM__SYNC_NFIELDS];
 
     tkm__call_init(&k, c, TKM__CALL_SYNC);
     tkm__call_int_in(&k, "tokens", info->tokens, TOKENS);
@@ -227,7 +255,7 @@ TKM_EXPORT tkm_code tkm_sync(tkm_client *c, const tkm_sync_info *info,
              c->opts.bucket.refill_period_ms,
              "ms (at most the refill period; -1: unknown)");
     push_opt(&k, "timestamp_ms", info->timestamp_ms, TIMESTAMP1);
-    return reconcile_reply(c, &k, out);
+    return reconcile_reply(c, &k, TKM__SYNC_NFIELDS, v, out);
 }
 
 /* The pool's fields of a status reply. */

@@ -89,6 +89,10 @@ TKM_EXPORT void tkm_client_free(tkm_client *c)
 {
     if (c == NULL)
         return;
+    /* A place in line for a call that will not come (tkm_complete took
+     * it): others need not wait for it to be absent. */
+    if (c->place.ticket[0] != '\0' && c->redis != NULL)
+        tkm__leave(c, c->place.ticket);
     tkm__redis_close_all(c);
     /* The options may hold a Redis password, the sentinels theirs. */
     memset(c, 0, sizeof(*c));

@@ -75,6 +75,20 @@ struct tkm_client {
     const char *failure_kind;
     int64_t failure_reported_ms;
     unsigned int jitter_seed;
+    /* wait.c: the grant of the last blocking acquire that waited in line
+     * (its completion takes the worker's next place: complete.lua), and
+     * that place, for the next blocking acquire of the same class (due:
+     * monotonic ms). */
+    struct {
+        char id[TKM_GRANT_ID_MAX + 1];
+        char cls[TKM_QUEUE_CLASS_MAX + 1];
+        int64_t cost, weight, max_wait_ms;
+    } waited;
+    struct {
+        char ticket[48];
+        char cls[TKM_QUEUE_CLASS_MAX + 1];
+        int64_t due_ms;
+    } place;
     const volatile sig_atomic_t *cancel; /* set by tkm_client_set_cancel */
     char err[TKM__ERR_MAX];
 };
@@ -237,6 +251,10 @@ tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
  * best effort: the client's error line and code are kept whatever happens
  * (an abandoned ticket expires within bucket.lease_ttl_s anyway). */
 void tkm__leave(tkm_client *c, const char *ticket);
+/* wait.c: the worker's place in line for its next call, which complete.lua
+ * took (ticket "": none), due in wait_ms. */
+void tkm__keep_place(tkm_client *c, const char *ticket, const char *cls,
+                     int64_t wait_ms);
 /* A random number in [0, n) from the client's jitter seed (0 when n <= 1). */
 int64_t tkm__random(tkm_client *c, int64_t n);
 

@@ -3,7 +3,9 @@
  * waiter's ticket in the pool's wait queue), then a sleep until the turn
  * the script expects for it, beating only as often as staying alive needs
  * (a waiter in line costs Redis its attempts, not a heartbeat a slice).  No
- * polling: each attempt is followed by the sleep the script asked for.
+ * polling: each attempt is followed by the sleep the script asked for.  A
+ * worker whose last call waited starts with the place its completion took
+ * (complete.lua): a sleep until that turn, then the attempt.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -95,6 +97,34 @@ tkm_code tkm__queue_weight(tkm_client *c, const char *name, int64_t *weight)
 
 /* A ticket id as acquire.lua hands it out ("seq-ms"), with room. */
 #define TICKET_MAX 48
+_Static_assert(sizeof(((tkm_client *)0)->place.ticket) == TICKET_MAX,
+               "the place kept is a ticket");
+
+void tkm__keep_place(tkm_client *c, const char *ticket, const char *cls,
+                     int64_t wait_ms)
+{
+    if (tkm__copy(c->place.ticket, sizeof(c->place.ticket), ticket) != 0 ||
+        tkm__copy(c->place.cls, sizeof(c->place.cls), cls) != 0)
+        c->place.ticket[0] = '\0';
+    c->place.due_ms = tkm__monotonic_ms() + wait_ms;
+}
+
+/* A grant to a call that held a place in line: its completion takes the
+ * worker's place for the next one (tkm_complete).  Any other clears it. */
+static void note_grant(tkm_client *c, const tkm_grant *g, int in_line,
+                       const char *cls, int64_t cost, int64_t weight,
+                       int64_t max_wait_ms)
+{
+    c->waited.id[0] = '\0';
+    if (!in_line || tkm__copy(c->waited.id, sizeof(c->waited.id), g->id) != 0 ||
+        tkm__copy(c->waited.cls, sizeof(c->waited.cls), cls) != 0) {
+        c->waited.id[0] = '\0';
+        return;
+    }
+    c->waited.cost = cost;
+    c->waited.weight = weight;
+    c->waited.max_wait_ms = max_wait_ms;
+}
 
 TKM_EXPORT tkm_code tkm_acquire(tkm_client *c, int64_t cost,
                                 int64_t max_wait_ms, tkm_grant *g)
@@ -118,7 +148,7 @@ tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
                           ? opts->queue_class
                           : c->opts.queue.class_name;
     char ticket[TICKET_MAX] = "";
-    int64_t deadline, weight;
+    int64_t deadline, weight, nap_ms = -1; /* -1: an attempt first */
     tkm_code rc;
 
     memset(g, 0, sizeof(*g));
@@ -133,8 +163,36 @@ tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
     if (max_wait_ms < 0)
         max_wait_ms = c->opts.bucket.max_wait_s * 1000;
     deadline = tkm__monotonic_ms() + max_wait_ms;
+    if (c->place.ticket[0] != '\0') {
+        /* The place the worker's last completion took: its turn, then an
+         * attempt with it (for a call of another cost, the attempt tells
+         * whether the turn holds).  One for another class goes with the
+         * first attempt, which takes a place of its own. */
+        int64_t until = c->place.due_ms - tkm__monotonic_ms();
+        memcpy(ticket, c->place.ticket, sizeof(ticket));
+        c->place.ticket[0] = '\0';
+        if (strcmp(c->place.cls, cls) == 0 && until > 0 && until <= max_wait_ms)
+            nap_ms = until;
+    }
     for (;;) {
-        int64_t left = deadline - tkm__monotonic_ms();
+        int64_t left;
+        int in_line;
+        if (nap_ms >= 0) {
+            /* The line tells each waiter its own time: no jitter needed,
+             * but a millisecond so that Redis' clock has passed the tick. */
+            rc = tkm__sleep_beating(c, nap_ms + 1, PHASE_WAITING);
+            if (rc != TKM_OK) {
+                /* Canceled or closed: nobody waits for it.  When Redis
+                 * failed (a heartbeat timed out), a leave would only wait
+                 * as long again: the ticket expires within
+                 * bucket.lease_ttl_s. */
+                if (rc != TKM_EREDIS)
+                    tkm__leave(c, ticket);
+                return rc;
+            }
+        }
+        left = deadline - tkm__monotonic_ms();
+        in_line = ticket[0] != '\0';
         if (canceled(c)) {
             rc = tkm__fail(c, TKM_ECANCELED, "acquire canceled");
             tkm__leave(c, ticket);
@@ -142,6 +200,8 @@ tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
         }
         rc = tkm__attempt(c, cost, cls, weight, ticket, sizeof(ticket),
                           left > 0 ? left : 0, phase, g, NULL);
+        if (rc == TKM_OK && g->granted)
+            note_grant(c, g, in_line, cls, cost, weight, max_wait_ms);
         if (rc != TKM_OK || g->granted || g->retry_after_ms == TKM_RETRY_NEVER)
             return rc;
         left = deadline - tkm__monotonic_ms();
@@ -155,16 +215,6 @@ tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
             g->reason = TKM_REASON_WAIT_TOO_LONG;
             return TKM_OK;
         }
-        /* The line tells each waiter its own time: no jitter needed, but a
-         * millisecond so that Redis' clock has passed the tick. */
-        rc = tkm__sleep_beating(c, g->retry_after_ms + 1, PHASE_WAITING);
-        if (rc != TKM_OK) {
-            /* Canceled or closed: nobody waits for it.  When Redis failed
-             * (a heartbeat timed out), a leave would only wait as long
-             * again: the ticket expires within bucket.lease_ttl_s. */
-            if (rc != TKM_EREDIS)
-                tkm__leave(c, ticket);
-            return rc;
-        }
+        nap_ms = g->retry_after_ms;
     }
 }

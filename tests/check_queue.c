@@ -703,6 +703,155 @@ START_TEST(test_hung_redis_ends_wait)
 }
 END_TEST
 
+/* ---- the next call's place ------------------------------------------- */
+
+/* The defaults but timings (a 1 s period), worker `id`: its grants come
+ * from an empty bucket at the ticks, in line. */
+static tkm_client *worker(const char *id, tkm_options *o)
+{
+    *o = tkt_options();
+    o->bucket.refill_period_ms = 1000;
+    o->heartbeat.wait_slice_ms = 100;
+    snprintf(o->worker_id, sizeof(o->worker_id), "%s", id);
+    ck_assert_int_eq(tkm_options_set(o, "queue.classes", "bulk=1", NULL, 0),
+                     TKM_OK);
+    return tkt_open(o);
+}
+
+/* A blocking acquire of `cost` that is granted (within 10 s). */
+static tkm_grant granted(tkm_client *c, int64_t cost, const char *cls)
+{
+    tkm_acquire_opts ao = {.queue_class = cls};
+    tkm_grant g;
+
+    ck_assert_msg(tkm_acquire_ex(c, cost, 10000, &ao, &g) == TKM_OK, "%s",
+                  tkm_errstr(c));
+    ck_assert_int_eq(g.granted, 1);
+    return g;
+}
+
+/* One class's present and absent waiters, from status. */
+static void line_of(tkm_client *c, const char *cls, int64_t *present,
+                    int64_t *absent)
+{
+    tkm_queue_class *q = NULL;
+    size_t n = 0;
+
+    *present = *absent = 0;
+    ck_assert_int_eq(tkm_queue_status(c, NULL, &q, &n), TKM_OK);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(q[i].name, cls) == 0) {
+            *present = q[i].waiters;
+            *absent = q[i].absent;
+        }
+    tkm_queue_status_free(q);
+}
+
+/* A worker whose call waited in line is back for another as soon as it is
+ * done: its completion takes that call's place (status counts it waiting)
+ * and the next call is granted at its turn in one round trip (place, grant
+ * and complete were three).  The place also serves a call of another cost:
+ * the turn holds for a cheaper one, and a dearer one goes ahead of a worker
+ * who came after the place. */
+START_TEST(test_completion_takes_next_place)
+{
+    tkm_options o;
+    tkm_client *c = worker("a", &o);
+    int64_t trips, present, absent, t0, cost = 10, mine;
+    tkm_grant g;
+    tkm_options ob;
+    child b;
+    result r;
+
+    tkt_sync_exact(c, 0, 10, 900, -1);
+    g = granted(c, 10, NULL);
+    ck_assert_int_eq(tkm_complete(c, g.id, 10, NULL, NULL), TKM_OK);
+    /* The balance is 0 and recharging: the next call (10) waits for 20. */
+    ck_assert_int_eq(waiters(c), 1);
+    t0 = tkt_now_ms();
+    trips = tkm_client_round_trips(c);
+    g = granted(c, 10, NULL);
+    ck_assert_int_eq(tkm_client_round_trips(c) - trips, 1);
+    ck_assert_int_ge(tkt_now_ms() - t0, 900); /* two ticks away */
+    line_of(c, "default", &present, &absent);
+    ck_assert_int_eq(present + absent, 0);
+    /* Again, the next call costing 5: the place serves it. */
+    ck_assert_int_eq(tkm_complete(c, g.id, 10, NULL, NULL), TKM_OK);
+    ck_assert_int_eq(waiters(c), 1);
+    trips = tkm_client_round_trips(c);
+    g = granted(c, 5, NULL);
+    ck_assert_int_eq(tkm_client_round_trips(c) - trips, 1);
+    line_of(c, "default", &present, &absent);
+    ck_assert_int_eq(present + absent, 0);
+    /* And a dearer one (15: recharge to 50) with worker b in line behind
+     * the place: it keeps the place, and goes first. */
+    ck_assert_int_eq(tkm_complete(c, g.id, 5, NULL, NULL), TKM_OK);
+    ck_assert_int_eq(waiters(c), 1);
+    tkm_client_free(worker("b", &ob));
+    b = spawn(&ob, one_acquire, &cost);
+    await_waiters(c, 2);
+    g = granted(c, 15, NULL);
+    mine = tkt_now_ms();
+    ck_assert_int_eq(tkm_complete(c, g.id, 15, NULL, NULL), TKM_OK);
+    r = reap(b);
+    ck_assert_int_eq(r.granted, 1);
+    ck_assert_int_gt(r.at_ms, mine);
+    tkm_client_free(c);
+}
+END_TEST
+
+/* A place for a call that does not come: a call of another class does not
+ * keep it (nothing of it is left, present or absent), and a client freed
+ * with one takes it out of the line. */
+START_TEST(test_place_not_used)
+{
+    tkm_options o;
+    tkm_client *c = worker("a", &o), *tool;
+    int64_t present, absent;
+    tkm_grant g;
+
+    tkt_sync_exact(c, 0, 10, 900, -1);
+    g = granted(c, 10, NULL);
+    ck_assert_int_eq(tkm_complete(c, g.id, 10, NULL, NULL), TKM_OK);
+    ck_assert_int_eq(waiters(c), 1);
+    g = granted(c, 10, "bulk");
+    line_of(c, "default", &present, &absent);
+    ck_assert_int_eq(present + absent, 0);
+    ck_assert_int_eq(tkm_complete(c, g.id, 10, NULL, NULL), TKM_OK);
+    line_of(c, "bulk", &present, &absent);
+    ck_assert_int_eq(present, 1); /* its next bulk call's */
+    snprintf(o.worker_id, sizeof(o.worker_id), "tool");
+    tool = tkt_open(&o);
+    tkm_client_set_heartbeats(tool, 0);
+    tkm_client_free(c);
+    ck_assert_int_eq(waiters(tool), 0);
+    line_of(tool, "bulk", &present, &absent);
+    ck_assert_int_eq(absent, 0);
+    tkm_client_free(tool);
+}
+END_TEST
+
+/* No place is taken for a call that did not wait, nor when the next call
+ * would be granted at once (the tokens stay for whoever asks first). */
+START_TEST(test_no_place_without_a_wait)
+{
+    tkm_options o;
+    tkm_client *c = worker("a", &o);
+    tkm_grant g;
+
+    tkt_sync_exact(c, 1000, 10, 900, -1);
+    g = granted(c, 10, NULL);
+    ck_assert_int_eq(tkm_complete(c, g.id, 10, NULL, NULL), TKM_OK);
+    ck_assert_int_eq(waiters(c), 0);
+    tkt_sync(c, 0, 10, 900, -1);
+    g = granted(c, 10, NULL); /* in line until the tick */
+    tkt_sync(c, 1000, 10, 900, -1);
+    ck_assert_int_eq(tkm_complete(c, g.id, 10, NULL, NULL), TKM_OK);
+    ck_assert_int_eq(waiters(c), 0);
+    tkm_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("queue");
@@ -714,6 +863,9 @@ int main(void)
                   test_try_refused_while_line, test_reset_with_waiters,
                   test_status_per_class, test_too_long_holds_no_place,
                   test_canceled_leaves, test_hung_redis_ends_wait, NULL);
+    tkt_add_tests(tkt_redis_tcase(s, "next", 60),
+                  test_completion_takes_next_place, test_place_not_used,
+                  test_no_place_without_a_wait, NULL);
     tkt_add_tests(tkt_redis_tcase(s, "bad_input", 30), test_bad_classes,
                   test_class_list_changes, test_queue_key_wrong_type, NULL);
     return tkt_run_suite(s, 0);

@@ -160,7 +160,10 @@ typedef struct step {
 static const step steps[] = {
     {TKM__CALL_SYNC, {"1000", "10", "", ""}},
     {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", "", ""}},
-    {TKM__CALL_COMPLETE, {GRANT, "1", "", ""}},
+    {TKM__CALL_COMPLETE, {GRANT, "1", "", "", "w1", "", "1", "", ""}},
+    {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", "1000", "keepa /x"}},
+    {TKM__CALL_COMPLETE,
+     {GRANT, "1", "", "", "w1", "default", "1", "1", "1000"}},
     {TKM__CALL_ACQUIRE, {"1", "w1", "default", "1", "", "1000", "keepa /x"}},
     {TKM__CALL_RELEASE, {GRANT}},
     {TKM__CALL_LEAVE, {"1-1000"}},
@@ -441,6 +444,49 @@ START_TEST(test_hostile_script_arguments)
 }
 END_TEST
 
+/* complete's place for the next call, asked for with a bad class, weight,
+ * cost or wait: refused by name, and the completion is not made either
+ * (the lease is still in flight), so that a retry loses nothing. */
+START_TEST(test_complete_next_refused)
+{
+    static const char *const bad[][5] = {
+        {"no class!", "1", "5", "1000", "class 'no class!'"},
+        {"", "1", "5", "1000", "class ''"},
+        {"default", "0", "5", "1000", "weight '0'"},
+        {"default", "1001", "5", "1000", "weight '1001'"},
+        {"default", "1", "-1", "1000", "next_cost '-1'"},
+        {"default", "1", "5", "", "max_wait_ms ''"},
+        {"default", "1", "5", "86400001", "max_wait_ms '86400001'"},
+    };
+    tkm_options o = tkt_options();
+    tkm_client *c = tkt_open(&o);
+    tkm_grant g;
+
+    tkt_sync(c, 1000, 10, -1, -1);
+    g = tkt_acquire(c, 5);
+    ck_assert_int_eq(g.granted, 1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tkm__value *v = NULL;
+        tkm__call k;
+        int n = 0;
+        const char *args[] = {g.id,      "5",       "",        "",       "w1",
+                              bad[i][0], bad[i][1], bad[i][2], bad[i][3]};
+
+        tkm__call_init(&k, c, TKM__CALL_COMPLETE);
+        for (size_t a = 0; a < sizeof(args) / sizeof(args[0]); a++)
+            tkm__call_str(&k, args[a]);
+        ck_assert_int_eq(tkm__call_run_alloc(c, &k, &v, &n), TKM_EINVAL);
+        free(v);
+        ck_assert_msg(strstr(tkm_errstr(c), bad[i][4]) != NULL, "%s",
+                      tkm_errstr(c));
+        ck_assert_int_eq(tkt_status(c).inflight, 1);
+    }
+    ck_assert_int_eq(tkm_complete(c, g.id, 5, NULL, NULL), TKM_OK);
+    ck_assert_int_eq(tkt_status(c).inflight, 0);
+    tkm_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("script");
@@ -452,6 +498,7 @@ int main(void)
     reply = tkt_redis_tcase(s, "reply", 0);
     tkt_add_tests(reply, test_every_call_answers_its_declaration,
                   test_reply_off_declaration, test_recovery_log_fields,
-                  test_hostile_script_arguments, NULL);
+                  test_hostile_script_arguments, test_complete_next_refused,
+                  NULL);
     return tkt_run_suite(s, 0);
 }

@@ -412,7 +412,9 @@ typedef struct tkm_client tkm_client;
  */
 TKM_EXPORT tkm_code tkm_client_open(const tkm_options *opts, tkm_client **out);
 
-/* Close the connection and free the client.  NULL is fine. */
+/* Close the connection and free the client (a place in line that its
+ * last tkm_complete() took for a next call is given up first: one round
+ * trip).  NULL is fine. */
 TKM_EXPORT void tkm_client_free(tkm_client *client);
 
 /* One line that says what the last failed call on this client did wrong. */
@@ -543,7 +545,9 @@ typedef struct tkm_reconcile {
  * NULL.  TKM_ENOGRANT when the id is unknown, ended or expired; TKM_EINVAL
  * for consumed outside 0..TKM_TOKENS_MAX, tokens_left outside
  * -TKM_TOKENS_MAX..TKM_TOKENS_MAX or timestamp_ms outside
- * 0..TKM_TIMESTAMP_MS_MAX (nothing changed).
+ * 0..TKM_TIMESTAMP_MS_MAX (nothing changed).  The grant of a blocking
+ * acquire that waited in line takes the worker's place for its next call
+ * (see tkm_acquire_ex()).
  */
 TKM_EXPORT tkm_code tkm_complete(tkm_client *client, const char *grant_id,
                                  int64_t consumed, const tkm_report *report,
@@ -728,6 +732,16 @@ typedef struct tkm_acquire_opts {
  * bucket.lease_ttl_s.  A wait longer than what is left of max_wait_ms
  * leaves the line (TKM_REASON_WAIT_TOO_LONG).  A pool reset while waiting
  * answers TKM_REASON_NEED_SYNC.  An unknown class is TKM_ECONFIG naming it.
+ *
+ * A worker that waited for a call is back for another as soon as it is
+ * done: tkm_complete() of the grant (by this client) takes the place in
+ * line of the worker's next call in the same class, when that call would
+ * have to wait, and the next blocking acquire in that class sleeps until
+ * the turn it was told and is granted in one round trip (a worker in a
+ * saturated pool makes two round trips a call: its grant, and the
+ * completion).  The place serves a call of another cost; an acquire in
+ * another class gives it up; a worker that does not come back is passed
+ * after the grace, and tkm_client_free() takes it out of the line.
  */
 TKM_EXPORT tkm_code tkm_acquire_ex(tkm_client *client, int64_t cost,
                                    int64_t max_wait_ms,

@@ -3,14 +3,16 @@
 --
 -- The line (the prelude's "the line"): `class` and `weight` (the caller's
 -- configuration of that class) place the call in it, `ticket` is the
--- caller's place from an earlier attempt ('' none).  `max_wait_ms` ''
--- is a try: a denial writes nothing (but a recharge transition), and a
--- call behind present waiters is denied ('line_ahead') whatever the
--- balance.  Otherwise the caller waits up to max_wait_ms: a grant goes to
--- the head of the line, or to a call that may pass those ahead of it
--- (may_backfill in the prelude); a denied caller keeps (or takes) its
--- ticket and is told when its turn is expected, unless that is later than
--- max_wait_ms (then it leaves the line).  `ticket` in the reply is the
+-- caller's place from an earlier attempt, or the one complete took for
+-- the worker's next call ('' none; a call of another cost keeps it, its
+-- class charged what the call costs; one of another class does not).
+-- `max_wait_ms` '' is a try: a denial writes nothing (but a recharge
+-- transition), and a call behind present waiters is denied ('line_ahead')
+-- whatever the balance.  Otherwise the caller waits up to max_wait_ms: a
+-- grant goes to the head of the line, or to a call that may pass those
+-- ahead of it (may_backfill in the prelude); a denied caller keeps (or
+-- takes) its ticket and is told when its turn is expected, unless that is
+-- later than max_wait_ms (then it leaves the line).  `ticket` in the reply is the
 -- caller's ticket ('' none), `ahead` the present waiters before it.
 -- `phase` ('' none) makes the attempt the worker's heartbeat too, as
 -- heartbeat(worker, phase, 0, '', 0) would write it: of `phase` when it
@@ -26,15 +28,7 @@ local cost, bad = arg_int(op[1], 'cost', 0, LIMIT)
 local worker, class, ticket, phase = op[2], op[3], op[5], op[7]
 local weight, max_wait
 if not bad then
-  weight, bad = arg_int(op[4], 'weight', 1, 1000)
-end
-if not bad then
-  max_wait, bad = arg_opt(op[6], 'max_wait_ms', 0, 86400000)
-end
-if not bad and not (#class <= 32 and string.match(class, '^[%w_.%-]+$')) then
-  bad = redis.error_reply("TKMARG class '" .. string.sub(class, 1, 40) ..
-                          "' is not [A-Za-z0-9_.-]{1,32} (nothing was " ..
-                          'changed)')
+  class, weight, max_wait, bad = arg_place(class, op[4], op[6], true)
 end
 if not bad and ticket ~= '' and
    not (#ticket <= 40 and string.match(ticket, '^%d+%-%d+$')) then
@@ -90,17 +84,40 @@ if cost > cap - cfg.max_deficit then
 end
 
 local line = load_line()
+-- What the line's key becomes (written last: nothing can fail then).
+local set, del = {}, {}
+for _, f in ipairs(line.drop) do
+  del[#del + 1] = f
+end
 local me = line.by_id[ticket]
-if me and (me.class ~= class or me.cost ~= cost) then
-  me = nil -- not this call's: a new place
+if me and me.class == class and me.cost ~= cost then
+  -- The place complete took for the worker's next call, which costs
+  -- otherwise: the call keeps it, and its class pays what it costs.
+  local f = line.f[class]
+  if f then
+    f = f + math.ceil(cost * TAG_SCALE / weight) -
+        math.ceil(me.cost * TAG_SCALE / weight)
+    set[#set + 1], set[#set + 2] = 'f:' .. class, fmt(f)
+  end
+  me.cost = cost
+elseif me and me.class ~= class then
+  -- A place for a call of another class: it goes, and this call takes a
+  -- place of its own.
+  del[#del + 1] = 't:' .. me.id
+  for i, k in ipairs(line.tickets) do
+    if k == me then
+      table.remove(line.tickets, i)
+      break
+    end
+  end
+  me = nil
 end
 local fresh = me == nil
 if fresh then
-  me = {id = fmt(line.seq + 1) .. '-' .. fmt(now),
-        start = math.max(line.vt, line.f[class] or 0), seq = line.seq + 1,
-        class = class, cost = cost, enq = now}
+  me = new_ticket(line, class, cost, worker)
+else
+  me.worker = ticket_worker(worker)
 end
-me.worker = string.gsub(string.sub(worker, 1, 128), '[^%w_.:@%-]', '_')
 local order, pos = line_order(line, me)
 
 local expired_now = 0
@@ -112,11 +129,6 @@ if recharge_timed_out(s) then
   expired_now = 1
 end
 
--- What the line's key becomes (written last: nothing can fail then).
-local set, del = {}, {}
-for _, f in ipairs(line.drop) do
-  del[#del + 1] = f
-end
 local function write_line(live)
   if live == 0 then
     redis.call('DEL', Q)
@@ -129,18 +141,7 @@ local function write_line(live)
     redis.call('HSET', Q, unpack(set))
   end
 end
--- The class's next tag after me (a new ticket, or a call served without
--- one while others wait: its class pays for it all the same).
-local function charge_class()
-  local tag = me.start + math.ceil(cost * TAG_SCALE / weight)
-  set[#set + 1], set[#set + 2] = 'f:' .. class, fmt(tag)
-end
-
-local why, extra = rule(s, view_of(s), cost, now)
-local granted = false
-if not why then
-  granted = pos == 1 or (not try and may_backfill(s, order, pos, me, extra))
-end
+local granted, why, extra = grant_now(s, order, pos, me, try)
 
 if granted then
   if recharge_on(s) then
@@ -159,7 +160,7 @@ if granted then
   local live = #line.tickets
   if line.fields > 0 then
     if fresh then
-      charge_class()
+      charge_class(set, me, weight)
     else
       del[#del + 1] = 't:' .. me.id
       live = live - 1
@@ -194,13 +195,8 @@ end
 local live = #line.tickets
 local keep = wait >= 0 and wait <= max_wait
 if keep then
-  -- Back at least every half TTL, so that a live waiter keeps its place.
-  wait = math.min(wait, math.max(1, math.floor(cfg.lease_ttl_ms / 2)))
-  me.due, me.exp = now + wait, now + cfg.lease_ttl_ms
-  set[#set + 1], set[#set + 2] = 't:' .. me.id, ticket_text(me)
+  wait = keep_ticket(set, me, weight, wait, fresh)
   if fresh then
-    set[#set + 1], set[#set + 2] = 'seq', fmt(me.seq)
-    charge_class()
     live = live + 1
   end
 elseif not fresh then

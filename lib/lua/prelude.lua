@@ -94,6 +94,32 @@ local function arg_opt(v, name, lo, hi)
   return arg_int(v, name, lo, hi)
 end
 
+-- A class of the line ([A-Za-z0-9_.-]{1,32}), or nil and the refusal.
+local function arg_class(v)
+  if #v <= 32 and string.match(v, '^[%w_.%-]+$') then
+    return v
+  end
+  return nil, redis.error_reply("TKMARG class '" .. string.sub(v, 1, 40) ..
+                                "' is not [A-Za-z0-9_.-]{1,32} (nothing " ..
+                                'was changed)')
+end
+
+-- A call's place in line as its arguments give it: its class, that class's
+-- weight and how long it may wait (with `try_ok`, '' is a try: nil), or
+-- nil and the refusal.
+local function arg_place(class, weight, max_wait, try_ok)
+  local mw
+  local w, bad = arg_int(weight, 'weight', 1, 1000)
+  if not bad then
+    mw, bad = (try_ok and arg_opt or arg_int)(max_wait, 'max_wait_ms', 0,
+                                              86400000)
+  end
+  if not bad then
+    class, bad = arg_class(class)
+  end
+  return class, w, mw, bad
+end
+
 -- ---- before the first write ------------------------------------------
 
 local KEY_TYPES = {[B] = 'hash', [L] = 'hash', [E] = 'zset', [H] = 'zset',
@@ -1250,6 +1276,56 @@ local function line_wait(s, order, pos, me)
   end
   if back then
     wait = math.max(wait, back - now + stagger_ms())
+  end
+  return wait
+end
+
+-- A worker id as a ticket holds it (no '|').
+local function ticket_worker(worker)
+  return (string.gsub(string.sub(worker, 1, 128), '[^%w_.:@%-]', '_'))
+end
+
+-- A new place in line for a call of `cost` in `class` by `worker`: after
+-- every ticket taken so far, at its class's next tag (the line's virtual
+-- time for a class that was idle).
+local function new_ticket(line, class, cost, worker)
+  return {id = fmt(line.seq + 1) .. '-' .. fmt(now),
+          start = math.max(line.vt, line.f[class] or 0), seq = line.seq + 1,
+          class = class, cost = cost, enq = now,
+          worker = ticket_worker(worker)}
+end
+
+-- Whether me (order[pos]) is granted now; else why not.  And what a
+-- grant holds for its estimate's error.  A try never passes anyone.
+local function grant_now(s, order, pos, me, try)
+  local why, extra = rule(s, view_of(s), me.cost, now)
+  if why then
+    return false, why, extra
+  end
+  return pos == 1 or (not try and may_backfill(s, order, pos, me, extra)),
+         nil, extra
+end
+
+-- Into `set` (HSET's field/value pairs): the tag a call of me's class
+-- after me starts at (a new ticket, or a call served without one while
+-- others wait: its class pays for it all the same).
+local function charge_class(set, me, weight)
+  set[#set + 1], set[#set + 2] = 'f:' .. me.class,
+                                 fmt(me.start +
+                                     math.ceil(me.cost * TAG_SCALE / weight))
+end
+
+-- Into `set`: me kept in line, due back after `wait` (at least every half
+-- TTL, so that a live waiter keeps its place), gone a lease TTL from now;
+-- a new ticket also takes its number and charges its class.  Returns the
+-- wait to tell.
+local function keep_ticket(set, me, weight, wait, fresh)
+  wait = math.min(wait, math.max(1, math.floor(cfg.lease_ttl_ms / 2)))
+  me.due, me.exp = now + wait, now + cfg.lease_ttl_ms
+  set[#set + 1], set[#set + 2] = 't:' .. me.id, ticket_text(me)
+  if fresh then
+    set[#set + 1], set[#set + 2] = 'seq', fmt(me.seq)
+    charge_class(set, me, weight)
   end
   return wait
 end
