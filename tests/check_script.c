@@ -495,7 +495,7 @@ int main(void)
     tkt_add_tests(tkt_tcase(s, "declarations", 0), test_scripts_table, NULL);
     tkt_add_tests(tkt_tcase(s, "send", 0), test_call_layout, test_call_bounds,
                   NULL);
-    reply = tkt_redis_tcase(s, "reply", 0);
+    reply = tkt_redis_tcase(s, "reply", 120);
     tkt_add_tests(reply, test_every_call_answers_its_declaration,
                   test_reply_off_declaration, test_recovery_log_fields,
                   test_hostile_script_arguments, test_complete_next_refused,
