@@ -113,16 +113,13 @@ static void await_waiters(tkm_client *c, int64_t n)
                   (long long)waiters(c), (long long)n);
 }
 
-/* A pool that grants exactly what refill brings: no floor, no recharge,
- * exact estimates (no reserve), `rate` tokens every `period_ms`. */
-static tkm_options plain(int64_t period_ms)
+/* The defaults but timings: a refill every `period_ms`, a waiter's sleep
+ * cut in slices of 100 ms (so that its end is seen promptly). */
+static tkm_options timed(int64_t period_ms)
 {
     tkm_options o = tkt_options();
 
     o.bucket.refill_period_ms = period_ms;
-    o.bucket.soft_floor = 0;
-    o.bucket.recharge_target = 0;
-    o.bucket.low_cost_target = 0;
     o.heartbeat.wait_slice_ms = 100;
     return o;
 }
@@ -131,12 +128,12 @@ static tkm_options plain(int64_t period_ms)
 
 #define FIFO 6
 
-/* Equal costs, one grant per refill: the grants come in ticket order, and
- * nobody wakes for nothing (a herd would cost each waiter a try per
- * tick). */
+/* Equal costs (10, a refill's worth; the default recharge makes it a
+ * grant every second refill): the grants come in ticket order, and nobody
+ * wakes for nothing (a herd would cost each waiter a try per tick). */
 START_TEST(test_fifo_within_class)
 {
-    tkm_options o = plain(300);
+    tkm_options o = timed(300);
     tkm_client *c = tkt_open(&o);
     child ch[FIFO];
     result r[FIFO];
@@ -195,7 +192,7 @@ static void loop_for(tkm_client *c, const void *arg, result *r)
  * never starved. */
 START_TEST(test_weights_honoured)
 {
-    tkm_options o = plain(200);
+    tkm_options o = timed(200);
     tkm_client *c;
     child ch[2 * PER_CLASS];
     int64_t grants[2] = {0, 0}, run_ms = 40 * 200;
@@ -238,15 +235,12 @@ END_TEST
  * meanwhile, behind it or where they do not delay it. */
 START_TEST(test_large_call_not_starved)
 {
-    tkm_options o = tkt_options();
-    tkm_client *c;
+    tkm_options o = timed(250);
+    tkm_client *c = tkt_open(&o);
     child small[4], big;
     int64_t run_ms = 30 * 250, big_cost = 100, t0;
     result rb;
 
-    o.bucket.refill_period_ms = 250;
-    o.heartbeat.wait_slice_ms = 100;
-    c = tkt_open(&o);
     tkt_sync_exact(c, 0, 20, 100, -1);
     for (int i = 0; i < 4; i++) {
         tkm_options mine = o;
@@ -279,7 +273,7 @@ END_TEST
  * ticket is gone within bucket.lease_ttl_s. */
 START_TEST(test_abandoned_ticket)
 {
-    tkm_options o = plain(300);
+    tkm_options o = timed(300);
     tkm_client *c;
     child dead, live;
     result r;
@@ -351,7 +345,7 @@ static void pool_dump(char *buf, size_t len)
  * the waiter is then served first. */
 START_TEST(test_try_refused_while_line)
 {
-    tkm_options o = plain(400);
+    tkm_options o = timed(400);
     tkm_client *c;
     child w;
     int64_t cost = 10;
@@ -385,7 +379,7 @@ END_TEST
  * finds no state and answers need_sync (no crash, no stale place). */
 START_TEST(test_reset_with_waiters)
 {
-    tkm_options o = plain(1000);
+    tkm_options o = timed(1000);
     tkm_client *c = tkt_open(&o);
     child w;
     int64_t cost = 10;
@@ -410,7 +404,7 @@ END_TEST
  * the command's text. */
 START_TEST(test_status_per_class)
 {
-    tkm_options o = plain(3000);
+    tkm_options o = timed(3000);
     tkm_client *c;
     child w[3];
     int64_t cost = 10;
@@ -530,7 +524,7 @@ END_TEST
  * the new configuration). */
 START_TEST(test_class_list_changes)
 {
-    tkm_options old = plain(500), now = plain(500);
+    tkm_options old = timed(500), now = timed(500);
     tkm_client *c;
     child w;
     int64_t cost = 10;
@@ -589,14 +583,13 @@ END_TEST
  * no place. */
 START_TEST(test_too_long_holds_no_place)
 {
-    tkm_options o = plain(1000);
-    tkm_client *c;
+    tkm_options o = timed(1000);
+    tkm_client *c = tkt_open(&o);
     tkm_grant g;
 
-    o.bucket.max_deficit = -10; /* 50 tokens: 4 refills */
-    c = tkt_open(&o);
+    /* 250 tokens from 0, the deficit limit -180: 7 refills at least. */
     tkt_sync_exact(c, 0, 10, 900, -1);
-    ck_assert_int_eq(tkm_acquire(c, 50, 2000, &g), TKM_OK);
+    ck_assert_int_eq(tkm_acquire(c, 250, 2000, &g), TKM_OK);
     ck_assert_int_eq(g.granted, 0);
     ck_assert_int_eq(g.reason, TKM_REASON_WAIT_TOO_LONG);
     ck_assert_int_gt(g.retry_after_ms, 2000);
@@ -631,7 +624,7 @@ static void canceled_acquire(tkm_client *c, const void *arg, result *r)
 
 START_TEST(test_canceled_leaves)
 {
-    tkm_options o = plain(3000);
+    tkm_options o = timed(3000);
     tkm_client *c;
     child gone, live;
     result r;
@@ -664,7 +657,7 @@ END_TEST
  * long again to leave the line (its ticket expires by itself). */
 START_TEST(test_hung_redis_ends_wait)
 {
-    tkm_options o = tkt_options();
+    tkm_options o = timed(10000);
     tkm_client *c;
     child ch;
     result r;
@@ -673,8 +666,6 @@ START_TEST(test_hung_redis_ends_wait)
 
     /* The defaults but timings: a 10 s period, a waiter beating every
      * second, a 2 s Redis timeout. */
-    o.bucket.refill_period_ms = 10000;
-    o.heartbeat.wait_slice_ms = 100;
     o.heartbeat.stale_after_s = 4;
     o.timeout_ms = 2000;
     c = tkt_open(&o);
@@ -709,9 +700,7 @@ END_TEST
  * from an empty bucket at the ticks, in line. */
 static tkm_client *worker(const char *id, tkm_options *o)
 {
-    *o = tkt_options();
-    o->bucket.refill_period_ms = 1000;
-    o->heartbeat.wait_slice_ms = 100;
+    *o = timed(1000);
     snprintf(o->worker_id, sizeof(o->worker_id), "%s", id);
     ck_assert_int_eq(tkm_options_set(o, "queue.classes", "bulk=1", NULL, 0),
                      TKM_OK);
