@@ -194,6 +194,7 @@ TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
     /* The grant of a call that waited in line: the worker's next call is
      * expected, and takes its place now (complete.lua). */
     int next = c->waited.id[0] != '\0' && strcmp(c->waited.id, grant_id) == 0;
+    int64_t weight = 1;
     tkm_code rc;
 
     if (check_grant_id(c, grant_id) != TKM_OK)
@@ -208,10 +209,11 @@ TKM_EXPORT tkm_code tkm_complete(tkm_client *c, const char *grant_id,
         tkm__call_str(&k, "");
         tkm__call_str(&k, "");
     }
+    /* The class's weight: its acquire found it (queue.classes). */
+    next = next && tkm__queue_weight(c, c->waited.cls, &weight) == TKM_OK;
     tkm__call_str(&k, c->opts.worker_id);
     tkm__call_str(&k, next ? c->waited.cls : "");
-    tkm__call_int_in(&k, "weight", next ? c->waited.weight : 1, 1,
-                     TKM_QUEUE_WEIGHT_MAX, "");
+    tkm__call_int_in(&k, "weight", weight, 1, TKM_QUEUE_WEIGHT_MAX, "");
     if (next) {
         tkm__call_int_in(&k, "cost", c->waited.cost, COST);
         tkm__call_int_in(&k, "max_wait_ms", c->waited.max_wait_ms, 0,

@@ -50,6 +50,9 @@ typedef struct tkm__sentinels {
     int64_t last_reply_ms;        /* monotonic: the master's last reply */
 } tkm__sentinels;
 
+/* A ticket id as acquire.lua hands it out ("seq-ms"), with room. */
+#define TKM__TICKET_MAX 48
+
 struct tkm_client {
     tkm_options opts;
     tkm__url url;
@@ -82,10 +85,10 @@ struct tkm_client {
     struct {
         char id[TKM_GRANT_ID_MAX + 1];
         char cls[TKM_QUEUE_CLASS_MAX + 1];
-        int64_t cost, weight, max_wait_ms;
+        int64_t cost, max_wait_ms;
     } waited;
     struct {
-        char ticket[48];
+        char ticket[TKM__TICKET_MAX];
         char cls[TKM_QUEUE_CLASS_MAX + 1];
         int64_t due_ms;
     } place;

@@ -95,11 +95,6 @@ tkm_code tkm__queue_weight(tkm_client *c, const char *name, int64_t *weight)
                      name);
 }
 
-/* A ticket id as acquire.lua hands it out ("seq-ms"), with room. */
-#define TICKET_MAX 48
-_Static_assert(sizeof(((tkm_client *)0)->place.ticket) == TICKET_MAX,
-               "the place kept is a ticket");
-
 void tkm__keep_place(tkm_client *c, const char *ticket, const char *cls,
                      int64_t wait_ms)
 {
@@ -112,17 +107,14 @@ void tkm__keep_place(tkm_client *c, const char *ticket, const char *cls,
 /* A grant to a call that held a place in line: its completion takes the
  * worker's place for the next one (tkm_complete).  Any other clears it. */
 static void note_grant(tkm_client *c, const tkm_grant *g, int in_line,
-                       const char *cls, int64_t cost, int64_t weight,
-                       int64_t max_wait_ms)
+                       const char *cls, int64_t cost, int64_t max_wait_ms)
 {
-    c->waited.id[0] = '\0';
     if (!in_line || tkm__copy(c->waited.id, sizeof(c->waited.id), g->id) != 0 ||
         tkm__copy(c->waited.cls, sizeof(c->waited.cls), cls) != 0) {
         c->waited.id[0] = '\0';
         return;
     }
     c->waited.cost = cost;
-    c->waited.weight = weight;
     c->waited.max_wait_ms = max_wait_ms;
 }
 
@@ -147,7 +139,7 @@ tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
                               opts->queue_class[0] != '\0'
                           ? opts->queue_class
                           : c->opts.queue.class_name;
-    char ticket[TICKET_MAX] = "";
+    char ticket[TKM__TICKET_MAX] = "";
     int64_t deadline, weight, nap_ms = -1; /* -1: an attempt first */
     tkm_code rc;
 
@@ -201,7 +193,7 @@ tkm_code tkm__acquire(tkm_client *c, int64_t cost, int64_t max_wait_ms,
         rc = tkm__attempt(c, cost, cls, weight, ticket, sizeof(ticket),
                           left > 0 ? left : 0, phase, g, NULL);
         if (rc == TKM_OK && g->granted)
-            note_grant(c, g, in_line, cls, cost, weight, max_wait_ms);
+            note_grant(c, g, in_line, cls, cost, max_wait_ms);
         if (rc != TKM_OK || g->granted || g->retry_after_ms == TKM_RETRY_NEVER)
             return rc;
         left = deadline - tkm__monotonic_ms();

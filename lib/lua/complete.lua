@@ -41,7 +41,7 @@ if not bad and next_cost then
 end
 bad = bad or preflight({B, L, E}, WRITE_LEASES)
 if not bad and next_cost then
-  bad = preflight({Q}, {{'HSET', Q, 'f', 'v'}, {'HDEL', Q, 'f'}})
+  bad = preflight({Q}, WRITE_LINE)
 end
 if bad then
   return bad

@@ -134,6 +134,7 @@ local WRITE_BUCKET = {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'}}
 local WRITE_LEASES = {{'HSET', B, 'f', 'v'}, {'HDEL', B, 'f'},
                       {'HDEL', L, 'f'}, {'ZADD', E, '0', 'm'},
                       {'ZREM', E, 'm'}}
+local WRITE_LINE = {{'HSET', Q, 'f', 'v'}, {'HDEL', Q, 'f'}, {'DEL', Q}}
 
 -- Reads that fail on a key of another type (WRONGTYPE), one per type:
 -- commands every tokenmgr user may already run (conf/redis-acl.conf).
