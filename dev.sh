@@ -174,6 +174,10 @@ bench() {
     # and two classes weighted 3:1, both saturated.
     run_bench policy_long bench_policy --periods 600 --period-ms 250 --initial 0 --workers 64 --policy tokenmgr
     run_bench policy_classes bench_policy --periods 100 --period-ms 250 --initial 0 --workers 16 --policy tokenmgr --classes 3:1
+    # The same with /deal pages only: a mix whose lower class is due about
+    # once a period, where its longest drought shows the line's own bound
+    # (the mixed one's calls come every 3.5 periods on average).
+    run_bench policy_classes_deal bench_policy --periods 100 --period-ms 250 --initial 0 --workers 16 --policy tokenmgr --classes 3:1 --mix deal
     run_bench decide bench_decide --seconds 3
     # The cost of Sentinel once connected, and failover time as clients see it.
     run_bench decide_sentinel bench_decide --sentinel 1
@@ -193,8 +197,9 @@ bench() {
         printf '"policy":%s,"policy_steady":%s,"decide":%s,"scaling":%s,' \
             "$(cat "$out/policy.json")" "$(cat "$out/policy_steady.json")" \
             "$(cat "$out/decide.json")" "$(cat "$out/scaling.json")"
-        printf '"policy_long":%s,"policy_classes":%s,' \
-            "$(cat "$out/policy_long.json")" "$(cat "$out/policy_classes.json")"
+        printf '"policy_long":%s,"policy_classes":%s,"policy_classes_deal":%s,' \
+            "$(cat "$out/policy_long.json")" "$(cat "$out/policy_classes.json")" \
+            "$(cat "$out/policy_classes_deal.json")"
         printf '"decide_sentinel":%s,"failover":%s,"python":%s,' \
             "$(cat "$out/decide_sentinel.json")" "$(cat "$out/failover.json")" \
             "$(cat "$out/python.json")"

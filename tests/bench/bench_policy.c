@@ -41,7 +41,12 @@
  *   bench_policy [--periods N] [--workers 1,4,16,64] [--initial N]
  *                [--period-ms MS] [--policy tokenmgr|retry429|seed]
  *                [--classes A:B] [--heartbeats on|off] [--max-wait S]
- *                [--json FILE]
+ *                [--mix mixed|deal] [--json FILE]
+ *
+ * --mix deal makes every call a /deal page (5, exact): with --classes 3:1
+ * the lower class is due about once a period, so its longest drought
+ * measures the line's own bound (target 3 periods), where the mixed calls
+ * of the lower class come every 3.5 periods on average.
  *
  * --heartbeats off runs tokenmgr's workers as tools (no heartbeat while they
  * wait), so rt/call counts the decisions alone.  --max-wait sets
@@ -60,6 +65,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,13 +103,15 @@ static int period_ms = PERIOD_MS_DEFAULT;
 #define BODY_MAX        (256 * 1024)
 #define TARGET_UTIL     0.97
 #define TARGET_JAIN     0.95
+#define TARGET_DROUGHT  3 /* periods */
 
 typedef enum policy { P_TOKENMGR, P_RETRY429, P_SEED, P_COUNT } policy;
 static const char *const policy_names[P_COUNT] = {"tokenmgr", "retry429",
                                                   "seed"};
 
-/* --classes, --heartbeats, --max-wait. */
+/* --classes, --heartbeats, --max-wait, --mix. */
 static int class_w[2] = {0, 0}; /* 0: one class */
+static int mix_deal = 0;        /* --mix deal: every call a /deal page */
 static int heartbeats = 1;
 static int64_t max_wait_s = 600;
 
@@ -278,7 +286,7 @@ static void pick_call(worker *w, call *c)
 {
     uint64_t r = next_rand(&w->rng);
 
-    if (r % 2 == 0) {
+    if (mix_deal || r % 2 == 0) {
         c->path = "/deal";
         snprintf(c->a, sizeof(c->a), "%u", (unsigned)((r >> 8) % 5));
         c->params[0] = "domain";
@@ -966,6 +974,15 @@ static const char *verdict_util(const run_result *r)
     return r->util >= TARGET_UTIL ? "ok" : "MISS";
 }
 
+/* --classes: the first half's share within 10 points of its weight's. */
+static int share_ok(const run_result *r)
+{
+    double d =
+        100 * r->share[0] - 100.0 * class_w[0] / (class_w[0] + class_w[1]);
+
+    return d >= -10 && d <= 10;
+}
+
 static const char *verdict_min(const run_result *r)
 {
     return r->min_balance >= MAX_DEFICIT - MAX_EST_ERROR ? "ok" : "MISS";
@@ -975,10 +992,14 @@ static void print_header(int periods, int64_t initial)
 {
     printf("bench_policy: fake Keepa rate %d per %d ms, capacity %d, "
            "starting at %lld, latency %s ms,\n"
-           "  %d periods per run; mix: 1/2 /deal (5), 1/2 /product 2 ASINs "
-           "offers=40 (estimate %d, actual %d..%d)\n",
-           RATE, period_ms, CAPACITY, (long long)initial, LATENCY, periods,
-           PRODUCT_EST, PRODUCT_EST, PRODUCT_MAX);
+           "  %d periods per run; ",
+           RATE, period_ms, CAPACITY, (long long)initial, LATENCY, periods);
+    if (mix_deal)
+        printf("mix: /deal pages only (5)\n");
+    else
+        printf("mix: 1/2 /deal (5), 1/2 /product 2 ASINs offers=40 (estimate "
+               "%d, actual %d..%d)\n",
+               PRODUCT_EST, PRODUCT_EST, PRODUCT_MAX);
     printf("%-9s %4s %6s %7s %6s %6s %5s %6s %6s %8s %8s %7s %6s %4s %4s "
            "%s\n",
            "policy", "wrk", "calls", "useful", "ideal", "util", "429s",
@@ -1078,7 +1099,7 @@ int main(int argc, char **argv)
     FILE *jf = NULL;
     int status = 1;
 
-    const char *policy_name = NULL, *classes = NULL, *beats = NULL;
+    const char *policy_name = NULL, *classes = NULL, *beats = NULL, *mix = NULL;
     const bench_opt opts[] = {
         {.name = "--periods", .min = 2, .max = 600, .num = &periods},
         {.name = "--workers",
@@ -1092,13 +1113,14 @@ int main(int argc, char **argv)
         {.name = "--classes", .text = &classes},
         {.name = "--heartbeats", .text = &beats},
         {.name = "--max-wait", .min = 0, .max = 86400, .num = &max_wait_s},
+        {.name = "--mix", .text = &mix},
         {.name = "--json", .text = &json_path},
         {.name = NULL}};
     static const char usage[] = "[--periods N] [--workers 1,4,16,64] "
                                 "[--initial N] [--period-ms MS] "
                                 "[--policy NAME] [--classes A:B] "
                                 "[--heartbeats on|off] [--max-wait S] "
-                                "[--json FILE]";
+                                "[--mix mixed|deal] [--json FILE]";
 
     if (bench_parse_args(argc, argv, PROG, usage, opts) != 0)
         return 2;
@@ -1107,11 +1129,14 @@ int main(int argc, char **argv)
           class_w[0] < 1 || class_w[0] > 1000 || class_w[1] < 1 ||
           class_w[1] > 1000)) ||
         (beats != NULL && strcmp(beats, "on") != 0 &&
-         strcmp(beats, "off") != 0)) {
+         strcmp(beats, "off") != 0) ||
+        (mix != NULL && strcmp(mix, "mixed") != 0 &&
+         strcmp(mix, "deal") != 0)) {
         fprintf(stderr, "usage: " PROG " %s\n", usage);
         return 2;
     }
     heartbeats = beats == NULL || strcmp(beats, "on") == 0;
+    mix_deal = mix != NULL && strcmp(mix, "deal") == 0;
     if (policy_name != NULL) {
         policies = 0;
         for (int p = 0; p < P_COUNT; p++)
@@ -1178,19 +1203,28 @@ int main(int argc, char **argv)
                x->trips_per_call <= 3 ? "ok" : "MISS", x->trips_done, x->jain,
                x->jain >= TARGET_JAIN ? "ok" : "MISS", x->worst_ratio,
                x->worst_ratio <= 1 ? "ok" : "MISS");
+        if (class_w[0] > 0)
+            printf("       classes %d:%d: shares %.1f/%.1f (%s), the lower "
+                   "class's longest drought %.2f periods (%s; its mean gap "
+                   "%.2f)\n",
+                   class_w[0], class_w[1], 100 * x->share[0], 100 * x->share[1],
+                   share_ok(x) ? "ok" : "MISS", (double)x->gap_ms / period_ms,
+                   x->gap_ms <= TARGET_DROUGHT * period_ms ? "ok" : "MISS",
+                   (double)x->mean_gap_ms / period_ms);
     }
     jf = bench_json_open(json_path, PROG);
     if (jf != NULL) {
         fprintf(jf,
                 "{\"rate\":%d,\"period_ms\":%d,\"capacity\":%d,"
                 "\"classes\":[%d,%d],\"heartbeats\":%s,\"max_wait_s\":%lld,"
-                "\"initial\":%d,\"latency_ms\":\"%s\",\"periods\":%lld,"
+                "\"mix\":\"%s\",\"initial\":%d,\"latency_ms\":\"%s\","
+                "\"periods\":%lld,"
                 "\"target_utilisation\":%.2f,\"target_min_balance\":%d,"
                 "\"runs\":[",
                 RATE, period_ms, CAPACITY, class_w[0], class_w[1],
                 heartbeats ? "true" : "false", (long long)max_wait_s,
-                (int)initial, LATENCY, (long long)periods, TARGET_UTIL,
-                MAX_DEFICIT - MAX_EST_ERROR);
+                mix_deal ? "deal" : "mixed", (int)initial, LATENCY,
+                (long long)periods, TARGET_UTIL, MAX_DEFICIT - MAX_EST_ERROR);
         for (int i = 0; i < nresults; i++)
             json_row(jf, &results[i], i == 0);
         fprintf(jf, "]}\n");
