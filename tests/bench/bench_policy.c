@@ -1081,6 +1081,13 @@ static void json_row(FILE *f, const run_result *r, int first)
         (long long)r->mean_gap_ms, (long long)r->low_worst_ms);
 }
 
+/* A bad value on the command line: what, and what it may be. */
+static int bad_arg(const char *name, const char *value, const char *want)
+{
+    fprintf(stderr, PROG ": %s '%.80s': want %s\n", name, value, want);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     char period_arg[24] = "";
@@ -1124,17 +1131,15 @@ int main(int argc, char **argv)
 
     if (bench_parse_args(argc, argv, PROG, usage, opts) != 0)
         return 2;
-    if ((classes != NULL &&
-         (sscanf(classes, "%d:%d", &class_w[0], &class_w[1]) != 2 ||
-          class_w[0] < 1 || class_w[0] > 1000 || class_w[1] < 1 ||
-          class_w[1] > 1000)) ||
-        (beats != NULL && strcmp(beats, "on") != 0 &&
-         strcmp(beats, "off") != 0) ||
-        (mix != NULL && strcmp(mix, "mixed") != 0 &&
-         strcmp(mix, "deal") != 0)) {
-        fprintf(stderr, "usage: " PROG " %s\n", usage);
-        return 2;
-    }
+    if (classes != NULL &&
+        (sscanf(classes, "%d:%d", &class_w[0], &class_w[1]) != 2 ||
+         class_w[0] < 1 || class_w[0] > 1000 || class_w[1] < 1 ||
+         class_w[1] > 1000))
+        return bad_arg("--classes", classes, "two weights A:B in 1..1000");
+    if (beats != NULL && strcmp(beats, "on") != 0 && strcmp(beats, "off") != 0)
+        return bad_arg("--heartbeats", beats, "on or off");
+    if (mix != NULL && strcmp(mix, "mixed") != 0 && strcmp(mix, "deal") != 0)
+        return bad_arg("--mix", mix, "mixed or deal");
     heartbeats = beats == NULL || strcmp(beats, "on") == 0;
     mix_deal = mix != NULL && strcmp(mix, "deal") == 0;
     if (policy_name != NULL) {
@@ -1142,10 +1147,9 @@ int main(int argc, char **argv)
         for (int p = 0; p < P_COUNT; p++)
             if (strcmp(policy_name, policy_names[p]) == 0)
                 policies = 1u << p;
-        if (policies == 0) {
-            fprintf(stderr, "usage: " PROG " %s\n", usage);
-            return 2;
-        }
+        if (policies == 0)
+            return bad_arg("--policy", policy_name,
+                           "tokenmgr, retry429 or seed");
     }
     period_ms = (int)period;
     snprintf(period_arg, sizeof(period_arg), "%d", period_ms);
