@@ -1261,9 +1261,14 @@ int main(int argc, char **argv)
                x->drained ? "" : ", not drained: latency-bound", verdict_min(x),
                (long long)x->min_balance, x->trips_per_call,
                x->trips_per_call <= 3 ? "ok" : "MISS", x->trips_done,
-               x->trips_floor, x->jain, x->jain >= TARGET_JAIN ? "ok" : "MISS",
+               x->trips_floor, x->jain,
+               class_w[0] > 0           ? "n/a: two classes"
+               : x->jain >= TARGET_JAIN ? "ok"
+                                        : "MISS",
                x->jain_dealt, x->worst_ratio,
-               x->worst_ratio <= 1 ? "ok" : "MISS");
+               class_w[0] > 0        ? "n/a: two classes"
+               : x->worst_ratio <= 1 ? "ok"
+                                     : "MISS");
         if (class_w[0] > 0)
             printf("       classes %d:%d: shares %.1f/%.1f (%s), the lower "
                    "class's longest drought %.2f periods (%s; its mean gap "
