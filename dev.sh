@@ -169,10 +169,13 @@ bench() {
     # empty one (no first drain) with 16 and 64.
     run_bench policy bench_policy --periods 10
     run_bench policy_steady bench_policy --periods 100 --period-ms 250 --initial 0 --workers 16,64
-    # The line over a run long enough for 64 workers to be served some 10
-    # times each (fairness over 1.7 calls a worker is the costs' spread),
-    # and two classes weighted 3:1, both saturated.
-    run_bench policy_long bench_policy --periods 600 --period-ms 250 --initial 0 --workers 64 --policy tokenmgr
+    # The line over runs long enough for each worker to be served several
+    # times (over 1.7 calls a worker, the round trips are the start's and
+    # the stop's and fairness is the costs' spread): the steady state over
+    # 600 periods, a full bucket drained over 300; and two classes
+    # weighted 3:1, both saturated.
+    run_bench policy_long bench_policy --periods 600 --period-ms 250 --initial 0 --workers 16,64 --policy tokenmgr
+    run_bench policy_drain_long bench_policy --periods 300 --period-ms 250 --workers 16,64 --policy tokenmgr
     run_bench policy_classes bench_policy --periods 100 --period-ms 250 --initial 0 --workers 16 --policy tokenmgr --classes 3:1
     # The same with /deal pages only: a mix whose lower class is due about
     # once a period, where its longest drought shows the line's own bound
@@ -197,9 +200,10 @@ bench() {
         printf '"policy":%s,"policy_steady":%s,"decide":%s,"scaling":%s,' \
             "$(cat "$out/policy.json")" "$(cat "$out/policy_steady.json")" \
             "$(cat "$out/decide.json")" "$(cat "$out/scaling.json")"
-        printf '"policy_long":%s,"policy_classes":%s,"policy_classes_deal":%s,' \
-            "$(cat "$out/policy_long.json")" "$(cat "$out/policy_classes.json")" \
-            "$(cat "$out/policy_classes_deal.json")"
+        printf '"policy_long":%s,"policy_drain_long":%s,' \
+            "$(cat "$out/policy_long.json")" "$(cat "$out/policy_drain_long.json")"
+        printf '"policy_classes":%s,"policy_classes_deal":%s,' \
+            "$(cat "$out/policy_classes.json")" "$(cat "$out/policy_classes_deal.json")"
         printf '"decide_sentinel":%s,"failover":%s,"python":%s,' \
             "$(cat "$out/decide_sentinel.json")" "$(cat "$out/failover.json")" \
             "$(cat "$out/python.json")"
