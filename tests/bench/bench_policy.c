@@ -65,7 +65,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -979,9 +978,10 @@ static int run_one(policy pol, int nworkers, int periods, int64_t initial,
      * and a worker's first call that could not start when it came told
      * Redis so once more (no completion before it could take its place). */
     out->trips_floor =
-        out->calls ? (double)(2 * out->calls + out->cut + first_denied) /
-                         (double)out->calls
-                   : 0;
+        pol == P_TOKENMGR && out->calls
+            ? (double)(2 * out->calls + out->cut + first_denied) /
+                  (double)out->calls
+            : 0;
     out->charged = tkt_json_int(state, "tokens_charged");
     out->final_balance = tkt_json_int(state, "balance");
     out->min_balance = tkt_json_int(state, "min_balance");
