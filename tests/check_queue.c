@@ -820,16 +820,20 @@ START_TEST(test_place_not_used)
 }
 END_TEST
 
-/* No place is taken for a call that did not wait, nor when the next call
+/* No place is taken for a call that did not wait (though its next call
+ * would: the balance is 0 and recharging after it), nor when the next call
  * would be granted at once (the tokens stay for whoever asks first). */
 START_TEST(test_no_place_without_a_wait)
 {
     tkm_options o;
     tkm_client *c = worker("a", &o);
     tkm_grant g;
+    int64_t trips;
 
-    tkt_sync_exact(c, 1000, 10, 900, -1);
+    tkt_sync_exact(c, 10, 10, 900, -1);
+    trips = tkm_client_round_trips(c);
     g = granted(c, 10, NULL);
+    ck_assert_int_eq(tkm_client_round_trips(c) - trips, 1); /* no wait */
     ck_assert_int_eq(tkm_complete(c, g.id, 10, NULL, NULL), TKM_OK);
     ck_assert_int_eq(waiters(c), 0);
     tkt_sync(c, 0, 10, 900, -1);
